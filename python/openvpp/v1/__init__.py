@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules of package openvpp.v1 (make gen-protos)."""

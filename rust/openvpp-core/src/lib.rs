@@ -1,0 +1,22 @@
+//! Pure-Rust hot path of OpenVPP. Nothing here knows about Python: the
+//! `openvpp-py` crate converts, releases the GIL and maps errors.
+
+pub mod signature;
+
+/// A call whose inputs cannot be read as a batch at all. Per-item problems
+/// are verdicts, never errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Packed buffers disagree with each other or with the fixed item sizes.
+    MalformedBatch(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::MalformedBatch(why) => write!(f, "malformed batch: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
