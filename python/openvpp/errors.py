@@ -8,7 +8,7 @@ Each error carries a machine-readable `reason` (UPPER_SNAKE, stable, used as
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)

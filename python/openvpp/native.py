@@ -63,7 +63,5 @@ def verify_ed25519(domain: bytes, items: Sequence[SignedItem]) -> list[Signature
         )
         verdicts = [SignatureVerdict(code) for code in codes]
         span.set_attribute("openvpp.batch.size", len(items))
-        span.set_attribute(
-            "openvpp.batch.rejected", sum(1 for v in verdicts if v is not SignatureVerdict.VALID)
-        )
+        span.set_attribute("openvpp.batch.rejected", sum(1 for v in verdicts if v is not SignatureVerdict.VALID))
     return verdicts

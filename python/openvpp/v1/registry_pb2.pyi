@@ -107,17 +107,23 @@ class SignedDeviceRecord(_message.Message):
 
     RECORD_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    SIGNER_FIELD_NUMBER: _builtins.int
     record: _builtins.bytes
     signature: _builtins.bytes
+    signer: _builtins.str
+    """Optional base58 der_id of the key that made the signature. When set it
+    must be the record's own key: a record signed by anyone else is refused.
+    """
     def __init__(
         self,
         *,
         record: _builtins.bytes = ...,
         signature: _builtins.bytes = ...,
+        signer: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "signature", b"signature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "signature", b"signature", "signer", b"signer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

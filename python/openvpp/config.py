@@ -1,0 +1,70 @@
+"""Typed settings, loaded once at the edge (the CLI) and injected from there.
+
+Sources, highest first: explicit keyword arguments (CLI flags), `OPENVPP_*`
+environment variables, defaults. Telemetry follows the standard `OTEL_*`
+variables so any OpenTelemetry deployment configures it the usual way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class TelemetrySettings(BaseSettings):
+    """The subset of the OpenTelemetry SDK environment OpenVPP honours."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_", extra="ignore")
+
+    service_name: str = "openvpp"
+    sdk_disabled: bool = False
+    traces_exporter: Literal["otlp", "console", "none"] | None = None
+    exporter_otlp_endpoint: str | None = None
+    exporter_otlp_traces_endpoint: str | None = None
+
+    @field_validator("traces_exporter", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def exporter(self) -> Literal["otlp", "console", "none"]:
+        """Which span exporter to install: explicit choice, else OTLP when an endpoint is set."""
+        if self.sdk_disabled:
+            return "none"
+        if self.traces_exporter is not None:
+            return self.traces_exporter
+        if self.exporter_otlp_endpoint or self.exporter_otlp_traces_endpoint:
+            return "otlp"
+        return "none"
+
+
+class Settings(BaseSettings):
+    """Everything a running OpenVPP process needs to know."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENVPP_", extra="forbid")
+
+    data_dir: Path = Path(".openvpp")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default a SQLite file in the data directory. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    listen: str = "127.0.0.1:50051"
+    auto_migrate: bool = True
+    max_message_bytes: int = Field(default=4 * MIB, ge=64 * 1024, le=64 * MIB)
+    max_record_bytes: int = Field(default=16 * 1024, ge=512, le=MIB)
+    max_bulk_chunk: int = Field(default=2000, ge=1, le=100_000)
+    watch_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'openvpp.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Registry service: the "DNS for DERs"."""

@@ -1,0 +1,1 @@
+"""gRPC server assembly: interceptors, health, reflection, telemetry."""

@@ -1,0 +1,75 @@
+"""The error-mapping interceptor: domain exceptions become rich gRPC statuses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+from opentelemetry import trace
+
+from openvpp import errors
+from openvpp.server.errors import to_rpc_status
+
+log = logging.getLogger(__name__)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
+    if isinstance(exc, errors.OpenVPPError):
+        status = rpc_status.to_status(to_rpc_status(exc))
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    # Unmapped: log it with the trace id, tell the client nothing internal.
+    trace_id = trace.get_current_span().get_span_context().trace_id
+    log.exception("unhandled error in %s (trace %032x)", method, trace_id)
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (trace {trace_id:032x})")
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Catches what a handler raises and answers with the one status table."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+
+        def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                try:
+                    return await behavior(request, context)
+                except (grpc.aio.AbortError, grpc.aio.UsageError):
+                    raise
+                except Exception as exc:
+                    await _abort(context, exc, method)
+
+            return wrapped
+
+        def streaming(behavior: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                except (grpc.aio.AbortError, grpc.aio.UsageError):
+                    raise
+                except Exception as exc:
+                    await _abort(context, exc, method)
+
+            return wrapped
+
+        common = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **common)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **common)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **common)
+        return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **common)

@@ -1,0 +1,83 @@
+"""Engine set-up for both backends and the read/write transaction helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+_WRITE = "openvpp_write"
+
+
+def async_url(url: str) -> URL:
+    """The async-driver form of a configured URL (sqlite → aiosqlite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if parsed.get_backend_name() == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    raise ValueError(f"unsupported database backend {parsed.get_backend_name()!r}")
+
+
+def sync_url(url: str) -> URL:
+    """The sync-driver form, for Alembic."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling would defer BEGIN; we issue it
+    # ourselves so write transactions take the write lock up front (BEGIN
+    # IMMEDIATE) and cannot deadlock upgrading a read lock.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: an acknowledged write survives power loss, not just a crash.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+class Database:
+    """Owns the engine; hands out short read or write transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = async_url(url)
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        if not self.is_sqlite:
+            kwargs.update(pool_size=10, max_overflow=10)
+        self.engine = create_async_engine(parsed, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (a consistent snapshot on both backends)."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on exit, rolled back on any exception."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(**{_WRITE: True})
+            async with conn.begin():
+                yield conn
+
+    async def close(self) -> None:
+        await self.engine.dispose()

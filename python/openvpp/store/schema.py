@@ -1,0 +1,78 @@
+"""Tables. Times are integer microseconds since the Unix epoch (UTC) so both
+backends store and compare them exactly."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row: the head of the registry log. Writers lock it, which serialises
+# appends so sequence numbers commit in order and watchers never skip one.
+registry_head = Table(
+    "registry_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("head_hash", LargeBinary(32), nullable=False),
+)
+
+registry_log = Table(
+    "registry_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("der_id", String(44), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("entry_bytes", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Index("ix_registry_log_der_id_version", "der_id", "version"),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("der_id", String(44), primary_key=True),
+    Column("public_key", LargeBinary(32), nullable=False),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("vendor_namespace", String(253), nullable=False, index=True),
+    Column("kind", SmallInteger, nullable=False),
+    Column("utility_territory", String(64), nullable=False, index=True),
+    Column("status", SmallInteger, nullable=False),
+    Column("status_reason", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("record_bytes", LargeBinary, nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+    Column("registered_seq", BigInteger, nullable=False, unique=True),
+    Column("log_seq", BigInteger, nullable=False),
+    Column("registered_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+device_aliases = Table(
+    "device_aliases",
+    metadata,
+    Column("kind", SmallInteger, primary_key=True),
+    Column("value", String(128), primary_key=True),
+    Column("der_id", ForeignKey("devices.der_id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+)
