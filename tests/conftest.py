@@ -75,5 +75,5 @@ async def channel(app: server_app.App) -> AsyncIterator[grpc.aio.Channel]:
 
 
 @pytest.fixture
-def registry(channel: grpc.aio.Channel) -> registry_pb2_grpc.RegistryServiceStub:
+def registry(channel: grpc.aio.Channel) -> registry_pb2_grpc.RegistryServiceAsyncStub:
     return registry_pb2_grpc.RegistryServiceStub(channel)

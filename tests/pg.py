@@ -41,9 +41,14 @@ def throwaway_server(bindir: Path) -> Iterator[str]:
     data, port = root / "data", _free_port()
     run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"], **run)  # type: ignore[call-overload]
+        subprocess.run(
+            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"], **run
+        )  # type: ignore[call-overload]
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start"], **run)  # type: ignore[call-overload]
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start"],
+            **run,
+        )  # type: ignore[call-overload]
         try:
             yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
         finally:

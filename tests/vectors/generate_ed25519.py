@@ -80,7 +80,7 @@ def main() -> None:
     flipped[5] ^= 0x01
     cases.append(case("flipped-bit-in-r", pk, b"\x72", bytes(flipped), "bad_signature"))
     cases.append(case("all-zero-signature", pk, b"\x72", bytes(64), "bad_signature"))
-    other_key, other_pk = key_pair(RFC8032[2][1])
+    _, other_pk = key_pair(RFC8032[2][1])
     cases.append(case("signature-by-another-key", other_pk, b"\x72", sig, "bad_signature"))
 
     s = int.from_bytes(sig[32:], "little")
@@ -94,7 +94,9 @@ def main() -> None:
         cases.append(case(f"small-order-public-key-{i}", bytes.fromhex(weak), b"", trivial, "weak_public_key"))
 
     for name, y in (("y-equals-p", P), ("y-equals-p-plus-1", P + 1)):
-        cases.append(case(f"non-canonical-public-key-{name}", y.to_bytes(32, "little"), b"\x72", sig, "malformed_public_key"))
+        cases.append(
+            case(f"non-canonical-public-key-{name}", y.to_bytes(32, "little"), b"\x72", sig, "malformed_public_key")
+        )
     off = first_y_off_curve()
     cases.append(case("public-key-not-on-curve", off.to_bytes(32, "little"), b"\x72", sig, "malformed_public_key"))
 
@@ -125,7 +127,12 @@ def main() -> None:
         {"name": "public-key-33-bytes", "public_keys": (pk + b"\0").hex(), "signatures": sig.hex(), "messages": ["72"]},
         {"name": "signature-63-bytes", "public_keys": pk.hex(), "signatures": sig[:63].hex(), "messages": ["72"]},
         {"name": "signature-65-bytes", "public_keys": pk.hex(), "signatures": (sig + b"\0").hex(), "messages": ["72"]},
-        {"name": "two-keys-one-signature", "public_keys": (pk + pk).hex(), "signatures": sig.hex(), "messages": ["72", "72"]},
+        {
+            "name": "two-keys-one-signature",
+            "public_keys": (pk + pk).hex(),
+            "signatures": sig.hex(),
+            "messages": ["72", "72"],
+        },
         {"name": "one-key-two-messages", "public_keys": pk.hex(), "signatures": sig.hex(), "messages": ["72", "72"]},
     ]
 

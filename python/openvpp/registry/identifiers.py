@@ -87,7 +87,7 @@ def canonical_alias(kind: int, value: str, field: str) -> str:
         if sfdi_check_digit(number) != check:
             raise InvalidArgument.field(field, "the SFDI check digit does not match", "SFDI_CHECK_DIGIT")
         return str(int(value))
-    patterns = {
+    patterns: dict[int, tuple[re.Pattern[str], str]] = {
         common_pb2.ALIAS_KIND_OCPP_CHARGE_POINT_ID: (_OCPP_ID_RE, "1-48 characters of [A-Za-z0-9._:+*@|-]"),
         common_pb2.ALIAS_KIND_OPENADR_VEN_NAME: (_VEN_NAME_RE, "1-128 printable ASCII characters, trimmed"),
         common_pb2.ALIAS_KIND_METER_NUMBER: (_METER_RE, "1-64 characters of [A-Za-z0-9._:/-]"),
@@ -102,7 +102,7 @@ def canonical_alias(kind: int, value: str, field: str) -> str:
 
 def alias_candidates(text: str) -> list[tuple[int, str]]:
     """Every (kind, canonical value) that free text could be, for lookups by `any`."""
-    candidates = []
+    candidates: list[tuple[int, str]] = []
     for kind in common_pb2.AliasKind.values():
         if kind == common_pb2.ALIAS_KIND_UNSPECIFIED:
             continue

@@ -62,12 +62,12 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     if settings.auto_migrate:
         await asyncio.to_thread(migrate.upgrade, url)
     db = Database(url)
-    registry = Registry(
-        db, max_record_bytes=settings.max_record_bytes, watch_poll_seconds=settings.watch_poll_seconds
-    )
+    registry = Registry(db, max_record_bytes=settings.max_record_bytes, watch_poll_seconds=settings.watch_poll_seconds)
     # Tracing first so the span covers the error mapping; health stays untraced.
     interceptors = [
-        aio_server_interceptor(tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check())),
+        aio_server_interceptor(  # type: ignore[no-untyped-call]
+            tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check())
+        ),
         ErrorInterceptor(),
     ]
     server = grpc.aio.server(
@@ -78,9 +78,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
             ("grpc.so_reuseport", 0),
         ],
     )
-    registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(registry, settings.max_bulk_chunk), server
-    )
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, settings.max_bulk_chunk), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -59,7 +59,7 @@ impl<'a> PackedMessages<'a> {
 }
 
 fn check_shape(public_keys: &[u8], signatures: &[u8], messages: &PackedMessages) -> Result<usize, Error> {
-    if public_keys.len() % PUBLIC_KEY_LEN != 0 {
+    if !public_keys.len().is_multiple_of(PUBLIC_KEY_LEN) {
         return Err(Error::MalformedBatch(format!(
             "public keys buffer is {} bytes, not a multiple of {PUBLIC_KEY_LEN}",
             public_keys.len()
@@ -110,7 +110,12 @@ fn parse_public_key(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<VerifyingKey, Verdic
 }
 
 /// Verifies one signature over `domain || message` with the strict rules.
-pub fn verify_one(domain: &[u8], public_key: &[u8; PUBLIC_KEY_LEN], message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Verdict {
+pub fn verify_one(
+    domain: &[u8],
+    public_key: &[u8; PUBLIC_KEY_LEN],
+    message: &[u8],
+    signature: &[u8; SIGNATURE_LEN],
+) -> Verdict {
     let key = match parse_public_key(public_key) {
         Ok(key) => key,
         Err(verdict) => return verdict,

@@ -1,0 +1,80 @@
+# OpenVPP — every command the README, CI and pre-commit use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(BIN)):$(PATH)
+
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
+EXTENSION := python/openvpp/_rust.abi3.so
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "maturin>=1.9,<2"
+	$(BIN)/maturin develop --quiet --extras dev
+	touch $@
+
+$(EXTENSION): $(STAMP) $(RUST_SOURCES)
+	$(BIN)/maturin develop --quiet --skip-install
+	touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with every Python dependency
+
+.PHONY: build
+build: $(EXTENSION) ## Build the Rust extension into the package (debug, deps optimised)
+
+.PHONY: gen-protos
+gen-protos: $(STAMP) ## Regenerate python/openvpp/v1 from proto/
+	$(BIN)/python proto/generate.py
+
+.PHONY: check-protos
+check-protos: $(STAMP) ## Fail if the committed generated code is stale
+	$(BIN)/python proto/generate.py --check
+
+.PHONY: lint
+lint: build ## ruff, mypy, stubtest, cargo fmt, cargo clippy
+	$(BIN)/ruff check python tests proto
+	$(BIN)/ruff format --check python tests proto
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest openvpp._rust
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: $(STAMP) ## Format Python and Rust in place
+	$(BIN)/ruff check --fix python tests proto
+	$(BIN)/ruff format python tests proto
+	cargo fmt --all
+
+.PHONY: cargo-test
+cargo-test: ## Rust unit tests and the shared vectors
+	cargo test --workspace --exclude openvpp-py
+
+.PHONY: pytest
+pytest: build ## Python unit and integration tests (SQLite and PostgreSQL)
+	$(BIN)/pytest
+
+.PHONY: test
+test: lint check-protos cargo-test pytest ## Everything CI runs
+
+.PHONY: demo
+demo: build ## The main job on the embedded defaults
+	$(BIN)/openvpp demo --out demo-out
+
+.PHONY: serve
+serve: build ## Run the server on 127.0.0.1:50051 with data in ./.openvpp
+	$(BIN)/openvpp serve
+
+.PHONY: clean
+clean: ## Remove build products, caches and demo output
+	rm -rf target $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis $(EXTENSION)

@@ -1,0 +1,3 @@
+from openvpp.cli import main
+
+main()

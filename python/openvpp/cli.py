@@ -1,0 +1,262 @@
+"""The `openvpp` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import grpc
+from google.protobuf import json_format
+from rich.console import Console
+
+from openvpp import keys
+from openvpp.client.errors import describe
+from openvpp.config import Settings
+from openvpp.registry.signing import sign_record
+from openvpp.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+KINDS = {n.removeprefix("DEVICE_KIND_").lower().replace("_", "-"): v for n, v in common_pb2.DeviceKind.items() if v}
+STATUSES = {n.removeprefix("DEVICE_STATUS_").lower(): v for n, v in common_pb2.DeviceStatus.items() if v}
+ALIAS_KINDS = {n.removeprefix("ALIAS_KIND_").lower().replace("_", "-"): v for n, v in common_pb2.AliasKind.items() if v}
+PROTOCOLS = {n.removeprefix("PROTOCOL_").lower().replace("_", "-"): v for n, v in common_pb2.Protocol.items() if v}
+
+
+def _settings(**flags: Any) -> Settings:
+    """Flags given on the command line win over OPENVPP_* variables."""
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _run_call(target: str, call: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with grpc.aio.insecure_channel(target) as channel:
+            return await call(channel)
+
+    try:
+        return asyncio.run(go())
+    except grpc.aio.AioRpcError as exc:
+        error = describe(exc)
+        err_console.print(f"[red]{error}[/red]")
+        for field, why in error.fields:
+            err_console.print(f"  {field}: {why}")
+        sys.exit(1)
+
+
+def _print(message: Any) -> None:
+    console.print_json(json_format.MessageToJson(message, preserving_proto_field_name=True))
+
+
+target_option = click.option(
+    "--target", default="127.0.0.1:50051", show_default=True, envvar="OPENVPP_TARGET", help="Server address host:port."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="openvpp")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def main(verbose: int) -> None:
+    """OpenVPP: device registry, routing and real-time stablecoin settlement for DERs."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [default: ./.openvpp].")
+@click.option(
+    "--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@host/db [default: SQLite in the data dir]."
+)
+@click.option("--listen", help="Address to serve on [default: 127.0.0.1:50051].")
+@click.option("--grace", "shutdown_grace_seconds", type=float, help="Seconds to drain in-flight calls on SIGTERM.")
+def serve(**flags: Any) -> None:
+    """Run the gRPC server until SIGTERM or SIGINT."""
+    from openvpp.server import app, telemetry
+
+    logging.getLogger("openvpp").setLevel(min(logging.getLogger().level, logging.INFO))
+    settings = _settings(**flags)
+    provider = telemetry.install(settings.telemetry)
+    asyncio.run(app.serve(settings, provider))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+@click.option("--database-url")
+def db_upgrade(**flags: Any) -> None:
+    """Apply all migrations (serve does this itself unless OPENVPP_AUTO_MIGRATE=false)."""
+    from openvpp.store import migrate
+
+    migrate.upgrade(_settings(**flags).resolved_database_url())
+    console.print("database is at the latest schema")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def keygen(path: Path, force: bool) -> None:
+    """Write a new ed25519 keypair as a Solana-CLI JSON file and print its der_id."""
+    keypair = keys.generate()
+    try:
+        keys.write(path, keypair, overwrite=force)
+    except FileExistsError:
+        raise click.UsageError(f"{path} exists; pass --force to overwrite") from None
+    console.print(str(keypair.pubkey()))
+
+
+@main.group()
+def device() -> None:
+    """Register, find, list and watch devices."""
+
+
+@device.command("register")
+@target_option
+@click.option(
+    "--key", "key_path", required=True, type=click.Path(exists=True, path_type=Path), help="Device keypair file."
+)
+@click.option("--label", required=True, help="Device label; the name is <label>.<namespace>.")
+@click.option("--namespace", required=True, help="Vendor namespace, e.g. solarco.")
+@click.option("--kind", required=True, type=click.Choice(sorted(KINDS)))
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    metavar="KIND=VALUE",
+    help=f"Repeatable; KIND is one of {', '.join(sorted(ALIAS_KINDS))}.",
+)
+@click.option("--protocol", "protocols", multiple=True, type=click.Choice(sorted(PROTOCOLS)))
+@click.option("--max-import-w", type=int, default=0)
+@click.option("--max-export-w", type=int, default=0)
+@click.option("--storage-wh", type=int, default=0)
+@click.option("--territory", default="", help="Utility territory.")
+@click.option("--postal-code", default="")
+@click.option("--grid-node", default="")
+@click.option("--model", default="")
+@click.option("--serial", default="")
+@click.option(
+    "--version", "version", type=int, default=1, show_default=True, help="Record version; >1 publishes an update."
+)
+def device_register(target: str, key_path: Path, aliases: tuple[str, ...], version: int, **fields: Any) -> None:
+    """Sign a device record with the device key and register (or update) it."""
+    keypair = keys.read(key_path)
+    parsed = []
+    for text in aliases:
+        kind, sep, value = text.partition("=")
+        if not sep or kind not in ALIAS_KINDS:
+            raise click.BadParameter(
+                f"{text!r}: expected KIND=VALUE with KIND in {sorted(ALIAS_KINDS)}", param_hint="--alias"
+            )
+        parsed.append(common_pb2.Alias(kind=ALIAS_KINDS[kind], value=value))
+    record = registry_pb2.DeviceRecord(
+        public_key=bytes(keypair.pubkey()),
+        name=f"{fields['label']}.{fields['namespace']}",
+        vendor_namespace=fields["namespace"],
+        kind=KINDS[fields["kind"]],
+        capabilities=common_pb2.Capabilities(
+            max_import_w=fields["max_import_w"],
+            max_export_w=fields["max_export_w"],
+            storage_wh=fields["storage_wh"],
+            protocols=[PROTOCOLS[p] for p in fields["protocols"]],
+        ),
+        location=common_pb2.Location(
+            utility_territory=fields["territory"], postal_code=fields["postal_code"], grid_node=fields["grid_node"]
+        ),
+        aliases=parsed,
+        version=version,
+        model=fields["model"],
+        serial_number=fields["serial"],
+    )
+    signed = sign_record(keypair, record)
+
+    async def call(channel: grpc.aio.Channel) -> Any:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        if version > 1:
+            return await stub.UpdateDevice(registry_pb2.UpdateDeviceRequest(signed_record=signed))
+        return await stub.RegisterDevice(registry_pb2.RegisterDeviceRequest(signed_record=signed))
+
+    _print(_run_call(target, call))
+
+
+@device.command("get")
+@target_option
+@click.argument("identifier")
+def device_get(target: str, identifier: str) -> None:
+    """Look a device up by der_id, name, LFDI, SFDI, OCPP id, VEN name or meter number."""
+    request = registry_pb2.GetDeviceRequest(identifier=common_pb2.DeviceIdentifier(any=identifier))
+    _print(_run_call(target, lambda ch: registry_pb2_grpc.RegistryServiceStub(ch).GetDevice(request)))
+
+
+@device.command("list")
+@target_option
+@click.option("--vendor", "vendor_namespace", default="")
+@click.option("--kind", type=click.Choice(sorted(KINDS)))
+@click.option("--status", type=click.Choice(sorted(STATUSES)))
+@click.option("--territory", "utility_territory", default="")
+@click.option("--page-size", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--page-token", default="")
+def device_list(target: str, kind: str | None, status: str | None, **filters: Any) -> None:
+    """List devices, filtered, one page at a time."""
+    request = registry_pb2.ListDevicesRequest(
+        kind=KINDS[kind] if kind else 0,  # type: ignore[arg-type]
+        status=STATUSES[status] if status else 0,  # type: ignore[arg-type]
+        **filters,
+    )
+    _print(_run_call(target, lambda ch: registry_pb2_grpc.RegistryServiceStub(ch).ListDevices(request)))
+
+
+@device.command("status")
+@target_option
+@click.argument("der_id")
+@click.argument("status", type=click.Choice(sorted(STATUSES)))
+@click.option("--reason", required=True, help="Why; kept in the registry log.")
+def device_status(target: str, der_id: str, status: str, reason: str) -> None:
+    """Suspend, revoke or reactivate a device."""
+    request = registry_pb2.SetDeviceStatusRequest(der_id=der_id, status=STATUSES[status], reason=reason)
+    _print(_run_call(target, lambda ch: registry_pb2_grpc.RegistryServiceStub(ch).SetDeviceStatus(request)))
+
+
+@device.command("watch")
+@target_option
+@click.option("--after", "after_seq", type=int, default=0, show_default=True, help="Log position to resume after.")
+@click.option("--follow/--no-follow", default=True, show_default=True, help="Keep streaming new entries.")
+def device_watch(target: str, after_seq: int, follow: bool) -> None:
+    """Stream registry log entries, one JSON line each; resume with --after."""
+
+    async def call(channel: grpc.aio.Channel) -> None:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        async for event in stub.WatchRegistry(registry_pb2.WatchRegistryRequest(after_seq=after_seq, follow=follow)):
+            if event.HasField("caught_up"):
+                err_console.print(f"[dim]caught up at {event.caught_up.head_seq}[/dim]")
+                continue
+            entry = json_format.MessageToDict(event.entry.entry, preserving_proto_field_name=True)
+            entry.pop("signed_record", None)
+            click.echo(json.dumps(entry, sort_keys=True))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run_call(target, call)
+
+
+@main.command()
+@click.option("--devices", type=click.IntRange(1, 200_000), default=1000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
+def demo(devices: int, seed: int, out: Path) -> None:
+    """Run the registry scenario end to end against a real server."""
+    from openvpp.demo import run
+
+    sys.exit(asyncio.run(run(devices=devices, seed=seed, out=out, console=console)))

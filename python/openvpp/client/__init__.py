@@ -1,0 +1,1 @@
+"""Client-side helpers shared by the CLI, the demo and integrators."""
