@@ -79,14 +79,14 @@ def canonical_alias(kind: int, value: str, field: str) -> str:
             raise InvalidArgument.field(field, "an LFDI is exactly 40 hex digits", "INVALID_LFDI")
         return value.upper()
     if kind == common_pb2.ALIAS_KIND_SFDI:
-        if not _SFDI_RE.match(value) or len(value) < 2:
-            raise InvalidArgument.field(field, "an SFDI is 2 to 13 decimal digits", "INVALID_SFDI")
+        if not _SFDI_RE.match(value) or len(value) < 2 or value.startswith("0"):
+            raise InvalidArgument.field(field, "an SFDI is 2 to 13 decimal digits, no leading zero", "INVALID_SFDI")
         number, check = divmod(int(value), 10)
         if number > SFDI_MAX:
             raise InvalidArgument.field(field, "an SFDI holds at most 36 bits before its check digit", "INVALID_SFDI")
         if sfdi_check_digit(number) != check:
             raise InvalidArgument.field(field, "the SFDI check digit does not match", "SFDI_CHECK_DIGIT")
-        return str(int(value))
+        return value
     patterns: dict[int, tuple[re.Pattern[str], str]] = {
         common_pb2.ALIAS_KIND_OCPP_CHARGE_POINT_ID: (_OCPP_ID_RE, "1-48 characters of [A-Za-z0-9._:+*@|-]"),
         common_pb2.ALIAS_KIND_OPENADR_VEN_NAME: (_VEN_NAME_RE, "1-128 printable ASCII characters, trimmed"),
