@@ -11,6 +11,10 @@ import grpc
 import psycopg
 import pytest
 from hypothesis import HealthCheck, settings
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from openvpp.config import Settings
 from openvpp.server import app as server_app
@@ -22,6 +26,19 @@ settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 VECTORS = Path(__file__).parent / "vectors"
+
+# Every test runs traced, into memory, so tracing is exercised everywhere and
+# tests can assert on spans. The global provider can be set once per process.
+SPANS = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(SPANS))
+trace.set_tracer_provider(_provider)
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    SPANS.clear()
+    return SPANS
 
 
 @pytest.fixture(scope="session")

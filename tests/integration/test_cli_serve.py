@@ -1,0 +1,121 @@
+"""`openvpp serve` as a real process, driven by the `openvpp` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from solders.keypair import Keypair
+
+from openvpp.v1 import registry_pb2, registry_pb2_grpc
+
+
+def openvpp(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "openvpp", *args], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = _free_port()
+    target = f"127.0.0.1:{port}"
+    env = {**os.environ, "OPENVPP_DATABASE_URL": database_url}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(tmp_path / "data"), "--listen", target],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                reply = health.Check(health_pb2.HealthCheckRequest(service="openvpp.v1.RegistryService"), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.RpcError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    process.kill()
+                    pytest.fail(f"server did not start: {process.stderr.read() if process.stderr else ''}")
+                time.sleep(0.1)
+    try:
+        yield process, target
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def test_keygen_writes_a_private_solana_cli_keypair(tmp_path: Path) -> None:
+    path = tmp_path / "device.json"
+    result = openvpp("keygen", str(path))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(path.read_text())
+    keypair = Keypair.from_bytes(bytes(data))
+    assert result.stdout.strip() == str(keypair.pubkey())
+    assert path.stat().st_mode & 0o777 == 0o600
+    refused = openvpp("keygen", str(path))
+    assert refused.returncode != 0
+    assert "exists" in refused.stderr
+
+
+def test_device_commands_against_a_served_registry(
+    server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    _, target = server
+    key = tmp_path / "evse.json"
+    der_id = openvpp("keygen", str(key)).stdout.strip()
+    registered = openvpp(
+        "device", "register", "--target", target, "--key", str(key), "--label", "evse-9", "--namespace", "voltbox",
+        "--kind", "ev-charger", "--alias", "ocpp-charge-point-id=CP-9", "--protocol", "ocpp-2-0-1",
+        "--max-import-w", "11500", "--territory", "sce",
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    assert json.loads(registered.stdout)["device"]["der_id"] == der_id
+    got = openvpp("device", "get", "--target", target, "CP-9")
+    assert json.loads(got.stdout)["device"]["record"]["name"] == "evse-9.voltbox"
+    listed = openvpp("device", "list", "--target", target, "--kind", "ev-charger")
+    assert [d["der_id"] for d in json.loads(listed.stdout)["devices"]] == [der_id]
+    suspended = openvpp("device", "status", "--target", target, der_id, "suspended", "--reason", "meter tamper")
+    assert json.loads(suspended.stdout)["device"]["status"] == "DEVICE_STATUS_SUSPENDED"
+    watched = openvpp("device", "watch", "--target", target, "--no-follow")
+    kinds = [json.loads(line)["kind"] for line in watched.stdout.splitlines()]
+    assert kinds == ["LOG_ENTRY_KIND_REGISTERED", "LOG_ENTRY_KIND_STATUS_CHANGED"]
+    missing = openvpp("device", "get", "--target", target, "CP-unknown")
+    assert missing.returncode == 1
+    assert "NOT_FOUND" in missing.stderr
+    bad = openvpp("device", "status", "--target", target, "0OIl", "revoked", "--reason", "x")
+    assert "INVALID_ARGUMENT" in bad.stderr
+    assert "der_id" in bad.stderr
+
+
+def test_sigterm_ends_follow_streams_and_exits_cleanly(server: tuple[subprocess.Popen[bytes], str]) -> None:
+    process, target = server
+    with grpc.insecure_channel(target) as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        follow = stub.WatchRegistry(registry_pb2.WatchRegistryRequest(follow=True))
+        assert next(follow).HasField("caught_up")
+        process.send_signal(signal.SIGTERM)
+        # The stream in flight is closed normally, not cut.
+        assert list(follow) == []
+    assert process.wait(timeout=30) == 0

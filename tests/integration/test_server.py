@@ -1,0 +1,108 @@
+"""Server assembly: health, reflection, tracing, and the one error table."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from solders.keypair import Keypair
+
+from openvpp import errors
+from openvpp.server import app as server_app
+from openvpp.server.interceptors import ErrorInterceptor
+from openvpp.v1 import registry_pb2
+from tests import factories
+from tests.rpc import expect_error
+
+if TYPE_CHECKING:
+    from openvpp.v1.registry_pb2_grpc import RegistryServiceAsyncStub as Stub
+
+
+def _reflect(port: int) -> tuple[list[str], list[str]]:
+    """A plain reflection client, as grpcurl would use: no generated OpenVPP code."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = list(database.get_services())
+        pool = descriptor_pool.DescriptorPool(database)
+        methods = [m.name for m in pool.FindServiceByName("openvpp.v1.RegistryService").methods]
+    return services, methods
+
+
+async def test_reflection_lists_the_registry_and_its_methods(app: server_app.App) -> None:
+    services, methods = await asyncio.to_thread(_reflect, app.port)
+    assert "openvpp.v1.RegistryService" in services
+    assert "grpc.health.v1.Health" in services
+    assert {"RegisterDevice", "BulkRegisterDevices", "WatchRegistry", "GetInclusionProof"} <= set(methods)
+
+
+async def test_health_is_serving_per_service_and_unknown_services_are_not_found(channel: grpc.aio.Channel) -> None:
+    health: Any = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "openvpp.v1.RegistryService"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await health.Check(health_pb2.HealthCheckRequest(service="openvpp.v1.Nope"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_one_span_per_rpc_with_a_native_child_and_no_health_spans(
+    registry: Stub, channel: grpc.aio.Channel, spans: InMemorySpanExporter
+) -> None:
+    health: Any = health_pb2_grpc.HealthStub(channel)
+    await health.Check(health_pb2.HealthCheckRequest(service=""))
+    await registry.RegisterDevice(registry_pb2.RegisterDeviceRequest(signed_record=factories.signed(Keypair(), "d")))
+    finished = spans.get_finished_spans()
+    names = [s.name for s in finished]
+    assert "/openvpp.v1.RegistryService/RegisterDevice" in names
+    assert not any("Health" in n for n in names)
+    rpc = next(s for s in finished if s.name == "/openvpp.v1.RegistryService/RegisterDevice")
+    native = next(s for s in finished if s.name == "native.verify_ed25519")
+    assert native.parent is not None
+    assert native.parent.span_id == rpc.context.span_id
+    assert native.attributes is not None
+    assert native.attributes["openvpp.batch.size"] == 1
+    assert native.attributes["openvpp.batch.rejected"] == 0
+
+
+async def test_error_table_maps_domain_errors_and_hides_everything_else() -> None:
+    async def not_found(request: bytes, context: Any) -> bytes:
+        raise errors.NotFound("no such thing", "THING_NOT_FOUND", metadata={"thing": "x"})
+
+    async def crash(request: bytes, context: Any) -> bytes:
+        raise RuntimeError("database password is hunter2")
+
+    async def stream_then_fail(request: bytes, context: Any) -> Any:
+        yield b"one"
+        raise errors.FailedPrecondition("stopped", "STOPPED")
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Svc",
+        {
+            "NotFound": grpc.unary_unary_rpc_method_handler(not_found),
+            "Crash": grpc.unary_unary_rpc_method_handler(crash),
+            "Stream": grpc.unary_stream_rpc_method_handler(stream_then_fail),
+        },
+    )
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            error = await expect_error(
+                channel.unary_unary("/test.Svc/NotFound")(b""), grpc.StatusCode.NOT_FOUND, "THING_NOT_FOUND"
+            )
+            assert error.message == "no such thing"
+            crashed = await expect_error(channel.unary_unary("/test.Svc/Crash")(b""), grpc.StatusCode.INTERNAL)
+            assert "hunter2" not in crashed.message
+            call = channel.unary_stream("/test.Svc/Stream")(b"")
+            assert await call.read() == b"one"
+            await expect_error(call.read(), grpc.StatusCode.FAILED_PRECONDITION, "STOPPED")
+    finally:
+        await server.stop(None)
