@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -44,7 +45,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen
         stderr=subprocess.PIPE,
     )
     with grpc.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        health: Any = health_pb2_grpc.HealthStub(channel)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -54,7 +55,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen
             except grpc.RpcError:
                 if time.monotonic() > deadline or process.poll() is not None:
                     process.kill()
-                    pytest.fail(f"server did not start: {process.stderr.read() if process.stderr else ''}")
+                    pytest.fail(f"server did not start: {process.stderr.read().decode() if process.stderr else ''}")
                 time.sleep(0.1)
     try:
         yield process, target
@@ -79,9 +80,7 @@ def test_keygen_writes_a_private_solana_cli_keypair(tmp_path: Path) -> None:
     assert "exists" in refused.stderr
 
 
-def test_device_commands_against_a_served_registry(
-    server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
-) -> None:
+def test_device_commands_against_a_served_registry(server: tuple[subprocess.Popen[bytes], str], tmp_path: Path) -> None:
     _, target = server
     key = tmp_path / "evse.json"
     der_id = openvpp("keygen", str(key)).stdout.strip()

@@ -27,7 +27,9 @@ async def stream(
 async def test_mixed_stream_gets_one_precise_verdict_per_device(registry: Stub) -> None:
     keys = [Keypair() for _ in range(7)]
     good = [factories.signed(k, f"dev-{i}") for i, k in enumerate(keys[:5])]
-    forged = registry_pb2.SignedDeviceRecord(record=factories.signed(keys[5], "dev-5").record, signature=good[0].signature)
+    forged = registry_pb2.SignedDeviceRecord(
+        record=factories.signed(keys[5], "dev-5").record, signature=good[0].signature
+    )
     same_name_in_batch = factories.signed(keys[6], "dev-1")
     replay = good[2]
     chunks = [[good[0], good[1], forged], [same_name_in_batch, good[2], replay], [good[3], good[4]]]

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 async def register_many(stub: Stub, count: int, start: int = 0) -> list[Keypair]:
     keys = [Keypair() for _ in range(count)]
     for i, kp in enumerate(keys):
-        await stub.RegisterDevice(registry_pb2.RegisterDeviceRequest(signed_record=factories.signed(kp, f"d-{start + i}")))
+        await stub.RegisterDevice(
+            registry_pb2.RegisterDeviceRequest(signed_record=factories.signed(kp, f"d-{start + i}"))
+        )
     return keys
 
 

@@ -63,7 +63,9 @@ async def test_list_filters_and_pages_without_gaps_or_repeats(registry: Stub) ->
     for i in range(23):
         kind = common_pb2.DEVICE_KIND_BATTERY if i % 3 == 0 else common_pb2.DEVICE_KIND_SOLAR_INVERTER
         namespace = "solarco" if i % 2 else "voltbox"
-        records.append(factories.signed(Keypair(), f"d-{i}", kind=kind, namespace=namespace, territory="sce" if i < 5 else "pge"))
+        records.append(
+            factories.signed(Keypair(), f"d-{i}", kind=kind, namespace=namespace, territory="sce" if i < 5 else "pge")
+        )
     await registry.BulkRegisterDevices(_one_chunk(records))
     seen: list[str] = []
     token = ""
@@ -97,5 +99,7 @@ async def _one_chunk(records: list[registry_pb2.SignedDeviceRecord]):  # type: i
         (registry_pb2.ListDevicesRequest(kind=77), "kind", "INVALID_ENUM"),  # type: ignore[arg-type]
     ],
 )
-async def test_bad_list_requests(registry: Stub, request_: registry_pb2.ListDevicesRequest, field: str, reason: str) -> None:
+async def test_bad_list_requests(
+    registry: Stub, request_: registry_pb2.ListDevicesRequest, field: str, reason: str
+) -> None:
     await expect_error(registry.ListDevices(request_), grpc.StatusCode.INVALID_ARGUMENT, reason, field)

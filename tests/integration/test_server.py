@@ -94,7 +94,8 @@ async def test_error_table_maps_domain_errors_and_hides_everything_else() -> Non
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as typed_channel:
+            channel: Any = typed_channel
             error = await expect_error(
                 channel.unary_unary("/test.Svc/NotFound")(b""), grpc.StatusCode.NOT_FOUND, "THING_NOT_FOUND"
             )
