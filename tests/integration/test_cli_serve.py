@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from solders.keypair import Keypair
 
 from openvpp.v1 import registry_pb2, registry_pb2_grpc
@@ -106,6 +107,18 @@ def test_device_commands_against_a_served_registry(server: tuple[subprocess.Pope
     bad = openvpp("device", "status", "--target", target, "0OIl", "revoked", "--reason", "x")
     assert "INVALID_ARGUMENT" in bad.stderr
     assert "der_id" in bad.stderr
+
+
+def test_reflection_client_lists_the_registry_and_health_is_serving(
+    server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, target = server
+    with grpc.insecure_channel(target) as channel:
+        services = list(ProtoReflectionDescriptorDatabase(channel).get_services())
+        health: Any = health_pb2_grpc.HealthStub(channel)
+        status = health.Check(health_pb2.HealthCheckRequest(service="openvpp.v1.RegistryService")).status
+    assert "openvpp.v1.RegistryService" in services
+    assert status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_sigterm_ends_follow_streams_and_exits_cleanly(server: tuple[subprocess.Popen[bytes], str]) -> None:

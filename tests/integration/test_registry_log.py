@@ -117,3 +117,30 @@ async def test_bad_proof_requests(registry: Stub) -> None:
     ]
     for request, code, reason in cases:
         await expect_error(registry.GetInclusionProof(request), code, reason)
+
+
+async def test_concurrent_writers_leave_a_contiguous_intact_chain(registry: Stub) -> None:
+    keys = [Keypair() for _ in range(24)]
+
+    async def one(i: int, kp: Keypair) -> int:
+        if i % 3 == 0:
+            reply = await registry.BulkRegisterDevices(_chunk([factories.signed(kp, f"c-{i}")]))
+            return reply.verdicts[0].log_seq
+        response = await registry.RegisterDevice(
+            registry_pb2.RegisterDeviceRequest(signed_record=factories.signed(kp, f"c-{i}"))
+        )
+        return response.log_seq
+
+    seqs = await asyncio.gather(*(one(i, kp) for i, kp in enumerate(keys)))
+    assert sorted(seqs) == list(range(1, 25))
+    entries, _ = await drain(registry, 0)
+    previous = bytes(32)
+    for event in entries:
+        assert event.entry.prev_hash == previous
+        previous = event.leaf_hash
+    head = await registry.GetRegistryHead(registry_pb2.GetRegistryHeadRequest())
+    assert head.root_hash == merkle.root([e.leaf_hash for e in entries])
+
+
+async def _chunk(records: list[registry_pb2.SignedDeviceRecord]):  # type: ignore[no-untyped-def]
+    yield registry_pb2.BulkRegisterDevicesRequest(signed_records=records)

@@ -34,15 +34,23 @@ async def registered(stub: Stub, label: str = "dev-1") -> tuple[Keypair, registr
     return kp, record
 
 
+async def fetch(stub: Stub, kp: Keypair) -> registry_pb2.Device:
+    identifier = common_pb2.DeviceIdentifier(der_id=str(kp.pubkey()))
+    return (await stub.GetDevice(registry_pb2.GetDeviceRequest(identifier=identifier))).device
+
+
 async def test_update_replaces_name_and_aliases_and_keeps_registration(registry: Stub) -> None:
     kp, record = await registered(registry)
+    before = await fetch(registry, kp)
     record.version = 2
     record.name = "dev-renamed.solarco"
     del record.aliases[1]
     response = await update(registry, kp, record)
     assert response.device.version == 2
     assert response.device.record.name == "dev-renamed.solarco"
-    assert response.device.registered_at == response.device.registered_at
+    assert response.device.registered_at == before.registered_at
+    assert response.device.log_seq == 2
+    assert response.device.signed_record.record == sign_record(kp, record).record
     old_sfdi = factories.record(kp, "dev-1").aliases[1]
     await expect_error(
         registry.GetDevice(registry_pb2.GetDeviceRequest(identifier=common_pb2.DeviceIdentifier(alias=old_sfdi))),
