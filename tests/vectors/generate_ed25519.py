@@ -1,6 +1,6 @@
 """Writes ed25519.json: RFC 8032 known answers plus the strictness edge cases.
 
-Run from the repository root with `python tests/vectors/generate_ed25519.py`.
+Run from the repository root with `python -m tests.vectors.generate_ed25519`.
 The output is committed; both `cargo test` and pytest read it, so the two
 implementations are held to the same expected verdicts.
 """
@@ -13,6 +13,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tests.reference import ed25519 as ed
 
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493
@@ -56,6 +58,21 @@ def case(name: str, pk: bytes, msg: bytes, sig: bytes, expected: str, domain: by
     }
 
 
+def torsioned_signature(seed_hex: str, message: bytes) -> bytes:
+    """Signs with R = r*B + T (T of order 2), as only the secret holder can."""
+    digest = hashlib.sha512(bytes.fromhex(seed_hex)).digest()
+    a = int.from_bytes(digest[:32], "little")
+    a &= (1 << 254) - 8
+    a |= 1 << 254
+    public = ed.encode(ed.mul(a, ed.BASE))
+    r = int.from_bytes(hashlib.sha512(digest[32:] + message).digest(), "little") % ed.L
+    order_two = ed.decode(bytes.fromhex(SMALL_ORDER_KEYS[1]))
+    assert order_two is not None
+    r_bytes = ed.encode(ed.add(ed.mul(r, ed.BASE), order_two))
+    k = int.from_bytes(hashlib.sha512(r_bytes + public + message).digest(), "little") % ed.L
+    return r_bytes + ((r + k * a) % ed.L).to_bytes(32, "little")
+
+
 def first_y_off_curve() -> int:
     for y in range(2, 1000):
         u = (y * y - 1) % P
@@ -97,6 +114,12 @@ def main() -> None:
         cases.append(
             case(f"non-canonical-public-key-{name}", y.to_bytes(32, "little"), b"\x72", sig, "malformed_public_key")
         )
+    # R + T (T of order 2): only the key holder can make it; the cofactored
+    # equation accepts it, single and batch alike.
+    torsioned = torsioned_signature(RFC8032[1][1], b"\x72")
+    cases.append(case("r-with-order-two-component", pk, b"\x72", torsioned, "valid"))
+    cases.append(case("r-of-small-order", pk, b"\x72", bytes.fromhex(SMALL_ORDER_KEYS[3]) + sig[32:], "bad_signature"))
+    cases.append(case("r-non-canonical", pk, b"\x72", P.to_bytes(32, "little") + sig[32:], "bad_signature"))
     off = first_y_off_curve()
     cases.append(case("public-key-not-on-curve", off.to_bytes(32, "little"), b"\x72", sig, "malformed_public_key"))
 
@@ -137,12 +160,15 @@ def main() -> None:
     ]
 
     out = {
-        "description": "Strict ed25519: RFC 8032 section 7.1 known answers and strictness edge cases. "
-        "A message is verified as domain || message.",
+        "description": "Strict, cofactored ed25519: RFC 8032 section 7.1 known answers and strictness "
+        "edge cases. A message is verified as domain || message.",
         "verdicts": ["valid", "bad_signature", "malformed_public_key", "weak_public_key", "non_canonical_signature"],
         "cases": cases,
         "malformed_calls": malformed,
     }
+    for c in cases:
+        got = ed.verify(*(bytes.fromhex(c[k]) for k in ("domain", "public_key", "message", "signature")))
+        assert got == c["expected"], (c["name"], got)
     path = Path(__file__).with_name("ed25519.json")
     path.write_text(json.dumps(out, indent=2) + "\n")
 

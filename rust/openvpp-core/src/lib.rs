@@ -9,12 +9,15 @@ pub mod signature;
 pub enum Error {
     /// Packed buffers disagree with each other or with the fixed item sizes.
     MalformedBatch(String),
+    /// A resource the computation needs (the OS random source) failed.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::MalformedBatch(why) => write!(f, "malformed batch: {why}"),
+            Error::Unavailable(why) => write!(f, "unavailable: {why}"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The shared known-answer file, also read by tests/unit/test_signature_vectors.py.
 
-use openvpp_core::signature::{verify_batch, PackedMessages, Verdict};
+use openvpp_core::signature::{verify_batch, verify_one, Messages, PackedMessages, Verdict};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -60,10 +60,17 @@ fn every_case_alone() {
             &hex::decode(&case.domain).unwrap(),
             &hex::decode(&case.public_key).unwrap(),
             &hex::decode(&case.signature).unwrap(),
-            PackedMessages { data: &data, offsets: &offsets },
+            Messages::Packed(PackedMessages { data: &data, offsets: &offsets }),
         )
         .unwrap();
         assert_eq!(verdict_name(got[0]), case.expected, "case {}", case.name);
+        let alone = verify_one(
+            &hex::decode(&case.domain).unwrap(),
+            &hex::decode(&case.public_key).unwrap().try_into().unwrap(),
+            &hex::decode(&case.message).unwrap(),
+            &hex::decode(&case.signature).unwrap().try_into().unwrap(),
+        );
+        assert_eq!(verdict_name(alone), case.expected, "case {} alone", case.name);
     }
 }
 
@@ -84,7 +91,9 @@ fn all_cases_in_one_large_batch_keep_their_verdicts() {
         }
     }
     let (data, offsets) = pack(&messages);
-    let got = verify_batch(b"", &keys, &sigs, PackedMessages { data: &data, offsets: &offsets }).unwrap();
+    let got =
+        verify_batch(b"", &keys, &sigs, Messages::Packed(PackedMessages { data: &data, offsets: &offsets }))
+            .unwrap();
     let got: Vec<&str> = got.into_iter().map(verdict_name).collect();
     assert_eq!(got, expected);
 }
@@ -98,7 +107,7 @@ fn malformed_calls_are_errors() {
             b"",
             &hex::decode(&call.public_keys).unwrap(),
             &hex::decode(&call.signatures).unwrap(),
-            PackedMessages { data: &data, offsets: &offsets },
+            Messages::Packed(PackedMessages { data: &data, offsets: &offsets }),
         );
         assert!(result.is_err(), "call {} must be refused", call.name);
     }

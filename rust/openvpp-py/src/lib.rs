@@ -2,11 +2,12 @@
 //! released, convert back. Errors become the Python classes of
 //! `openvpp.errors`, in one place.
 
-use openvpp_core::signature::{self, PackedMessages};
+use openvpp_core::signature::{self, Messages, PackedMessages};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 pyo3::import_exception!(openvpp.errors, InvalidArgument);
+pyo3::import_exception!(openvpp.errors, Unavailable);
 
 struct CoreError(openvpp_core::Error);
 
@@ -14,6 +15,7 @@ impl From<CoreError> for PyErr {
     fn from(err: CoreError) -> PyErr {
         match err.0 {
             openvpp_core::Error::MalformedBatch(why) => InvalidArgument::new_err((why, "MALFORMED_BATCH")),
+            openvpp_core::Error::Unavailable(why) => Unavailable::new_err((why, "NATIVE_UNAVAILABLE")),
         }
     }
 }
@@ -38,7 +40,7 @@ fn verify_ed25519_batch<'py>(
                 &domain,
                 &public_keys,
                 &signatures,
-                PackedMessages { data: &messages, offsets: &offsets },
+                Messages::Packed(PackedMessages { data: &messages, offsets: &offsets }),
             )
         })
         .map_err(CoreError)?;
