@@ -3,6 +3,8 @@
 
 __version__: str
 
+_Columns = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
+
 def verify_ed25519_batch(
     domain: bytes,
     public_keys: bytes,
@@ -10,3 +12,21 @@ def verify_ed25519_batch(
     messages: bytes,
     offsets: list[int],
 ) -> bytes: ...
+def verify_readings(
+    payloads: bytes,
+    signatures: bytes,
+    devices: bytes,
+    stored: bytes,
+    now: int,
+    max_future_skew_s: int,
+    max_age_s: int,
+) -> _Columns: ...
+def apply_reading_rules(
+    payloads: bytes,
+    signature_ok: bytes,
+    devices: bytes,
+    stored: bytes,
+    now: int,
+    max_future_skew_s: int,
+    max_age_s: int,
+) -> _Columns: ...

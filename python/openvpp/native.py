@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -65,3 +66,151 @@ def verify_ed25519(domain: bytes, items: Sequence[SignedItem]) -> list[Signature
         span.set_attribute("openvpp.batch.size", len(items))
         span.set_attribute("openvpp.batch.rejected", sum(1 for v in verdicts if v is not SignatureVerdict.VALID))
     return verdicts
+
+
+# -- readings -------------------------------------------------------------------
+
+READING_LEN = 72
+DEVICE_STATE_LEN = 88
+STORED_READING_LEN = 72
+READING_DOMAIN = b"openvpp/reading/v1"
+_DEVICE_STATE = struct.Struct("<32sBB6xQqQQQQ")
+
+
+class ReadingVerdict(enum.IntEnum):
+    """Mirror of `openvpp_core::readings::Verdict`; the codes are shared."""
+
+    ACCEPTED = 0
+    DUPLICATE = 1
+    CONFLICT = 2
+    BAD_SIGNATURE = 3
+    UNKNOWN_DEVICE = 4
+    DEVICE_NOT_ACTIVE = 5
+    SEQ_GAP = 6
+    OUT_OF_ORDER = 7
+    COUNTER_DECREASED = 8
+    BEYOND_CAPABILITY = 9
+    OUTSIDE_SKEW = 10
+    INVALID_INTERVAL = 11
+    RESERVED_FLAGS = 12
+
+
+class ReadingFlag(enum.IntFlag):
+    ESTIMATED = 1
+    BASELINE = 2
+    GAP = 4
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """What the settlement service holds per device between batches."""
+
+    key: bytes
+    active: bool = True
+    has_baseline: bool = False
+    last_seq: int = 0
+    last_interval_end: int = 0
+    import_wh: int = 0
+    export_wh: int = 0
+    max_import_w: int = 0
+    max_export_w: int = 0
+
+    def pack(self) -> bytes:
+        return _DEVICE_STATE.pack(
+            self.key,
+            self.active,
+            self.has_baseline,
+            self.last_seq,
+            self.last_interval_end,
+            self.import_wh,
+            self.export_wh,
+            self.max_import_w,
+            self.max_export_w,
+        )
+
+    @classmethod
+    def unpack_all(cls, packed: bytes) -> list[DeviceState]:
+        return [
+            cls(key, bool(active), bool(base), *rest) for key, active, base, *rest in _DEVICE_STATE.iter_unpack(packed)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingResults:
+    """One batch's outcomes, column by column (index i is reading i)."""
+
+    verdicts: bytes
+    flags: bytes
+    device: memoryview
+    import_wh: memoryview
+    export_wh: memoryview
+    covered_from: memoryview
+    missing: memoryview
+    devices: bytes
+
+    @classmethod
+    def from_columns(cls, columns: tuple[bytes, ...]) -> ReadingResults:
+        verdicts, flags, device, imp, exp, covered, missing, devices = columns
+        return cls(
+            verdicts,
+            flags,
+            memoryview(device).cast("I"),
+            memoryview(imp).cast("Q"),
+            memoryview(exp).cast("Q"),
+            memoryview(covered).cast("q"),
+            memoryview(missing).cast("Q"),
+            devices,
+        )
+
+    def verdict(self, i: int) -> ReadingVerdict:
+        return ReadingVerdict(self.verdicts[i])
+
+    @property
+    def accepted(self) -> int:
+        return self.verdicts.count(ReadingVerdict.ACCEPTED) + self.verdicts.count(ReadingVerdict.SEQ_GAP)
+
+
+def verify_readings(
+    payloads: bytes,
+    signatures: bytes,
+    devices: bytes,
+    stored: bytes,
+    *,
+    now: int,
+    max_future_skew_s: int,
+    max_age_s: int,
+) -> ReadingResults:
+    """Verifies a packed batch of v1 readings (n×72 payloads, n×64 signatures).
+
+    `devices` is the packed table of `DeviceState`s the readings may belong
+    to; `stored` packs (key, seq, sha256(payload)) of readings already kept,
+    so replays are answered as duplicates. Raises InvalidArgument when the
+    buffers are malformed.
+    """
+    with _tracer.start_as_current_span("native.verify_readings") as span:
+        results = ReadingResults.from_columns(
+            _rust.verify_readings(payloads, signatures, devices, stored, now, max_future_skew_s, max_age_s)
+        )
+        span.set_attribute("openvpp.batch.size", len(results.verdicts))
+        span.set_attribute("openvpp.batch.rejected", len(results.verdicts) - results.accepted)
+    return results
+
+
+def apply_reading_rules(
+    payloads: bytes,
+    signature_ok: bytes,
+    devices: bytes,
+    stored: bytes,
+    *,
+    now: int,
+    max_future_skew_s: int,
+    max_age_s: int,
+) -> ReadingResults:
+    """The reading rules for a batch whose signatures were verified already."""
+    with _tracer.start_as_current_span("native.apply_reading_rules") as span:
+        results = ReadingResults.from_columns(
+            _rust.apply_reading_rules(payloads, signature_ok, devices, stored, now, max_future_skew_s, max_age_s)
+        )
+        span.set_attribute("openvpp.batch.size", len(results.verdicts))
+        span.set_attribute("openvpp.batch.rejected", len(results.verdicts) - results.accepted)
+    return results

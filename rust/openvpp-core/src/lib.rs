@@ -1,6 +1,7 @@
 //! Pure-Rust hot path of OpenVPP. Nothing here knows about Python: the
 //! `openvpp-py` crate converts, releases the GIL and maps errors.
 
+pub mod readings;
 pub mod signature;
 
 /// A call whose inputs cannot be read as a batch at all. Per-item problems
@@ -11,6 +12,8 @@ pub enum Error {
     MalformedBatch(String),
     /// A resource the computation needs (the OS random source) failed.
     Unavailable(String),
+    /// Checked arithmetic would have overflowed: the inputs are out of range.
+    Overflow(String),
 }
 
 impl std::fmt::Display for Error {
@@ -18,6 +21,7 @@ impl std::fmt::Display for Error {
         match self {
             Error::MalformedBatch(why) => write!(f, "malformed batch: {why}"),
             Error::Unavailable(why) => write!(f, "unavailable: {why}"),
+            Error::Overflow(what) => write!(f, "arithmetic overflow in {what}"),
         }
     }
 }

@@ -207,7 +207,10 @@ fn prepare(
     Ok(Prepared { r, s, k, a: key.point })
 }
 
-#[allow(clippy::arithmetic_side_effects, reason = "group and scalar arithmetic is modular; it cannot overflow")]
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "group and scalar arithmetic is modular; it cannot overflow"
+)]
 fn verify_prepared(p: &Prepared) -> bool {
     // [S]B − [k]A − R, then clear the cofactor.
     let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, &(-p.a), &p.s);
@@ -215,7 +218,10 @@ fn verify_prepared(p: &Prepared) -> bool {
 }
 
 /// One random linear combination of all equations: Σ zᵢ·8(Sᵢ·B − Rᵢ − kᵢ·Aᵢ) = 0.
-#[allow(clippy::arithmetic_side_effects, reason = "group and scalar arithmetic is modular; it cannot overflow")]
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "group and scalar arithmetic is modular; it cannot overflow"
+)]
 fn combination_holds(items: &[Prepared], randomness: &[u8]) -> bool {
     let n = items.len();
     let mut scalars = Vec::with_capacity(n.saturating_mul(2).saturating_add(1));

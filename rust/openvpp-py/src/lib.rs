@@ -1,9 +1,11 @@
-//! Bindings only: extract owned buffers, run openvpp-core with the GIL
+//! Bindings only: borrow the input buffers, run openvpp-core with the GIL
 //! released, convert back. Errors become the Python classes of
 //! `openvpp.errors`, in one place.
 
+use openvpp_core::readings::{self, Outcome, Params};
 use openvpp_core::signature::{self, Messages, PackedMessages};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
 pyo3::import_exception!(openvpp.errors, InvalidArgument);
@@ -15,6 +17,7 @@ impl From<CoreError> for PyErr {
     fn from(err: CoreError) -> PyErr {
         match err.0 {
             openvpp_core::Error::MalformedBatch(why) => InvalidArgument::new_err((why, "MALFORMED_BATCH")),
+            openvpp_core::Error::Overflow(why) => InvalidArgument::new_err((why, "ARITHMETIC_OVERFLOW")),
             openvpp_core::Error::Unavailable(why) => Unavailable::new_err((why, "NATIVE_UNAVAILABLE")),
         }
     }
@@ -28,10 +31,10 @@ impl From<CoreError> for PyErr {
 #[pyo3(signature = (domain, public_keys, signatures, messages, offsets))]
 fn verify_ed25519_batch<'py>(
     py: Python<'py>,
-    domain: Vec<u8>,
-    public_keys: Vec<u8>,
-    signatures: Vec<u8>,
-    messages: Vec<u8>,
+    domain: PyBackedBytes,
+    public_keys: PyBackedBytes,
+    signatures: PyBackedBytes,
+    messages: PyBackedBytes,
     offsets: Vec<u32>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let verdicts = py
@@ -48,9 +51,102 @@ fn verify_ed25519_batch<'py>(
     Ok(PyBytes::new(py, &codes))
 }
 
+/// Column-wise outcomes: verdict codes, flags, device index (u32 LE),
+/// import Wh, export Wh (u64 LE), covered-from (i64 LE), missing (u64 LE),
+/// then the updated device table.
+type Columns<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
+
+fn columns<'py>(py: Python<'py>, outcomes: &[Outcome], devices: &[u8]) -> Columns<'py> {
+    let n = outcomes.len();
+    let mut verdicts = Vec::with_capacity(n);
+    let mut flags = Vec::with_capacity(n);
+    let mut device = Vec::with_capacity(n.saturating_mul(4));
+    let mut import = Vec::with_capacity(n.saturating_mul(8));
+    let mut export = Vec::with_capacity(n.saturating_mul(8));
+    let mut covered = Vec::with_capacity(n.saturating_mul(8));
+    let mut missing = Vec::with_capacity(n.saturating_mul(8));
+    for o in outcomes {
+        verdicts.push(o.verdict as u8);
+        flags.push(o.flags);
+        device.extend_from_slice(&o.device.to_le_bytes());
+        import.extend_from_slice(&o.import_wh.to_le_bytes());
+        export.extend_from_slice(&o.export_wh.to_le_bytes());
+        covered.extend_from_slice(&o.covered_from.to_le_bytes());
+        missing.extend_from_slice(&o.missing.to_le_bytes());
+    }
+    (
+        PyBytes::new(py, &verdicts),
+        PyBytes::new(py, &flags),
+        PyBytes::new(py, &device),
+        PyBytes::new(py, &import),
+        PyBytes::new(py, &export),
+        PyBytes::new(py, &covered),
+        PyBytes::new(py, &missing),
+        PyBytes::new(py, devices),
+    )
+}
+
+/// Verifies the signatures of a batch of v1 readings, then applies the
+/// measurement rules (see openvpp-core `readings`).
+#[pyfunction]
+#[pyo3(signature = (payloads, signatures, devices, stored, now, max_future_skew_s, max_age_s))]
+#[allow(clippy::too_many_arguments, reason = "a flat, typed signature is the clearest FFI surface")]
+fn verify_readings<'py>(
+    py: Python<'py>,
+    payloads: PyBackedBytes,
+    signatures: PyBackedBytes,
+    devices: PyBackedBytes,
+    stored: PyBackedBytes,
+    now: i64,
+    max_future_skew_s: i64,
+    max_age_s: i64,
+) -> PyResult<Columns<'py>> {
+    let params = Params { now, max_future_skew_s, max_age_s };
+    let (outcomes, updated) = py
+        .detach(|| readings::verify(&payloads, &signatures, &devices, &stored, params))
+        .map_err(CoreError)?;
+    Ok(columns(py, &outcomes, &updated))
+}
+
+/// The measurement rules alone, for readings whose signatures were checked
+/// already: `signature_ok` holds one byte per reading, non-zero when valid.
+#[pyfunction]
+#[pyo3(signature = (payloads, signature_ok, devices, stored, now, max_future_skew_s, max_age_s))]
+#[allow(clippy::too_many_arguments, reason = "a flat, typed signature is the clearest FFI surface")]
+fn apply_reading_rules<'py>(
+    py: Python<'py>,
+    payloads: PyBackedBytes,
+    signature_ok: PyBackedBytes,
+    devices: PyBackedBytes,
+    stored: PyBackedBytes,
+    now: i64,
+    max_future_skew_s: i64,
+    max_age_s: i64,
+) -> PyResult<Columns<'py>> {
+    let params = Params { now, max_future_skew_s, max_age_s };
+    let (outcomes, updated) = py
+        .detach(|| {
+            let ok: Vec<bool> = signature_ok.iter().map(|b| *b != 0).collect();
+            readings::apply_rules(&payloads, &ok, &devices, &stored, params)
+        })
+        .map_err(CoreError)?;
+    Ok(columns(py, &outcomes, &updated))
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_ed25519_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_readings, m)?)?;
+    m.add_function(wrap_pyfunction!(apply_reading_rules, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
