@@ -180,7 +180,7 @@ def verify_readings(
     max_future_skew_s: int,
     max_age_s: int,
 ) -> ReadingResults:
-    """Verifies a packed batch of v1 readings (n×72 payloads, n×64 signatures).
+    """Verifies a packed batch of v1 readings (n x 72-byte payloads, n x 64-byte signatures).
 
     `devices` is the packed table of `DeviceState`s the readings may belong
     to; `stored` packs (key, seq, sha256(payload)) of readings already kept,
