@@ -67,8 +67,13 @@ def encode(p: Point) -> bytes:
     return (y | ((x & 1) << 255)).to_bytes(32, "little")
 
 
-BASE = decode(bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666"))
-assert BASE is not None
+def _base() -> Point:
+    point = decode(bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666"))
+    assert point is not None
+    return point
+
+
+BASE = _base()
 
 
 def is_small_order(p: Point) -> bool:

@@ -19,9 +19,9 @@ def signed_items(draw: st.DrawFn) -> tuple[bytes, bytes, bytes]:
     signature = key.sign(b"dom" + message)
     mutation = draw(st.sampled_from(["none", "key", "signature", "message", "random-key", "random-signature"]))
     if mutation == "key":
-        public = bytearray(public)
-        public[draw(st.integers(0, 31))] ^= 1 << draw(st.integers(0, 7))
-        public = bytes(public)
+        flipped = bytearray(public)
+        flipped[draw(st.integers(0, 31))] ^= 1 << draw(st.integers(0, 7))
+        public = bytes(flipped)
     elif mutation == "signature":
         sig = bytearray(signature)
         sig[draw(st.integers(0, 63))] ^= 1 << draw(st.integers(0, 7))

@@ -81,7 +81,7 @@ def main() -> None:
         "of several devices in one batch, with the device table and stored digests the caller holds.",
         "params": {"now": NOW, "max_future_skew_s": FUTURE_SKEW, "max_age_s": MAX_AGE},
         "devices": [d.encode().hex() for d in devices],
-        "stored": [k + s.to_bytes(8, "little") + digest for (k, s), digest in stored.items()],
+        "stored": [(k + s.to_bytes(8, "little") + digest).hex() for (k, s), digest in stored.items()],
         "readings": [
             {"name": name, "payload": p.hex(), "signature": s.hex(), "expected": asdict(o)}
             for (name, _, _, _), p, s, o in zip(steps, payloads, signatures, outcomes, strict=True)
@@ -89,7 +89,6 @@ def main() -> None:
         "expected_devices": [d.encode().hex() for d in updated],
         "verdicts": ref.VERDICTS,
     }
-    out["stored"] = [s.hex() for s in out["stored"]]
     Path(__file__).with_name("readings.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
