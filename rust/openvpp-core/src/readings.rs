@@ -242,13 +242,10 @@ pub fn payload_digest(payload: &[u8]) -> [u8; 32] {
 }
 
 fn check_len(what: &str, buf: &[u8], item: usize) -> Result<usize, Error> {
-    if !buf.len().is_multiple_of(item) {
-        return Err(Error::MalformedBatch(format!(
-            "{what}: {} bytes is not a multiple of {item}",
-            buf.len()
-        )));
+    match buf.len().checked_div(item) {
+        Some(count) if buf.len().is_multiple_of(item) => Ok(count),
+        _ => Err(Error::MalformedBatch(format!("{what}: {} bytes is not a multiple of {item}", buf.len()))),
     }
-    Ok(buf.len() / item)
 }
 
 /// Verifies signatures, then applies the rules. See the module docs.
