@@ -214,3 +214,75 @@ def apply_reading_rules(
         span.set_attribute("openvpp.batch.size", len(results.verdicts))
         span.set_attribute("openvpp.batch.rejected", len(results.verdicts) - results.accepted)
     return results
+
+
+# -- pricing --------------------------------------------------------------------
+
+_PRICE_ITEM = struct.Struct("<I4xqqQ")
+_SEGMENT = struct.Struct("<qqQ")
+DAY_SECONDS = 86_400
+
+
+class PriceVerdict(enum.IntEnum):
+    """Mirror of `openvpp_core::pricing::Verdict`."""
+
+    PRICED = 0
+    NO_PRICE = 1
+    INVALID_ITEM = 2
+    OVERFLOW = 3
+
+
+@dataclass(frozen=True, slots=True)
+class PriceItem:
+    """Energy of one account over [start, end) (UTC seconds; the length divides the day)."""
+
+    account: int
+    start: int
+    end: int
+    energy_wh: int
+
+    def pack(self) -> bytes:
+        return _PRICE_ITEM.pack(self.account, self.start, self.end, self.energy_wh)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSegment:
+    """A rate per kWh valid on [start, end), UTC seconds."""
+
+    start: int
+    end: int
+    rate: int
+
+    def pack(self) -> bytes:
+        return _SEGMENT.pack(self.start, self.end, self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class PricedBatch:
+    verdicts: bytes
+    amounts: memoryview
+    carries: list[int]
+    denominator: int
+
+    def verdict(self, i: int) -> PriceVerdict:
+        return PriceVerdict(self.verdicts[i])
+
+
+def price_energy(items: bytes, segments: bytes, carries: Sequence[int], divisor: int) -> PricedBatch:
+    """Exact credits for packed `PriceItem`s against packed sorted `PriceSegment`s.
+
+    amount = energy_wh x sum(overlap_s x rate) / (duration_s x 1000 x divisor),
+    rounded down, the remainder carried in `carries` (one per account, in
+    units of 1 / (86 400 x 1000 x divisor)) so totals are exact.
+    """
+    packed_carries = b"".join(c.to_bytes(16, "little") for c in carries)
+    with _tracer.start_as_current_span("native.price_energy") as span:
+        verdicts, amounts, out_carries = _rust.price_energy(items, segments, packed_carries, divisor)
+        span.set_attribute("openvpp.batch.size", len(verdicts))
+        span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(PriceVerdict.PRICED))
+    return PricedBatch(
+        verdicts,
+        memoryview(amounts).cast("Q"),
+        [int.from_bytes(out_carries[i : i + 16], "little") for i in range(0, len(out_carries), 16)],
+        DAY_SECONDS * 1000 * divisor,
+    )

@@ -2,6 +2,7 @@
 //! released, convert back. Errors become the Python classes of
 //! `openvpp.errors`, in one place.
 
+use openvpp_core::pricing;
 use openvpp_core::readings::{self, Outcome, Params};
 use openvpp_core::signature::{self, Messages, PackedMessages};
 use pyo3::prelude::*;
@@ -142,11 +143,30 @@ fn apply_reading_rules<'py>(
     Ok(columns(py, &outcomes, &updated))
 }
 
+/// Prices packed energy items against packed UTC segments; returns verdict
+/// codes, amounts (u64 LE) and the carries after (u128 LE per account).
+#[pyfunction]
+#[pyo3(signature = (items, segments, carries, divisor))]
+fn price_energy<'py>(
+    py: Python<'py>,
+    items: PyBackedBytes,
+    segments: PyBackedBytes,
+    carries: PyBackedBytes,
+    divisor: u64,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let priced = py.detach(|| pricing::price(&items, &segments, &carries, divisor)).map_err(CoreError)?;
+    let verdicts: Vec<u8> = priced.verdicts.iter().map(|v| *v as u8).collect();
+    let amounts: Vec<u8> = priced.amounts.iter().flat_map(|a| a.to_le_bytes()).collect();
+    let carries: Vec<u8> = priced.carries.iter().flat_map(|c| c.to_le_bytes()).collect();
+    Ok((PyBytes::new(py, &verdicts), PyBytes::new(py, &amounts), PyBytes::new(py, &carries)))
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_ed25519_batch, m)?)?;
     m.add_function(wrap_pyfunction!(verify_readings, m)?)?;
     m.add_function(wrap_pyfunction!(apply_reading_rules, m)?)?;
+    m.add_function(wrap_pyfunction!(price_energy, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
