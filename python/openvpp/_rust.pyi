@@ -31,3 +31,16 @@ def apply_reading_rules(
     max_age_s: int,
 ) -> _Columns: ...
 def price_energy(items: bytes, segments: bytes, carries: bytes, divisor: int) -> tuple[bytes, bytes, bytes]: ...
+def build_settlement(
+    intents: bytes,
+    mints: bytes,
+    payer: bytes,
+    authority: bytes,
+    blockhash: bytes,
+    compute_unit_price: int,
+    compute_units_per_transfer: int,
+    compute_units_per_ata: int,
+    max_account_locks: int,
+    lookup_table: bytes | None = None,
+    lookup_addresses: bytes | None = None,
+) -> tuple[list[bytes], bytes, bytes, bytes, bytes, bytes]: ...

@@ -286,3 +286,130 @@ def price_energy(items: bytes, segments: bytes, carries: Sequence[int], divisor:
         [int.from_bytes(out_carries[i : i + 16], "little") for i in range(0, len(out_carries), 16)],
         DAY_SECONDS * 1000 * divisor,
     )
+
+
+# -- settlement building --------------------------------------------------------
+
+INTENT_LEN = 80
+MINT_INFO_LEN = 72
+MAX_TRANSACTION_SIZE = 1232
+_INTENT = struct.Struct("<32s32sQ?7x")
+_MINT_INFO = struct.Struct("<32sBBB5x32s")
+_NETTED = struct.Struct("<32s32sQ?3xI")
+
+
+class TokenProgram(enum.IntEnum):
+    TOKEN = 0
+    TOKEN_2022 = 1
+
+
+class PaymentMode(enum.IntEnum):
+    """TRANSFER pays from a reserve account; MINT_TO mints as mint authority."""
+
+    TRANSFER = 0
+    MINT_TO = 1
+
+
+class SettlementVerdict(enum.IntEnum):
+    """Mirror of `openvpp_core::settlement::Verdict`."""
+
+    INCLUDED = 0
+    UNKNOWN_MINT = 1
+    NOTHING_TO_PAY = 2
+    OVERFLOW = 3
+    TOO_LARGE = 4
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    """Pay `amount` base units of `mint` to the wallet `recipient` (32-byte keys)."""
+
+    recipient: bytes
+    mint: bytes
+    amount: int
+    create_ata: bool = False
+
+    def pack(self) -> bytes:
+        return _INTENT.pack(self.recipient, self.mint, self.amount, self.create_ata)
+
+
+@dataclass(frozen=True, slots=True)
+class MintPayment:
+    """How credits in `mint` are paid: from `source` (TRANSFER) or minted (MINT_TO)."""
+
+    mint: bytes
+    program: TokenProgram
+    decimals: int
+    mode: PaymentMode
+    source: bytes = bytes(32)
+
+    def pack(self) -> bytes:
+        return _MINT_INFO.pack(self.mint, self.program, self.decimals, self.mode, self.source)
+
+
+@dataclass(frozen=True, slots=True)
+class NettedPayment:
+    recipient: bytes
+    mint: bytes
+    amount: int
+    create_ata: bool
+    transaction: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementBatch:
+    transactions: list[bytes]
+    signatures: list[bytes]
+    netted: list[NettedPayment]
+    verdicts: bytes
+    netted_index: memoryview
+    digest: bytes
+
+    def verdict(self, i: int) -> SettlementVerdict:
+        return SettlementVerdict(self.verdicts[i])
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementParams:
+    payer: bytes
+    authority: bytes
+    blockhash: bytes
+    compute_unit_price: int = 0
+    compute_units_per_transfer: int = 10_000
+    compute_units_per_ata: int = 30_000
+    max_account_locks: int = 64
+    lookup_table: bytes | None = None
+    lookup_addresses: Sequence[bytes] = ()
+
+
+def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> SettlementBatch:
+    """Nets packed `PaymentIntent`s per (recipient, mint), packs them into as few
+    signed v0 transactions as fit 1,232 bytes and the account-lock limit.
+
+    `payer` and `authority` are 64-byte Solana keypairs (secret || public).
+    """
+    with _tracer.start_as_current_span("native.build_settlement") as span:
+        txs, sigs, netted, verdicts, index, digest = _rust.build_settlement(
+            intents,
+            mints,
+            params.payer,
+            params.authority,
+            params.blockhash,
+            params.compute_unit_price,
+            params.compute_units_per_transfer,
+            params.compute_units_per_ata,
+            params.max_account_locks,
+            params.lookup_table,
+            b"".join(params.lookup_addresses) if params.lookup_table else None,
+        )
+        span.set_attribute("openvpp.batch.size", len(verdicts))
+        span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(SettlementVerdict.INCLUDED))
+        span.set_attribute("openvpp.batch.transactions", len(txs))
+    return SettlementBatch(
+        txs,
+        [sigs[i : i + 64] for i in range(0, len(sigs), 64)],
+        [NettedPayment(*fields) for fields in _NETTED.iter_unpack(netted)],
+        verdicts,
+        memoryview(index).cast("I"),
+        digest,
+    )

@@ -3,6 +3,7 @@
 
 pub mod pricing;
 pub mod readings;
+pub mod settlement;
 pub mod signature;
 
 /// A call whose inputs cannot be read as a batch at all. Per-item problems

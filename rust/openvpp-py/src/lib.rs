@@ -4,10 +4,15 @@
 
 use openvpp_core::pricing;
 use openvpp_core::readings::{self, Outcome, Params};
+use openvpp_core::settlement;
 use openvpp_core::signature::{self, Messages, PackedMessages};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
+use solana_hash::Hash;
+use solana_keypair::Keypair;
+use solana_message::AddressLookupTableAccount;
+use solana_pubkey::Pubkey;
 
 pyo3::import_exception!(openvpp.errors, InvalidArgument);
 pyo3::import_exception!(openvpp.errors, Unavailable);
@@ -161,12 +166,106 @@ fn price_energy<'py>(
     Ok((PyBytes::new(py, &verdicts), PyBytes::new(py, &amounts), PyBytes::new(py, &carries)))
 }
 
+/// Nets packed intents, packs them into v0 transactions and signs them.
+/// Returns (transactions, signatures n×64, netted records, verdict codes,
+/// netted index per intent u32 LE, batch digest).
+#[pyfunction]
+#[pyo3(signature = (
+    intents, mints, payer, authority, blockhash, compute_unit_price, compute_units_per_transfer,
+    compute_units_per_ata, max_account_locks, lookup_table=None, lookup_addresses=None,
+))]
+#[allow(clippy::too_many_arguments, reason = "a flat, typed signature is the clearest FFI surface")]
+fn build_settlement<'py>(
+    py: Python<'py>,
+    intents: PyBackedBytes,
+    mints: PyBackedBytes,
+    payer: PyBackedBytes,
+    authority: PyBackedBytes,
+    blockhash: PyBackedBytes,
+    compute_unit_price: u64,
+    compute_units_per_transfer: u32,
+    compute_units_per_ata: u32,
+    max_account_locks: usize,
+    lookup_table: Option<PyBackedBytes>,
+    lookup_addresses: Option<PyBackedBytes>,
+) -> PyResult<SettlementColumns<'py>> {
+    let keypair = |what: &str, b: &[u8]| {
+        Keypair::try_from(b)
+            .map_err(|e| InvalidArgument::new_err((format!("{what}: {e}"), "INVALID_KEYPAIR")))
+    };
+    let key32 = |what: &str, b: &[u8]| -> PyResult<[u8; 32]> {
+        b.try_into()
+            .map_err(|_| InvalidArgument::new_err((format!("{what} must be 32 bytes"), "INVALID_LENGTH")))
+    };
+    let table = match lookup_table {
+        Some(key) => {
+            let addresses = lookup_addresses.as_deref().unwrap_or_default();
+            if !addresses.len().is_multiple_of(32) {
+                return Err(InvalidArgument::new_err((
+                    "lookup addresses must be 32-byte keys",
+                    "INVALID_LENGTH",
+                )));
+            }
+            Some(AddressLookupTableAccount {
+                key: Pubkey::new_from_array(key32("lookup_table", &key)?),
+                addresses: addresses
+                    .chunks_exact(32)
+                    .map(|c| key32("lookup address", c).map(Pubkey::new_from_array))
+                    .collect::<PyResult<_>>()?,
+            })
+        }
+        None => None,
+    };
+    let config = settlement::Config {
+        payer: keypair("payer", &payer)?,
+        authority: keypair("authority", &authority)?,
+        blockhash: Hash::new_from_array(key32("blockhash", &blockhash)?),
+        compute_unit_price,
+        compute_units_per_transfer,
+        compute_units_per_ata,
+        max_account_locks,
+        lookup_table: table,
+    };
+    let batch = py.detach(|| settlement::build(&intents, &mints, &config)).map_err(CoreError)?;
+    let transactions = PyList::new(py, batch.transactions.iter().map(|t| PyBytes::new(py, t)))?;
+    let signatures: Vec<u8> = batch.signatures.concat();
+    let mut netted = Vec::with_capacity(batch.netted.len().saturating_mul(settlement::INTENT_LEN));
+    for n in &batch.netted {
+        netted.extend_from_slice(n.recipient.as_ref());
+        netted.extend_from_slice(n.mint.as_ref());
+        netted.extend_from_slice(&n.amount.to_le_bytes());
+        netted.push(u8::from(n.create_ata));
+        netted.extend_from_slice(&[0u8; 3]);
+        netted.extend_from_slice(&n.transaction.to_le_bytes());
+    }
+    let verdicts: Vec<u8> = batch.verdicts.iter().map(|(v, _)| *v as u8).collect();
+    let members: Vec<u8> = batch.verdicts.iter().flat_map(|(_, i)| i.to_le_bytes()).collect();
+    Ok((
+        transactions,
+        PyBytes::new(py, &signatures),
+        PyBytes::new(py, &netted),
+        PyBytes::new(py, &verdicts),
+        PyBytes::new(py, &members),
+        PyBytes::new(py, &batch.digest),
+    ))
+}
+
+type SettlementColumns<'py> = (
+    Bound<'py, PyList>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_ed25519_batch, m)?)?;
     m.add_function(wrap_pyfunction!(verify_readings, m)?)?;
     m.add_function(wrap_pyfunction!(apply_reading_rules, m)?)?;
     m.add_function(wrap_pyfunction!(price_energy, m)?)?;
+    m.add_function(wrap_pyfunction!(build_settlement, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

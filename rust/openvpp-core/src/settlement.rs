@@ -1,0 +1,422 @@
+//! Batch settlement building: net pending credits, pack token transfers into
+//! as few v0 transactions as fit, sign them.
+//!
+//! The wire format comes from the maintained Solana crates (message
+//! compilation, instruction builders for SPL Token, Token-2022 and the
+//! associated-token-account program); this module only decides what goes
+//! into which transaction.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use solana_compute_budget_interface::ComputeBudgetInstruction;
+use solana_hash::Hash;
+use solana_instruction::Instruction;
+use solana_keypair::Keypair;
+use solana_message::{v0, AddressLookupTableAccount, VersionedMessage};
+use solana_pubkey::Pubkey;
+use solana_signer::Signer;
+use solana_transaction::versioned::VersionedTransaction;
+
+use crate::Error;
+
+pub const INTENT_LEN: usize = 80;
+pub const MINT_LEN: usize = 72;
+/// IPv6 minimum MTU minus headers: the largest transaction a validator accepts.
+pub const MAX_TRANSACTION_SIZE: usize = 1232;
+const DIGEST_DOMAIN: &[u8] = b"openvpp/settlement-batch/v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Verdict {
+    /// Netted into transfer `netted` of the batch.
+    Included = 0,
+    /// The intent's mint is not in the mint table.
+    UnknownMint = 1,
+    /// Nothing to pay: the amount (or the recipient's net) is zero.
+    NothingToPay = 2,
+    /// The recipient's net amount does not fit in a u64.
+    Overflow = 3,
+    /// Even alone, this transfer does not fit one transaction.
+    TooLarge = 4,
+}
+
+/// How a mint's credits are paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// TransferChecked from `source` (a reserve or treasury token account).
+    Transfer { source: Pubkey },
+    /// MintToChecked with the authority as mint authority.
+    MintTo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MintInfo {
+    pub mint: Pubkey,
+    pub token_program: Pubkey,
+    pub decimals: u8,
+    pub mode: Mode,
+}
+
+fn pubkey(b: &[u8]) -> Pubkey {
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&b[..32]);
+    Pubkey::new_from_array(a)
+}
+
+impl MintInfo {
+    /// Packed as mint[32], program u8 (0 Token, 1 Token-2022), decimals u8,
+    /// mode u8 (0 transfer, 1 mint-to), 5 zero bytes, source[32].
+    pub fn decode(b: &[u8]) -> Result<MintInfo, Error> {
+        let token_program = match b[32] {
+            0 => spl_token_interface::id(),
+            1 => spl_token_2022_interface::id(),
+            other => return Err(Error::MalformedBatch(format!("unknown token program code {other}"))),
+        };
+        let mode = match b[34] {
+            0 => Mode::Transfer { source: pubkey(&b[40..]) },
+            1 => Mode::MintTo,
+            other => return Err(Error::MalformedBatch(format!("unknown payment mode {other}"))),
+        };
+        Ok(MintInfo { mint: pubkey(b), token_program, decimals: b[33], mode })
+    }
+}
+
+/// One pending credit: packed as recipient[32] (the wallet, not its token
+/// account), mint[32], amount u64 LE, create_ata u8, 7 zero bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intent {
+    pub recipient: Pubkey,
+    pub mint: Pubkey,
+    pub amount: u64,
+    pub create_ata: bool,
+}
+
+impl Intent {
+    pub fn decode(b: &[u8]) -> Intent {
+        let mut amount = [0u8; 8];
+        amount.copy_from_slice(&b[64..72]);
+        Intent {
+            recipient: pubkey(b),
+            mint: pubkey(&b[32..]),
+            amount: u64::from_le_bytes(amount),
+            create_ata: b[72] != 0,
+        }
+    }
+}
+
+pub struct Config {
+    pub payer: Keypair,
+    pub authority: Keypair,
+    pub blockhash: Hash,
+    /// Priority fee, micro-lamports per compute unit; 0 leaves it out.
+    pub compute_unit_price: u64,
+    pub compute_units_per_transfer: u32,
+    pub compute_units_per_ata: u32,
+    pub max_account_locks: usize,
+    pub lookup_table: Option<AddressLookupTableAccount>,
+}
+
+/// A recipient's net credit in one mint, and the transaction that pays it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Netted {
+    pub recipient: Pubkey,
+    pub mint: Pubkey,
+    pub amount: u64,
+    pub create_ata: bool,
+    pub transaction: u32,
+}
+
+pub struct Batch {
+    pub transactions: Vec<Vec<u8>>,
+    pub signatures: Vec<[u8; 64]>,
+    pub netted: Vec<Netted>,
+    /// Per input intent: verdict, and the index into `netted` when included.
+    pub verdicts: Vec<(Verdict, u32)>,
+    /// SHA-256 over the netted transfers: the same intents give the same
+    /// digest whatever their order, blockhash or packing.
+    pub digest: [u8; 32],
+}
+
+pub fn associated_token_address(owner: &Pubkey, mint: &Pubkey, program: &Pubkey) -> Pubkey {
+    spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
+        owner, mint, program,
+    )
+}
+
+fn instructions_for(
+    n: &Netted,
+    info: &MintInfo,
+    payer: &Pubkey,
+    authority: &Pubkey,
+) -> Result<Vec<Instruction>, Error> {
+    let destination = associated_token_address(&n.recipient, &n.mint, &info.token_program);
+    let mut out = Vec::with_capacity(2);
+    if n.create_ata {
+        out.push(
+            spl_associated_token_account_interface::instruction::create_associated_token_account_idempotent(
+                payer,
+                &n.recipient,
+                &n.mint,
+                &info.token_program,
+            ),
+        );
+    }
+    let program = info.token_program;
+    let pay = match info.mode {
+        Mode::Transfer { source } => {
+            if program == spl_token_interface::id() {
+                spl_token_interface::instruction::transfer_checked(
+                    &program,
+                    &source,
+                    &n.mint,
+                    &destination,
+                    authority,
+                    &[],
+                    n.amount,
+                    info.decimals,
+                )
+            } else {
+                spl_token_2022_interface::instruction::transfer_checked(
+                    &program,
+                    &source,
+                    &n.mint,
+                    &destination,
+                    authority,
+                    &[],
+                    n.amount,
+                    info.decimals,
+                )
+            }
+        }
+        Mode::MintTo => {
+            if program == spl_token_interface::id() {
+                spl_token_interface::instruction::mint_to_checked(
+                    &program,
+                    &n.mint,
+                    &destination,
+                    authority,
+                    &[],
+                    n.amount,
+                    info.decimals,
+                )
+            } else {
+                spl_token_2022_interface::instruction::mint_to_checked(
+                    &program,
+                    &n.mint,
+                    &destination,
+                    authority,
+                    &[],
+                    n.amount,
+                    info.decimals,
+                )
+            }
+        }
+    }
+    .map_err(|e| Error::MalformedBatch(format!("token instruction: {e}")))?;
+    out.push(pay);
+    Ok(out)
+}
+
+/// Running net of one (mint, recipient): the sum (None once it overflowed),
+/// whether any intent asked for the token account, and the intents in it.
+type Group = (Option<u64>, bool, Vec<usize>);
+
+/// Nets intents per (recipient, mint) in a deterministic order.
+fn net(intents: &[Intent], mints: &BTreeMap<Pubkey, MintInfo>) -> (Vec<Netted>, Vec<(Verdict, u32)>) {
+    let mut groups: BTreeMap<(Pubkey, Pubkey), Group> = BTreeMap::new();
+    let mut verdicts = vec![(Verdict::NothingToPay, u32::MAX); intents.len()];
+    for (i, intent) in intents.iter().enumerate() {
+        if !mints.contains_key(&intent.mint) {
+            verdicts[i] = (Verdict::UnknownMint, u32::MAX);
+            continue;
+        }
+        if intent.amount == 0 {
+            continue;
+        }
+        let entry = groups.entry((intent.mint, intent.recipient)).or_insert((Some(0), false, Vec::new()));
+        entry.0 = entry.0.and_then(|sum| sum.checked_add(intent.amount));
+        entry.1 |= intent.create_ata;
+        entry.2.push(i);
+    }
+    let mut netted = Vec::with_capacity(groups.len());
+    for ((mint, recipient), (sum, create_ata, members)) in groups {
+        let Some(amount) = sum else {
+            for i in members {
+                verdicts[i] = (Verdict::Overflow, u32::MAX);
+            }
+            continue;
+        };
+        let index = u32::try_from(netted.len()).unwrap_or(u32::MAX);
+        for i in members {
+            verdicts[i] = (Verdict::Included, index);
+        }
+        netted.push(Netted { recipient, mint, amount, create_ata, transaction: u32::MAX });
+    }
+    (netted, verdicts)
+}
+
+fn digest(netted: &[Netted]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(DIGEST_DOMAIN);
+    hash.update((netted.len() as u64).to_le_bytes());
+    for n in netted {
+        hash.update(n.recipient.as_ref());
+        hash.update(n.mint.as_ref());
+        hash.update(n.amount.to_le_bytes());
+        hash.update([u8::from(n.create_ata)]);
+    }
+    hash.finalize().into()
+}
+
+struct Packer<'a> {
+    config: &'a Config,
+    tables: Vec<AddressLookupTableAccount>,
+    signers: usize,
+}
+
+impl Packer<'_> {
+    fn budget(&self, transfers: u32, atas: u32) -> Vec<Instruction> {
+        let units = transfers
+            .saturating_mul(self.config.compute_units_per_transfer)
+            .saturating_add(atas.saturating_mul(self.config.compute_units_per_ata));
+        let mut out = vec![ComputeBudgetInstruction::set_compute_unit_limit(units)];
+        if self.config.compute_unit_price > 0 {
+            out.push(ComputeBudgetInstruction::set_compute_unit_price(self.config.compute_unit_price));
+        }
+        out
+    }
+
+    /// The compiled message, if it fits the size and account-lock limits.
+    fn compile(&self, body: &[Instruction], transfers: u32, atas: u32) -> Result<Option<v0::Message>, Error> {
+        let mut all = self.budget(transfers, atas);
+        all.extend_from_slice(body);
+        let message = v0::Message::try_compile(
+            &self.config.payer.pubkey(),
+            &all,
+            &self.tables,
+            self.config.blockhash.clone(),
+        )
+        .map_err(|e| Error::MalformedBatch(format!("message compilation: {e}")))?;
+        let locks = message.account_keys.len().saturating_add(
+            message
+                .address_table_lookups
+                .iter()
+                .map(|l| l.writable_indexes.len().saturating_add(l.readonly_indexes.len()))
+                .sum(),
+        );
+        let message_len = VersionedMessage::V0(message.clone()).serialize().len();
+        // shortvec(signature count) is one byte below 128 signatures.
+        let size = 1usize.saturating_add(self.signers.saturating_mul(64)).saturating_add(message_len);
+        Ok((size <= MAX_TRANSACTION_SIZE && locks <= self.config.max_account_locks).then_some(message))
+    }
+
+    fn sign(&self, message: v0::Message) -> Result<(Vec<u8>, [u8; 64]), Error> {
+        let keys: Vec<&Keypair> = if self.config.authority.pubkey() == self.config.payer.pubkey() {
+            vec![&self.config.payer]
+        } else {
+            vec![&self.config.payer, &self.config.authority]
+        };
+        let tx = VersionedTransaction::try_new(VersionedMessage::V0(message), &keys)
+            .map_err(|e| Error::MalformedBatch(format!("signing: {e}")))?;
+        let bytes =
+            wincode::serialize(&tx).map_err(|e| Error::MalformedBatch(format!("serialising: {e}")))?;
+        let signature: [u8; 64] = tx.signatures[0].into();
+        Ok((bytes, signature))
+    }
+}
+
+/// Nets, packs and signs. See the module docs.
+pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Error> {
+    if !intents.len().is_multiple_of(INTENT_LEN) || !mints.len().is_multiple_of(MINT_LEN) {
+        return Err(Error::MalformedBatch(format!(
+            "intents must be {INTENT_LEN}-byte records and mints {MINT_LEN}-byte records"
+        )));
+    }
+    let mut table = BTreeMap::new();
+    for chunk in mints.chunks_exact(MINT_LEN) {
+        let info = MintInfo::decode(chunk)?;
+        if table.insert(info.mint, info).is_some() {
+            return Err(Error::MalformedBatch(format!("mint {} appears twice", info.mint)));
+        }
+    }
+    let intents: Vec<Intent> = intents.chunks_exact(INTENT_LEN).map(Intent::decode).collect();
+    let (mut netted, mut verdicts) = net(&intents, &table);
+    let signers = if config.authority.pubkey() == config.payer.pubkey() { 1 } else { 2 };
+    let packer = Packer { config, tables: config.lookup_table.iter().cloned().collect(), signers };
+    let payer = config.payer.pubkey();
+    let authority = config.authority.pubkey();
+
+    let mut transactions = Vec::new();
+    let mut signatures = Vec::new();
+    let mut body: Vec<Instruction> = Vec::new();
+    let mut members: Vec<usize> = Vec::new();
+    let mut best: Option<v0::Message> = None;
+    let (mut transfers, mut atas) = (0u32, 0u32);
+    let mut too_large = Vec::new();
+    for i in 0..netted.len() {
+        let info = table[&netted[i].mint];
+        let group = instructions_for(&netted[i], &info, &payer, &authority)?;
+        let adds_ata = u32::from(netted[i].create_ata);
+        let mut candidate = body.clone();
+        candidate.extend(group.iter().cloned());
+        if let Some(message) =
+            packer.compile(&candidate, transfers.saturating_add(1), atas.saturating_add(adds_ata))?
+        {
+            body = candidate;
+            best = Some(message);
+            members.push(i);
+            transfers = transfers.saturating_add(1);
+            atas = atas.saturating_add(adds_ata);
+            continue;
+        }
+        if let Some(message) = best.take() {
+            flush(&packer, message, &mut members, &mut netted, &mut transactions, &mut signatures)?;
+        }
+        match packer.compile(&group, 1, adds_ata)? {
+            Some(message) => {
+                body = group;
+                best = Some(message);
+                members.push(i);
+                transfers = 1;
+                atas = adds_ata;
+            }
+            None => {
+                too_large.push(i);
+                body.clear();
+                transfers = 0;
+                atas = 0;
+            }
+        }
+    }
+    if let Some(message) = best.take() {
+        flush(&packer, message, &mut members, &mut netted, &mut transactions, &mut signatures)?;
+    }
+    for v in &mut verdicts {
+        if v.0 == Verdict::Included && too_large.contains(&(v.1 as usize)) {
+            *v = (Verdict::TooLarge, v.1);
+        }
+    }
+    let digest = digest(&netted);
+    Ok(Batch { transactions, signatures, netted, verdicts, digest })
+}
+
+fn flush(
+    packer: &Packer,
+    message: v0::Message,
+    members: &mut Vec<usize>,
+    netted: &mut [Netted],
+    transactions: &mut Vec<Vec<u8>>,
+    signatures: &mut Vec<[u8; 64]>,
+) -> Result<(), Error> {
+    let index = u32::try_from(transactions.len())
+        .map_err(|_| Error::MalformedBatch("too many transactions".into()))?;
+    let (bytes, signature) = packer.sign(message)?;
+    for &m in members.iter() {
+        netted[m].transaction = index;
+    }
+    members.clear();
+    transactions.push(bytes);
+    signatures.push(signature);
+    Ok(())
+}

@@ -1,0 +1,150 @@
+"""Settlement building: every transaction decodes with solders and executes in
+LiteSVM against the real SPL Token and Token-2022 programs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.transaction import VersionedTransaction
+from spl.token.instructions import get_associated_token_address
+
+from openvpp import native
+from tests.chain import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, Chain
+
+PROGRAMS = {native.TokenProgram.TOKEN: TOKEN_PROGRAM_ID, native.TokenProgram.TOKEN_2022: TOKEN_2022_PROGRAM_ID}
+
+
+def params(chain: Chain, authority: Keypair, **kwargs: object) -> native.SettlementParams:
+    return native.SettlementParams(
+        payer=bytes(chain.payer),
+        authority=bytes(authority),
+        blockhash=bytes(chain.blockhash),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def accounts_locked(raw: bytes) -> int:
+    message = VersionedTransaction.from_bytes(raw).message
+    loaded = sum(len(l.writable_indexes) + len(l.readonly_indexes) for l in message.address_table_lookups)
+    return len(message.account_keys) + loaded
+
+
+@pytest.mark.parametrize("program", list(native.TokenProgram))
+def test_minted_credits_arrive_exactly_netted(program: native.TokenProgram) -> None:
+    chain, authority = Chain(), Keypair()
+    mint = chain.create_mint(authority.pubkey(), 6, PROGRAMS[program])
+    stranger_mint = Keypair().pubkey()
+    recipients = [Keypair().pubkey() for _ in range(45)]
+    rng = random.Random(4)
+    intents = [
+        native.PaymentIntent(bytes(rng.choice(recipients)), bytes(mint), rng.randrange(0, 5_000), True)
+        for _ in range(300)
+    ]
+    intents.append(native.PaymentIntent(bytes(recipients[0]), bytes(stranger_mint), 10, True))
+    batch = native.build_settlement(
+        b"".join(i.pack() for i in intents),
+        native.MintPayment(bytes(mint), program, 6, native.PaymentMode.MINT_TO).pack(),
+        params(chain, authority, compute_unit_price=1_000),
+    )
+    expected: dict[bytes, int] = {}
+    for i, intent in enumerate(intents[:-1]):
+        if intent.amount:
+            expected[intent.recipient] = expected.get(intent.recipient, 0) + intent.amount
+            assert batch.verdict(i) is native.SettlementVerdict.INCLUDED
+        else:
+            assert batch.verdict(i) is native.SettlementVerdict.NOTHING_TO_PAY
+    assert batch.verdict(len(intents) - 1) is native.SettlementVerdict.UNKNOWN_MINT
+    assert {n.recipient: n.amount for n in batch.netted} == expected
+    for raw, signature in zip(batch.transactions, batch.signatures, strict=True):
+        assert len(raw) <= native.MAX_TRANSACTION_SIZE
+        assert accounts_locked(raw) <= 64
+        assert bytes(VersionedTransaction.from_bytes(raw).signatures[0]) == signature
+        chain.send_raw(raw)
+    for recipient, amount in expected.items():
+        assert chain.token_balance(Pubkey.from_bytes(recipient), mint, PROGRAMS[program]) == amount
+
+
+def test_transfers_from_a_reserve_with_existing_accounts_and_two_signers() -> None:
+    chain, authority = Chain(), Keypair()
+    usdc = chain.create_mint(authority.pubkey(), 6)
+    reserve = chain.create_ata(authority.pubkey(), usdc)
+    chain.mint_to(usdc, reserve, authority, 10_000_000)
+    recipients = [Keypair().pubkey() for _ in range(30)]
+    for r in recipients:
+        chain.create_ata(r, usdc)
+    intents = b"".join(native.PaymentIntent(bytes(r), bytes(usdc), 1_000 + i).pack() for i, r in enumerate(recipients))
+    batch = native.build_settlement(
+        intents,
+        native.MintPayment(
+            bytes(usdc), native.TokenProgram.TOKEN, 6, native.PaymentMode.TRANSFER, bytes(reserve)
+        ).pack(),
+        params(chain, authority),
+    )
+    for raw in batch.transactions:
+        assert len(VersionedTransaction.from_bytes(raw).signatures) == 2
+        chain.send_raw(raw)
+    assert [chain.token_balance(r, usdc) for r in recipients] == [1_000 + i for i in range(30)]
+    assert chain.token_balance(authority.pubkey(), usdc) == 10_000_000 - sum(1_000 + i for i in range(30))
+
+
+def test_a_lookup_table_packs_more_transfers_and_never_exceeds_the_lock_limit() -> None:
+    chain, authority = Chain(), Keypair()
+    mint = chain.create_mint(authority.pubkey(), 0)
+    recipients = [Keypair().pubkey() for _ in range(200)]
+    for r in recipients:
+        chain.create_ata(r, mint)
+    atas = [get_associated_token_address(r, mint) for r in recipients]
+    table = chain.lookup_table([mint, TOKEN_PROGRAM_ID, authority.pubkey(), *atas])
+    intents = b"".join(native.PaymentIntent(bytes(r), bytes(mint), 7).pack() for r in recipients)
+    mints = native.MintPayment(bytes(mint), native.TokenProgram.TOKEN, 0, native.PaymentMode.MINT_TO).pack()
+    plain = native.build_settlement(intents, mints, params(chain, authority))
+    lookup = [bytes(a) for a in [mint, TOKEN_PROGRAM_ID, authority.pubkey(), *atas]]
+    packed = native.build_settlement(
+        intents, mints, params(chain, authority, lookup_table=bytes(table), lookup_addresses=lookup)
+    )
+    per_tx_plain = max(sum(1 for n in plain.netted if n.transaction == t) for t in range(len(plain.transactions)))
+    per_tx_lookup = max(sum(1 for n in packed.netted if n.transaction == t) for t in range(len(packed.transactions)))
+    assert per_tx_lookup > 2 * per_tx_plain
+    assert max(accounts_locked(raw) for raw in packed.transactions) <= 64
+    assert packed.digest == plain.digest
+    for raw in packed.transactions:
+        assert len(raw) <= native.MAX_TRANSACTION_SIZE
+        chain.send_raw(raw)
+    assert all(chain.token_balance(r, mint) == 7 for r in recipients)
+
+
+def test_same_intents_in_any_order_give_the_same_digest_and_transactions() -> None:
+    chain, authority = Chain(), Keypair()
+    mint = Keypair().pubkey()
+    intents = [native.PaymentIntent(bytes(Keypair().pubkey()), bytes(mint), i + 1, True) for i in range(40)]
+    mints = native.MintPayment(bytes(mint), native.TokenProgram.TOKEN_2022, 2, native.PaymentMode.MINT_TO).pack()
+    a = native.build_settlement(b"".join(i.pack() for i in intents), mints, params(chain, authority))
+    b = native.build_settlement(b"".join(i.pack() for i in reversed(intents)), mints, params(chain, authority))
+    assert a.digest == b.digest
+    assert a.transactions == b.transactions
+    other = native.build_settlement(b"".join(i.pack() for i in intents[1:]), mints, params(chain, authority))
+    assert other.digest != a.digest
+
+
+def test_overflowing_net_is_refused_for_that_recipient_only() -> None:
+    chain, authority = Chain(), Keypair()
+    mint, rich, poor = Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey()
+    intents = [
+        native.PaymentIntent(bytes(rich), bytes(mint), 2**64 - 1),
+        native.PaymentIntent(bytes(rich), bytes(mint), 1),
+        native.PaymentIntent(bytes(poor), bytes(mint), 5),
+    ]
+    batch = native.build_settlement(
+        b"".join(i.pack() for i in intents),
+        native.MintPayment(bytes(mint), native.TokenProgram.TOKEN, 0, native.PaymentMode.MINT_TO).pack(),
+        params(chain, authority),
+    )
+    assert [batch.verdict(i) for i in range(3)] == [
+        native.SettlementVerdict.OVERFLOW,
+        native.SettlementVerdict.OVERFLOW,
+        native.SettlementVerdict.INCLUDED,
+    ]
+    assert [(n.recipient, n.amount) for n in batch.netted] == [(bytes(poor), 5)]
