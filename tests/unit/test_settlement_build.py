@@ -6,6 +6,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
@@ -13,6 +16,7 @@ from spl.token.instructions import get_associated_token_address
 
 from openvpp import native
 from tests.chain import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID, Chain
+from tests.reference import settlement as ref
 
 PROGRAMS = {native.TokenProgram.TOKEN: TOKEN_PROGRAM_ID, native.TokenProgram.TOKEN_2022: TOKEN_2022_PROGRAM_ID}
 
@@ -28,7 +32,7 @@ def params(chain: Chain, authority: Keypair, **kwargs: object) -> native.Settlem
 
 def accounts_locked(raw: bytes) -> int:
     message = VersionedTransaction.from_bytes(raw).message
-    loaded = sum(len(l.writable_indexes) + len(l.readonly_indexes) for l in message.address_table_lookups)
+    loaded = sum(len(t.writable_indexes) + len(t.readonly_indexes) for t in message.address_table_lookups)
     return len(message.account_keys) + loaded
 
 
@@ -148,3 +152,72 @@ def test_overflowing_net_is_refused_for_that_recipient_only() -> None:
         native.SettlementVerdict.INCLUDED,
     ]
     assert [(n.recipient, n.amount) for n in batch.netted] == [(bytes(poor), 5)]
+
+
+@st.composite
+def settlement_cases(draw: st.DrawFn) -> tuple[list[native.PaymentIntent], list[native.MintPayment], bool]:
+    mints = [
+        native.MintPayment(
+            bytes(Keypair().pubkey()),
+            draw(st.sampled_from(list(native.TokenProgram))),
+            draw(st.integers(0, 9)),
+            mode := draw(st.sampled_from(list(native.PaymentMode))),
+            bytes(Keypair().pubkey()) if mode is native.PaymentMode.TRANSFER else bytes(32),
+        )
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    known = [m.mint for m in mints]
+    recipients = [bytes(Keypair().pubkey()) for _ in range(draw(st.integers(1, 40)))]
+    intents = [
+        native.PaymentIntent(
+            draw(st.sampled_from(recipients)),
+            draw(st.sampled_from([*known, bytes(Keypair().pubkey())]))
+            if draw(st.integers(0, 15)) == 0
+            else draw(st.sampled_from(known)),
+            draw(st.sampled_from([0, 1, 999, 2**63, 2**64 - 1]))
+            if draw(st.integers(0, 10)) == 0
+            else draw(st.integers(1, 10**9)),
+            draw(st.booleans()),
+        )
+        for _ in range(draw(st.integers(0, 120)))
+    ]
+    return intents, mints, draw(st.booleans())
+
+
+@settings(max_examples=40, deadline=None)
+@given(settlement_cases())
+def test_rust_builds_exactly_what_the_python_reference_builds(
+    case: tuple[list[native.PaymentIntent], list[native.MintPayment], bool],
+) -> None:
+    intents, mints, two_signers = case
+    payer = Keypair.from_seed(bytes(32))
+    authority = Keypair.from_seed(bytes([1] * 32)) if two_signers else payer
+    blockhash = Hash.from_bytes(bytes(range(32)))
+    batch = native.build_settlement(
+        b"".join(i.pack() for i in intents),
+        b"".join(m.pack() for m in mints),
+        native.SettlementParams(bytes(payer), bytes(authority), bytes(blockhash), compute_unit_price=5),
+    )
+    programs = {native.TokenProgram.TOKEN: ref.TOKEN, native.TokenProgram.TOKEN_2022: ref.TOKEN_2022}
+    ref_mints = {
+        Pubkey(m.mint): ref.Mint(
+            Pubkey(m.mint), programs[m.program], m.decimals, m.mode is native.PaymentMode.MINT_TO, Pubkey(m.source)
+        )
+        for m in mints
+    }
+    txs, netted, verdicts, digest = ref.build(
+        [(Pubkey(i.recipient), Pubkey(i.mint), i.amount, i.create_ata) for i in intents],
+        ref_mints,
+        ref.Params(payer, authority, blockhash, compute_unit_price=5),
+    )
+    assert batch.transactions == txs
+    assert batch.digest == digest
+    assert [(n.recipient, n.mint, n.amount, n.create_ata) for n in batch.netted] == [
+        (bytes(r), bytes(m), a, c) for r, m, a, c, _ in netted
+    ]
+    assert [n.transaction if n.transaction != 2**32 - 1 else -1 for n in batch.netted] == [t for *_, t in netted]
+    assert [batch.verdict(i).name.lower() for i in range(len(intents))] == [v for v, _ in verdicts]
+    # Netting conserves value: what is paid is exactly what was owed.
+    paid = sum(n.amount for n in batch.netted)
+    owed = sum(i.amount for i, (v, _) in zip(intents, verdicts, strict=True) if v == "included")
+    assert paid == owed
