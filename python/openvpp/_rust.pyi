@@ -11,6 +11,7 @@ def verify_ed25519_batch(
     signatures: bytes,
     messages: bytes,
     offsets: list[int],
+    threads: int = 0,
 ) -> bytes: ...
 def verify_readings(
     payloads: bytes,

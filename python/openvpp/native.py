@@ -38,7 +38,7 @@ class SignedItem:
     message: bytes
 
 
-def verify_ed25519(domain: bytes, items: Sequence[SignedItem]) -> list[SignatureVerdict]:
+def verify_ed25519(domain: bytes, items: Sequence[SignedItem], *, threads: int = 0) -> list[SignatureVerdict]:
     """Strictly verifies `domain || message` for every item, in one native call.
 
     Raises `openvpp.errors.InvalidArgument` when a key or signature has the
@@ -61,6 +61,7 @@ def verify_ed25519(domain: bytes, items: Sequence[SignedItem]) -> list[Signature
             b"".join(item.signature for item in items),
             b"".join(messages),
             offsets,
+            threads,
         )
         verdicts = [SignatureVerdict(code) for code in codes]
         span.set_attribute("openvpp.batch.size", len(items))

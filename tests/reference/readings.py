@@ -108,10 +108,11 @@ def apply(
             out.append(Outcome("bad_signature"))
             continue
         digest = hashlib.sha256(payload).digest()
-        if (r.key, r.seq) in seen:
+        d = table[r.key]
+        # Only a reading the state already accounts for can be repeated.
+        if d.has_baseline and r.seq <= d.last_seq and (r.key, r.seq) in seen:
             out.append(Outcome("duplicate" if seen[(r.key, r.seq)] == digest else "conflict"))
             continue
-        d = table[r.key]
         outcome = judge(r, d, now, future_skew, max_age)
         if outcome.verdict in ("accepted", "seq_gap"):
             seen[(r.key, r.seq)] = digest

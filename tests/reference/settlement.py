@@ -122,21 +122,27 @@ def sign_with_solders(message: MessageV0, signers: list[Keypair]) -> bytes:
     return bytes(VersionedTransaction(message, signers))
 
 
+InstructionMaker = Callable[[Pubkey, int, bool, Mint, Pubkey, Pubkey], list[Instruction]]
+
+
 def build(
     intents: Sequence[tuple[Pubkey, Pubkey, int, bool]],
     mints: dict[Pubkey, Mint],
     p: Params,
     sign: Callable[[MessageV0, list[Keypair]], bytes] = sign_with_solders,
+    make_instructions: InstructionMaker = instructions,
 ) -> tuple[list[bytes], list[tuple[Pubkey, Pubkey, int, bool, int]], list[tuple[str, int]], bytes]:
     netted, verdicts = net(intents, mints)
-    signers = [p.payer] if p.payer.pubkey() == p.authority.pubkey() else [p.payer, p.authority]
+    # Keypair.pubkey() re-derives the key on every call: derive it once.
+    payer, authority = p.payer.pubkey(), p.authority.pubkey()
+    signers = [p.payer] if payer == authority else [p.payer, p.authority]
     tables = [p.table] if p.table else []
 
     def compile_fitting(body: list[Instruction], transfers: int, atas: int) -> MessageV0 | None:
         budget = [set_compute_unit_limit(transfers * p.units_per_transfer + atas * p.units_per_ata)]
         if p.compute_unit_price:
             budget.append(set_compute_unit_price(p.compute_unit_price))
-        message = MessageV0.try_compile(p.payer.pubkey(), budget + body, tables, p.blockhash)
+        message = MessageV0.try_compile(payer, budget + body, tables, p.blockhash)
         locks = len(message.account_keys) + sum(
             len(t.writable_indexes) + len(t.readonly_indexes) for t in message.address_table_lookups
         )
@@ -158,7 +164,7 @@ def build(
         txs.append(sign(message, signers))
 
     for i, (recipient, mint, amount, create) in enumerate(netted):
-        group = instructions(recipient, amount, create, mints[mint], p.payer.pubkey(), p.authority.pubkey())
+        group = make_instructions(recipient, amount, create, mints[mint], payer, authority)
         message = compile_fitting(body + group, transfers + 1, atas + create)
         if message is not None:
             body, best = body + group, message

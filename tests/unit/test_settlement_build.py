@@ -8,6 +8,7 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -155,7 +156,9 @@ def test_overflowing_net_is_refused_for_that_recipient_only() -> None:
 
 
 @st.composite
-def settlement_cases(draw: st.DrawFn) -> tuple[list[native.PaymentIntent], list[native.MintPayment], bool]:
+def settlement_cases(
+    draw: st.DrawFn,
+) -> tuple[list[native.PaymentIntent], list[native.MintPayment], bool, list[Pubkey]]:
     mints = [
         native.MintPayment(
             bytes(Keypair().pubkey()),
@@ -181,22 +184,39 @@ def settlement_cases(draw: st.DrawFn) -> tuple[list[native.PaymentIntent], list[
         )
         for _ in range(draw(st.integers(0, 120)))
     ]
-    return intents, mints, draw(st.booleans())
+    table: list[Pubkey] = []
+    if draw(st.booleans()):
+        programs = {native.TokenProgram.TOKEN: ref.TOKEN, native.TokenProgram.TOKEN_2022: ref.TOKEN_2022}
+        for m in mints:
+            table.append(Pubkey(m.mint))
+            for r in recipients[: len(recipients) // 2]:
+                table.append(ref.ata(Pubkey(r), Pubkey(m.mint), programs[m.program]))
+        table += [ref.TOKEN, ref.SYSTEM, *(Pubkey(r) for r in recipients[::3])]
+        table = table[:256]
+    return intents, mints, draw(st.booleans()), table
 
 
 @settings(max_examples=40, deadline=None)
 @given(settlement_cases())
 def test_rust_builds_exactly_what_the_python_reference_builds(
-    case: tuple[list[native.PaymentIntent], list[native.MintPayment], bool],
+    case: tuple[list[native.PaymentIntent], list[native.MintPayment], bool, list[Pubkey]],
 ) -> None:
-    intents, mints, two_signers = case
+    intents, mints, two_signers, table = case
+    table_key = Pubkey(bytes([9] * 32))
     payer = Keypair.from_seed(bytes(32))
     authority = Keypair.from_seed(bytes([1] * 32)) if two_signers else payer
     blockhash = Hash.from_bytes(bytes(range(32)))
     batch = native.build_settlement(
         b"".join(i.pack() for i in intents),
         b"".join(m.pack() for m in mints),
-        native.SettlementParams(bytes(payer), bytes(authority), bytes(blockhash), compute_unit_price=5),
+        native.SettlementParams(
+            bytes(payer),
+            bytes(authority),
+            bytes(blockhash),
+            compute_unit_price=5,
+            lookup_table=bytes(table_key) if table else None,
+            lookup_addresses=[bytes(k) for k in table],
+        ),
     )
     programs = {native.TokenProgram.TOKEN: ref.TOKEN, native.TokenProgram.TOKEN_2022: ref.TOKEN_2022}
     ref_mints = {
@@ -208,7 +228,13 @@ def test_rust_builds_exactly_what_the_python_reference_builds(
     txs, netted, verdicts, digest = ref.build(
         [(Pubkey(i.recipient), Pubkey(i.mint), i.amount, i.create_ata) for i in intents],
         ref_mints,
-        ref.Params(payer, authority, blockhash, compute_unit_price=5),
+        ref.Params(
+            payer,
+            authority,
+            blockhash,
+            compute_unit_price=5,
+            table=AddressLookupTableAccount(table_key, table) if table else None,
+        ),
     )
     assert batch.transactions == txs
     assert batch.digest == digest

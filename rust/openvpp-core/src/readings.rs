@@ -9,8 +9,9 @@
 //! the first that fails decides the verdict:
 //!  1. the device must be known (its key is the signer);
 //!  2. the signature over `openvpp/reading/v1 || payload` must verify;
-//!  3. a (device, seq) seen before is a duplicate when the payload is the
-//!     same bytes, else a conflict — resubmitting is always safe;
+//!  3. a (device, seq) accepted before (in this batch or stored) is a
+//!     duplicate when the payload is the same bytes, else a conflict —
+//!     resubmitting is always safe;
 //!  4. the device must be active;
 //!  5. reserved flag bits must be zero;
 //!  6. the interval must be valid and aligned;
@@ -20,6 +21,8 @@
 //! 10. the energy must be possible for the device's declared capability.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 
 use sha2::{Digest, Sha256};
 
@@ -280,6 +283,9 @@ pub fn verify(
 /// The rules after signature checking; `signature_ok[i]` says whether
 /// reading i's signature verified. Returns outcomes and the updated device
 /// table (same order and layout as `devices`).
+///
+/// `stored` must only hold readings the device table already accounts for
+/// (seq ≤ the device's last_seq): a reading can only repeat one of those.
 pub fn apply_rules(
     payloads: &[u8],
     signature_ok: &[bool],
@@ -298,20 +304,27 @@ pub fn apply_rules(
     check_len("stored", stored, STORED_LEN)?;
     let mut table: Vec<DeviceState> =
         devices.chunks_exact(DEVICE_STATE_LEN).map(DeviceState::decode).collect();
-    let mut index: HashMap<[u8; 32], u32> = HashMap::with_capacity(m);
+    // Keys are attacker-chosen, so the map is seeded per process (no
+    // precomputable collisions) yet far cheaper than SipHash on 32 bytes.
+    let mut index: HashMap<[u8; 32], u32, RandomState> =
+        HashMap::with_capacity_and_hasher(m, RandomState::default());
     for (i, d) in table.iter().enumerate() {
         let i = u32::try_from(i).map_err(|_| Error::MalformedBatch("more than 2^32 devices".into()))?;
         if index.insert(d.key, i).is_some() {
             return Err(Error::MalformedBatch("a device appears twice in the device table".into()));
         }
     }
-    let mut seen: HashMap<([u8; 32], u64), [u8; 32]> =
+    let stored: HashMap<([u8; 32], u64), [u8; 32], RandomState> =
         stored.chunks_exact(STORED_LEN).map(Stored::decode).map(|s| ((s.key, s.seq), s.digest)).collect();
+    // Readings accepted in this batch, chained per device (newest first), so a
+    // repeat is found without hashing every reading.
+    let mut newest: Vec<u32> = vec![u32::MAX; m];
+    let mut previous: Vec<u32> = vec![u32::MAX; n];
     let mut out = Vec::with_capacity(n);
     for (i, chunk) in payloads.chunks_exact(READING_LEN).enumerate() {
-        let mut payload = [0u8; READING_LEN];
-        payload.copy_from_slice(chunk);
-        let reading = Reading::decode(&payload);
+        let payload: &[u8; READING_LEN] =
+            chunk.try_into().map_err(|_| Error::MalformedBatch("payload".into()))?;
+        let reading = Reading::decode(payload);
         let Some(&device) = index.get(&reading.key) else {
             out.push(Outcome::rejected(Verdict::UnknownDevice, u32::MAX));
             continue;
@@ -320,21 +333,24 @@ pub fn apply_rules(
             out.push(Outcome::rejected(Verdict::BadSignature, device));
             continue;
         }
-        let digest = payload_digest(&payload);
-        if let Some(previous) = seen.get(&(reading.key, reading.seq)) {
-            let verdict = if *previous == digest { Verdict::Duplicate } else { Verdict::Conflict };
-            out.push(Outcome::rejected(verdict, device));
-            continue;
+        let d = device as usize;
+        let state = &mut table[d];
+        if state.has_baseline && reading.seq <= state.last_seq {
+            if let Some(verdict) = repeat_of(&reading, payload, payloads, newest[d], &previous, &stored) {
+                out.push(Outcome::rejected(verdict, device));
+                continue;
+            }
         }
-        let state = &mut table[device as usize];
         let outcome = judge(&reading, state, params, device)?;
         if outcome.verdict.is_accepted() {
-            seen.insert((reading.key, reading.seq), digest);
             state.has_baseline = true;
             state.last_seq = reading.seq;
             state.last_interval_end = reading.interval_end;
             state.import_wh = reading.import_wh;
             state.export_wh = reading.export_wh;
+            previous[i] = newest[d];
+            newest[d] =
+                u32::try_from(i).map_err(|_| Error::MalformedBatch("more than 2^32 readings".into()))?;
         }
         out.push(outcome);
     }
@@ -343,6 +359,28 @@ pub fn apply_rules(
         d.encode_into(&mut updated);
     }
     Ok((out, updated))
+}
+
+/// Duplicate or conflict, when this (device, seq) was accepted before —
+/// earlier in this batch or in a stored reading.
+fn repeat_of(
+    reading: &Reading,
+    payload: &[u8; READING_LEN],
+    payloads: &[u8],
+    mut cursor: u32,
+    previous: &[u32],
+    stored: &HashMap<([u8; 32], u64), [u8; 32], RandomState>,
+) -> Option<Verdict> {
+    while cursor != u32::MAX {
+        let at = (cursor as usize).saturating_mul(READING_LEN);
+        let earlier = &payloads[at..at.saturating_add(READING_LEN)];
+        if Reading::decode(earlier.try_into().ok()?).seq == reading.seq {
+            return Some(if earlier == payload { Verdict::Duplicate } else { Verdict::Conflict });
+        }
+        cursor = previous[cursor as usize];
+    }
+    let digest = stored.get(&(reading.key, reading.seq))?;
+    Some(if *digest == payload_digest(payload) { Verdict::Duplicate } else { Verdict::Conflict })
 }
 
 /// Rules 4 to 10 for one reading of a known device with a valid signature.

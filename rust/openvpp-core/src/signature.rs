@@ -21,6 +21,7 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rayon::prelude::*;
 use sha2::{Digest, Sha512};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Error;
 
@@ -30,9 +31,14 @@ pub const SIGNATURE_LEN: usize = 64;
 /// Below this many items a batch is checked one by one: the multiscalar
 /// set-up costs more than it saves.
 const MIN_BATCH: usize = 4;
+/// A failed set this small is checked one by one rather than bisected: with
+/// a failure in it already, more combinations rarely pay for themselves.
+const BISECT_ABOVE: usize = 16;
+/// Above this share of bad items, one-by-one checking beats combinations.
+const DENSE_FAILURE_PERCENT: u64 = 4;
 /// Items per random linear combination. Failures cost a bisection inside
 /// one chunk only, and chunks are the unit of work spread across cores.
-const CHUNK: usize = 128;
+const CHUNK: usize = 256;
 
 /// Outcome for one item of a batch. The discriminants are part of the Python
 /// API (`openvpp.native.SignatureVerdict`) and must not change.
@@ -147,13 +153,36 @@ fn check_shape(public_keys: &[u8], signatures: &[u8], messages: &Messages) -> Re
     Ok(n)
 }
 
-/// Decompresses a canonical encoding; `None` for off-curve or y ≥ p encodings.
+/// y = p − 1 (with the sign bit clear): the encoding of the order-two point (0, −1).
+const Y_MINUS_ONE: [u8; 32] = [
+    0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+];
+
+/// Whether the 255-bit y of an encoding is below p = 2^255 − 19, checked on
+/// the bytes: re-compressing the point to compare would cost a field
+/// inversion per key and per R, a third of a verification.
+fn y_is_reduced(bytes: &[u8; 32]) -> bool {
+    let top = bytes[31] & 0x7f;
+    !(top == 0x7f && bytes[1..31].iter().all(|b| *b == 0xff) && bytes[0] >= 0xed)
+}
+
+/// Decompresses a canonical encoding; `None` for off-curve or non-canonical ones.
 fn canonical_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
-    let compressed = CompressedEdwardsY(*bytes);
-    let point = compressed.decompress()?;
-    // Decompression accepts y >= p and a set sign bit on x = 0; only the
-    // canonical encoding names the point.
-    (point.compress() == compressed).then_some(point)
+    if !y_is_reduced(bytes) {
+        return None;
+    }
+    if bytes[31] & 0x80 != 0 {
+        // x = 0 only for y = ±1; a set sign bit there names no other point.
+        let mut y = *bytes;
+        y[31] &= 0x7f;
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        if y == one || y == Y_MINUS_ONE {
+            return None;
+        }
+    }
+    CompressedEdwardsY(*bytes).decompress()
 }
 
 /// A public key that passed the strict checks, ready for equations.
@@ -245,24 +274,37 @@ fn combination_holds(items: &[Prepared], randomness: &[u8]) -> bool {
 }
 
 /// Fills `out[i]` for the prepared items of one chunk, bisecting on failure.
-fn settle(items: &[(usize, Prepared)], randomness: &[u8], out: &mut [Verdict]) {
-    if items.len() < MIN_BATCH {
+///
+/// `known_bad` says the caller already saw this set's combination fail (its
+/// sibling passed while their parent failed), so it is split at once.
+fn settle(items: &[(usize, Prepared)], randomness: &[u8], out: &mut [Verdict], known_bad: bool) {
+    if items.len() < MIN_BATCH || (known_bad && (items.len() <= BISECT_ABOVE || randomness.is_empty())) {
         for (index, item) in items {
             out[*index] = if verify_prepared(item) { Verdict::Valid } else { Verdict::BadSignature };
         }
         return;
     }
-    let prepared: Vec<Prepared> = items.iter().map(|(_, p)| *p).collect();
-    if combination_holds(&prepared, randomness) {
-        for (index, _) in items {
-            out[*index] = Verdict::Valid;
+    if !known_bad {
+        let prepared: Vec<Prepared> = items.iter().map(|(_, p)| *p).collect();
+        if combination_holds(&prepared, randomness) {
+            for (index, _) in items {
+                out[*index] = Verdict::Valid;
+            }
+            return;
         }
-        return;
     }
     let (left, right) = items.split_at(items.len() / 2);
     let (left_rand, right_rand) = randomness.split_at(left.len().saturating_mul(16));
-    settle(left, left_rand, out);
-    settle(right, right_rand, out);
+    let left_prepared: Vec<Prepared> = left.iter().map(|(_, p)| *p).collect();
+    if left.len() >= MIN_BATCH && combination_holds(&left_prepared, left_rand) {
+        for (index, _) in left {
+            out[*index] = Verdict::Valid;
+        }
+        settle(right, right_rand, out, true);
+    } else {
+        settle(left, left_rand, out, left.len() >= MIN_BATCH);
+        settle(right, right_rand, out, false);
+    }
 }
 
 /// Verdicts for one contiguous chunk `[start, start + len)` of the batch.
@@ -273,6 +315,7 @@ fn verify_chunk(
     messages: &Messages,
     start: usize,
     len: usize,
+    tally: &Tally,
 ) -> Result<Vec<Verdict>, Error> {
     let mut out = vec![Verdict::BadSignature; len];
     let mut prepared = Vec::with_capacity(len);
@@ -289,11 +332,28 @@ fn verify_chunk(
             Err(verdict) => *out_slot = verdict,
         }
     }
-    let mut randomness = vec![0u8; prepared.len().saturating_mul(16)];
-    getrandom::getrandom(&mut randomness)
-        .map_err(|e| Error::Unavailable(format!("operating system randomness: {e}")))?;
-    settle(&prepared, &randomness, &mut out);
+    // When earlier chunks of this batch were often bad, combinations would
+    // mostly fail and be paid for twice: check one by one instead.
+    let seen = tally.seen.load(Ordering::Relaxed);
+    let bad = tally.bad.load(Ordering::Relaxed);
+    if seen >= CHUNK as u64 && bad.saturating_mul(100) > seen.saturating_mul(DENSE_FAILURE_PERCENT) {
+        settle(&prepared, &[], &mut out, true);
+    } else {
+        let mut randomness = vec![0u8; prepared.len().saturating_mul(16)];
+        getrandom::getrandom(&mut randomness)
+            .map_err(|e| Error::Unavailable(format!("operating system randomness: {e}")))?;
+        settle(&prepared, &randomness, &mut out, false);
+    }
+    tally.seen.fetch_add(len as u64, Ordering::Relaxed);
+    tally.bad.fetch_add(out.iter().filter(|v| **v != Verdict::Valid).count() as u64, Ordering::Relaxed);
     Ok(out)
+}
+
+/// Failures seen so far in one batch, shared by the threads checking it.
+#[derive(Default)]
+struct Tally {
+    seen: AtomicU64,
+    bad: AtomicU64,
 }
 
 /// Verifies every item of a batch and returns one verdict per item.
@@ -309,9 +369,10 @@ pub fn verify_batch(
 ) -> Result<Vec<Verdict>, Error> {
     let n = check_shape(public_keys, signatures, &messages)?;
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+    let tally = Tally::default();
     let run = |start: &usize| {
         let len = CHUNK.min(n.saturating_sub(*start));
-        verify_chunk(domain, public_keys, signatures, &messages, *start, len)
+        verify_chunk(domain, public_keys, signatures, &messages, *start, len, &tally)
     };
     let chunks: Vec<Vec<Verdict>> = if starts.len() > 1 {
         starts.par_iter().map(run).collect::<Result<_, _>>()?
