@@ -27,30 +27,36 @@ from tests.reference import readings as ref_readings
 OUT = Path("build/bench/core.json")
 
 
+def _signature_round(rounds: int, n: int, seed: int, bad_percent: int) -> list[Comparison]:
+    items = py.signed_readings(n, seed, bad_percent)
+    solders_items = py.as_solders(items)
+
+    def rust(threads: int) -> list[bool]:
+        verdicts = native.verify_ed25519(native.READING_DOMAIN, items, threads=threads)
+        return [v is native.SignatureVerdict.VALID for v in verdicts]
+
+    cands = {
+        "solders loop": lambda: py.verify_with_solders(solders_items),
+        "rust 1 thread": lambda: rust(1),
+        "rust 2 threads": lambda: rust(2),
+    }
+    label = f"signatures, {bad_percent}% bad (n={n})"
+    group = [
+        Comparison(label, "rust 1 thread", "solders loop", 3.0),
+        Comparison(label, "rust 2 threads", "rust 1 thread", 1.8),
+    ]
+
+    def check(outputs: dict[str, Any]) -> None:
+        first = outputs["solders loop"]
+        assert all(o == first for o in outputs.values()), "verdicts differ"
+        assert first.count(False) == n * bad_percent // 100
+
+    run_rounds(cands, group, rounds, check)
+    return group
+
+
 def signature_bench(rounds: int, n: int, seed: int) -> list[Comparison]:
-    comparisons = []
-    for bad_percent in (0, 1, 10):
-        items = py.signed_readings(n, seed, bad_percent)
-        solders_items = py.as_solders(items)
-        cands = {
-            "solders loop": lambda: py.verify_with_solders(solders_items),
-            "rust 1 thread": lambda: [v is native.SignatureVerdict.VALID for v in native.verify_ed25519(native.READING_DOMAIN, items, threads=1)],
-            "rust 2 threads": lambda: [v is native.SignatureVerdict.VALID for v in native.verify_ed25519(native.READING_DOMAIN, items, threads=2)],
-        }  # fmt: skip
-        label = f"signatures, {bad_percent}% bad (n={n})"
-        group = [
-            Comparison(label, "rust 1 thread", "solders loop", 3.0),
-            Comparison(label, "rust 2 threads", "rust 1 thread", 1.8),
-        ]
-
-        def check(outputs: dict[str, Any]) -> None:
-            first = outputs["solders loop"]
-            assert all(o == first for o in outputs.values()), "verdicts differ"
-            assert first.count(False) == n * bad_percent // 100
-
-        run_rounds(cands, group, rounds, check)
-        comparisons.extend(group)
-    return comparisons
+    return [c for bad in (0, 1, 10) for c in _signature_round(rounds, n, seed, bad)]
 
 
 def readings_bench(rounds: int, n: int, seed: int) -> list[Comparison]:
