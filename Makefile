@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml
+RUST_SOURCES := $(shell find rust -path '*/fuzz' -prune -o \( -name '*.rs' -o -name Cargo.toml \) -print) Cargo.toml
 EXTENSION := python/openvpp/_rust.abi3.so
 
 .PHONY: help
@@ -64,8 +64,29 @@ cargo-test: ## Rust unit tests and the shared vectors
 pytest: build ## Python unit and integration tests (SQLite and PostgreSQL)
 	$(BIN)/pytest
 
+FUZZ_SECONDS ?= 20
+CARGO_TOOLS := $(abspath .cargo-tools)
+
+.PHONY: fuzz
+fuzz: ## Short cargo-fuzz run of every target (nightly toolchain; FUZZ_SECONDS each)
+	@if ! rustup run nightly rustc --version >/dev/null 2>&1; then \
+		echo "fuzz: no nightly toolchain installed; skipping the fuzz run"; exit 0; fi; \
+	set -e; \
+	if [ ! -x $(CARGO_TOOLS)/bin/cargo-fuzz ]; then \
+		cargo install cargo-fuzz --locked --quiet --root $(CARGO_TOOLS); fi; \
+	cd rust/openvpp-core && for target in readings settlement; do \
+		PATH=$(CARGO_TOOLS)/bin:$$PATH cargo +nightly fuzz run $$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | tail -n 3; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmarks against Python yardsticks (fat-LTO build); writes build/bench/core.json
+	$(BIN)/maturin develop --quiet --skip-install --profile bench-release
+	$(BIN)/python -m tests.bench.core
+
 .PHONY: test
-test: lint check-protos cargo-test pytest ## Everything CI runs
+test: lint check-protos cargo-test pytest fuzz ## Everything CI runs
 
 .PHONY: demo
 demo: build ## The main job on the embedded defaults
@@ -77,4 +98,5 @@ serve: build ## Run the server on 127.0.0.1:50051 with data in ./.openvpp
 
 .PHONY: clean
 clean: ## Remove build products, caches and demo output
-	rm -rf target $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache .hypothesis $(EXTENSION)
+	rm -rf target $(VENV) demo-out build .pytest_cache .mypy_cache .ruff_cache .hypothesis $(EXTENSION) \
+		rust/openvpp-core/fuzz/target

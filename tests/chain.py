@@ -51,7 +51,7 @@ class Chain:
     @staticmethod
     def ok(result: TransactionMetadata | FailedTransactionMetadata) -> TransactionMetadata:
         if isinstance(result, FailedTransactionMetadata):
-            raise AssertionError(f"transaction failed: {result.err}\n" + "\n".join(result.meta.logs))
+            raise AssertionError(f"transaction failed: {result.err()}\n" + "\n".join(result.meta().logs()))
         return result
 
     def create_mint(self, authority: Pubkey, decimals: int, program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:

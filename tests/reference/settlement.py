@@ -89,7 +89,12 @@ def instructions(
     return out
 
 
-def net(intents: Sequence[tuple[Pubkey, Pubkey, int, bool]], mints: dict[Pubkey, Mint]):  # type: ignore[no-untyped-def]
+Netted = tuple[Pubkey, Pubkey, int, bool]
+
+
+def net(
+    intents: Sequence[tuple[Pubkey, Pubkey, int, bool]], mints: dict[Pubkey, Mint]
+) -> tuple[list[Netted], list[tuple[str, int]]]:
     """Returns (netted [(recipient, mint, amount, create)], verdicts [(name, netted index)])."""
     verdicts: list[tuple[str, int]] = [("nothing_to_pay", -1)] * len(intents)
     groups: dict[tuple[bytes, bytes], list[int]] = {}
@@ -98,8 +103,8 @@ def net(intents: Sequence[tuple[Pubkey, Pubkey, int, bool]], mints: dict[Pubkey,
             verdicts[i] = ("unknown_mint", -1)
         elif amount:
             groups.setdefault((bytes(mint), bytes(recipient)), []).append(i)
-    netted = []
-    for (mint, recipient), members in sorted(groups.items()):
+    netted: list[Netted] = []
+    for (mint_bytes, recipient_bytes), members in sorted(groups.items()):
         total = sum(intents[i][2] for i in members)
         if total >= U64:
             for i in members:
@@ -107,7 +112,7 @@ def net(intents: Sequence[tuple[Pubkey, Pubkey, int, bool]], mints: dict[Pubkey,
             continue
         for i in members:
             verdicts[i] = ("included", len(netted))
-        netted.append((Pubkey(recipient), Pubkey(mint), total, any(intents[i][3] for i in members)))
+        netted.append((Pubkey(recipient_bytes), Pubkey(mint_bytes), total, any(intents[i][3] for i in members)))
     return netted, verdicts
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.hash import Hash
 from solders.keypair import Keypair
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from spl.token.instructions import get_associated_token_address
@@ -33,7 +34,8 @@ def params(chain: Chain, authority: Keypair, **kwargs: object) -> native.Settlem
 
 def accounts_locked(raw: bytes) -> int:
     message = VersionedTransaction.from_bytes(raw).message
-    loaded = sum(len(t.writable_indexes) + len(t.readonly_indexes) for t in message.address_table_lookups)
+    assert isinstance(message, MessageV0)
+    loaded = sum(len(bytes(t.writable_indexes)) + len(bytes(t.readonly_indexes)) for t in message.address_table_lookups)
     return len(message.account_keys) + loaded
 
 
