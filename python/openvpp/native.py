@@ -29,6 +29,11 @@ class SignatureVerdict(enum.IntEnum):
     NON_CANONICAL_SIGNATURE = 4
 
 
+def clear_key_cache() -> None:
+    """Forgets the decompressed public keys the native verifier keeps between batches."""
+    _rust.clear_key_cache()
+
+
 @dataclass(frozen=True, slots=True)
 class SignedItem:
     """One message to verify: 32-byte key, 64-byte signature, the exact bytes."""

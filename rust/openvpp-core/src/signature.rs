@@ -21,7 +21,11 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use rayon::prelude::*;
 use sha2::{Digest, Sha512};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{OnceLock, RwLock};
+
+use foldhash::fast::RandomState;
 
 use crate::Error;
 
@@ -202,6 +206,45 @@ impl PublicKey {
     }
 }
 
+/// Decompressed device keys, kept across batches: a device signs a reading
+/// every interval, and decompressing its key is a fifth of a verification.
+/// Only keys that passed the strict checks are kept; the cache is emptied
+/// when it reaches its bound, which keeps it simple and its memory fixed.
+struct KeyCache {
+    keys: RwLock<HashMap<[u8; 32], PublicKey, RandomState>>,
+}
+
+const KEY_CACHE_ENTRIES: usize = 1 << 16;
+
+static KEY_CACHE: OnceLock<KeyCache> = OnceLock::new();
+
+fn key_cache() -> &'static KeyCache {
+    KEY_CACHE.get_or_init(|| KeyCache { keys: RwLock::new(HashMap::with_hasher(RandomState::default())) })
+}
+
+/// A strictly checked public key, from the cache when seen before.
+fn cached_key(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<PublicKey, Verdict> {
+    let cache = key_cache();
+    if let Some(key) = cache.keys.read().ok().and_then(|keys| keys.get(bytes).copied()) {
+        return Ok(key);
+    }
+    let key = PublicKey::parse(bytes)?;
+    if let Ok(mut keys) = cache.keys.write() {
+        if keys.len() >= KEY_CACHE_ENTRIES {
+            keys.clear();
+        }
+        keys.insert(*bytes, key);
+    }
+    Ok(key)
+}
+
+/// Forgets every cached key (for measurements that must start cold).
+pub fn clear_key_cache() {
+    if let Ok(mut keys) = key_cache().keys.write() {
+        keys.clear();
+    }
+}
+
 /// One signature, parsed and hashed: everything the group equation needs.
 #[derive(Clone, Copy)]
 struct Prepared {
@@ -327,7 +370,7 @@ fn verify_chunk(
         key.copy_from_slice(&public_keys[key_at..key_at.saturating_add(PUBLIC_KEY_LEN)]);
         let mut sig = [0u8; SIGNATURE_LEN];
         sig.copy_from_slice(&signatures[sig_at..sig_at.saturating_add(SIGNATURE_LEN)]);
-        match PublicKey::parse(&key).and_then(|k| prepare(domain, &k, messages.get(i), &sig)) {
+        match cached_key(&key).and_then(|k| prepare(domain, &k, messages.get(i), &sig)) {
             Ok(p) => prepared.push((slot, p)),
             Err(verdict) => *out_slot = verdict,
         }

@@ -278,6 +278,12 @@ type SettlementColumns<'py> = (
     Bound<'py, PyBytes>,
 );
 
+/// Forgets the decompressed public keys kept between batches.
+#[pyfunction]
+fn clear_key_cache() {
+    signature::clear_key_cache();
+}
+
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_ed25519_batch, m)?)?;
@@ -285,6 +291,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply_reading_rules, m)?)?;
     m.add_function(wrap_pyfunction!(price_energy, m)?)?;
     m.add_function(wrap_pyfunction!(build_settlement, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_key_cache, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
