@@ -364,12 +364,26 @@ class NettedPayment:
 
 @dataclass(frozen=True, slots=True)
 class SettlementBatch:
+    """Signed transactions and the bookkeeping that maps intents onto them.
+
+    `netted` and `signatures` decode on access, so callers that only send
+    the transactions pay nothing for them.
+    """
+
     transactions: list[bytes]
-    signatures: list[bytes]
-    netted: list[NettedPayment]
+    signature_bytes: bytes
+    netted_bytes: bytes
     verdicts: bytes
     netted_index: memoryview
     digest: bytes
+
+    @property
+    def signatures(self) -> list[bytes]:
+        return [self.signature_bytes[i : i + 64] for i in range(0, len(self.signature_bytes), 64)]
+
+    @property
+    def netted(self) -> list[NettedPayment]:
+        return [NettedPayment(*fields) for fields in _NETTED.iter_unpack(self.netted_bytes)]
 
     def verdict(self, i: int) -> SettlementVerdict:
         return SettlementVerdict(self.verdicts[i])
@@ -411,11 +425,4 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
         span.set_attribute("openvpp.batch.size", len(verdicts))
         span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(SettlementVerdict.INCLUDED))
         span.set_attribute("openvpp.batch.transactions", len(txs))
-    return SettlementBatch(
-        txs,
-        [sigs[i : i + 64] for i in range(0, len(sigs), 64)],
-        [NettedPayment(*fields) for fields in _NETTED.iter_unpack(netted)],
-        verdicts,
-        memoryview(index).cast("I"),
-        digest,
-    )
+    return SettlementBatch(txs, sigs, netted, verdicts, memoryview(index).cast("I"), digest)

@@ -178,7 +178,12 @@ def settlement_case(n: int, seed: int) -> SettlementCase:
     payer = Keypair.from_seed(rng.randbytes(32))
     mint = Keypair.from_seed(rng.randbytes(32)).pubkey()
     blockhash = Hash(rng.randbytes(32))
-    intents = [(Keypair.from_seed(rng.randbytes(32)).pubkey(), mint, rng.randrange(1, 10**7), True) for _ in range(n)]
+    # A settlement cycle: most prosumers were paid before, a tenth are new and
+    # need their token account created.
+    intents = [
+        (Keypair.from_seed(rng.randbytes(32)).pubkey(), mint, rng.randrange(1, 10**7), rng.random() < 0.1)
+        for _ in range(n)
+    ]
     mints = {mint: ref.Mint(mint, ref.TOKEN, 6, True, Pubkey.default())}
     return SettlementCase(
         intents,

@@ -5,6 +5,7 @@ match byte for byte, and the fastest Python path in the benchmark.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections.abc import Callable, Sequence
@@ -50,7 +51,9 @@ class Params:
     table: AddressLookupTableAccount | None = None
 
 
+@functools.cache
 def ata(owner: Pubkey, mint: Pubkey, program: Pubkey) -> Pubkey:
+    """The associated token account (memoised: derivation is the costly part)."""
     return Pubkey.find_program_address([bytes(owner), bytes(program), bytes(mint)], ATA_PROGRAM)[0]
 
 

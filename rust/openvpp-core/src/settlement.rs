@@ -6,7 +6,8 @@
 //! associated-token-account program); this module only decides what goes
 //! into which transaction.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{OnceLock, RwLock};
 
 use foldhash::fast::RandomState;
 use rayon::prelude::*;
@@ -141,10 +142,36 @@ pub struct Batch {
     pub digest: [u8; 32],
 }
 
+/// Derived token-account addresses, kept across batches: the same
+/// prosumers are paid every cycle, and each derivation hashes and tests
+/// curve points until it finds an address off the curve. Emptied when full.
+type AtaCache = RwLock<HashMap<(Pubkey, Pubkey, Pubkey), Pubkey, RandomState>>;
+static ATA_CACHE: OnceLock<AtaCache> = OnceLock::new();
+const ATA_CACHE_ENTRIES: usize = 1 << 17;
+
+fn ata_cache() -> &'static AtaCache {
+    ATA_CACHE.get_or_init(|| RwLock::new(HashMap::with_hasher(RandomState::default())))
+}
+
+fn remember_ata(owner: &Pubkey, mint: &Pubkey, program: &Pubkey, address: Pubkey) {
+    if let Ok(mut c) = ata_cache().write() {
+        if c.len() >= ATA_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert((*owner, *mint, *program), address);
+    }
+}
+
 pub fn associated_token_address(owner: &Pubkey, mint: &Pubkey, program: &Pubkey) -> Pubkey {
-    spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
-        owner, mint, program,
-    )
+    if let Some(address) = ata_cache().read().ok().and_then(|c| c.get(&(*owner, *mint, *program)).copied()) {
+        return address;
+    }
+    let address =
+        spl_associated_token_account_interface::address::get_associated_token_address_with_program_id(
+            owner, mint, program,
+        );
+    remember_ata(owner, mint, program, address);
+    address
 }
 
 fn instructions_for(
@@ -165,6 +192,7 @@ fn instructions_for(
                 &info.token_program,
             );
         let address = create.accounts[1].pubkey;
+        remember_ata(&n.recipient, &n.mint, &info.token_program, address);
         out.push(create);
         address
     } else {
@@ -457,8 +485,7 @@ pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Err
     let payer = config.payer.pubkey();
     let authority = config.authority.pubkey();
 
-    let mut transactions = Vec::new();
-    let mut signatures = Vec::new();
+    let mut messages = Vec::new();
     let mut too_large = Vec::new();
     // Address derivation dominates instruction building; it parallelises.
     let groups: Vec<Vec<Instruction>> = netted
@@ -493,7 +520,7 @@ pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Err
             continue;
         }
         if !open.members.is_empty() {
-            flush(&packer, &mut open, &mut netted, &mut transactions, &mut signatures)?;
+            flush(&packer, &mut open, &mut netted, &mut messages)?;
         }
         open = new_open();
         if packer.compile(&group, 1, adds_ata)?.is_some() {
@@ -507,13 +534,17 @@ pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Err
         }
     }
     if !open.members.is_empty() {
-        flush(&packer, &mut open, &mut netted, &mut transactions, &mut signatures)?;
+        flush(&packer, &mut open, &mut netted, &mut messages)?;
     }
     for v in &mut verdicts {
         if v.0 == Verdict::Included && too_large.contains(&(v.1 as usize)) {
             *v = (Verdict::TooLarge, v.1);
         }
     }
+    // Packing is sequential; signing each finished message is not.
+    let signed: Vec<(Vec<u8>, [u8; 64])> =
+        messages.into_par_iter().map(|m| packer.sign(m)).collect::<Result<_, _>>()?;
+    let (transactions, signatures) = signed.into_iter().unzip();
     let digest = digest(&netted);
     Ok(Batch { transactions, signatures, netted, verdicts, digest })
 }
@@ -522,20 +553,17 @@ fn flush(
     packer: &Packer,
     open: &mut Open,
     netted: &mut [Netted],
-    transactions: &mut Vec<Vec<u8>>,
-    signatures: &mut Vec<[u8; 64]>,
+    messages: &mut Vec<v0::Message>,
 ) -> Result<(), Error> {
     let message = packer
         .compile(&open.body, open.transfers, open.atas)?
         // The bound only ever admits what truly fits; reaching this is a bug.
         .ok_or_else(|| Error::MalformedBatch("internal: packed transaction exceeds the limits".into()))?;
-    let index = u32::try_from(transactions.len())
-        .map_err(|_| Error::MalformedBatch("too many transactions".into()))?;
-    let (bytes, signature) = packer.sign(message)?;
+    let index =
+        u32::try_from(messages.len()).map_err(|_| Error::MalformedBatch("too many transactions".into()))?;
     for &m in &open.members {
         netted[m].transaction = index;
     }
-    transactions.push(bytes);
-    signatures.push(signature);
+    messages.push(message);
     Ok(())
 }
