@@ -1,0 +1,1 @@
+"""Integration service: partners, the certificate authority, endpoint validation."""
