@@ -90,6 +90,36 @@ def serve(**flags: Any) -> None:
     asyncio.run(app.serve(settings, provider))
 
 
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [default: ./.openvpp].")
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    default=["localhost"],
+    show_default=True,
+    help="DNS name in the server certificate (repeatable).",
+)
+@click.option(
+    "--server-address",
+    "server_addresses",
+    multiple=True,
+    default=["127.0.0.1"],
+    show_default=True,
+    help="IP address in the server certificate (repeatable).",
+)
+def init(data_dir: Path | None, server_names: tuple[str, ...], server_addresses: tuple[str, ...]) -> None:
+    """Create the data directory: a CA, the server certificate and an operator bundle."""
+    from openvpp.integration import bootstrap
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        bootstrap.initialise(settings.data_dir, list(server_names), list(server_addresses))
+    except FileExistsError as exc:
+        raise click.UsageError(str(exc)) from None
+    console.print(f"certificate authority, server certificate and operator bundle written to {settings.data_dir}")
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

@@ -58,7 +58,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -197,8 +197,8 @@ class CertificateAuthority:
             .sign(root_key, hashes.SHA256())
         )
         directory.mkdir(parents=True, exist_ok=True)
-        _write_private(directory / cls.ROOT_KEY, private_pem(root_key))
-        _write_private(directory / cls.INTERMEDIATE_KEY, private_pem(issuing_key))
+        write_private(directory / cls.ROOT_KEY, private_pem(root_key))
+        write_private(directory / cls.INTERMEDIATE_KEY, private_pem(issuing_key))
         (directory / cls.ROOT).write_bytes(cert_pem(root))
         (directory / cls.INTERMEDIATE).write_bytes(cert_pem(intermediate))
         return cls(root, intermediate, issuing_key)
