@@ -69,6 +69,8 @@ def server_settings(tmp_path: Path, database_url: str) -> Settings:
         data_dir=tmp_path / "data",
         database_url=database_url,
         listen="127.0.0.1:0",
+        insecure=True,
+        health_listen=None,
         watch_poll_seconds=0.2,
         shutdown_grace_seconds=2,
         max_message_bytes=1024 * 1024,

@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from rich.console import Console
 
 from openvpp import keys
+from openvpp.client.channel import channel_to
 from openvpp.client.errors import describe
 from openvpp.config import Settings
 from openvpp.registry.signing import sign_record
@@ -41,8 +42,12 @@ def _settings(**flags: Any) -> Settings:
 
 
 def _run_call(target: str, call: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
+    ctx = click.get_current_context()
+    bundle: Path | None = ctx.params.get("bundle")
+    insecure: bool = bool(ctx.params.get("insecure"))
+
     async def go() -> T:
-        async with grpc.aio.insecure_channel(target) as channel:
+        async with channel_to(target, bundle, insecure) as channel:
             return await call(channel)
 
     try:
@@ -59,9 +64,27 @@ def _print(message: Any) -> None:
     console.print_json(json_format.MessageToJson(message, preserving_proto_field_name=True))
 
 
-target_option = click.option(
-    "--target", default="127.0.0.1:50051", show_default=True, envvar="OPENVPP_TARGET", help="Server address host:port."
-)
+def _connection(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--target, --bundle and --insecure, for every command that calls a server."""
+    f = click.option("--insecure", is_flag=True, help="Plaintext, for a server run with --insecure.")(f)
+    f = click.option(
+        "--bundle",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(".openvpp/operator"),
+        show_default=True,
+        envvar="OPENVPP_BUNDLE",
+        help="Directory with key.pem, cert.pem and ca.pem (from `openvpp init` or `partner onboard`).",
+    )(f)
+    return click.option(
+        "--target",
+        default="127.0.0.1:50051",
+        show_default=True,
+        envvar="OPENVPP_TARGET",
+        help="Server address host:port.",
+    )(f)
+
+
+target_option = _connection
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,6 +103,13 @@ def main(verbose: int) -> None:
 )
 @click.option("--listen", help="Address to serve on [default: 127.0.0.1:50051].")
 @click.option("--grace", "shutdown_grace_seconds", type=float, help="Seconds to drain in-flight calls on SIGTERM.")
+@click.option("--health-listen", help="Plaintext health-check address [default: 127.0.0.1:50052].")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Plaintext, no client certificates, every caller the operator. Loopback only; development only.",
+)
 def serve(**flags: Any) -> None:
     """Run the gRPC server until SIGTERM or SIGINT."""
     from openvpp.server import app, telemetry
@@ -87,7 +117,10 @@ def serve(**flags: Any) -> None:
     logging.getLogger("openvpp").setLevel(min(logging.getLogger().level, logging.INFO))
     settings = _settings(**flags)
     provider = telemetry.install(settings.telemetry)
-    asyncio.run(app.serve(settings, provider))
+    try:
+        asyncio.run(app.serve(settings, provider))
+    except app.ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @main.command()
@@ -181,7 +214,9 @@ def device() -> None:
 @click.option(
     "--version", "version", type=int, default=1, show_default=True, help="Record version; >1 publishes an update."
 )
-def device_register(target: str, key_path: Path, aliases: tuple[str, ...], version: int, **fields: Any) -> None:
+def device_register(
+    target: str, bundle: Path, insecure: bool, key_path: Path, aliases: tuple[str, ...], version: int, **fields: Any
+) -> None:
     """Sign a device record with the device key and register (or update) it."""
     keypair = keys.read(key_path)
     parsed = []
@@ -225,7 +260,7 @@ def device_register(target: str, key_path: Path, aliases: tuple[str, ...], versi
 @device.command("get")
 @target_option
 @click.argument("identifier")
-def device_get(target: str, identifier: str) -> None:
+def device_get(target: str, bundle: Path, insecure: bool, identifier: str) -> None:
     """Look a device up by der_id, name, LFDI, SFDI, OCPP id, VEN name or meter number."""
     request = registry_pb2.GetDeviceRequest(identifier=common_pb2.DeviceIdentifier(any=identifier))
     _print(_run_call(target, lambda ch: registry_pb2_grpc.RegistryServiceStub(ch).GetDevice(request)))
@@ -239,7 +274,9 @@ def device_get(target: str, identifier: str) -> None:
 @click.option("--territory", "utility_territory", default="")
 @click.option("--page-size", type=click.IntRange(1, 1000), default=100, show_default=True)
 @click.option("--page-token", default="")
-def device_list(target: str, kind: str | None, status: str | None, **filters: Any) -> None:
+def device_list(
+    target: str, bundle: Path, insecure: bool, kind: str | None, status: str | None, **filters: Any
+) -> None:
     """List devices, filtered, one page at a time."""
     request = registry_pb2.ListDevicesRequest(
         kind=KINDS[kind] if kind else 0,  # type: ignore[arg-type]
@@ -254,7 +291,7 @@ def device_list(target: str, kind: str | None, status: str | None, **filters: An
 @click.argument("der_id")
 @click.argument("status", type=click.Choice(sorted(STATUSES)))
 @click.option("--reason", required=True, help="Why; kept in the registry log.")
-def device_status(target: str, der_id: str, status: str, reason: str) -> None:
+def device_status(target: str, bundle: Path, insecure: bool, der_id: str, status: str, reason: str) -> None:
     """Suspend, revoke or reactivate a device."""
     request = registry_pb2.SetDeviceStatusRequest(der_id=der_id, status=STATUSES[status], reason=reason)
     _print(_run_call(target, lambda ch: registry_pb2_grpc.RegistryServiceStub(ch).SetDeviceStatus(request)))
@@ -264,7 +301,7 @@ def device_status(target: str, der_id: str, status: str, reason: str) -> None:
 @target_option
 @click.option("--after", "after_seq", type=int, default=0, show_default=True, help="Log position to resume after.")
 @click.option("--follow/--no-follow", default=True, show_default=True, help="Keep streaming new entries.")
-def device_watch(target: str, after_seq: int, follow: bool) -> None:
+def device_watch(target: str, bundle: Path, insecure: bool, after_seq: int, follow: bool) -> None:
     """Stream registry log entries, one JSON line each; resume with --after."""
 
     async def call(channel: grpc.aio.Channel) -> None:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user:pass@host/db",
     )
     listen: str = "127.0.0.1:50051"
+    # Plaintext gRPC health only, so probes and load balancers need no client
+    # certificate (grpcio cannot make client certificates optional on one port).
+    health_listen: str | None = "127.0.0.1:50052"
+    insecure: bool = Field(default=False, description="plaintext, every caller the operator; loopback only")
+    client_cert_days: int = Field(default=30, ge=1, le=397)
     auto_migrate: bool = True
     max_message_bytes: int = Field(default=4 * MIB, ge=64 * 1024, le=64 * MIB)
     max_record_bytes: int = Field(default=16 * 1024, ge=512, le=MIB)

@@ -40,7 +40,17 @@ def server(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen
     target = f"127.0.0.1:{port}"
     env = {**os.environ, "OPENVPP_DATABASE_URL": database_url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(tmp_path / "data"), "--listen", target],
+        [
+            sys.executable,
+            "-m",
+            "openvpp",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--listen",
+            target,
+            "--insecure",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -86,25 +96,27 @@ def test_device_commands_against_a_served_registry(server: tuple[subprocess.Pope
     key = tmp_path / "evse.json"
     der_id = openvpp("keygen", str(key)).stdout.strip()
     registered = openvpp(
-        "device", "register", "--target", target, "--key", str(key), "--label", "evse-9", "--namespace", "voltbox",
+        "device", "register", "--insecure", "--target", target, "--key", str(key), "--label", "evse-9", "--namespace", "voltbox",
         "--kind", "ev-charger", "--alias", "ocpp-charge-point-id=CP-9", "--protocol", "ocpp-2-0-1",
         "--max-import-w", "11500", "--territory", "sce",
     )  # fmt: skip
     assert registered.returncode == 0, registered.stderr
     assert json.loads(registered.stdout)["device"]["der_id"] == der_id
-    got = openvpp("device", "get", "--target", target, "CP-9")
+    got = openvpp("device", "get", "--insecure", "--target", target, "CP-9")
     assert json.loads(got.stdout)["device"]["record"]["name"] == "evse-9.voltbox"
-    listed = openvpp("device", "list", "--target", target, "--kind", "ev-charger")
+    listed = openvpp("device", "list", "--insecure", "--target", target, "--kind", "ev-charger")
     assert [d["der_id"] for d in json.loads(listed.stdout)["devices"]] == [der_id]
-    suspended = openvpp("device", "status", "--target", target, der_id, "suspended", "--reason", "meter tamper")
+    suspended = openvpp(
+        "device", "status", "--insecure", "--target", target, der_id, "suspended", "--reason", "meter tamper"
+    )
     assert json.loads(suspended.stdout)["device"]["status"] == "DEVICE_STATUS_SUSPENDED"
-    watched = openvpp("device", "watch", "--target", target, "--no-follow")
+    watched = openvpp("device", "watch", "--insecure", "--target", target, "--no-follow")
     kinds = [json.loads(line)["kind"] for line in watched.stdout.splitlines()]
     assert kinds == ["LOG_ENTRY_KIND_REGISTERED", "LOG_ENTRY_KIND_STATUS_CHANGED"]
-    missing = openvpp("device", "get", "--target", target, "CP-unknown")
+    missing = openvpp("device", "get", "--insecure", "--target", target, "CP-unknown")
     assert missing.returncode == 1
     assert "NOT_FOUND" in missing.stderr
-    bad = openvpp("device", "status", "--target", target, "0OIl", "revoked", "--reason", "x")
+    bad = openvpp("device", "status", "--insecure", "--target", target, "0OIl", "revoked", "--reason", "x")
     assert "INVALID_ARGUMENT" in bad.stderr
     assert "der_id" in bad.stderr
 

@@ -42,7 +42,7 @@ def _free_port() -> int:
 async def _start_server(data_dir: Path, port: int, log_path: Path) -> asyncio.subprocess.Process:
     log = log_path.open("wb")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
+        sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--insecure",
         stdout=log, stderr=log,
     )  # fmt: skip
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,16 +16,46 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.sdk.trace import TracerProvider
 
 from openvpp.config import Settings
+from openvpp.integration import bootstrap, ca
+from openvpp.integration.partners import Partners
+from openvpp.integration.servicer import IntegrationServicer
 from openvpp.registry.service import Registry
 from openvpp.registry.servicer import RegistryServicer
+from openvpp.server.auth import AuthInterceptor
 from openvpp.server.interceptors import ErrorInterceptor
 from openvpp.store import migrate
 from openvpp.store.database import Database
-from openvpp.v1 import registry_pb2, registry_pb2_grpc
+from openvpp.v1 import integration_pb2, integration_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,)
+SERVICE_NAMES = (
+    registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
+    integration_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name,
+)
+
+
+class ConfigurationError(Exception):
+    """The settings cannot produce a server (missing CA, unsafe plaintext)."""
+
+
+def _is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_credentials(settings: Settings) -> grpc.ServerCredentials:
+    server = bootstrap.Bundle(settings.data_dir / bootstrap.SERVER_DIR)
+    return grpc.ssl_server_credentials(
+        [(server.key.read_bytes(), server.cert.read_bytes())],
+        root_certificates=server.ca.read_bytes(),
+        require_client_auth=True,
+    )
 
 
 @dataclass
@@ -37,6 +68,8 @@ class App:
     db: Database
     registry: Registry
     health: health_aio.HealthServicer
+    health_server: grpc.aio.Server | None = None
+    health_port: int = 0
     tracer_provider: TracerProvider | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -48,6 +81,8 @@ class App:
         await self.health.enter_graceful_shutdown()
         self.registry.notifier.close()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         await self.db.close()
         if self.tracer_provider is not None:
             self.tracer_provider.force_flush()
@@ -57,43 +92,65 @@ class App:
 
 
 async def start(settings: Settings, tracer_provider: TracerProvider | None = None) -> App:
-    """Migrates storage if allowed, builds the server and starts serving."""
+    """Migrates storage if allowed, builds the servers and starts serving.
+
+    By default every call needs a client certificate from the data
+    directory's CA; `insecure` serves plaintext on loopback only.
+    """
+    ca_dir = settings.data_dir / bootstrap.CA_DIR
+    authority = (
+        ca.CertificateAuthority.load(ca_dir) if (ca_dir / ca.CertificateAuthority.INTERMEDIATE_KEY).exists() else None
+    )
+    if settings.insecure and not _is_loopback(settings.listen):
+        raise ConfigurationError(f"--insecure serves plaintext and is allowed on loopback only, not {settings.listen}")
+    if not settings.insecure and authority is None:
+        raise ConfigurationError(f"no certificate authority in {ca_dir}: run `openvpp init` (or serve --insecure)")
     url = settings.resolved_database_url()
     if settings.auto_migrate:
         await asyncio.to_thread(migrate.upgrade, url)
     db = Database(url)
     registry = Registry(db, max_record_bytes=settings.max_record_bytes, watch_poll_seconds=settings.watch_poll_seconds)
-    # Tracing first so the span covers the error mapping; health stays untraced.
+    partners = Partners(db, authority, default_days=settings.client_cert_days, crl_path=settings.data_dir / "crl.der")
+    # Tracing first so the span covers everything; errors map what auth raises.
     interceptors = [
         aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check())
         ),
         ErrorInterceptor(),
+        AuthInterceptor(partners, insecure=settings.insecure),
     ]
-    server = grpc.aio.server(
-        interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, settings.max_bulk_chunk), server)
+    integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    if settings.insecure:
+        port = server.add_insecure_port(settings.listen)
+    else:
+        port = server.add_secure_port(settings.listen, _tls_credentials(settings))
     if port == 0:
         await db.close()
         raise OSError(f"cannot listen on {settings.listen}")
+    health_server, health_port = None, 0
+    if settings.health_listen and not settings.insecure:
+        health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(health, health_server)
+        health_port = health_server.add_insecure_port(settings.health_listen)
+        await health_server.start()
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving %s on port %d (database %s)", ", ".join(SERVICE_NAMES), port, db.engine.url.get_backend_name())
-    return App(settings, server, port, db, registry, health, tracer_provider)
+    log.info("serving %s on port %d (%s)", ", ".join(SERVICE_NAMES), port, "plaintext" if settings.insecure else "mTLS")
+    return App(settings, server, port, db, registry, health, health_server, health_port, tracer_provider)
 
 
 async def serve(settings: Settings, tracer_provider: TracerProvider | None = None) -> None:

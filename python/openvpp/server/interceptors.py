@@ -62,14 +62,23 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
 
             return wrapped
 
-        common = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **common)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **common)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **common)
-        return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **common)
+        return rewrap(handler, unary, streaming)
+
+
+def rewrap(
+    handler: grpc.RpcMethodHandler[Any, Any],
+    unary: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]],
+    streaming: Callable[[Any], Callable[..., AsyncIterator[Any]]],
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """The same handler with its behaviour wrapped, whatever its streaming shape."""
+    common = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **common)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **common)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **common)
+    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **common)

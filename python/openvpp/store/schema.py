@@ -76,3 +76,28 @@ device_aliases = Table(
     Column("der_id", ForeignKey("devices.der_id"), nullable=False, index=True),
     Column("position", Integer, nullable=False),
 )
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("namespace", String(253), primary_key=True),
+    Column("kind", SmallInteger, nullable=False),
+    Column("legal_name", String(256), nullable=False),
+    Column("contacts", Text, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("status_reason", Text, nullable=False),
+    Column("onboarded_at_us", BigInteger, nullable=False),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("namespace", ForeignKey("partners.namespace"), nullable=False, index=True),
+    Column("kind", SmallInteger, nullable=False),
+    Column("not_before_us", BigInteger, nullable=False),
+    Column("not_after_us", BigInteger, nullable=False),
+    Column("revoked_at_us", BigInteger, nullable=True),
+    Column("revocation_reason", SmallInteger, nullable=False),
+    Column("certificate_pem", Text, nullable=False),
+)
