@@ -124,6 +124,7 @@ def serve(**flags: Any) -> None:
 
 
 @main.command()
+@click.option("--database-url", help="SQLAlchemy URL [default: SQLite in the data dir].")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [default: ./.openvpp].")
 @click.option(
     "--server-name",
@@ -141,13 +142,17 @@ def serve(**flags: Any) -> None:
     show_default=True,
     help="IP address in the server certificate (repeatable).",
 )
-def init(data_dir: Path | None, server_names: tuple[str, ...], server_addresses: tuple[str, ...]) -> None:
+def init(
+    data_dir: Path | None, database_url: str | None, server_names: tuple[str, ...], server_addresses: tuple[str, ...]
+) -> None:
     """Create the data directory: a CA, the server certificate and an operator bundle."""
     from openvpp.integration import bootstrap
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
     try:
-        bootstrap.initialise(settings.data_dir, list(server_names), list(server_addresses))
+        bootstrap.initialise(
+            settings.data_dir, list(server_names), list(server_addresses), settings.resolved_database_url()
+        )
     except FileExistsError as exc:
         raise click.UsageError(str(exc)) from None
     console.print(f"certificate authority, server certificate and operator bundle written to {settings.data_dir}")

@@ -3,10 +3,18 @@ operator client bundle, ready for `openvpp serve` over mutual TLS."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import create_engine, select
+
 from openvpp.integration import ca
+from openvpp.integration.partners import certificate_row, partner_row
+from openvpp.store import migrate
+from openvpp.store.database import sync_url
+from openvpp.store.schema import certificates, partners
+from openvpp.v1 import integration_pb2 as pb
 
 CA_DIR = "ca"
 SERVER_DIR = "server"
@@ -38,8 +46,11 @@ class Bundle:
         self.ca.write_bytes(root_pem)
 
 
-def initialise(data_dir: Path, server_names: list[str], server_addresses: list[str]) -> ca.CertificateAuthority:
-    """Creates the CA, the server certificate and the operator bundle.
+def initialise(
+    data_dir: Path, server_names: list[str], server_addresses: list[str], database_url: str
+) -> ca.CertificateAuthority:
+    """Creates the CA, the server certificate and the operator bundle, and
+    records the operator and its certificate in the (migrated) database.
 
     Refuses to overwrite an existing CA: re-keying a running deployment is
     a deliberate operation, not a side effect of running init twice.
@@ -63,4 +74,26 @@ def initialise(data_dir: Path, server_names: list[str], server_addresses: list[s
         ca.cert_pem(operator_cert) + ca.cert_pem(authority.intermediate),
         ca.cert_pem(authority.root),
     )
+    migrate.upgrade(database_url)
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as conn:
+            if (
+                conn.execute(select(partners.c.namespace).where(partners.c.namespace == OPERATOR_NAMESPACE)).first()
+                is None
+            ):
+                conn.execute(
+                    partners.insert().values(
+                        **partner_row(
+                            OPERATOR_NAMESPACE, pb.PARTNER_KIND_OPERATOR, "OpenVPP operator", [], time.time_ns() // 1000
+                        )
+                    )
+                )
+            conn.execute(
+                certificates.insert().values(
+                    **certificate_row(operator_cert, OPERATOR_NAMESPACE, pb.PARTNER_KIND_OPERATOR)
+                )
+            )
+    finally:
+        engine.dispose()
     return authority

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from openvpp import errors, native
+from openvpp.integration.ca import Identity, Role
 from openvpp.registry import identifiers, merkle, records
 from openvpp.registry.log import LogNotifier, LogWriter
 from openvpp.store import registry_repo as repo
@@ -142,7 +143,10 @@ class Registry:
         return checked
 
     async def register(
-        self, envelopes: Sequence[registry_pb2.SignedDeviceRecord], prefix: str = "signed_record"
+        self,
+        caller: Identity,
+        envelopes: Sequence[registry_pb2.SignedDeviceRecord],
+        prefix: str = "signed_record",
     ) -> list[Outcome]:
         """Registers each record that passes; one outcome per record, in order.
 
@@ -152,6 +156,11 @@ class Registry:
         a refused record leaves nothing behind.
         """
         checked = self._validate_and_verify(envelopes, prefix)
+        for i, item in enumerate(checked):
+            if isinstance(item, records.ValidatedRecord):
+                denied = _outside_namespace(caller, item.record.vendor_namespace, prefix.format(i=i))
+                if denied is not None:
+                    checked[i] = denied
         candidates = [c for c in checked if isinstance(c, records.ValidatedRecord)]
         outcomes: list[Outcome] = []
         async with self.db.write() as conn:
@@ -195,7 +204,7 @@ class Registry:
             self.notifier.notify()
         return outcomes
 
-    async def update(self, envelope: registry_pb2.SignedDeviceRecord) -> tuple[DeviceState, int]:
+    async def update(self, caller: Identity, envelope: registry_pb2.SignedDeviceRecord) -> tuple[DeviceState, int]:
         """Applies a new signed version (exactly current + 1) of an existing device."""
         checked = self._validate_and_verify([envelope], "signed_record")[0]
         if isinstance(checked, errors.OpenVPPError):
@@ -206,6 +215,9 @@ class Registry:
             row = await repo.device_by_id(conn, checked.der_id)
             if row is None:
                 raise errors.NotFound(f"device {checked.der_id} is not registered", "DEVICE_NOT_FOUND")
+            denied = _outside_namespace(caller, row.vendor_namespace, "signed_record")
+            if denied is not None:
+                raise denied
             if row.status == REVOKED:
                 raise errors.FailedPrecondition(f"device {checked.der_id} is revoked", "DEVICE_REVOKED")
             if checked.record.vendor_namespace != row.vendor_namespace:
@@ -241,7 +253,7 @@ class Registry:
         assert updated is not None
         return DeviceState.from_row(updated), log_seq
 
-    async def set_status(self, der_id: str, status: int, reason: str) -> tuple[DeviceState, int]:
+    async def set_status(self, caller: Identity, der_id: str, status: int, reason: str) -> tuple[DeviceState, int]:
         """Suspends, revokes or reactivates. Setting the current status again changes nothing."""
         identifiers.decode_der_id(der_id, "der_id")
         if status not in common_pb2.DeviceStatus.values() or status == common_pb2.DEVICE_STATUS_UNSPECIFIED:
@@ -255,6 +267,9 @@ class Registry:
             row = await repo.device_by_id(conn, der_id)
             if row is None:
                 raise errors.NotFound(f"device {der_id} is not registered", "DEVICE_NOT_FOUND")
+            denied = _outside_namespace(caller, row.vendor_namespace, "der_id")
+            if denied is not None:
+                raise denied
             if row.status == status:
                 return DeviceState.from_row(row), int(row.log_seq)
             if row.status == REVOKED:
@@ -400,6 +415,17 @@ class Registry:
                 if not follow:
                     return
             await self.notifier.wait(self.watch_poll_seconds)
+
+
+def _outside_namespace(caller: Identity, namespace: str, field: str) -> errors.PermissionDenied | None:
+    """A vendor acts only on devices under its own namespace; the operator on any."""
+    if caller.role is Role.OPERATOR or namespace == caller.namespace:
+        return None
+    return errors.PermissionDenied(
+        f"{caller.namespace} may not act on devices of vendor namespace {namespace}",
+        "CROSS_TENANT",
+        violations=[errors.FieldViolation(field, f"belongs to {namespace}")],
+    )
 
 
 def _registration_conflict(

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from openvpp import errors
 from openvpp.registry.service import CaughtUp, DeviceState, Registry
+from openvpp.server.auth import caller
 from openvpp.server.errors import OK_STATUS, to_rpc_status
 from openvpp.store.registry_repo import ListFilter
 from openvpp.v1 import registry_pb2, registry_pb2_grpc
@@ -46,7 +47,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def RegisterDevice(
         self, request: registry_pb2.RegisterDeviceRequest, context: Context
     ) -> registry_pb2.RegisterDeviceResponse:
-        outcome = (await self.registry.register([request.signed_record]))[0]
+        outcome = (await self.registry.register(caller(), [request.signed_record]))[0]
         if outcome.error is not None:
             raise outcome.error
         device = await self.registry.get_by_id(outcome.der_id)
@@ -56,6 +57,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         self, request_iterator: AsyncIterator[registry_pb2.BulkRegisterDevicesRequest], context: Context
     ) -> registry_pb2.BulkRegisterDevicesResponse:
         response = registry_pb2.BulkRegisterDevicesResponse()
+        identity = caller()
         async for chunk in request_iterator:
             if len(chunk.signed_records) > self.max_bulk_chunk:
                 raise errors.ResourceExhausted(
@@ -63,7 +65,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
                     "CHUNK_TOO_LARGE",
                     metadata={"limit": str(self.max_bulk_chunk), "accepted_so_far": str(response.accepted)},
                 )
-            outcomes = await self.registry.register(chunk.signed_records, prefix="signed_records[{i}]")
+            outcomes = await self.registry.register(identity, chunk.signed_records, prefix="signed_records[{i}]")
             for outcome in outcomes:
                 verdict = response.verdicts.add(
                     index=len(response.verdicts), der_id=outcome.der_id, log_seq=outcome.log_seq
@@ -96,13 +98,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def UpdateDevice(
         self, request: registry_pb2.UpdateDeviceRequest, context: Context
     ) -> registry_pb2.UpdateDeviceResponse:
-        state, log_seq = await self.registry.update(request.signed_record)
+        state, log_seq = await self.registry.update(caller(), request.signed_record)
         return registry_pb2.UpdateDeviceResponse(device=device_message(state), log_seq=log_seq)
 
     async def SetDeviceStatus(
         self, request: registry_pb2.SetDeviceStatusRequest, context: Context
     ) -> registry_pb2.SetDeviceStatusResponse:
-        state, log_seq = await self.registry.set_status(request.der_id, request.status, request.reason)
+        state, log_seq = await self.registry.set_status(caller(), request.der_id, request.status, request.reason)
         return registry_pb2.SetDeviceStatusResponse(device=device_message(state), log_seq=log_seq)
 
     async def WatchRegistry(
