@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,9 +18,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from openvpp.config import Settings
+from openvpp.integration import bootstrap
 from openvpp.server import app as server_app
 from openvpp.v1 import registry_pb2_grpc
 from tests import pg
+from tests.integration.mtls import Fabric
 
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -83,6 +86,26 @@ async def app(server_settings: Settings) -> AsyncIterator[server_app.App]:
     running = await server_app.start(server_settings)
     try:
         yield running
+    finally:
+        await running.stop(grace=1)
+
+
+@pytest.fixture
+async def fabric(tmp_path: Path, database_url: str) -> AsyncIterator[Fabric]:
+    """A server requiring client certificates, set up exactly as `openvpp init` does."""
+    data_dir = tmp_path / "fabric"
+    await asyncio.to_thread(bootstrap.initialise, data_dir, ["localhost"], ["127.0.0.1"], database_url)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        listen="127.0.0.1:0",
+        health_listen="127.0.0.1:0",
+        watch_poll_seconds=0.2,
+        shutdown_grace_seconds=2,
+    )
+    running = await server_app.start(settings)
+    try:
+        yield Fabric(running, data_dir)
     finally:
         await running.stop(grace=1)
 
