@@ -24,11 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from openvpp import native
+from openvpp.client.channel import channel_to
 from openvpp.client.errors import describe_status
-from openvpp.demo.fleet import FleetDevice, build
+from openvpp.demo.fleet import VENDORS, FleetDevice, build
+from openvpp.integration import bootstrap, ca
 from openvpp.registry import merkle, records
 from openvpp.registry.signing import sign_record
-from openvpp.v1 import common_pb2, registry_pb2, registry_pb2_grpc
+from openvpp.v1 import common_pb2, integration_pb2, integration_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 CHUNK = 100
 
@@ -39,13 +41,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _start_server(data_dir: Path, port: int, log_path: Path) -> asyncio.subprocess.Process:
+async def _start_server(data_dir: Path, port: int, health_port: int, log_path: Path) -> asyncio.subprocess.Process:
     log = log_path.open("wb")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", "--insecure",
+        sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir),
+        "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health_port}",
         stdout=log, stderr=log,
     )  # fmt: skip
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    # Health has its own plaintext listener: probes need no client certificate.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as channel:
         health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs package types only sync channels
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -63,31 +67,66 @@ async def _start_server(data_dir: Path, port: int, log_path: Path) -> asyncio.su
     raise RuntimeError(f"server did not become healthy; see {log_path}")
 
 
-def _bad_records(fleet: Sequence[FleetDevice]) -> list[registry_pb2.SignedDeviceRecord]:
-    """Three records a careless factory line might send: each must be refused alone."""
+async def _onboard_vendors(target: str, data_dir: Path) -> dict[str, Path]:
+    """The operator onboards each vendor over mTLS; each gets a bundle of its own."""
+    bundles = {}
+    authority_root = (data_dir / "operator" / "ca.pem").read_bytes()
+    async with channel_to(target, data_dir / "operator") as channel:
+        stub: Any = integration_pb2_grpc.IntegrationServiceStub(channel)
+        for namespace in VENDORS:
+            key = ca.new_key()
+            reply = await stub.OnboardPartner(
+                integration_pb2.OnboardPartnerRequest(
+                    kind=integration_pb2.PARTNER_KIND_DEVICE_VENDOR,
+                    legal_name=f"{namespace.capitalize()} Energy Devices Ltd.",
+                    namespace=namespace,
+                    contacts=[integration_pb2.Contact(name="Integration desk", email=f"ops@{namespace}.example")],
+                    csr_pem=ca.make_csr(key, namespace).decode(),
+                )
+            )
+            bundle = bootstrap.Bundle(data_dir / "partners" / namespace)
+            bundle.write(
+                ca.private_pem(key), (reply.certificate.certificate_pem + reply.chain_pem).encode(), authority_root
+            )
+            bundles[namespace] = bundle.directory
+    return bundles
+
+
+def _bad_records(fleet: Sequence[FleetDevice]) -> dict[str, list[registry_pb2.SignedDeviceRecord]]:
+    """Records a careless factory line or a confused vendor might send: each is refused alone."""
     replay = fleet[0].signed
     forged = registry_pb2.SignedDeviceRecord(record=fleet[1].signed.record, signature=fleet[2].signed.signature)
     outsider = registry_pb2.DeviceRecord()
     outsider.CopyFrom(fleet[3].record)
     outsider.name = "intruder.othervendor"
-    return [replay, forged, sign_record(fleet[3].keypair, outsider)]
+    # fleet[0] belongs to the first vendor: the second may not register it.
+    return {VENDORS[0]: [replay, forged, sign_record(fleet[3].keypair, outsider)], VENDORS[1]: [fleet[0].signed]}
 
 
 async def _register(
-    stub: registry_pb2_grpc.RegistryServiceAsyncStub, fleet: Sequence[FleetDevice], progress: Progress
-) -> tuple[registry_pb2.BulkRegisterDevicesResponse, float]:
+    target: str, bundles: dict[str, Path], fleet: Sequence[FleetDevice], progress: Progress
+) -> tuple[list[registry_pb2.BulkRegisterDevicesResponse], float]:
+    """Each vendor streams its own devices over its own certificate, concurrently."""
     extra = _bad_records(fleet)
-    task = progress.add_task("bulk-registering over gRPC", total=len(fleet) + len(extra))
-    items = [d.signed for d in fleet] + extra
+    total = len(fleet) + sum(len(v) for v in extra.values())
+    task = progress.add_task("vendors bulk-registering over mTLS", total=total)
 
-    async def chunks() -> AsyncIterator[registry_pb2.BulkRegisterDevicesRequest]:
-        for i in range(0, len(items), CHUNK):
-            yield registry_pb2.BulkRegisterDevicesRequest(signed_records=items[i : i + CHUNK])
-            progress.advance(task, len(items[i : i + CHUNK]))
+    async def one_vendor(namespace: str) -> registry_pb2.BulkRegisterDevicesResponse:
+        items = [d.signed for d in fleet if d.record.vendor_namespace == namespace] + extra[namespace]
+
+        async def chunks() -> AsyncIterator[registry_pb2.BulkRegisterDevicesRequest]:
+            for i in range(0, len(items), CHUNK):
+                yield registry_pb2.BulkRegisterDevicesRequest(signed_records=items[i : i + CHUNK])
+                progress.advance(task, len(items[i : i + CHUNK]))
+
+        async with channel_to(target, bundles[namespace]) as channel:
+            stub: Any = registry_pb2_grpc.RegistryServiceStub(channel)
+            response: registry_pb2.BulkRegisterDevicesResponse = await stub.BulkRegisterDevices(chunks())
+            return response
 
     started = time.perf_counter()
-    response = await stub.BulkRegisterDevices(chunks())
-    return response, time.perf_counter() - started
+    responses = await asyncio.gather(*(one_vendor(ns) for ns in VENDORS))
+    return list(responses), time.perf_counter() - started
 
 
 async def _resolve(stub: registry_pb2_grpc.RegistryServiceAsyncStub, fleet: Sequence[FleetDevice]) -> Table:
@@ -126,7 +165,7 @@ async def _next(call: Any) -> registry_pb2.WatchRegistryResponse:
 
 
 async def _watch_and_follow(
-    stub: registry_pb2_grpc.RegistryServiceAsyncStub, fleet: Sequence[FleetDevice]
+    stub: registry_pb2_grpc.RegistryServiceAsyncStub, vendor: Any, fleet: Sequence[FleetDevice]
 ) -> tuple[int, int, bool, list[str]]:
     """Catches up from position 0 checking the hash chain, then follows live changes."""
     entries, prev, chain_ok, head = 0, bytes(32), True, 0
@@ -143,16 +182,17 @@ async def _watch_and_follow(
     follow = stub.WatchRegistry(registry_pb2.WatchRegistryRequest(after_seq=head, follow=True))
     if not (await _next(follow)).HasField("caught_up"):
         raise RuntimeError("a follow stream from the head must start caught up")
-    await stub.SetDeviceStatus(
+    await vendor.SetDeviceStatus(
         registry_pb2.SetDeviceStatusRequest(
             der_id=fleet[4].der_id, status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="tamper alarm from vendor cloud"
         )
     )
     updated = registry_pb2.DeviceRecord()
-    updated.CopyFrom(fleet[5].record)
+    updated.CopyFrom(fleet[6].record)
     updated.version = 2
     updated.model += "-FW2"
-    await stub.UpdateDevice(registry_pb2.UpdateDeviceRequest(signed_record=sign_record(fleet[5].keypair, updated)))
+    # Devices 4 and 6 share a vendor (the fleet alternates vendors); it acts on both.
+    await vendor.UpdateDevice(registry_pb2.UpdateDeviceRequest(signed_record=sign_record(fleet[6].keypair, updated)))
     for _ in range(2):
         entry = (await _next(follow)).entry.entry
         kind = registry_pb2.LogEntryKind.Name(entry.kind).removeprefix("LOG_ENTRY_KIND_")
@@ -184,11 +224,18 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
     # A fresh registry every run, so the demo always shows the same story.
     await asyncio.to_thread(shutil.rmtree, data_dir, True)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    port = _free_port()
+    port, health_port = _free_port(), _free_port()
+    target = f"localhost:{port}"
     console.rule("[bold]OpenVPP registry demo")
-    console.print(f"data directory {data_dir} · SQLite (WAL) · gRPC on 127.0.0.1:{port}")
-    server = await _start_server(data_dir, port, out / "server.log")
+    await asyncio.to_thread(
+        bootstrap.initialise, data_dir, ["localhost"], ["127.0.0.1"], f"sqlite:///{(data_dir / 'openvpp.db').resolve()}"
+    )
+    console.print(f"openvpp init: CA, server certificate and operator bundle in {data_dir}")
+    console.print(f"serving mTLS on {target} (health on 127.0.0.1:{health_port}) · SQLite (WAL)")
+    server = await _start_server(data_dir, port, health_port, out / "server.log")
     try:
+        bundles = await _onboard_vendors(target, data_dir)
+        console.print(f"operator onboarded vendors {', '.join(bundles)} with certificates from CSRs")
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         )
@@ -196,13 +243,15 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
             task = progress.add_task("generating device keys and signing records", total=1)
             fleet = await asyncio.to_thread(build, devices, seed)
             progress.update(task, completed=1)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = registry_pb2_grpc.RegistryServiceStub(channel)
-                bulk, bulk_seconds = await _register(stub, fleet, progress)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = registry_pb2_grpc.RegistryServiceStub(channel)
+            responses, bulk_seconds = await _register(target, bundles, fleet, progress)
+        async with (
+            channel_to(target, data_dir / "operator") as channel,
+            channel_to(target, bundles[fleet[4].record.vendor_namespace]) as vendor_channel,
+        ):
+            stub: Any = registry_pb2_grpc.RegistryServiceStub(channel)
+            vendor: Any = registry_pb2_grpc.RegistryServiceStub(vendor_channel)
             console.print(await _resolve(stub, fleet))
-            entries, head, chain_ok, live = await _watch_and_follow(stub, fleet)
+            entries, head, chain_ok, live = await _watch_and_follow(stub, vendor, fleet)
             console.print(f"watch: caught up with {entries} log entries (head {head}), hash chain intact: {chain_ok}")
             for line in live:
                 console.print(f"  live → {line}")
@@ -210,12 +259,13 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
     finally:
         server.send_signal(signal.SIGTERM)
         exit_code = await asyncio.wait_for(server.wait(), 30)
-    rejected = Counter(describe_status(v.status).reason for v in bulk.verdicts if v.status.code != 0)
-    throughput = bulk.accepted / bulk_seconds if bulk_seconds else 0.0
+    accepted = sum(r.accepted for r in responses)
+    rejected = Counter(describe_status(v.status).reason for r in responses for v in r.verdicts if v.status.code != 0)
+    throughput = accepted / bulk_seconds if bulk_seconds else 0.0
     summary = Table(title="Summary", show_header=False)
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("devices registered", f"{bulk.accepted} of {len(fleet)}")
+    summary.add_row("devices registered", f"{accepted} of {len(fleet)} by {len(bundles)} vendors over mTLS")
     summary.add_row("records refused", ", ".join(f"{r} x{n}" for r, n in sorted(rejected.items())) or "none")
     summary.add_row(
         "registration throughput", f"{throughput:,.0f} devices/s ({bulk_seconds:.2f} s, signatures checked in Rust)"
@@ -228,8 +278,8 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
     summary.add_row("time taken", f"{time.perf_counter() - started:.1f} s")
     console.print(summary)
     checks = [
-        bulk.accepted == len(fleet),
-        set(rejected) == {"DEVICE_EXISTS", "BAD_SIGNATURE", "NAME_OUTSIDE_NAMESPACE"},
+        accepted == len(fleet),
+        set(rejected) == {"DEVICE_EXISTS", "BAD_SIGNATURE", "NAME_OUTSIDE_NAMESPACE", "CROSS_TENANT"},
         chain_ok,
         len(live) == 2,
         included,
