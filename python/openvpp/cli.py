@@ -187,6 +187,52 @@ def keygen(path: Path, force: bool) -> None:
     console.print(str(keypair.pubkey()))
 
 
+PARTNER_KINDS = {"utility": 2, "device-vendor": 3, "aggregator": 4}
+
+
+@main.group()
+def partner() -> None:
+    """Onboard and manage partners (operator bundle required)."""
+
+
+@partner.command("onboard")
+@target_option
+@click.option("--kind", required=True, type=click.Choice(sorted(PARTNER_KINDS)))
+@click.option("--name", "legal_name", required=True, help="Legal name of the partner.")
+@click.option("--namespace", required=True, help="Unique namespace, e.g. solarco (lower-case DNS labels).")
+@click.option("--email", default="", help="Contact email.")
+@click.option("--days", type=click.IntRange(1, 397), default=None, help="Certificate validity [default: 30].")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Bundle directory [default: ./<namespace>]."
+)
+def partner_onboard(
+    target: str, bundle: Path, insecure: bool, kind: str, legal_name: str, namespace: str,
+    email: str, days: int | None, out: Path | None,
+) -> None:  # fmt: skip
+    """Onboard a partner and write its key, certificate chain and CA bundle.
+
+    The private key is generated here and never leaves this machine: only a
+    CSR is sent.
+    """
+    from openvpp.integration import bootstrap, ca
+    from openvpp.v1 import integration_pb2, integration_pb2_grpc
+
+    key = ca.new_key()
+    request = integration_pb2.OnboardPartnerRequest(
+        kind=PARTNER_KINDS[kind],  # type: ignore[arg-type]
+        legal_name=legal_name,
+        namespace=namespace,
+        contacts=[integration_pb2.Contact(email=email)] if email else [],
+        csr_pem=ca.make_csr(key, namespace).decode(),
+        validity_days=days or 0,
+    )
+    reply = _run_call(target, lambda ch: integration_pb2_grpc.IntegrationServiceStub(ch).OnboardPartner(request))
+    destination = bootstrap.Bundle(out or Path(namespace))
+    root = reply.chain_pem.encode().split(b"-----END CERTIFICATE-----\n", 1)[1]
+    destination.write(ca.private_pem(key), (reply.certificate.certificate_pem + reply.chain_pem).encode(), root)
+    console.print(f"onboarded {namespace} ({kind}); bundle written to {destination.directory}")
+
+
 @main.group()
 def device() -> None:
     """Register, find, list and watch devices."""

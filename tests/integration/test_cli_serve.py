@@ -143,3 +143,44 @@ def test_sigterm_ends_follow_streams_and_exits_cleanly(server: tuple[subprocess.
         # The stream in flight is closed normally, not cut.
         assert list(follow) == []
     assert process.wait(timeout=30) == 0
+
+
+def test_init_serve_and_onboard_over_mtls_from_the_command_line(tmp_path: Path, database_url: str) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ, "OPENVPP_DATABASE_URL": database_url}
+    assert openvpp("init", "--data-dir", str(data), env=env).returncode == 0
+    port, health = _free_port(), _free_port()
+    target = f"localhost:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}",
+         "--health-listen", f"127.0.0.1:{health}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        operator = str(data / "operator")
+        onboarded = openvpp(
+            "partner", "onboard", "--target", target, "--bundle", operator, "--kind", "device-vendor",
+            "--name", "SolarCo Ltd.", "--namespace", "solarco", "--out", str(tmp_path / "solarco"),
+        )  # fmt: skip
+        assert onboarded.returncode == 0, onboarded.stderr
+        key = tmp_path / "inv.json"
+        openvpp("keygen", str(key))
+        registered = openvpp(
+            "device", "register", "--target", target, "--bundle", str(tmp_path / "solarco"), "--key", str(key),
+            "--label", "inv-1", "--namespace", "solarco", "--kind", "solar-inverter",
+        )  # fmt: skip
+        assert registered.returncode == 0, registered.stderr
+        foreign = openvpp(
+            "device", "register", "--target", target, "--bundle", str(tmp_path / "solarco"), "--key", str(key),
+            "--label", "inv-1", "--namespace", "voltbox", "--kind", "solar-inverter",
+        )  # fmt: skip
+        assert "PERMISSION_DENIED" in foreign.stderr
+        got = openvpp("device", "get", "--target", target, "--bundle", operator, "inv-1.solarco")
+        assert json.loads(got.stdout)["device"]["record"]["vendor_namespace"] == "solarco"
+        plaintext = openvpp("device", "get", "--target", target, "--insecure", "inv-1.solarco")
+        assert plaintext.returncode != 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
