@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -193,13 +193,10 @@ def verify_readings(
     so replays are answered as duplicates. Raises InvalidArgument when the
     buffers are malformed.
     """
-    with _tracer.start_as_current_span("native.verify_readings") as span:
-        results = ReadingResults.from_columns(
-            _rust.verify_readings(payloads, signatures, devices, stored, now, max_future_skew_s, max_age_s)
-        )
-        span.set_attribute("openvpp.batch.size", len(results.verdicts))
-        span.set_attribute("openvpp.batch.rejected", len(results.verdicts) - results.accepted)
-    return results
+    return _traced_readings(
+        "native.verify_readings",
+        lambda: _rust.verify_readings(payloads, signatures, devices, stored, now, max_future_skew_s, max_age_s),
+    )
 
 
 def apply_reading_rules(
@@ -213,10 +210,15 @@ def apply_reading_rules(
     max_age_s: int,
 ) -> ReadingResults:
     """The reading rules for a batch whose signatures were verified already."""
-    with _tracer.start_as_current_span("native.apply_reading_rules") as span:
-        results = ReadingResults.from_columns(
-            _rust.apply_reading_rules(payloads, signature_ok, devices, stored, now, max_future_skew_s, max_age_s)
-        )
+    return _traced_readings(
+        "native.apply_reading_rules",
+        lambda: _rust.apply_reading_rules(payloads, signature_ok, devices, stored, now, max_future_skew_s, max_age_s),
+    )
+
+
+def _traced_readings(span_name: str, call: Callable[[], tuple[bytes, ...]]) -> ReadingResults:
+    with _tracer.start_as_current_span(span_name) as span:
+        results = ReadingResults.from_columns(call())
         span.set_attribute("openvpp.batch.size", len(results.verdicts))
         span.set_attribute("openvpp.batch.rejected", len(results.verdicts) - results.accepted)
     return results

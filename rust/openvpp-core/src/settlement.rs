@@ -21,6 +21,7 @@ use solana_message::{v0, AddressLookupTableAccount, VersionedMessage};
 use solana_pubkey::Pubkey;
 use solana_signer::Signer;
 use solana_transaction::versioned::VersionedTransaction;
+use spl_token_2022_interface::instruction as token;
 
 use crate::Error;
 
@@ -73,7 +74,7 @@ impl MintInfo {
     /// mode u8 (0 transfer, 1 mint-to), 5 zero bytes, source[32].
     pub fn decode(b: &[u8]) -> Result<MintInfo, Error> {
         let token_program = match b[32] {
-            0 => spl_token_interface::id(),
+            0 => spl_token_2022_interface::inline_spl_token::id(),
             1 => spl_token_2022_interface::id(),
             other => return Err(Error::MalformedBatch(format!("unknown token program code {other}"))),
         };
@@ -198,55 +199,22 @@ fn instructions_for(
     } else {
         associated_token_address(&n.recipient, &n.mint, &info.token_program)
     };
+    // The Token-2022 builders accept either token program id, and the two
+    // programs share these instructions' layouts.
     let program = info.token_program;
     let pay = match info.mode {
-        Mode::Transfer { source } => {
-            if program == spl_token_interface::id() {
-                spl_token_interface::instruction::transfer_checked(
-                    &program,
-                    &source,
-                    &n.mint,
-                    &destination,
-                    authority,
-                    &[],
-                    n.amount,
-                    info.decimals,
-                )
-            } else {
-                spl_token_2022_interface::instruction::transfer_checked(
-                    &program,
-                    &source,
-                    &n.mint,
-                    &destination,
-                    authority,
-                    &[],
-                    n.amount,
-                    info.decimals,
-                )
-            }
-        }
+        Mode::Transfer { source } => token::transfer_checked(
+            &program,
+            &source,
+            &n.mint,
+            &destination,
+            authority,
+            &[],
+            n.amount,
+            info.decimals,
+        ),
         Mode::MintTo => {
-            if program == spl_token_interface::id() {
-                spl_token_interface::instruction::mint_to_checked(
-                    &program,
-                    &n.mint,
-                    &destination,
-                    authority,
-                    &[],
-                    n.amount,
-                    info.decimals,
-                )
-            } else {
-                spl_token_2022_interface::instruction::mint_to_checked(
-                    &program,
-                    &n.mint,
-                    &destination,
-                    authority,
-                    &[],
-                    n.amount,
-                    info.decimals,
-                )
-            }
+            token::mint_to_checked(&program, &n.mint, &destination, authority, &[], n.amount, info.decimals)
         }
     }
     .map_err(|e| Error::MalformedBatch(format!("token instruction: {e}")))?;
