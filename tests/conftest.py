@@ -78,6 +78,8 @@ def server_settings(tmp_path: Path, database_url: str) -> Settings:
         shutdown_grace_seconds=2,
         max_message_bytes=1024 * 1024,
         max_bulk_chunk=500,
+        probe_private_addresses=True,
+        probe_timeout_seconds=5,
     )
 
 
@@ -102,6 +104,8 @@ async def fabric(tmp_path: Path, database_url: str) -> AsyncIterator[Fabric]:
         health_listen="127.0.0.1:0",
         watch_poll_seconds=0.2,
         shutdown_grace_seconds=2,
+        probe_private_addresses=True,
+        probe_timeout_seconds=5,
     )
     running = await server_app.start(settings)
     try:

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     max_bulk_chunk: int = Field(default=2000, ge=1, le=100_000)
     watch_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    probe_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per endpoint-probe step")
+    probe_private_addresses: bool = Field(
+        default=False,
+        description="let endpoint probes reach loopback and private networks (development and tests only)",
+    )
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def resolved_database_url(self) -> str:

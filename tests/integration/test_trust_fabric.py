@@ -75,7 +75,7 @@ async def test_every_role_against_every_rpc_follows_the_table(fabric: Fabric) ->
                     denied = exc.code() == grpc.StatusCode.PERMISSION_DENIED and "may not call" in (exc.details() or "")
                 assert denied == (role not in allowed), (role, method)
                 checked += 1
-    assert checked == 4 * 19
+    assert checked == 4 * 24
 
 
 async def test_only_the_operator_onboards_and_nothing_is_written_otherwise(fabric: Fabric) -> None:

@@ -7,7 +7,9 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from openvpp.integration.endpoints import Endpoints, EndpointSpec, EndpointState
 from openvpp.integration.partners import CertificateState, Contact, Partners, PartnerState
+from openvpp.integration.probe import Outcome
 from openvpp.server.auth import caller
 from openvpp.v1 import integration_pb2 as pb
 from openvpp.v1 import integration_pb2_grpc
@@ -52,9 +54,46 @@ def certificate_message(c: CertificateState, now_us: int) -> pb.Certificate:
     )
 
 
+def probe_message(o: Outcome) -> pb.ProbeResult:
+    return pb.ProbeResult(
+        passed=o.passed,
+        probed_at=_ts(o.probed_at_us),
+        spki_pins=o.spki_pins,
+        capabilities=o.capabilities,
+        steps=[pb.ProbeStep(name=s.name, passed=s.passed, detail=s.detail, duration_ms=s.duration_ms) for s in o.steps],
+        failure_reason=o.failure_reason,
+        failure_detail=o.failure_detail,
+        tls_version=o.tls_version,
+        peer_subject=o.peer_subject,
+        peer_not_after=_ts(o.peer_not_after_us) if o.peer_not_after_us else None,
+    )
+
+
+def endpoint_message(e: EndpointState) -> pb.Endpoint:
+    s = e.spec
+    return pb.Endpoint(
+        endpoint_id=e.endpoint_id,
+        namespace=s.namespace,
+        name=s.name,
+        url=s.url,
+        protocol=s.protocol,  # type: ignore[arg-type]
+        programs=s.programs,
+        tls_server_name=s.tls_server_name,
+        auth_mode=s.auth_mode,  # type: ignore[arg-type]
+        health_path=s.health_path,
+        trust_anchors_pem=s.trust_anchors_pem,
+        expected_spki_pins=s.expected_spki_pins,
+        state=e.state,  # type: ignore[arg-type]
+        last_probe=probe_message(e.probe),
+        registered_at=_ts(e.registered_at_us),
+        updated_at=_ts(e.updated_at_us),
+    )
+
+
 class IntegrationServicer(integration_pb2_grpc.IntegrationServiceServicer):
-    def __init__(self, partners: Partners) -> None:
+    def __init__(self, partners: Partners, endpoints: Endpoints) -> None:
         self.partners = partners
+        self.endpoints = endpoints
 
     def _cert(self, c: CertificateState) -> pb.Certificate:
         return certificate_message(c, self.partners.clock_us())
@@ -121,3 +160,35 @@ class IntegrationServicer(integration_pb2_grpc.IntegrationServiceServicer):
 
     async def GetCrl(self, request: pb.GetCrlRequest, context: Context) -> pb.GetCrlResponse:
         return pb.GetCrlResponse(crl_der=await self.partners.crl(), this_update=_ts(self.partners.clock_us()))
+
+    async def RegisterEndpoint(
+        self, request: pb.RegisterEndpointRequest, context: Context
+    ) -> pb.RegisterEndpointResponse:
+        spec = EndpointSpec(
+            request.namespace, request.name, request.url, request.protocol, tuple(request.programs),
+            request.tls_server_name, request.auth_mode, request.health_path, request.trust_anchors_pem,
+            tuple(request.expected_spki_pins),
+        )  # fmt: skip
+        return pb.RegisterEndpointResponse(endpoint=endpoint_message(await self.endpoints.register(caller(), spec)))
+
+    async def ValidateEndpoint(
+        self, request: pb.ValidateEndpointRequest, context: Context
+    ) -> pb.ValidateEndpointResponse:
+        state = await self.endpoints.validate(caller(), request.endpoint_id)
+        return pb.ValidateEndpointResponse(endpoint=endpoint_message(state))
+
+    async def GetEndpoint(self, request: pb.GetEndpointRequest, context: Context) -> pb.GetEndpointResponse:
+        return pb.GetEndpointResponse(
+            endpoint=endpoint_message(await self.endpoints.get(caller(), request.endpoint_id))
+        )
+
+    async def ListEndpoints(self, request: pb.ListEndpointsRequest, context: Context) -> pb.ListEndpointsResponse:
+        found, token = await self.endpoints.list_endpoints(
+            caller(), request.namespace, request.protocol, request.state, request.program,
+            request.page_size, request.page_token,
+        )  # fmt: skip
+        return pb.ListEndpointsResponse(endpoints=[endpoint_message(e) for e in found], next_page_token=token)
+
+    async def RemoveEndpoint(self, request: pb.RemoveEndpointRequest, context: Context) -> pb.RemoveEndpointResponse:
+        await self.endpoints.remove(caller(), request.endpoint_id)
+        return pb.RemoveEndpointResponse()

@@ -17,7 +17,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from openvpp.config import Settings
 from openvpp.integration import bootstrap, ca
+from openvpp.integration.endpoints import Endpoints
 from openvpp.integration.partners import Partners
+from openvpp.integration.probe import Prober
 from openvpp.integration.servicer import IntegrationServicer
 from openvpp.registry.service import Registry
 from openvpp.registry.servicer import RegistryServicer
@@ -111,6 +113,10 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     db = Database(url)
     registry = Registry(db, max_record_bytes=settings.max_record_bytes, watch_poll_seconds=settings.watch_poll_seconds)
     partners = Partners(db, authority, default_days=settings.client_cert_days, crl_path=settings.data_dir / "crl.der")
+    prober = Prober(
+        timeout_seconds=settings.probe_timeout_seconds, allow_private_addresses=settings.probe_private_addresses
+    )
+    endpoints = Endpoints(db, prober)
     # Tracing first so the span covers everything; errors map what auth raises.
     interceptors = [
         aio_server_interceptor(  # type: ignore[no-untyped-call]
@@ -126,7 +132,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     ]
     server = grpc.aio.server(interceptors=interceptors, options=options)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, settings.max_bulk_chunk), server)
-    integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners), server)
+    integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

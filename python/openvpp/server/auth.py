@@ -24,6 +24,7 @@ Role = ca.Role
 ANY_ROLE = frozenset(Role)
 OPERATOR = frozenset({Role.OPERATOR})
 VENDORS = frozenset({Role.OPERATOR, Role.DEVICE_VENDOR})
+ENDPOINT_OWNERS = frozenset({Role.OPERATOR, Role.UTILITY, Role.DEVICE_VENDOR})
 
 _REGISTRY = "/openvpp.v1.RegistryService/"
 _INTEGRATION = "/openvpp.v1.IntegrationService/"
@@ -49,6 +50,11 @@ TABLE: dict[str, frozenset[Role]] = {
     _INTEGRATION + "RevokeCertificate": ANY_ROLE,
     _INTEGRATION + "ListCertificates": ANY_ROLE,
     _INTEGRATION + "GetCrl": ANY_ROLE,
+    _INTEGRATION + "RegisterEndpoint": ENDPOINT_OWNERS,
+    _INTEGRATION + "ValidateEndpoint": ENDPOINT_OWNERS,
+    _INTEGRATION + "GetEndpoint": ENDPOINT_OWNERS,
+    _INTEGRATION + "ListEndpoints": ENDPOINT_OWNERS,
+    _INTEGRATION + "RemoveEndpoint": ENDPOINT_OWNERS,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,
 }

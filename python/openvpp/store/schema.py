@@ -101,3 +101,26 @@ certificates = Table(
     Column("revocation_reason", SmallInteger, nullable=False),
     Column("certificate_pem", Text, nullable=False),
 )
+
+# Partner endpoints and their last probe. `probe` is the JSON of the probe
+# result (steps, pins, capabilities); `state` is what routing reads.
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("endpoint_id", String(320), primary_key=True),
+    Column("namespace", ForeignKey("partners.namespace"), nullable=False, index=True),
+    Column("name", String(63), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("protocol", SmallInteger, nullable=False),
+    Column("programs", Text, nullable=False),
+    Column("tls_server_name", String(253), nullable=False),
+    Column("auth_mode", SmallInteger, nullable=False),
+    Column("health_path", Text, nullable=False),
+    Column("trust_anchors_pem", Text, nullable=False),
+    Column("expected_spki_pins", Text, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("probe", Text, nullable=False),
+    Column("probed_at_us", BigInteger, nullable=False),
+    Column("registered_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)

@@ -101,6 +101,86 @@ REVOCATION_REASON_CESSATION_OF_OPERATION: RevocationReason.ValueType  # 4
 REVOCATION_REASON_PRIVILEGE_WITHDRAWN: RevocationReason.ValueType  # 5
 Global___RevocationReason: _TypeAlias = RevocationReason  # noqa: Y015
 
+class _EndpointProtocol:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EndpointProtocolEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EndpointProtocol.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENDPOINT_PROTOCOL_UNSPECIFIED: _EndpointProtocol.ValueType  # 0
+    ENDPOINT_PROTOCOL_OPENVPP_GRPC: _EndpointProtocol.ValueType  # 1
+    """https:// URL: gRPC health check and the reflection service list."""
+    ENDPOINT_PROTOCOL_OCPP_201: _EndpointProtocol.ValueType  # 2
+    """wss:// URL, the base stations append their identity to: WebSocket
+    subprotocol "ocpp2.0.1" and a BootNotification exchange.
+    """
+    ENDPOINT_PROTOCOL_OCPP_16: _EndpointProtocol.ValueType  # 3
+    """As above with subprotocol "ocpp1.6"."""
+    ENDPOINT_PROTOCOL_OPENADR_3: _EndpointProtocol.ValueType  # 4
+    """https:// VTN base URL: GET {url}/programs answered with OpenADR 3 programs."""
+    ENDPOINT_PROTOCOL_HTTPS: _EndpointProtocol.ValueType  # 5
+    """https:// URL: GET {url}{health_path} answered 2xx."""
+
+class EndpointProtocol(_EndpointProtocol, metaclass=_EndpointProtocolEnumTypeWrapper): ...
+
+ENDPOINT_PROTOCOL_UNSPECIFIED: EndpointProtocol.ValueType  # 0
+ENDPOINT_PROTOCOL_OPENVPP_GRPC: EndpointProtocol.ValueType  # 1
+"""https:// URL: gRPC health check and the reflection service list."""
+ENDPOINT_PROTOCOL_OCPP_201: EndpointProtocol.ValueType  # 2
+"""wss:// URL, the base stations append their identity to: WebSocket
+subprotocol "ocpp2.0.1" and a BootNotification exchange.
+"""
+ENDPOINT_PROTOCOL_OCPP_16: EndpointProtocol.ValueType  # 3
+"""As above with subprotocol "ocpp1.6"."""
+ENDPOINT_PROTOCOL_OPENADR_3: EndpointProtocol.ValueType  # 4
+"""https:// VTN base URL: GET {url}/programs answered with OpenADR 3 programs."""
+ENDPOINT_PROTOCOL_HTTPS: EndpointProtocol.ValueType  # 5
+"""https:// URL: GET {url}{health_path} answered 2xx."""
+Global___EndpointProtocol: _TypeAlias = EndpointProtocol  # noqa: Y015
+
+class _EndpointAuthMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EndpointAuthModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EndpointAuthMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENDPOINT_AUTH_MODE_UNSPECIFIED: _EndpointAuthMode.ValueType  # 0
+    ENDPOINT_AUTH_MODE_SERVER_TLS: _EndpointAuthMode.ValueType  # 1
+    ENDPOINT_AUTH_MODE_MUTUAL_TLS: _EndpointAuthMode.ValueType  # 2
+    ENDPOINT_AUTH_MODE_OAUTH2_CLIENT_CREDENTIALS: _EndpointAuthMode.ValueType  # 3
+    ENDPOINT_AUTH_MODE_HTTP_BASIC: _EndpointAuthMode.ValueType  # 4
+
+class EndpointAuthMode(_EndpointAuthMode, metaclass=_EndpointAuthModeEnumTypeWrapper):
+    """How a device or vendor cloud authenticates to the endpoint; returned with routes."""
+
+ENDPOINT_AUTH_MODE_UNSPECIFIED: EndpointAuthMode.ValueType  # 0
+ENDPOINT_AUTH_MODE_SERVER_TLS: EndpointAuthMode.ValueType  # 1
+ENDPOINT_AUTH_MODE_MUTUAL_TLS: EndpointAuthMode.ValueType  # 2
+ENDPOINT_AUTH_MODE_OAUTH2_CLIENT_CREDENTIALS: EndpointAuthMode.ValueType  # 3
+ENDPOINT_AUTH_MODE_HTTP_BASIC: EndpointAuthMode.ValueType  # 4
+Global___EndpointAuthMode: _TypeAlias = EndpointAuthMode  # noqa: Y015
+
+class _EndpointState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EndpointStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EndpointState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENDPOINT_STATE_UNSPECIFIED: _EndpointState.ValueType  # 0
+    ENDPOINT_STATE_VALIDATED: _EndpointState.ValueType  # 1
+    """The last probe passed: the endpoint may be routed to."""
+    ENDPOINT_STATE_FAILED: _EndpointState.ValueType  # 2
+    """The last probe failed: never routed to until a probe passes again."""
+
+class EndpointState(_EndpointState, metaclass=_EndpointStateEnumTypeWrapper): ...
+
+ENDPOINT_STATE_UNSPECIFIED: EndpointState.ValueType  # 0
+ENDPOINT_STATE_VALIDATED: EndpointState.ValueType  # 1
+"""The last probe passed: the endpoint may be routed to."""
+ENDPOINT_STATE_FAILED: EndpointState.ValueType  # 2
+"""The last probe failed: never routed to until a probe passes again."""
+Global___EndpointState: _TypeAlias = EndpointState  # noqa: Y015
+
 @_typing.final
 class Contact(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -669,3 +749,404 @@ class GetCrlResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCrlResponse: _TypeAlias = GetCrlResponse  # noqa: Y015
+
+@_typing.final
+class ProbeStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PASSED_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """resolve, tcp, tls, pins, then the protocol's steps (grpc.health, ocpp.boot, ...)."""
+    passed: _builtins.bool
+    detail: _builtins.str
+    duration_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        passed: _builtins.bool = ...,
+        detail: _builtins.str = ...,
+        duration_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "duration_ms", b"duration_ms", "name", b"name", "passed", b"passed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProbeStep: _TypeAlias = ProbeStep  # noqa: Y015
+
+@_typing.final
+class ProbeResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSED_FIELD_NUMBER: _builtins.int
+    PROBED_AT_FIELD_NUMBER: _builtins.int
+    SPKI_PINS_FIELD_NUMBER: _builtins.int
+    CAPABILITIES_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    FAILURE_DETAIL_FIELD_NUMBER: _builtins.int
+    TLS_VERSION_FIELD_NUMBER: _builtins.int
+    PEER_SUBJECT_FIELD_NUMBER: _builtins.int
+    PEER_NOT_AFTER_FIELD_NUMBER: _builtins.int
+    passed: _builtins.bool
+    failure_reason: _builtins.str
+    """Machine-readable code of the first failed step (e.g. TLS_UNTRUSTED); empty when passed."""
+    failure_detail: _builtins.str
+    tls_version: _builtins.str
+    peer_subject: _builtins.str
+    @_builtins.property
+    def probed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def spki_pins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """"sha256/" + base64 of SHA-256 over the leaf certificate's SubjectPublicKeyInfo."""
+
+    @_builtins.property
+    def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the protocol step found, e.g. "grpc.service:openvpp.v1.RegistryService",
+        "ocpp.subprotocol:ocpp2.0.1", "openadr3.program:Residential DR".
+        """
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProbeStep]: ...
+    @_builtins.property
+    def peer_not_after(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        passed: _builtins.bool = ...,
+        probed_at: _timestamp_pb2.Timestamp | None = ...,
+        spki_pins: _abc.Iterable[_builtins.str] | None = ...,
+        capabilities: _abc.Iterable[_builtins.str] | None = ...,
+        steps: _abc.Iterable[Global___ProbeStep] | None = ...,
+        failure_reason: _builtins.str = ...,
+        failure_detail: _builtins.str = ...,
+        tls_version: _builtins.str = ...,
+        peer_subject: _builtins.str = ...,
+        peer_not_after: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["peer_not_after", b"peer_not_after", "probed_at", b"probed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "failure_detail", b"failure_detail", "failure_reason", b"failure_reason", "passed", b"passed", "peer_not_after", b"peer_not_after", "peer_subject", b"peer_subject", "probed_at", b"probed_at", "spki_pins", b"spki_pins", "steps", b"steps", "tls_version", b"tls_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProbeResult: _TypeAlias = ProbeResult  # noqa: Y015
+
+@_typing.final
+class Endpoint(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    PROGRAMS_FIELD_NUMBER: _builtins.int
+    TLS_SERVER_NAME_FIELD_NUMBER: _builtins.int
+    AUTH_MODE_FIELD_NUMBER: _builtins.int
+    HEALTH_PATH_FIELD_NUMBER: _builtins.int
+    TRUST_ANCHORS_PEM_FIELD_NUMBER: _builtins.int
+    EXPECTED_SPKI_PINS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    LAST_PROBE_FIELD_NUMBER: _builtins.int
+    REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    """"<namespace>/<name>"."""
+    namespace: _builtins.str
+    name: _builtins.str
+    url: _builtins.str
+    protocol: Global___EndpointProtocol.ValueType
+    tls_server_name: _builtins.str
+    """Name sent as SNI and checked against the certificate; default the URL host."""
+    auth_mode: Global___EndpointAuthMode.ValueType
+    health_path: _builtins.str
+    """HTTPS only: the path that must answer 2xx."""
+    trust_anchors_pem: _builtins.str
+    """CA certificates the endpoint's chain must lead to; empty: the system trust store."""
+    state: Global___EndpointState.ValueType
+    @_builtins.property
+    def programs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Codes of the owner's programs this endpoint serves."""
+
+    @_builtins.property
+    def expected_spki_pins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional: the leaf's SPKI pin must be one of these."""
+
+    @_builtins.property
+    def last_probe(self) -> Global___ProbeResult: ...
+    @_builtins.property
+    def registered_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        url: _builtins.str = ...,
+        protocol: Global___EndpointProtocol.ValueType = ...,
+        programs: _abc.Iterable[_builtins.str] | None = ...,
+        tls_server_name: _builtins.str = ...,
+        auth_mode: Global___EndpointAuthMode.ValueType = ...,
+        health_path: _builtins.str = ...,
+        trust_anchors_pem: _builtins.str = ...,
+        expected_spki_pins: _abc.Iterable[_builtins.str] | None = ...,
+        state: Global___EndpointState.ValueType = ...,
+        last_probe: Global___ProbeResult | None = ...,
+        registered_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_probe", b"last_probe", "registered_at", b"registered_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_mode", b"auth_mode", "endpoint_id", b"endpoint_id", "expected_spki_pins", b"expected_spki_pins", "health_path", b"health_path", "last_probe", b"last_probe", "name", b"name", "namespace", b"namespace", "programs", b"programs", "protocol", b"protocol", "registered_at", b"registered_at", "state", b"state", "tls_server_name", b"tls_server_name", "trust_anchors_pem", b"trust_anchors_pem", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Endpoint: _TypeAlias = Endpoint  # noqa: Y015
+
+@_typing.final
+class RegisterEndpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    PROGRAMS_FIELD_NUMBER: _builtins.int
+    TLS_SERVER_NAME_FIELD_NUMBER: _builtins.int
+    AUTH_MODE_FIELD_NUMBER: _builtins.int
+    HEALTH_PATH_FIELD_NUMBER: _builtins.int
+    TRUST_ANCHORS_PEM_FIELD_NUMBER: _builtins.int
+    EXPECTED_SPKI_PINS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Owner; empty means the caller's namespace. Only the operator names another."""
+    name: _builtins.str
+    """Lower-case letters, digits and hyphens, unique within the namespace."""
+    url: _builtins.str
+    protocol: Global___EndpointProtocol.ValueType
+    tls_server_name: _builtins.str
+    auth_mode: Global___EndpointAuthMode.ValueType
+    health_path: _builtins.str
+    trust_anchors_pem: _builtins.str
+    @_builtins.property
+    def programs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def expected_spki_pins(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        url: _builtins.str = ...,
+        protocol: Global___EndpointProtocol.ValueType = ...,
+        programs: _abc.Iterable[_builtins.str] | None = ...,
+        tls_server_name: _builtins.str = ...,
+        auth_mode: Global___EndpointAuthMode.ValueType = ...,
+        health_path: _builtins.str = ...,
+        trust_anchors_pem: _builtins.str = ...,
+        expected_spki_pins: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auth_mode", b"auth_mode", "expected_spki_pins", b"expected_spki_pins", "health_path", b"health_path", "name", b"name", "namespace", b"namespace", "programs", b"programs", "protocol", b"protocol", "tls_server_name", b"tls_server_name", "trust_anchors_pem", b"trust_anchors_pem", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterEndpointRequest: _TypeAlias = RegisterEndpointRequest  # noqa: Y015
+
+@_typing.final
+class RegisterEndpointResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def endpoint(self) -> Global___Endpoint: ...
+    def __init__(
+        self,
+        *,
+        endpoint: Global___Endpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterEndpointResponse: _TypeAlias = RegisterEndpointResponse  # noqa: Y015
+
+@_typing.final
+class ValidateEndpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint_id", b"endpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateEndpointRequest: _TypeAlias = ValidateEndpointRequest  # noqa: Y015
+
+@_typing.final
+class ValidateEndpointResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def endpoint(self) -> Global___Endpoint: ...
+    def __init__(
+        self,
+        *,
+        endpoint: Global___Endpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateEndpointResponse: _TypeAlias = ValidateEndpointResponse  # noqa: Y015
+
+@_typing.final
+class GetEndpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint_id", b"endpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEndpointRequest: _TypeAlias = GetEndpointRequest  # noqa: Y015
+
+@_typing.final
+class GetEndpointResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def endpoint(self) -> Global___Endpoint: ...
+    def __init__(
+        self,
+        *,
+        endpoint: Global___Endpoint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEndpointResponse: _TypeAlias = GetEndpointResponse  # noqa: Y015
+
+@_typing.final
+class ListEndpointsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    PROTOCOL_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PROGRAM_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Empty: the caller's own (all of them for the operator)."""
+    protocol: Global___EndpointProtocol.ValueType
+    state: Global___EndpointState.ValueType
+    program: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        protocol: Global___EndpointProtocol.ValueType = ...,
+        state: Global___EndpointState.ValueType = ...,
+        program: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "page_size", b"page_size", "page_token", b"page_token", "program", b"program", "protocol", b"protocol", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEndpointsRequest: _TypeAlias = ListEndpointsRequest  # noqa: Y015
+
+@_typing.final
+class ListEndpointsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def endpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___Endpoint]: ...
+    def __init__(
+        self,
+        *,
+        endpoints: _abc.Iterable[Global___Endpoint] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoints", b"endpoints", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEndpointsResponse: _TypeAlias = ListEndpointsResponse  # noqa: Y015
+
+@_typing.final
+class RemoveEndpointRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDPOINT_ID_FIELD_NUMBER: _builtins.int
+    endpoint_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        endpoint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint_id", b"endpoint_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveEndpointRequest: _TypeAlias = RemoveEndpointRequest  # noqa: Y015
+
+@_typing.final
+class RemoveEndpointResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveEndpointResponse: _TypeAlias = RemoveEndpointResponse  # noqa: Y015

@@ -86,6 +86,31 @@ class IntegrationServiceStub:
                 request_serializer=openvpp_dot_v1_dot_integration__pb2.GetCrlRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_integration__pb2.GetCrlResponse.FromString,
                 _registered_method=True)
+        self.RegisterEndpoint = channel.unary_unary(
+                '/openvpp.v1.IntegrationService/RegisterEndpoint',
+                request_serializer=openvpp_dot_v1_dot_integration__pb2.RegisterEndpointRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_integration__pb2.RegisterEndpointResponse.FromString,
+                _registered_method=True)
+        self.ValidateEndpoint = channel.unary_unary(
+                '/openvpp.v1.IntegrationService/ValidateEndpoint',
+                request_serializer=openvpp_dot_v1_dot_integration__pb2.ValidateEndpointRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_integration__pb2.ValidateEndpointResponse.FromString,
+                _registered_method=True)
+        self.GetEndpoint = channel.unary_unary(
+                '/openvpp.v1.IntegrationService/GetEndpoint',
+                request_serializer=openvpp_dot_v1_dot_integration__pb2.GetEndpointRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_integration__pb2.GetEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListEndpoints = channel.unary_unary(
+                '/openvpp.v1.IntegrationService/ListEndpoints',
+                request_serializer=openvpp_dot_v1_dot_integration__pb2.ListEndpointsRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_integration__pb2.ListEndpointsResponse.FromString,
+                _registered_method=True)
+        self.RemoveEndpoint = channel.unary_unary(
+                '/openvpp.v1.IntegrationService/RemoveEndpoint',
+                request_serializer=openvpp_dot_v1_dot_integration__pb2.RemoveEndpointRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_integration__pb2.RemoveEndpointResponse.FromString,
+                _registered_method=True)
 
 
 class IntegrationServiceServicer:
@@ -157,6 +182,40 @@ class IntegrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterEndpoint(self, request, context):
+        """Utility or device vendor: declares an endpoint of its own. It is probed
+        at once (TCP, TLS chain and server name, then the protocol it claims) and
+        is routable only while its last probe passed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ValidateEndpoint(self, request, context):
+        """Probes the endpoint again and stores the result; a failure makes it unroutable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEndpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntegrationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -209,6 +268,31 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
                     servicer.GetCrl,
                     request_deserializer=openvpp_dot_v1_dot_integration__pb2.GetCrlRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_integration__pb2.GetCrlResponse.SerializeToString,
+            ),
+            'RegisterEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterEndpoint,
+                    request_deserializer=openvpp_dot_v1_dot_integration__pb2.RegisterEndpointRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_integration__pb2.RegisterEndpointResponse.SerializeToString,
+            ),
+            'ValidateEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateEndpoint,
+                    request_deserializer=openvpp_dot_v1_dot_integration__pb2.ValidateEndpointRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_integration__pb2.ValidateEndpointResponse.SerializeToString,
+            ),
+            'GetEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEndpoint,
+                    request_deserializer=openvpp_dot_v1_dot_integration__pb2.GetEndpointRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_integration__pb2.GetEndpointResponse.SerializeToString,
+            ),
+            'ListEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEndpoints,
+                    request_deserializer=openvpp_dot_v1_dot_integration__pb2.ListEndpointsRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_integration__pb2.ListEndpointsResponse.SerializeToString,
+            ),
+            'RemoveEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveEndpoint,
+                    request_deserializer=openvpp_dot_v1_dot_integration__pb2.RemoveEndpointRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_integration__pb2.RemoveEndpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -483,6 +567,141 @@ class IntegrationService:
             '/openvpp.v1.IntegrationService/GetCrl',
             openvpp_dot_v1_dot_integration__pb2.GetCrlRequest.SerializeToString,
             openvpp_dot_v1_dot_integration__pb2.GetCrlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.IntegrationService/RegisterEndpoint',
+            openvpp_dot_v1_dot_integration__pb2.RegisterEndpointRequest.SerializeToString,
+            openvpp_dot_v1_dot_integration__pb2.RegisterEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.IntegrationService/ValidateEndpoint',
+            openvpp_dot_v1_dot_integration__pb2.ValidateEndpointRequest.SerializeToString,
+            openvpp_dot_v1_dot_integration__pb2.ValidateEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.IntegrationService/GetEndpoint',
+            openvpp_dot_v1_dot_integration__pb2.GetEndpointRequest.SerializeToString,
+            openvpp_dot_v1_dot_integration__pb2.GetEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.IntegrationService/ListEndpoints',
+            openvpp_dot_v1_dot_integration__pb2.ListEndpointsRequest.SerializeToString,
+            openvpp_dot_v1_dot_integration__pb2.ListEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.IntegrationService/RemoveEndpoint',
+            openvpp_dot_v1_dot_integration__pb2.RemoveEndpointRequest.SerializeToString,
+            openvpp_dot_v1_dot_integration__pb2.RemoveEndpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,16 @@ class IntegrationServiceStub:
     ListCertificates: _grpc.UnaryUnaryMultiCallable[_integration_pb2.ListCertificatesRequest, _integration_pb2.ListCertificatesResponse]
     GetCrl: _grpc.UnaryUnaryMultiCallable[_integration_pb2.GetCrlRequest, _integration_pb2.GetCrlResponse]
     """The current certificate revocation list, DER encoded."""
+    RegisterEndpoint: _grpc.UnaryUnaryMultiCallable[_integration_pb2.RegisterEndpointRequest, _integration_pb2.RegisterEndpointResponse]
+    """Utility or device vendor: declares an endpoint of its own. It is probed
+    at once (TCP, TLS chain and server name, then the protocol it claims) and
+    is routable only while its last probe passed.
+    """
+    ValidateEndpoint: _grpc.UnaryUnaryMultiCallable[_integration_pb2.ValidateEndpointRequest, _integration_pb2.ValidateEndpointResponse]
+    """Probes the endpoint again and stores the result; a failure makes it unroutable."""
+    GetEndpoint: _grpc.UnaryUnaryMultiCallable[_integration_pb2.GetEndpointRequest, _integration_pb2.GetEndpointResponse]
+    ListEndpoints: _grpc.UnaryUnaryMultiCallable[_integration_pb2.ListEndpointsRequest, _integration_pb2.ListEndpointsResponse]
+    RemoveEndpoint: _grpc.UnaryUnaryMultiCallable[_integration_pb2.RemoveEndpointRequest, _integration_pb2.RemoveEndpointResponse]
 
 @_typing.type_check_only
 class IntegrationServiceAsyncStub(IntegrationServiceStub):
@@ -71,6 +81,16 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     ListCertificates: _aio.UnaryUnaryMultiCallable[_integration_pb2.ListCertificatesRequest, _integration_pb2.ListCertificatesResponse]  # type: ignore[assignment]
     GetCrl: _aio.UnaryUnaryMultiCallable[_integration_pb2.GetCrlRequest, _integration_pb2.GetCrlResponse]  # type: ignore[assignment]
     """The current certificate revocation list, DER encoded."""
+    RegisterEndpoint: _aio.UnaryUnaryMultiCallable[_integration_pb2.RegisterEndpointRequest, _integration_pb2.RegisterEndpointResponse]  # type: ignore[assignment]
+    """Utility or device vendor: declares an endpoint of its own. It is probed
+    at once (TCP, TLS chain and server name, then the protocol it claims) and
+    is routable only while its last probe passed.
+    """
+    ValidateEndpoint: _aio.UnaryUnaryMultiCallable[_integration_pb2.ValidateEndpointRequest, _integration_pb2.ValidateEndpointResponse]  # type: ignore[assignment]
+    """Probes the endpoint again and stores the result; a failure makes it unroutable."""
+    GetEndpoint: _aio.UnaryUnaryMultiCallable[_integration_pb2.GetEndpointRequest, _integration_pb2.GetEndpointResponse]  # type: ignore[assignment]
+    ListEndpoints: _aio.UnaryUnaryMultiCallable[_integration_pb2.ListEndpointsRequest, _integration_pb2.ListEndpointsResponse]  # type: ignore[assignment]
+    RemoveEndpoint: _aio.UnaryUnaryMultiCallable[_integration_pb2.RemoveEndpointRequest, _integration_pb2.RemoveEndpointResponse]  # type: ignore[assignment]
 
 class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Onboards partners and keeps the trust fabric: the certificate authority
@@ -150,5 +170,45 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_integration_pb2.GetCrlResponse, _abc.Awaitable[_integration_pb2.GetCrlResponse]]:
         """The current certificate revocation list, DER encoded."""
+
+    @_abc_1.abstractmethod
+    def RegisterEndpoint(
+        self,
+        request: _integration_pb2.RegisterEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_pb2.RegisterEndpointResponse, _abc.Awaitable[_integration_pb2.RegisterEndpointResponse]]:
+        """Utility or device vendor: declares an endpoint of its own. It is probed
+        at once (TCP, TLS chain and server name, then the protocol it claims) and
+        is routable only while its last probe passed.
+        """
+
+    @_abc_1.abstractmethod
+    def ValidateEndpoint(
+        self,
+        request: _integration_pb2.ValidateEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_pb2.ValidateEndpointResponse, _abc.Awaitable[_integration_pb2.ValidateEndpointResponse]]:
+        """Probes the endpoint again and stores the result; a failure makes it unroutable."""
+
+    @_abc_1.abstractmethod
+    def GetEndpoint(
+        self,
+        request: _integration_pb2.GetEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_pb2.GetEndpointResponse, _abc.Awaitable[_integration_pb2.GetEndpointResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEndpoints(
+        self,
+        request: _integration_pb2.ListEndpointsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_pb2.ListEndpointsResponse, _abc.Awaitable[_integration_pb2.ListEndpointsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveEndpoint(
+        self,
+        request: _integration_pb2.RemoveEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_pb2.RemoveEndpointResponse, _abc.Awaitable[_integration_pb2.RemoveEndpointResponse]]: ...
 
 def add_IntegrationServiceServicer_to_server(servicer: IntegrationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
