@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from solders.keypair import Keypair
 
 from openvpp.v1 import registry_pb2, registry_pb2_grpc
+from tests.integration.endpoint_servers import PartnerPki, https_server
 
 
 def openvpp(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -153,13 +154,14 @@ def test_init_serve_and_onboard_over_mtls_from_the_command_line(tmp_path: Path, 
     target = f"localhost:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}",
-         "--health-listen", f"127.0.0.1:{health}"],
+         "--health-listen", f"127.0.0.1:{health}", "--probe-private-addresses"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
         operator = str(data / "operator")
+        _endpoint_and_certificate_commands(tmp_path, target, operator)
         onboarded = openvpp(
             "partner", "onboard", "--target", target, "--bundle", operator, "--kind", "device-vendor",
             "--name", "SolarCo Ltd.", "--namespace", "solarco", "--out", str(tmp_path / "solarco"),
@@ -184,3 +186,52 @@ def test_init_serve_and_onboard_over_mtls_from_the_command_line(tmp_path: Path, 
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def _endpoint_and_certificate_commands(tmp_path: Path, target: str, operator: str) -> None:
+    utility = str(tmp_path / "pge")
+    onboarded = openvpp(
+        "partner", "onboard", "--target", target, "--bundle", operator, "--kind", "utility",
+        "--name", "PG&E", "--namespace", "pge", "--out", utility,
+    )  # fmt: skip
+    assert onboarded.returncode == 0, onboarded.stderr
+    pki = PartnerPki(tmp_path / "pge-ca")
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(pki.anchors_pem)
+    routes = {"/healthz": (200, b"ok")}
+    with https_server(pki.server(), tmp_path, routes) as port:
+        registered = openvpp(
+            "endpoint", "register", "--target", target, "--bundle", utility, "--name", "billing",
+            "--url", f"https://localhost:{port}", "--protocol", "https", "--health-path", "/healthz",
+            "--trust-anchors", str(anchors), "--program", "nem",
+        )  # fmt: skip
+        assert registered.returncode == 0, registered.stderr
+        assert json.loads(registered.stdout)["state"] == "ENDPOINT_STATE_VALIDATED"
+        assert "validated" in registered.stderr
+        routes["/healthz"] = (500, b"")
+        revalidated = openvpp("endpoint", "validate", "--target", target, "--bundle", utility, "pge/billing")
+        assert revalidated.returncode == 2
+        assert "HTTP_STATUS" in revalidated.stderr
+    listed = openvpp("endpoint", "list", "--target", target, "--bundle", operator, "--state", "failed")
+    assert [e["endpoint_id"] for e in json.loads(listed.stdout)["endpoints"]] == ["pge/billing"]
+    bad = openvpp(
+        "endpoint", "register", "--target", target, "--bundle", utility, "--name", "x",
+        "--url", "http://localhost:1", "--protocol", "https",
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "INSECURE_OR_WRONG_SCHEME" in bad.stderr
+
+    before = (Path(utility) / "cert.pem").read_bytes()
+    skipped = openvpp("cert", "renew", "--target", target, "--bundle", utility, "--within-days", "7")
+    assert "not renewed" in skipped.stdout
+    assert (Path(utility) / "cert.pem").read_bytes() == before
+    renewed = openvpp("cert", "renew", "--target", target, "--bundle", utility)
+    assert renewed.returncode == 0, renewed.stderr
+    assert (Path(utility) / "cert.pem").read_bytes() != before
+    after = openvpp("endpoint", "get", "--target", target, "--bundle", utility, "pge/billing")
+    assert after.returncode == 0, after.stderr
+    certs = json.loads(openvpp("cert", "list", "--target", target, "--bundle", utility, "--namespace", "pge").stdout)
+    assert len(certs["certificates"]) == 2
+    crl = tmp_path / "crl.der"
+    assert openvpp("cert", "crl", "--target", target, "--bundle", utility, "--out", str(crl)).returncode == 0
+    assert crl.read_bytes()[:1] == b"\x30"

@@ -1,0 +1,138 @@
+"""The `openvpp` command: server lifecycle here, client commands in their own modules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from openvpp import keys
+from openvpp.cli.common import console, settings_from
+from openvpp.cli.devices import device
+from openvpp.cli.endpoints import endpoint
+from openvpp.cli.partners import certificate, partner
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="openvpp")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def main(verbose: int) -> None:
+    """OpenVPP: device registry, routing and real-time stablecoin settlement for DERs."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [default: ./.openvpp].")
+@click.option(
+    "--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://u:p@host/db [default: SQLite in the data dir]."
+)
+@click.option("--listen", help="Address to serve on [default: 127.0.0.1:50051].")
+@click.option("--grace", "shutdown_grace_seconds", type=float, help="Seconds to drain in-flight calls on SIGTERM.")
+@click.option("--health-listen", help="Plaintext health-check address [default: 127.0.0.1:50052].")
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Plaintext, no client certificates, every caller the operator. Loopback only; development only.",
+)
+@click.option(
+    "--probe-private-addresses",
+    is_flag=True,
+    default=None,
+    help="Let endpoint probes reach loopback and private networks (development only).",
+)
+def serve(**flags: Any) -> None:
+    """Run the gRPC server until SIGTERM or SIGINT."""
+    from openvpp.server import app, telemetry
+
+    logging.getLogger("openvpp").setLevel(min(logging.getLogger().level, logging.INFO))
+    settings = settings_from(**flags)
+    provider = telemetry.install(settings.telemetry)
+    try:
+        asyncio.run(app.serve(settings, provider))
+    except app.ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@main.command()
+@click.option("--database-url", help="SQLAlchemy URL [default: SQLite in the data dir].")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [default: ./.openvpp].")
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    default=["localhost"],
+    show_default=True,
+    help="DNS name in the server certificate (repeatable).",
+)
+@click.option(
+    "--server-address",
+    "server_addresses",
+    multiple=True,
+    default=["127.0.0.1"],
+    show_default=True,
+    help="IP address in the server certificate (repeatable).",
+)
+def init(
+    data_dir: Path | None, database_url: str | None, server_names: tuple[str, ...], server_addresses: tuple[str, ...]
+) -> None:
+    """Create the data directory: a CA, the server certificate and an operator bundle."""
+    from openvpp.integration import bootstrap
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    try:
+        bootstrap.initialise(
+            settings.data_dir, list(server_names), list(server_addresses), settings.resolved_database_url()
+        )
+    except FileExistsError as exc:
+        raise click.UsageError(str(exc)) from None
+    console.print(f"certificate authority, server certificate and operator bundle written to {settings.data_dir}")
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+@click.option("--database-url")
+def db_upgrade(**flags: Any) -> None:
+    """Apply all migrations (serve does this itself unless OPENVPP_AUTO_MIGRATE=false)."""
+    from openvpp.store import migrate
+
+    migrate.upgrade(settings_from(**flags).resolved_database_url())
+    console.print("database is at the latest schema")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def keygen(path: Path, force: bool) -> None:
+    """Write a new ed25519 keypair as a Solana-CLI JSON file and print its der_id."""
+    keypair = keys.generate()
+    try:
+        keys.write(path, keypair, overwrite=force)
+    except FileExistsError:
+        raise click.UsageError(f"{path} exists; pass --force to overwrite") from None
+    console.print(str(keypair.pubkey()))
+
+
+@main.command()
+@click.option("--devices", type=click.IntRange(1, 200_000), default=1000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
+def demo(devices: int, seed: int, out: Path) -> None:
+    """Run the registry scenario end to end against a real server."""
+    from openvpp.demo import run
+
+    sys.exit(asyncio.run(run(devices=devices, seed=seed, out=out, console=console)))
+
+
+for group in (partner, certificate, endpoint, device):
+    main.add_command(group)
