@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         default=False,
         description="let endpoint probes reach loopback and private networks (development and tests only)",
     )
+    route_signature_validity_seconds: int = Field(
+        default=3600, ge=60, le=7 * 86_400, description="how long a signed route answer stays valid"
+    )
+    max_resolve_batch: int = Field(default=20_000, ge=1, le=200_000)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def resolved_database_url(self) -> str:

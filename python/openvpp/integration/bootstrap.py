@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
+from openvpp import keys
 from openvpp.integration import ca
 from openvpp.integration.partners import certificate_row, partner_row
 from openvpp.store import migrate
@@ -46,6 +47,10 @@ class Bundle:
         self.ca.write_bytes(root_pem)
 
 
+# The ed25519 key route answers are signed with (Solana-CLI keypair file).
+ROUTING_KEY = Path("keys") / "routing.json"
+
+
 def initialise(
     data_dir: Path, server_names: list[str], server_addresses: list[str], database_url: str
 ) -> ca.CertificateAuthority:
@@ -74,6 +79,7 @@ def initialise(
         ca.cert_pem(operator_cert) + ca.cert_pem(authority.intermediate),
         ca.cert_pem(authority.root),
     )
+    keys.write(data_dir / ROUTING_KEY, keys.generate(), overwrite=True)
     migrate.upgrade(database_url)
     engine = create_engine(sync_url(database_url))
     try:

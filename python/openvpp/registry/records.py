@@ -50,14 +50,14 @@ class ValidatedRecord:
         return self.record.version
 
 
-def _has_unknown_fields(message: Message) -> bool:
+def has_unknown_fields(message: Message) -> bool:
     if len(unknown_fields.UnknownFieldSet(message)):
         return True
     for descriptor, value in message.ListFields():
         if descriptor.message_type is None:
             continue
         values = value if descriptor.is_repeated else [value]
-        if any(_has_unknown_fields(v) for v in values):
+        if any(has_unknown_fields(v) for v in values):
             return True
     return False
 
@@ -91,7 +91,7 @@ def validate(envelope: registry_pb2.SignedDeviceRecord, max_record_bytes: int, p
         record.ParseFromString(envelope.record)
     except DecodeError:
         raise InvalidArgument.field(rec, "is not a serialised DeviceRecord", "RECORD_UNPARSEABLE") from None
-    if _has_unknown_fields(record):
+    if has_unknown_fields(record):
         raise InvalidArgument.field(rec, "carries fields this registry does not know", "RECORD_UNKNOWN_FIELDS")
     if len(record.public_key) != identifiers.PUBLIC_KEY_LEN:
         raise InvalidArgument.field(

@@ -39,6 +39,8 @@ class DeviceState:
     registered_at_us: int
     updated_at_us: int
     log_seq: int
+    name: str = ""
+    vendor_namespace: str = ""
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> DeviceState:
@@ -52,6 +54,8 @@ class DeviceState:
             registered_at_us=row.registered_at_us,
             updated_at_us=row.updated_at_us,
             log_seq=row.log_seq,
+            name=row.name,
+            vendor_namespace=row.vendor_namespace,
         )
 
 

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.sdk.trace import TracerProvider
 
+from openvpp import keys
 from openvpp.config import Settings
 from openvpp.integration import bootstrap, ca
 from openvpp.integration.endpoints import Endpoints
@@ -23,17 +24,33 @@ from openvpp.integration.probe import Prober
 from openvpp.integration.servicer import IntegrationServicer
 from openvpp.registry.service import Registry
 from openvpp.registry.servicer import RegistryServicer
+from openvpp.routing.diagnose import Diagnoser
+from openvpp.routing.enrollment import Enrollments
+from openvpp.routing.programs import Programs
+from openvpp.routing.resolver import Resolver
+from openvpp.routing.routes import RouteBuilder, RoutingKey
+from openvpp.routing.servicer import RoutingServicer
+from openvpp.routing.watch import RouteWatch
 from openvpp.server.auth import AuthInterceptor
+from openvpp.server.errors import to_rpc_status
 from openvpp.server.interceptors import ErrorInterceptor
 from openvpp.store import migrate
 from openvpp.store.database import Database
-from openvpp.v1 import integration_pb2, integration_pb2_grpc, registry_pb2, registry_pb2_grpc
+from openvpp.v1 import (
+    integration_pb2,
+    integration_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+    routing_pb2,
+    routing_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
     registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
     integration_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name,
+    routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
 )
 
 
@@ -49,6 +66,32 @@ def _is_loopback(listen: str) -> bool:
         return ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _routing_key(settings: Settings) -> RoutingKey:
+    """The key `openvpp init` made; a server without one (development) makes its own."""
+    path = settings.data_dir / bootstrap.ROUTING_KEY
+    if not path.exists():
+        log.warning("no routing key at %s; creating one", path)
+        keys.write(path, keys.generate())
+    return RoutingKey(keys.read(path))
+
+
+def _routing(settings: Settings, db: Database, registry: Registry) -> tuple[RoutingServicer, RouteWatch]:
+    programs = Programs(db)
+    builder = RouteBuilder(_routing_key(settings), settings.route_signature_validity_seconds)
+    resolver = Resolver(
+        db,
+        builder,
+        lambda error: to_rpc_status(error).SerializeToString(),
+        poll_seconds=settings.watch_poll_seconds,
+        max_batch=settings.max_resolve_batch,
+    )
+    watch = RouteWatch(db, settings.watch_poll_seconds)
+    servicer = RoutingServicer(
+        programs, Enrollments(db, registry), resolver, watch, Diagnoser(db, registry), builder.key
+    )
+    return servicer, watch
 
 
 def _tls_credentials(settings: Settings) -> grpc.ServerCredentials:
@@ -73,6 +116,7 @@ class App:
     health_server: grpc.aio.Server | None = None
     health_port: int = 0
     tracer_provider: TracerProvider | None = None
+    route_watch: RouteWatch | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -82,6 +126,8 @@ class App:
         self._stopped.set()
         await self.health.enter_graceful_shutdown()
         self.registry.notifier.close()
+        if self.route_watch is not None:
+            self.route_watch.notifier.close()
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         if self.health_server is not None:
             await self.health_server.stop(0)
@@ -133,6 +179,8 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     server = grpc.aio.server(interceptors=interceptors, options=options)
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, settings.max_bulk_chunk), server)
     integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
+    routing_servicer, route_watch = _routing(settings, db, registry)
+    routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
@@ -156,7 +204,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving %s on port %d (%s)", ", ".join(SERVICE_NAMES), port, "plaintext" if settings.insecure else "mTLS")
-    return App(settings, server, port, db, registry, health, health_server, health_port, tracer_provider)
+    return App(settings, server, port, db, registry, health, health_server, health_port, tracer_provider, route_watch)
 
 
 async def serve(settings: Settings, tracer_provider: TracerProvider | None = None) -> None:

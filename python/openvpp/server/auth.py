@@ -24,10 +24,13 @@ Role = ca.Role
 ANY_ROLE = frozenset(Role)
 OPERATOR = frozenset({Role.OPERATOR})
 VENDORS = frozenset({Role.OPERATOR, Role.DEVICE_VENDOR})
-ENDPOINT_OWNERS = frozenset({Role.OPERATOR, Role.UTILITY, Role.DEVICE_VENDOR})
+# The operator and the two parties a route connects.
+PARTIES = frozenset({Role.OPERATOR, Role.UTILITY, Role.DEVICE_VENDOR})
+UTILITIES = frozenset({Role.OPERATOR, Role.UTILITY})
 
 _REGISTRY = "/openvpp.v1.RegistryService/"
 _INTEGRATION = "/openvpp.v1.IntegrationService/"
+_ROUTING = "/openvpp.v1.RoutingService/"
 
 # Roles allowed per RPC. Health needs no identity; anything else absent is refused.
 TABLE: dict[str, frozenset[Role]] = {
@@ -50,11 +53,24 @@ TABLE: dict[str, frozenset[Role]] = {
     _INTEGRATION + "RevokeCertificate": ANY_ROLE,
     _INTEGRATION + "ListCertificates": ANY_ROLE,
     _INTEGRATION + "GetCrl": ANY_ROLE,
-    _INTEGRATION + "RegisterEndpoint": ENDPOINT_OWNERS,
-    _INTEGRATION + "ValidateEndpoint": ENDPOINT_OWNERS,
-    _INTEGRATION + "GetEndpoint": ENDPOINT_OWNERS,
-    _INTEGRATION + "ListEndpoints": ENDPOINT_OWNERS,
-    _INTEGRATION + "RemoveEndpoint": ENDPOINT_OWNERS,
+    _INTEGRATION + "RegisterEndpoint": PARTIES,
+    _INTEGRATION + "ValidateEndpoint": PARTIES,
+    _INTEGRATION + "GetEndpoint": PARTIES,
+    _INTEGRATION + "ListEndpoints": PARTIES,
+    _INTEGRATION + "RemoveEndpoint": PARTIES,
+    _ROUTING + "CreateProgram": UTILITIES,
+    _ROUTING + "AttachEndpoint": UTILITIES,
+    _ROUTING + "DetachEndpoint": UTILITIES,
+    _ROUTING + "GetProgram": ANY_ROLE,
+    _ROUTING + "ListPrograms": ANY_ROLE,
+    _ROUTING + "EnrollDevice": PARTIES,
+    _ROUTING + "UnenrollDevice": PARTIES,
+    _ROUTING + "ListEnrollments": PARTIES,
+    _ROUTING + "Resolve": PARTIES,
+    _ROUTING + "ResolveBatch": PARTIES,
+    _ROUTING + "WatchRoutes": PARTIES,
+    _ROUTING + "Diagnose": PARTIES,
+    _ROUTING + "GetRoutingKey": ANY_ROLE,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,
 }

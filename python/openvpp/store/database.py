@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -64,6 +64,10 @@ class Database:
         self.engine = create_async_engine(parsed, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        # Bumped after every committed write in this process, so in-memory
+        # caches can tell cheaply whether to look at the change logs.
+        self.generation = 0
+        self.on_commit: list[Callable[[], None]] = []
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -78,6 +82,9 @@ class Database:
             await conn.execution_options(**{_WRITE: True})
             async with conn.begin():
                 yield conn
+            self.generation += 1
+            for listener in self.on_commit:
+                listener()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -124,3 +124,81 @@ endpoints = Table(
     Column("registered_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
 )
+
+programs = Table(
+    "programs",
+    metadata,
+    Column("program_id", String(320), primary_key=True),
+    Column("utility_namespace", ForeignKey("partners.namespace"), nullable=False, index=True),
+    Column("code", String(63), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("route_ttl_seconds", Integer, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+program_endpoints = Table(
+    "program_endpoints",
+    metadata,
+    Column("program_id", ForeignKey("programs.program_id"), primary_key=True),
+    Column("endpoint_id", ForeignKey("endpoints.endpoint_id"), primary_key=True, index=True),
+    Column("priority", Integer, nullable=False),
+    Column("weight", Integer, nullable=False),
+    Column("attached_at_us", BigInteger, nullable=False),
+)
+
+# One row per (program, device), kept after unenrolment so the consent a
+# device once gave stays on record. Namespaces are denormalised so watch
+# visibility is one indexed query.
+enrollments = Table(
+    "enrollments",
+    metadata,
+    Column("program_id", ForeignKey("programs.program_id"), primary_key=True),
+    Column("der_id", ForeignKey("devices.der_id"), primary_key=True, index=True),
+    Column("utility_namespace", String(253), nullable=False, index=True),
+    Column("vendor_namespace", String(253), nullable=False, index=True),
+    Column("account_ref", String(128), nullable=False),
+    Column("consent_payload", LargeBinary, nullable=False),
+    Column("consent_signature", LargeBinary(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("status_reason", Text, nullable=False),
+    Column("consent_expires_at_us", BigInteger, nullable=False),
+    Column("enrolled_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# The route-change log: writers lock the head row so sequence numbers commit
+# in order and WatchRoutes resumes without gaps, as the registry log does.
+route_head = Table(
+    "route_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+route_log = Table(
+    "route_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("der_id", String(44), nullable=False),
+    Column("vendor_namespace", String(253), nullable=False, index=True),
+    Column("utility_namespace", String(253), nullable=False, index=True),
+    Column("program_id", String(320), nullable=False),
+    Column("endpoint_id", String(320), nullable=False),
+    Column("namespace", String(253), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+)
+
+# IEEE 2030.5 device certificates and the identifiers derived from them.
+device_certificates = Table(
+    "device_certificates",
+    metadata,
+    Column("lfdi", String(40), primary_key=True),
+    Column("der_id", ForeignKey("devices.der_id"), nullable=False, index=True),
+    Column("sfdi", String(12), nullable=False, unique=True),
+    Column("certificate_der", LargeBinary, nullable=False),
+    Column("registered_at_us", BigInteger, nullable=False),
+)

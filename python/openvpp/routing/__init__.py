@@ -1,0 +1,1 @@
+"""Routing: programs, enrollment with signed consent, signed route resolution, watch and diagnosis."""
