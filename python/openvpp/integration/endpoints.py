@@ -23,9 +23,10 @@ from openvpp import errors
 from openvpp.integration import ca
 from openvpp.integration.probe import Outcome, Prober, Target
 from openvpp.store import endpoint_repo as repo
-from openvpp.store import partner_repo
+from openvpp.store import partner_repo, route_log, routing_repo
 from openvpp.store.database import Database
 from openvpp.v1 import integration_pb2 as pb
+from openvpp.v1 import routing_pb2
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -238,8 +239,18 @@ class Endpoints:
         current = await self.get(caller, key)
         outcome = await self.prober.probe(current.target)
         async with self.db.write() as conn:
-            if not await repo.record_probe(conn, key, outcome.state, outcome.to_json(), outcome.probed_at_us):
+            before = await repo.endpoint(conn, key)
+            if before is None or not await repo.record_probe(
+                conn, key, outcome.state, outcome.to_json(), outcome.probed_at_us
+            ):
                 raise _missing(key)
+            if before.state != outcome.state:
+                kind = (
+                    routing_pb2.ROUTE_EVENT_KIND_ENDPOINT_RESTORED
+                    if outcome.passed
+                    else routing_pb2.ROUTE_EVENT_KIND_ENDPOINT_FAILED
+                )
+                await self._route_changes(conn, before, kind, outcome.failure_reason, outcome.probed_at_us)
             row = await repo.endpoint(conn, key)
         return EndpointState.from_row(_present(row))
 
@@ -279,8 +290,25 @@ class Endpoints:
         if not _owns(caller, namespace):
             raise _denied()
         async with self.db.write() as conn:
-            if not await repo.remove(conn, key):
+            row = await repo.endpoint(conn, key)
+            if row is None:
                 raise _missing(key)
+            await self._route_changes(
+                conn, row, routing_pb2.ROUTE_EVENT_KIND_ENDPOINT_REMOVED, "removed", self.clock_us()
+            )
+            await routing_repo.detach_endpoint_everywhere(conn, key)
+            await repo.remove(conn, key)
+
+    @staticmethod
+    async def _route_changes(conn: Any, row: Row[Any], kind: int, detail: str, at_us: int) -> None:
+        """One route change per program the endpoint serves: its devices' routes changed."""
+        changes = [
+            route_log.RouteChange(
+                kind, utility_namespace=row.namespace, program_id=program, endpoint_id=row.endpoint_id, detail=detail
+            )
+            for program in await routing_repo.programs_of_endpoint(conn, row.endpoint_id)
+        ]
+        await route_log.append(conn, changes, at_us)
 
     @staticmethod
     async def _check_owner(conn: Any, namespace: str) -> None:

@@ -18,8 +18,10 @@ from openvpp import errors
 from openvpp.integration import ca
 from openvpp.registry import identifiers
 from openvpp.store import partner_repo as repo
+from openvpp.store import route_log
 from openvpp.store.database import Database
 from openvpp.v1 import integration_pb2 as pb
+from openvpp.v1 import routing_pb2
 
 ROLE_OF_KIND: dict[int, ca.Role] = {
     pb.PARTNER_KIND_OPERATOR: ca.Role.OPERATOR,
@@ -223,6 +225,7 @@ class Partners:
                 raise errors.NotFound(f"no partner {namespace}", "PARTNER_NOT_FOUND")
             if row.status != status:
                 await repo.set_partner_status(conn, namespace, status, reason)
+                await route_log.append(conn, [_partner_change(row, status, reason)], self.clock_us())
             updated = _present(await repo.partner(conn, namespace))
         return PartnerState.from_row(updated)
 
@@ -298,6 +301,20 @@ class Partners:
             partial.write_bytes(der)
             partial.replace(self.crl_path)
         return der
+
+
+def _partner_change(row: Row[Any], status: int, reason: str) -> route_log.RouteChange:
+    """Every route through this partner appears or disappears with its status."""
+    suspended = status != pb.PARTNER_STATUS_ACTIVE
+    return route_log.RouteChange(
+        routing_pb2.ROUTE_EVENT_KIND_PARTNER_SUSPENDED
+        if suspended
+        else routing_pb2.ROUTE_EVENT_KIND_PARTNER_REINSTATED,
+        vendor_namespace=row.namespace if row.kind == pb.PARTNER_KIND_DEVICE_VENDOR else "",
+        utility_namespace=row.namespace if row.kind == pb.PARTNER_KIND_UTILITY else "",
+        namespace=row.namespace,
+        detail=reason,
+    )
 
 
 def _present(row: Row[Any] | None) -> Row[Any]:

@@ -16,8 +16,9 @@ from openvpp.integration.ca import Identity, Role
 from openvpp.registry import identifiers, merkle, records
 from openvpp.registry.log import LogNotifier, LogWriter
 from openvpp.store import registry_repo as repo
+from openvpp.store import route_log
 from openvpp.store.database import Database
-from openvpp.v1 import common_pb2, registry_pb2
+from openvpp.v1 import common_pb2, registry_pb2, routing_pb2
 
 ACTIVE = common_pb2.DEVICE_STATUS_ACTIVE
 REVOKED = common_pb2.DEVICE_STATUS_REVOKED
@@ -289,6 +290,12 @@ class Registry:
             )
             await repo.append_log(conn, log.rows)
             await repo.set_head(conn, log.seq, log.head_hash)
+            change = route_log.RouteChange(
+                routing_pb2.ROUTE_EVENT_KIND_DEVICE_STATUS, der_id, row.vendor_namespace,
+                await route_log.utility_of_device(conn, der_id),
+                detail=f"{common_pb2.DeviceStatus.Name(status)}: {reason}",  # type: ignore[arg-type]
+            )  # fmt: skip
+            await route_log.append(conn, [change], log.now_us)
             updated = await repo.device_by_id(conn, der_id)
         self.notifier.notify()
         assert updated is not None
