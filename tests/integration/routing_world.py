@@ -50,7 +50,11 @@ def consent_for(
         expires_at=expires,
     )
     for name, value in overrides.items():
-        setattr(payload, name, value)
+        if isinstance(value, list):
+            payload.ClearField(name)  # type: ignore[arg-type]
+            getattr(payload, name).extend(value)
+        else:
+            setattr(payload, name, value)
     return sign_consent(signer or device, payload)
 
 

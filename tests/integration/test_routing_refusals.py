@@ -1,0 +1,121 @@
+"""Programs and enrollment refusals: exact status codes, and nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from solders.keypair import Keypair
+
+from openvpp.integration import ca
+from openvpp.v1 import common_pb2, integration_pb2, registry_pb2
+from openvpp.v1 import routing_pb2 as pb
+from tests.integration.mtls import Fabric, integration, registry
+from tests.integration.routing_world import PROGRAM, consent_for, routing, world
+from tests.rpc import expect_error
+
+
+def enroll_request(device: Keypair, **overrides: object) -> pb.EnrollDeviceRequest:
+    fields: dict[str, object] = {
+        "program_id": PROGRAM,
+        "device": common_pb2.DeviceIdentifier(der_id=str(device.pubkey())),
+        "account_ref": "ACCT-1",
+        "consent": consent_for(device),
+    } | overrides
+    return pb.EnrollDeviceRequest(**fields)  # type: ignore[arg-type]
+
+
+async def test_program_refusals(fabric: Fabric, tmp_path: Path) -> None:
+    async with world(fabric, tmp_path) as w:
+        async with w.channel(w.utility) as channel:
+            stub = routing(channel)
+            await expect_error(stub.CreateProgram(pb.CreateProgramRequest(code="nem", name="x", kind=pb.PROGRAM_KIND_REWARDS)), grpc.StatusCode.ALREADY_EXISTS, "PROGRAM_EXISTS", "code")  # fmt: skip
+            await expect_error(stub.CreateProgram(pb.CreateProgramRequest(code="Bad Code", name="x", kind=pb.PROGRAM_KIND_REWARDS)), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_NAME", "code")  # fmt: skip
+            await expect_error(stub.CreateProgram(pb.CreateProgramRequest(code="dr", name="x")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ENUM", "kind")  # fmt: skip
+            await expect_error(stub.CreateProgram(pb.CreateProgramRequest(code="dr", name="x", kind=pb.PROGRAM_KIND_REWARDS, route_ttl_seconds=1)), grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE", "route_ttl_seconds")  # fmt: skip
+            await expect_error(stub.CreateProgram(pb.CreateProgramRequest(utility_namespace="other", code="dr", name="x", kind=pb.PROGRAM_KIND_REWARDS)), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
+            await expect_error(stub.AttachEndpoint(pb.AttachEndpointRequest(program_id="pge/none", endpoint_id="pge/vtn")), grpc.StatusCode.NOT_FOUND, "PROGRAM_NOT_FOUND")  # fmt: skip
+            await expect_error(stub.AttachEndpoint(pb.AttachEndpointRequest(program_id=PROGRAM, endpoint_id="pge/none")), grpc.StatusCode.NOT_FOUND, "ENDPOINT_NOT_FOUND")  # fmt: skip
+            await expect_error(stub.AttachEndpoint(pb.AttachEndpointRequest(program_id=PROGRAM, endpoint_id="pge/vtn", weight=70000)), grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE", "weight")  # fmt: skip
+            await expect_error(stub.DetachEndpoint(pb.DetachEndpointRequest(program_id=PROGRAM, endpoint_id="pge/other")), grpc.StatusCode.NOT_FOUND, "ENDPOINT_NOT_ATTACHED")  # fmt: skip
+            # An endpoint that failed its probe cannot be attached.
+            await integration(channel).RegisterEndpoint(integration_pb2.RegisterEndpointRequest(name="dead", url="https://localhost:1", protocol=integration_pb2.ENDPOINT_PROTOCOL_HTTPS))  # fmt: skip
+            await expect_error(stub.AttachEndpoint(pb.AttachEndpointRequest(program_id=PROGRAM, endpoint_id="pge/dead")), grpc.StatusCode.FAILED_PRECONDITION, "ENDPOINT_NOT_VALIDATED")  # fmt: skip
+        async with w.channel(w.solarco) as channel:
+            stub = routing(channel)
+            await expect_error(stub.CreateProgram(pb.CreateProgramRequest(code="x", name="x", kind=pb.PROGRAM_KIND_REWARDS)), grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED")  # fmt: skip
+            await expect_error(stub.AttachEndpoint(pb.AttachEndpointRequest(program_id=PROGRAM, endpoint_id="pge/vtn")), grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED")  # fmt: skip
+            visible = await stub.ListPrograms(pb.ListProgramsRequest())
+            assert [p.program_id for p in visible.programs] == [PROGRAM]
+        async with w.channel(w.fabric.data_dir / "operator") as channel:
+            await expect_error(routing(channel).CreateProgram(pb.CreateProgramRequest(utility_namespace="solarco", code="x", name="x", kind=pb.PROGRAM_KIND_REWARDS)), grpc.StatusCode.FAILED_PRECONDITION, "NOT_A_UTILITY")  # fmt: skip
+            program = (await routing(channel).GetProgram(pb.GetProgramRequest(program_id=PROGRAM))).program
+        assert [(e.endpoint_id, e.priority, e.weight) for e in program.endpoints] == [("pge/vtn", 10, 5)]
+
+
+async def test_enrollment_refusals_write_nothing(fabric: Fabric, tmp_path: Path) -> None:
+    async with world(fabric, tmp_path) as w:
+        device = await w.register(w.solarco, "solarco", "inv-1")
+        foreign = await w.register(w.voltbox, "voltbox", "ev-1")
+        stranger = Keypair()
+        cases = [
+            (w.solarco, enroll_request(device, account_ref=""), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_TEXT"),
+            (w.solarco, enroll_request(device, consent=consent_for(device, program="pge/other")), grpc.StatusCode.INVALID_ARGUMENT, "CONSENT_MISMATCH"),
+            (w.solarco, enroll_request(device, consent=consent_for(device, account="ACCT-2")), grpc.StatusCode.INVALID_ARGUMENT, "CONSENT_MISMATCH"),
+            (w.solarco, enroll_request(device, consent=consent_for(device, signer=stranger)), grpc.StatusCode.INVALID_ARGUMENT, "BAD_SIGNATURE"),
+            (w.solarco, enroll_request(device, consent=consent_for(device, days=-1)), grpc.StatusCode.FAILED_PRECONDITION, "CONSENT_EXPIRED"),
+            (w.solarco, enroll_request(device, consent=consent_for(device, days=500)), grpc.StatusCode.INVALID_ARGUMENT, "CONSENT_TOO_LONG"),
+            (w.solarco, enroll_request(device, consent=pb.SignedConsent(payload=b"\xff\xff", signature=bytes(64))), grpc.StatusCode.INVALID_ARGUMENT, "CONSENT_UNPARSEABLE"),
+            (w.solarco, enroll_request(device, consent=consent_for(device, scopes=[])), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ENUM"),
+            (w.solarco, enroll_request(device, program_id="pge/none"), grpc.StatusCode.NOT_FOUND, "PROGRAM_NOT_FOUND"),
+            (w.solarco, enroll_request(stranger), grpc.StatusCode.NOT_FOUND, "DEVICE_NOT_FOUND"),
+            (w.solarco, enroll_request(foreign), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT"),
+            (w.voltbox, enroll_request(device), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT"),
+        ]  # fmt: skip
+        for bundle, request, code, reason in cases:
+            async with w.channel(bundle) as channel:
+                await expect_error(routing(channel).EnrollDevice(request), code, reason)
+        suspended = registry_pb2.SetDeviceStatusRequest(der_id=str(device.pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="x")  # fmt: skip
+        async with w.channel(w.solarco) as channel:
+            await registry(channel).SetDeviceStatus(suspended)
+            await expect_error(routing(channel).EnrollDevice(enroll_request(device)), grpc.StatusCode.FAILED_PRECONDITION, "DEVICE_NOT_ACTIVE")  # fmt: skip
+        async with w.channel(w.fabric.data_dir / "operator") as channel:
+            listed = await routing(channel).ListEnrollments(
+                pb.ListEnrollmentsRequest(program_id=PROGRAM, include_unenrolled=True)
+            )
+        assert list(listed.enrollments) == []
+
+
+async def test_one_utility_per_device_and_no_double_enrollment(fabric: Fabric, tmp_path: Path) -> None:
+    async with world(fabric, tmp_path) as w:
+        other = await w.fabric.onboard(ca.Role.UTILITY, "sce")
+        async with w.channel(other) as channel:
+            await routing(channel).CreateProgram(
+                pb.CreateProgramRequest(code="dr", name="DR", kind=pb.PROGRAM_KIND_DEMAND_RESPONSE)
+            )
+        async with w.channel(w.utility) as channel:
+            await routing(channel).CreateProgram(
+                pb.CreateProgramRequest(code="dr", name="DR", kind=pb.PROGRAM_KIND_DEMAND_RESPONSE)
+            )
+        device = await w.register(w.solarco, "solarco", "inv-1")
+        await w.enroll(w.utility, device)
+        await w.enroll(w.solarco, device, "pge/dr")
+        async with w.channel(w.solarco) as channel:
+            stub = routing(channel)
+            await expect_error(
+                stub.EnrollDevice(enroll_request(device)), grpc.StatusCode.ALREADY_EXISTS, "ENROLLMENT_EXISTS"
+            )
+            await expect_error(stub.EnrollDevice(enroll_request(device, program_id="sce/dr", consent=consent_for(device, program="sce/dr"))), grpc.StatusCode.FAILED_PRECONDITION, "ENROLLED_WITH_ANOTHER_UTILITY")  # fmt: skip
+            mine = await stub.ListEnrollments(
+                pb.ListEnrollmentsRequest(device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())))
+            )
+            assert sorted(e.program_id for e in mine.enrollments) == ["pge/dr", PROGRAM]
+            await expect_error(stub.UnenrollDevice(pb.UnenrollDeviceRequest(program_id=PROGRAM, device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())))), grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_FIELD", "reason")  # fmt: skip
+            await expect_error(
+                stub.ListEnrollments(pb.ListEnrollmentsRequest()), grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_FIELD"
+            )
+        async with w.channel(other) as channel:
+            theirs = await routing(channel).ListEnrollments(
+                pb.ListEnrollmentsRequest(device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())))
+            )
+            assert list(theirs.enrollments) == [], "another utility sees none of the device's enrollments"
