@@ -9,6 +9,7 @@ from solders.keypair import Keypair
 
 from openvpp.v1 import common_pb2, integration_pb2, registry_pb2
 from openvpp.v1 import routing_pb2 as pb
+from tests import factories
 from tests.integration.mtls import Fabric, integration, registry
 from tests.integration.routing_world import PROGRAM, World, consent_for, routing, verify, world
 from tests.rpc import expect_error
@@ -150,3 +151,63 @@ async def test_routes_disappear_with_any_broken_link_and_come_back(fabric: Fabri
         ).endpoint
     assert failed.state == integration_pb2.ENDPOINT_STATE_FAILED
     await resolve_error(w, w.solarco, device, grpc.StatusCode.FAILED_PRECONDITION, "NO_VALIDATED_ENDPOINT")
+
+
+def device_certificate(common_name: str) -> bytes:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+async def test_a_2030_5_certificate_gives_lfdi_and_sfdi_aliases(fabric: Fabric, tmp_path: Path) -> None:
+    import hashlib
+
+    from openvpp.registry.identifiers import sfdi_check_digit
+
+    async with world(fabric, tmp_path) as w:
+        device = await w.register(w.solarco, "solarco", "inv-1")
+        await w.enroll(w.solarco, device)
+        der = device_certificate("inv-1")
+        request = registry_pb2.RegisterDeviceCertificateRequest(der_id=str(device.pubkey()), certificate_der=der)
+        async with w.channel(w.solarco) as channel:
+            # The negative answer is cached first; registering must make the new identifiers resolvable at once.
+            lfdi_expected = hashlib.sha256(der).hexdigest()[:40].upper()
+            await expect_error(routing(channel).Resolve(pb.ResolveRequest(device=common_pb2.DeviceIdentifier(any=lfdi_expected))), grpc.StatusCode.NOT_FOUND, "DEVICE_NOT_FOUND")  # fmt: skip
+            reply = await registry(channel).RegisterDeviceCertificate(request)
+            again = await registry(channel).RegisterDeviceCertificate(request)
+        assert reply.lfdi == lfdi_expected
+        value = int(reply.lfdi[:9], 16)
+        assert reply.sfdi == f"{value}{sfdi_check_digit(value)}"
+        assert again == reply, "registering the same certificate twice is idempotent"
+        for alias in (
+            common_pb2.Alias(kind=common_pb2.ALIAS_KIND_LFDI, value=reply.lfdi),
+            common_pb2.Alias(kind=common_pb2.ALIAS_KIND_SFDI, value=reply.sfdi),
+        ):
+            routes = await resolve(w, w.utility, common_pb2.DeviceIdentifier(alias=alias))
+            assert routes.der_id == str(device.pubkey())
+        other = await w.register(w.solarco, "solarco", "inv-2")
+        async with w.channel(w.solarco) as channel:
+            stub = registry(channel)
+            await expect_error(stub.RegisterDeviceCertificate(registry_pb2.RegisterDeviceCertificateRequest(der_id=str(other.pubkey()), certificate_der=der)), grpc.StatusCode.ALREADY_EXISTS, "ALIAS_TAKEN")  # fmt: skip
+            await expect_error(stub.RegisterDeviceCertificate(registry_pb2.RegisterDeviceCertificateRequest(der_id=str(other.pubkey()), certificate_der=b"not der")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CERTIFICATE", "certificate_der")  # fmt: skip
+        async with w.channel(w.voltbox) as channel:
+            await expect_error(registry(channel).RegisterDeviceCertificate(registry_pb2.RegisterDeviceCertificateRequest(der_id=str(other.pubkey()), certificate_der=device_certificate("x"))), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
+        # A record update keeps the derived aliases.
+        async with w.channel(w.solarco) as channel:
+            update = factories.signed(device, "inv-1", version=2)
+            await registry(channel).UpdateDevice(registry_pb2.UpdateDeviceRequest(signed_record=update))
+        routes = await resolve(w, w.solarco, common_pb2.DeviceIdentifier(any=reply.sfdi))
+        assert routes.der_id == str(device.pubkey())

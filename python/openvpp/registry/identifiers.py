@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import base58
@@ -111,3 +112,19 @@ def alias_candidates(text: str) -> list[tuple[int, str]]:
         except InvalidArgument:
             continue
     return candidates
+
+
+def lfdi_from_fingerprint(fingerprint: bytes) -> str:
+    """IEEE 2030.5 §6.3.4: the certificate fingerprint truncated to its first 160 bits, in hex."""
+    return fingerprint[:20].hex().upper()
+
+
+def lfdi_from_certificate(certificate_der: bytes) -> str:
+    """The LFDI of a certificate: its fingerprint is SHA-256 over the DER bytes (§6.3.2)."""
+    return lfdi_from_fingerprint(hashlib.sha256(certificate_der).digest())
+
+
+def sfdi_from_lfdi(lfdi: str) -> str:
+    """IEEE 2030.5 §6.3.3: the LFDI's first 36 bits as a decimal number, then the check digit."""
+    value = int(lfdi[:9], 16)
+    return f"{value}{sfdi_check_digit(value)}"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy.engine import Row
 
 from openvpp import errors, native
@@ -26,6 +27,7 @@ RECORD_KINDS = (registry_pb2.LOG_ENTRY_KIND_REGISTERED, registry_pb2.LOG_ENTRY_K
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_REASON = 512
+MAX_CERTIFICATE_BYTES = 16 * 1024
 WATCH_BATCH = 500
 
 
@@ -300,6 +302,61 @@ class Registry:
         self.notifier.notify()
         assert updated is not None
         return DeviceState.from_row(updated), log_seq
+
+    async def register_certificate(self, caller: Identity, der_id: str, certificate_der: bytes) -> tuple[str, str]:
+        """Derives the device's IEEE 2030.5 LFDI and SFDI from its certificate and adds them as aliases."""
+        identifiers.decode_der_id(der_id, "der_id")
+        if not certificate_der or len(certificate_der) > MAX_CERTIFICATE_BYTES:
+            raise errors.InvalidArgument.field(
+                "certificate_der", f"must be 1-{MAX_CERTIFICATE_BYTES} bytes", "INVALID_CERTIFICATE"
+            )
+        try:
+            x509.load_der_x509_certificate(certificate_der)
+        except ValueError:
+            raise errors.InvalidArgument.field(
+                "certificate_der", "is not a DER X.509 certificate", "INVALID_CERTIFICATE"
+            ) from None
+        lfdi = identifiers.lfdi_from_certificate(certificate_der)
+        sfdi = identifiers.sfdi_from_lfdi(lfdi)
+        wanted = [(common_pb2.ALIAS_KIND_LFDI, lfdi), (common_pb2.ALIAS_KIND_SFDI, sfdi)]
+        now = self.clock_us()
+        async with self.db.write() as conn:
+            row = await repo.device_by_id(conn, der_id)
+            if row is None:
+                raise errors.NotFound(f"device {der_id} is not registered", "DEVICE_NOT_FOUND")
+            denied = _outside_namespace(caller, row.vendor_namespace, "der_id")
+            if denied is not None:
+                raise denied
+            holders = await repo.alias_holders(conn, wanted)
+            if any(holder != der_id for holder in holders.values()):
+                raise errors.AlreadyExists(
+                    "the certificate's LFDI or SFDI already identifies another device", "ALIAS_TAKEN",
+                    violations=[errors.FieldViolation("certificate_der", "its LFDI/SFDI belongs to another device")],
+                )  # fmt: skip
+            if len(holders) == len(wanted):
+                return lfdi, sfdi  # already registered for this device
+            aliases = [
+                {"kind": kind, "value": value, "der_id": der_id, "position": -1 - i}
+                for i, (kind, value) in enumerate(wanted)
+                if (kind, value) not in holders
+            ]
+            await repo.add_certificate(
+                conn,
+                {
+                    "lfdi": lfdi,
+                    "der_id": der_id,
+                    "sfdi": sfdi,
+                    "certificate_der": certificate_der,
+                    "registered_at_us": now,
+                },
+                aliases,
+            )
+            change = route_log.RouteChange(
+                routing_pb2.ROUTE_EVENT_KIND_DEVICE_IDENTIFIERS, der_id, row.vendor_namespace,
+                await route_log.utility_of_device(conn, der_id), detail=f"LFDI {lfdi} SFDI {sfdi}",
+            )  # fmt: skip
+            await route_log.append(conn, [change], now)
+        return lfdi, sfdi
 
     # -- reads ----------------------------------------------------------------
 

@@ -140,3 +140,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             entry_bytes=proof.entry_bytes,
             leaf_hash=proof.leaf_hash,
         )
+
+    async def RegisterDeviceCertificate(
+        self, request: registry_pb2.RegisterDeviceCertificateRequest, context: Context
+    ) -> registry_pb2.RegisterDeviceCertificateResponse:
+        lfdi, sfdi = await self.registry.register_certificate(caller(), request.der_id, request.certificate_der)
+        return registry_pb2.RegisterDeviceCertificateResponse(lfdi=lfdi, sfdi=sfdi)

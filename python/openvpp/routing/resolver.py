@@ -197,9 +197,10 @@ class Resolver:
 
     def _forget(self, routes: list, registry: list) -> None:  # type: ignore[type-arg]
         devices = {r.der_id for r in registry}
-        if registry:
+        if registry or any(r.kind == pb.ROUTE_EVENT_KIND_DEVICE_IDENTIFIERS for r in routes):
             # A new registration or alias may claim an identifier that was unknown.
             self._ids = {t: d for t, d in self._ids.items() if d != NO_DEVICE and d not in devices}
+        if registry:
             self._registry_cursor = registry[-1].seq
         if routes:
             self._route_cursor = routes[-1].seq

@@ -38,6 +38,7 @@ TABLE: dict[str, frozenset[Role]] = {
     _REGISTRY + "BulkRegisterDevices": VENDORS,
     _REGISTRY + "UpdateDevice": VENDORS,
     _REGISTRY + "SetDeviceStatus": VENDORS,
+    _REGISTRY + "RegisterDeviceCertificate": VENDORS,
     _REGISTRY + "GetDevice": ANY_ROLE,
     _REGISTRY + "ListDevices": ANY_ROLE,
     _REGISTRY + "WatchRegistry": ANY_ROLE,

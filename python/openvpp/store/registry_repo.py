@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openvpp.store.schema import device_aliases, devices, registry_head, registry_log
+from openvpp.store.schema import device_aliases, device_certificates, devices, registry_head, registry_log
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +92,29 @@ async def insert_devices(
 async def replace_device(
     conn: AsyncConnection, der_id: str, values: dict[str, Any], alias_rows: Sequence[dict[str, Any]]
 ) -> None:
-    await conn.execute(delete(device_aliases).where(device_aliases.c.der_id == der_id))
+    # Aliases derived from a registered certificate (negative positions) outlive record updates.
+    await conn.execute(delete(device_aliases).where(device_aliases.c.der_id == der_id, device_aliases.c.position >= 0))
+    derived = {
+        (r.kind, r.value)
+        for r in await conn.execute(
+            select(device_aliases.c.kind, device_aliases.c.value).where(device_aliases.c.der_id == der_id)
+        )
+    }
     await conn.execute(update(devices).where(devices.c.der_id == der_id).values(**values))
+    rows = [r for r in alias_rows if (r["kind"], r["value"]) not in derived]
+    if rows:
+        await conn.execute(device_aliases.insert(), rows)
+
+
+async def alias_holders(conn: AsyncConnection, aliases: Sequence[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    query = select(device_aliases.c.kind, device_aliases.c.value, device_aliases.c.der_id).where(
+        tuple_(device_aliases.c.kind, device_aliases.c.value).in_(list(aliases))
+    )
+    return {(r.kind, r.value): r.der_id for r in await conn.execute(query)}
+
+
+async def add_certificate(conn: AsyncConnection, row: dict[str, Any], alias_rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(device_certificates.insert().values(**row))
     if alias_rows:
         await conn.execute(device_aliases.insert(), list(alias_rows))
 

@@ -763,3 +763,48 @@ class GetInclusionProofResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInclusionProofResponse: _TypeAlias = GetInclusionProofResponse  # noqa: Y015
+
+@_typing.final
+class RegisterDeviceCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DER_ID_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
+    der_id: _builtins.str
+    certificate_der: _builtins.bytes
+    """The device's X.509 certificate, DER encoded, exactly as it presents it in TLS."""
+    def __init__(
+        self,
+        *,
+        der_id: _builtins.str = ...,
+        certificate_der: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_der", b"certificate_der", "der_id", b"der_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterDeviceCertificateRequest: _TypeAlias = RegisterDeviceCertificateRequest  # noqa: Y015
+
+@_typing.final
+class RegisterDeviceCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LFDI_FIELD_NUMBER: _builtins.int
+    SFDI_FIELD_NUMBER: _builtins.int
+    lfdi: _builtins.str
+    sfdi: _builtins.str
+    def __init__(
+        self,
+        *,
+        lfdi: _builtins.str = ...,
+        sfdi: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lfdi", b"lfdi", "sfdi", b"sfdi"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterDeviceCertificateResponse: _TypeAlias = RegisterDeviceCertificateResponse  # noqa: Y015

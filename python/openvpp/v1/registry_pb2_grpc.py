@@ -82,6 +82,11 @@ class RegistryServiceStub:
                 request_serializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofResponse.FromString,
                 _registered_method=True)
+        self.RegisterDeviceCertificate = channel.unary_unary(
+                '/openvpp.v1.RegistryService/RegisterDeviceCertificate',
+                request_serializer=openvpp_dot_v1_dot_registry__pb2.RegisterDeviceCertificateRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_registry__pb2.RegisterDeviceCertificateResponse.FromString,
+                _registered_method=True)
 
 
 class RegistryServiceServicer:
@@ -152,6 +157,15 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterDeviceCertificate(self, request, context):
+        """Vendor: a device's IEEE 2030.5 certificate. Its LFDI (SHA-256 of the DER
+        certificate, first 160 bits) and SFDI (first 36 bits in decimal plus a
+        check digit) become aliases the device can be found and routed by.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +213,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetInclusionProof,
                     request_deserializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'RegisterDeviceCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterDeviceCertificate,
+                    request_deserializer=openvpp_dot_v1_dot_registry__pb2.RegisterDeviceCertificateRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_registry__pb2.RegisterDeviceCertificateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -447,6 +466,33 @@ class RegistryService:
             '/openvpp.v1.RegistryService/GetInclusionProof',
             openvpp_dot_v1_dot_registry__pb2.GetInclusionProofRequest.SerializeToString,
             openvpp_dot_v1_dot_registry__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterDeviceCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.RegistryService/RegisterDeviceCertificate',
+            openvpp_dot_v1_dot_registry__pb2.RegisterDeviceCertificateRequest.SerializeToString,
+            openvpp_dot_v1_dot_registry__pb2.RegisterDeviceCertificateResponse.FromString,
             options,
             channel_credentials,
             insecure,

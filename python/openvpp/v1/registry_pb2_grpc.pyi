@@ -53,6 +53,11 @@ class RegistryServiceStub:
     """The current log size and Merkle root."""
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetInclusionProofRequest, _registry_pb2.GetInclusionProofResponse]
     """A Merkle audit path from a log entry to a root."""
+    RegisterDeviceCertificate: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RegisterDeviceCertificateRequest, _registry_pb2.RegisterDeviceCertificateResponse]
+    """Vendor: a device's IEEE 2030.5 certificate. Its LFDI (SHA-256 of the DER
+    certificate, first 160 bits) and SFDI (first 36 bits in decimal plus a
+    check digit) become aliases the device can be found and routed by.
+    """
 
 @_typing.type_check_only
 class RegistryServiceAsyncStub(RegistryServiceStub):
@@ -79,6 +84,11 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """The current log size and Merkle root."""
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetInclusionProofRequest, _registry_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
     """A Merkle audit path from a log entry to a root."""
+    RegisterDeviceCertificate: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterDeviceCertificateRequest, _registry_pb2.RegisterDeviceCertificateResponse]  # type: ignore[assignment]
+    """Vendor: a device's IEEE 2030.5 certificate. Its LFDI (SHA-256 of the DER
+    certificate, first 160 bits) and SFDI (first 36 bits in decimal plus a
+    check digit) become aliases the device can be found and routed by.
+    """
 
 class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The "DNS for DERs": identifies, locates and authenticates devices. An
@@ -156,5 +166,16 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetInclusionProofResponse, _abc.Awaitable[_registry_pb2.GetInclusionProofResponse]]:
         """A Merkle audit path from a log entry to a root."""
+
+    @_abc_1.abstractmethod
+    def RegisterDeviceCertificate(
+        self,
+        request: _registry_pb2.RegisterDeviceCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RegisterDeviceCertificateResponse, _abc.Awaitable[_registry_pb2.RegisterDeviceCertificateResponse]]:
+        """Vendor: a device's IEEE 2030.5 certificate. Its LFDI (SHA-256 of the DER
+        certificate, first 160 bits) and SFDI (first 36 bits in decimal plus a
+        check digit) become aliases the device can be found and routed by.
+        """
 
 def add_RegistryServiceServicer_to_server(servicer: RegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

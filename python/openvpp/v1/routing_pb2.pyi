@@ -103,6 +103,8 @@ class _RouteEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RouteE
     ROUTE_EVENT_KIND_DEVICE_STATUS: _RouteEventKind.ValueType  # 8
     ROUTE_EVENT_KIND_PARTNER_SUSPENDED: _RouteEventKind.ValueType  # 9
     ROUTE_EVENT_KIND_PARTNER_REINSTATED: _RouteEventKind.ValueType  # 10
+    ROUTE_EVENT_KIND_DEVICE_IDENTIFIERS: _RouteEventKind.ValueType  # 11
+    """The device gained identifiers (an IEEE 2030.5 certificate was registered)."""
 
 class RouteEventKind(_RouteEventKind, metaclass=_RouteEventKindEnumTypeWrapper): ...
 
@@ -118,6 +120,8 @@ ROUTE_EVENT_KIND_ENDPOINT_RESTORED: RouteEventKind.ValueType  # 7
 ROUTE_EVENT_KIND_DEVICE_STATUS: RouteEventKind.ValueType  # 8
 ROUTE_EVENT_KIND_PARTNER_SUSPENDED: RouteEventKind.ValueType  # 9
 ROUTE_EVENT_KIND_PARTNER_REINSTATED: RouteEventKind.ValueType  # 10
+ROUTE_EVENT_KIND_DEVICE_IDENTIFIERS: RouteEventKind.ValueType  # 11
+"""The device gained identifiers (an IEEE 2030.5 certificate was registered)."""
 Global___RouteEventKind: _TypeAlias = RouteEventKind  # noqa: Y015
 
 class _CheckState:
