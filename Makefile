@@ -81,9 +81,10 @@ fuzz: ## Short cargo-fuzz run of every target (nightly toolchain; FUZZ_SECONDS e
 	done
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks against Python yardsticks (fat-LTO build); writes build/bench/core.json
+bench: $(STAMP) ## Benchmarks against yardsticks in the same run (fat-LTO build); writes build/bench/*.json
 	$(BIN)/maturin develop --quiet --skip-install --profile bench-release
 	$(BIN)/python -m tests.bench.core
+	$(BIN)/python -m tests.bench.routing
 
 .PHONY: test
 test: lint check-protos cargo-test pytest fuzz ## Everything CI runs
