@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -59,11 +60,11 @@ async def _onboard(target: str, operator: grpc.ChannelCredentials, data: Path, k
     async with grpc.aio.secure_channel(target, operator) as channel:
         reply = await integration_pb2_grpc.IntegrationServiceStub(channel).OnboardPartner(
             integration_pb2.OnboardPartnerRequest(
-                kind=kind,
+                kind=kind,  # type: ignore[arg-type]
                 legal_name=namespace,
-                namespace=namespace,  # type: ignore[arg-type]
+                namespace=namespace,
                 csr_pem=ca.make_csr(key, namespace).decode(),
-            )  # fmt: skip
+            )
         )
     bundle = bootstrap.Bundle(data / "partners" / namespace)
     root = (data / bootstrap.CA_DIR / ca.CertificateAuthority.ROOT).read_bytes()
@@ -83,7 +84,7 @@ async def _setup(target: str, data: Path, devices: int, tmp: Path) -> tuple[Path
                 url=f"https://localhost:{port}",
                 trust_anchors_pem=pki.anchors_pem,
                 protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENVPP_GRPC,
-            )  # fmt: skip
+            )
         )
         stub = routing_pb2_grpc.RoutingServiceStub(channel)
         await stub.CreateProgram(
@@ -94,7 +95,7 @@ async def _setup(target: str, data: Path, devices: int, tmp: Path) -> tuple[Path
     async with grpc.aio.secure_channel(target, credentials(vendor)) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
 
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[registry_pb2.BulkRegisterDevicesRequest]:
             for i in range(0, devices, 500):
                 yield registry_pb2.BulkRegisterDevicesRequest(
                     signed_records=[factories.signed(k, f"inv-{i + j}") for j, k in enumerate(keys[i : i + 500])]
@@ -152,7 +153,9 @@ async def _measure(
         for i in range(batch, len(ids), batch):
             await stub.ResolveBatch(pb.ResolveBatchRequest(identifiers=ids[i : i + batch]))
         await _rate(resolve, 1.0, 16)
-        ratios, unary, echo = [], [], []
+        ratios: list[float] = []
+        unary: list[float] = []
+        echo: list[float] = []
         for r in range(rounds):
             order = [(yardstick, echo), (resolve, unary)]
             for call, sink in order if r % 2 == 0 else reversed(order):
