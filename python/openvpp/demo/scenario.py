@@ -1,7 +1,9 @@
-"""The registry scenario: a real `openvpp serve` process, driven over gRPC.
+"""The scenario: a real `openvpp serve` process, driven over gRPC with mTLS.
 
 Until the settlement pipeline lands this is the main job: bulk-register a
-fleet, resolve it by every kind of identifier, follow the log, prove a record.
+fleet, resolve it by every kind of identifier, follow the log, prove a
+record; then a utility publishes a validated endpoint and a program, the
+vendors enroll their devices with signed consent and resolve signed routes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from openvpp import native
 from openvpp.client.channel import channel_to
 from openvpp.client.errors import describe_status
 from openvpp.demo.fleet import VENDORS, FleetDevice, build
+from openvpp.demo.routing import UTILITY, run_routing
 from openvpp.integration import bootstrap, ca
 from openvpp.registry import merkle, records
 from openvpp.registry.signing import sign_record
@@ -46,6 +49,8 @@ async def _start_server(data_dir: Path, port: int, health_port: int, log_path: P
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir),
         "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health_port}",
+        # The demo utility's VTN runs on this machine.
+        "--probe-private-addresses",
         stdout=log, stderr=log,
     )  # fmt: skip
     # Health has its own plaintext listener: probes need no client certificate.
@@ -67,18 +72,21 @@ async def _start_server(data_dir: Path, port: int, health_port: int, log_path: P
     raise RuntimeError(f"server did not become healthy; see {log_path}")
 
 
-async def _onboard_vendors(target: str, data_dir: Path) -> dict[str, Path]:
-    """The operator onboards each vendor over mTLS; each gets a bundle of its own."""
+async def _onboard(target: str, data_dir: Path) -> dict[str, Path]:
+    """The operator onboards the utility and each vendor over mTLS; each gets a bundle of its own."""
     bundles = {}
     authority_root = (data_dir / "operator" / "ca.pem").read_bytes()
+    partners = [(UTILITY, integration_pb2.PARTNER_KIND_UTILITY, "Pacific Power & Light")] + [
+        (v, integration_pb2.PARTNER_KIND_DEVICE_VENDOR, f"{v.capitalize()} Energy Devices Ltd.") for v in VENDORS
+    ]
     async with channel_to(target, data_dir / "operator") as channel:
         stub: Any = integration_pb2_grpc.IntegrationServiceStub(channel)
-        for namespace in VENDORS:
+        for namespace, kind, legal_name in partners:
             key = ca.new_key()
             reply = await stub.OnboardPartner(
                 integration_pb2.OnboardPartnerRequest(
-                    kind=integration_pb2.PARTNER_KIND_DEVICE_VENDOR,
-                    legal_name=f"{namespace.capitalize()} Energy Devices Ltd.",
+                    kind=kind,
+                    legal_name=legal_name,
                     namespace=namespace,
                     contacts=[integration_pb2.Contact(name="Integration desk", email=f"ops@{namespace}.example")],
                     csr_pem=ca.make_csr(key, namespace).decode(),
@@ -226,7 +234,7 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     port, health_port = _free_port(), _free_port()
     target = f"localhost:{port}"
-    console.rule("[bold]OpenVPP registry demo")
+    console.rule("[bold]OpenVPP demo: registry and routing")
     await asyncio.to_thread(
         bootstrap.initialise, data_dir, ["localhost"], ["127.0.0.1"], f"sqlite:///{(data_dir / 'openvpp.db').resolve()}"
     )
@@ -234,8 +242,10 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
     console.print(f"serving mTLS on {target} (health on 127.0.0.1:{health_port}) · SQLite (WAL)")
     server = await _start_server(data_dir, port, health_port, out / "server.log")
     try:
-        bundles = await _onboard_vendors(target, data_dir)
-        console.print(f"operator onboarded vendors {', '.join(bundles)} with certificates from CSRs")
+        partners = await _onboard(target, data_dir)
+        utility_bundle = partners.pop(UTILITY)
+        bundles = partners
+        console.print(f"operator onboarded utility {UTILITY} and vendors {', '.join(bundles)} (certificates from CSRs)")
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
         )
@@ -256,6 +266,17 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
             for line in live:
                 console.print(f"  live → {line}")
             included, signature_ok, root, size = await _prove(stub, fleet[7])
+        enrolling = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        )
+        with enrolling:
+            routed = await run_routing(target, out, utility_bundle, bundles, fleet, {fleet[4].der_id}, enrolling)
+        console.print(
+            f"utility endpoint pacific/vtn (OpenADR 3): {routed.endpoint_state}; found "
+            + ", ".join(c for c in routed.capabilities if c.startswith("openadr3.program:"))
+        )
+        for line in routed.diagnosis:
+            console.print(f"  diagnose suspended device → {line}")
     finally:
         server.send_signal(signal.SIGTERM)
         exit_code = await asyncio.wait_for(server.wait(), 30)
@@ -274,6 +295,12 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
     summary.add_row(
         "inclusion proof", f"verified offline: {included}; device signature over stored bytes: {signature_ok}"
     )
+    summary.add_row("enrolled in pacific/nem", f"{routed.enrolled} devices, each with consent signed by its own key")
+    summary.add_row(
+        "signed routes",
+        f"{routed.resolved} resolved in one ResolveBatch ({routed.batch_seconds * 1000:.0f} ms), "
+        f"{routed.verified} verified with the published routing key",
+    )
     summary.add_row("server shutdown", "drained cleanly" if exit_code == 0 else f"exit code {exit_code}")
     summary.add_row("time taken", f"{time.perf_counter() - started:.1f} s")
     console.print(summary)
@@ -284,6 +311,10 @@ async def run(devices: int, seed: int, out: Path, console: Console) -> int:
         len(live) == 2,
         included,
         signature_ok,
+        routed.endpoint_state == "validated",
+        routed.enrolled == len(fleet) - 1,
+        routed.resolved == routed.verified > 0,
+        any(line.startswith("✗ device_active") for line in routed.diagnosis),
         exit_code == 0,
     ]
     return 0 if all(checks) else 1
