@@ -161,7 +161,6 @@ def test_init_serve_and_onboard_over_mtls_from_the_command_line(tmp_path: Path, 
         with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
         operator = str(data / "operator")
-        _endpoint_and_certificate_commands(tmp_path, target, operator)
         onboarded = openvpp(
             "partner", "onboard", "--target", target, "--bundle", operator, "--kind", "device-vendor",
             "--name", "SolarCo Ltd.", "--namespace", "solarco", "--out", str(tmp_path / "solarco"),
@@ -183,6 +182,7 @@ def test_init_serve_and_onboard_over_mtls_from_the_command_line(tmp_path: Path, 
         assert json.loads(got.stdout)["device"]["record"]["vendor_namespace"] == "solarco"
         plaintext = openvpp("device", "get", "--target", target, "--insecure", "inv-1.solarco")
         assert plaintext.returncode != 0
+        _endpoint_and_certificate_commands(tmp_path, target, operator)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -208,6 +208,7 @@ def _endpoint_and_certificate_commands(tmp_path: Path, target: str, operator: st
         assert registered.returncode == 0, registered.stderr
         assert json.loads(registered.stdout)["state"] == "ENDPOINT_STATE_VALIDATED"
         assert "validated" in registered.stderr
+        _routing_commands(tmp_path, target, operator, utility)
         routes["/healthz"] = (500, b"")
         revalidated = openvpp("endpoint", "validate", "--target", target, "--bundle", utility, "pge/billing")
         assert revalidated.returncode == 2
@@ -235,3 +236,29 @@ def _endpoint_and_certificate_commands(tmp_path: Path, target: str, operator: st
     crl = tmp_path / "crl.der"
     assert openvpp("cert", "crl", "--target", target, "--bundle", utility, "--out", str(crl)).returncode == 0
     assert crl.read_bytes()[:1] == b"\x30"
+
+
+def _routing_commands(tmp_path: Path, target: str, operator: str, utility: str) -> None:
+    vendor = str(tmp_path / "solarco")  # onboarded by the caller
+    assert openvpp("program", "create", "--target", target, "--bundle", utility, "--code", "nem",
+                   "--name", "Net metering", "--kind", "net-energy-metering").returncode == 0  # fmt: skip
+    attached = openvpp("program", "attach", "--target", target, "--bundle", utility, "pge/nem", "pge/billing")
+    assert attached.returncode == 0, attached.stderr
+    key = tmp_path / "meter.json"
+    openvpp("keygen", str(key))
+    assert openvpp("device", "register", "--target", target, "--bundle", vendor, "--key", str(key),
+                   "--label", "meter-1", "--namespace", "solarco", "--kind", "meter").returncode == 0  # fmt: skip
+    not_yet = openvpp("route", "diagnose", "--target", target, "--bundle", vendor, "meter-1.solarco")
+    assert not_yet.returncode == 2
+    assert "enrolled" in not_yet.stdout
+    enrolled = openvpp("route", "enroll", "--target", target, "--bundle", vendor, "--key", str(key),
+                       "--program", "pge/nem", "--account", "PGE-77")  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
+    resolved = openvpp("route", "resolve", "--target", target, "--bundle", utility, "meter-1.solarco")
+    assert resolved.returncode == 0, resolved.stderr
+    assert "signature verified" in resolved.stderr
+    assert json.loads(resolved.stdout)["routes"][0]["endpoint_id"] == "pge/billing"
+    assert openvpp("route", "diagnose", "--target", target, "--bundle", vendor, "meter-1.solarco").returncode == 0
+    watched = openvpp("route", "watch", "--target", target, "--bundle", vendor, "--no-follow")
+    kinds = [json.loads(line)["kind"] for line in watched.stdout.splitlines()]
+    assert kinds == ["ROUTE_EVENT_KIND_ENDPOINT_ATTACHED", "ROUTE_EVENT_KIND_ENROLLED"]

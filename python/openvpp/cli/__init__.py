@@ -15,6 +15,7 @@ from openvpp.cli.common import console, settings_from
 from openvpp.cli.devices import device
 from openvpp.cli.endpoints import endpoint
 from openvpp.cli.partners import certificate, partner
+from openvpp.cli.routes import program, route
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,5 +135,5 @@ def demo(devices: int, seed: int, out: Path) -> None:
     sys.exit(asyncio.run(run(devices=devices, seed=seed, out=out, console=console)))
 
 
-for group in (partner, certificate, endpoint, device):
+for group in (partner, certificate, endpoint, device, program, route):
     main.add_command(group)
