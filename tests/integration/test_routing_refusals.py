@@ -119,3 +119,27 @@ async def test_one_utility_per_device_and_no_double_enrollment(fabric: Fabric, t
                 pb.ListEnrollmentsRequest(device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())))
             )
             assert list(theirs.enrollments) == [], "another utility sees none of the device's enrollments"
+
+
+async def test_lookups_of_what_does_not_exist_and_endpoint_removal(fabric: Fabric, tmp_path: Path) -> None:
+    async with world(fabric, tmp_path) as w:
+        device = await w.register(w.solarco, "solarco", "inv-1")
+        identifier = common_pb2.DeviceIdentifier(der_id=str(device.pubkey()))
+        async with w.channel(w.solarco) as channel:
+            stub = routing(channel)
+            await expect_error(stub.GetProgram(pb.GetProgramRequest(program_id="pge/none")), grpc.StatusCode.NOT_FOUND, "PROGRAM_NOT_FOUND")  # fmt: skip
+            await expect_error(stub.UnenrollDevice(pb.UnenrollDeviceRequest(program_id=PROGRAM, device=identifier, reason="x")), grpc.StatusCode.NOT_FOUND, "ENROLLMENT_NOT_FOUND")  # fmt: skip
+            await expect_error(stub.ListEnrollments(pb.ListEnrollmentsRequest(program_id=PROGRAM, page_token="%%%")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "page_token")  # fmt: skip
+            await expect_error(stub.WatchRoutes(pb.WatchRoutesRequest(after_seq=10_000)).read(), grpc.StatusCode.FAILED_PRECONDITION, "CURSOR_AHEAD_OF_LOG")  # fmt: skip
+        await w.enroll(w.solarco, device)
+        async with w.channel(w.utility) as channel:
+            await integration(channel).RemoveEndpoint(integration_pb2.RemoveEndpointRequest(endpoint_id="pge/vtn"))
+            program = (await routing(channel).GetProgram(pb.GetProgramRequest(program_id=PROGRAM))).program
+            assert list(program.endpoints) == [], "a removed endpoint is detached from every program"
+        async with w.channel(w.solarco) as channel:
+            stub = routing(channel)
+            await expect_error(stub.Resolve(pb.ResolveRequest(device=identifier)), grpc.StatusCode.FAILED_PRECONDITION, "NO_VALIDATED_ENDPOINT")  # fmt: skip
+            kinds = [
+                item.change.kind async for item in stub.WatchRoutes(pb.WatchRoutesRequest()) if item.HasField("change")
+            ]
+        assert kinds[-1] == pb.ROUTE_EVENT_KIND_ENDPOINT_REMOVED
