@@ -46,3 +46,21 @@ def build_settlement(
     lookup_addresses: bytes | None = None,
 ) -> tuple[list[bytes], bytes, bytes, bytes, bytes, bytes]: ...
 def clear_key_cache() -> None: ...
+
+_Instruction = tuple[bytes, list[tuple[bytes, bool, bool]], bytes]
+_Metadata = tuple[bytes | None, bytes, str, str, str, list[tuple[str, str]]]
+
+def use_case_mint(
+    mint: bytes,
+    mint_authority: bytes,
+    metadata_authority: bytes,
+    decimals: int,
+    name: str,
+    symbol: str,
+    uri: str,
+    fields: list[tuple[str, str]],
+    interest_rate_bps: int | None = None,
+) -> tuple[int, int, list[_Instruction]]: ...
+def inspect_mint(
+    data: bytes,
+) -> tuple[int, int, bytes | None, bytes | None, list[int], _Metadata | None, int | None]: ...

@@ -428,3 +428,73 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
         span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(SettlementVerdict.INCLUDED))
         span.set_attribute("openvpp.batch.transactions", len(txs))
     return SettlementBatch(txs, sigs, netted, verdicts, memoryview(index).cast("I"), digest)
+
+
+# -- use-case mints -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RawInstruction:
+    """An instruction as (program, [(account, signer, writable)], data), 32-byte keys."""
+
+    program: bytes
+    accounts: list[tuple[bytes, bool, bool]]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class UseCaseMintPlan:
+    """`space` to allocate, `total_len` to fund for rent, then the Token-2022 instructions."""
+
+    space: int
+    total_len: int
+    instructions: list[RawInstruction]
+
+
+def use_case_mint(
+    *,
+    mint: bytes,
+    mint_authority: bytes,
+    metadata_authority: bytes,
+    decimals: int,
+    name: str,
+    symbol: str,
+    uri: str,
+    fields: Sequence[tuple[str, str]],
+    interest_rate_bps: int | None,
+) -> UseCaseMintPlan:
+    space, total, instructions = _rust.use_case_mint(
+        mint, mint_authority, metadata_authority, decimals, name, symbol, uri, list(fields), interest_rate_bps
+    )
+    return UseCaseMintPlan(space, total, [RawInstruction(*ix) for ix in instructions])
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMetadata:
+    update_authority: bytes | None
+    mint: bytes
+    name: str
+    symbol: str
+    uri: str
+    fields: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class MintView:
+    """A mint read from its account data; `extensions` are Token-2022 extension type codes."""
+
+    supply: int
+    decimals: int
+    mint_authority: bytes | None
+    freeze_authority: bytes | None
+    extensions: list[int]
+    metadata: TokenMetadata | None
+    interest_rate_bps: int | None
+
+
+def inspect_mint(data: bytes) -> MintView:
+    """Decodes a SPL Token or Token-2022 mint; InvalidArgument when `data` is not one."""
+    supply, decimals, authority, freeze, extensions, metadata, rate = _rust.inspect_mint(data)
+    return MintView(
+        supply, decimals, authority, freeze, extensions, TokenMetadata(*metadata) if metadata else None, rate
+    )

@@ -202,3 +202,121 @@ device_certificates = Table(
     Column("certificate_der", LargeBinary, nullable=False),
     Column("registered_at_us", BigInteger, nullable=False),
 )
+
+# -- the embedded chain ---------------------------------------------------------
+# Every account a transaction wrote, as the chain's own (bincode) encoding,
+# committed with the transaction's signature status: the in-process chain
+# is exactly as durable as the database.
+chain_accounts = Table(
+    "chain_accounts",
+    metadata,
+    Column("address", String(44), primary_key=True),
+    Column("account", LargeBinary, nullable=False),
+)
+
+chain_state = Table(
+    "chain_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("slot", BigInteger, nullable=False),
+    Column("block_height", BigInteger, nullable=False),
+    Column("unix_time_us", BigInteger, nullable=False),
+)
+
+# Blockhashes handed out, so a transaction signed before a restart is still
+# accepted until its last valid block height, as on a cluster.
+chain_blockhashes = Table(
+    "chain_blockhashes",
+    metadata,
+    Column("blockhash", String(44), primary_key=True),
+    Column("block_height", BigInteger, nullable=False, index=True),
+)
+
+chain_transactions = Table(
+    "chain_transactions",
+    metadata,
+    Column("signature", String(88), primary_key=True),
+    Column("slot", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("fee", BigInteger, nullable=False),
+    Column("compute_units", BigInteger, nullable=False),
+    Column("logs", Text, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+)
+
+# -- settlement: on-chain work and tokens --------------------------------------
+settlement_config = Table(
+    "settlement_config",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("stablecoin_mint", String(44), nullable=False),
+    Column("stablecoin_decimals", SmallInteger, nullable=False),
+    Column("stablecoin_program", String(44), nullable=False),
+)
+
+# The exactly-once outbox: a transaction is stored signed before it is sent
+# and only re-signed once its blockhash has provably expired unlanded.
+chain_outbox = Table(
+    "chain_outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("ref", String(128), nullable=False),
+    Column("state", SmallInteger, nullable=False, index=True),
+    Column("raw", LargeBinary, nullable=True),
+    Column("signature", String(88), nullable=True, index=True),
+    Column("last_valid_block_height", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("slot", BigInteger, nullable=True),
+    Column("error", Text, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    Index("ix_chain_outbox_kind_ref", "kind", "ref", unique=True),
+)
+
+use_case_tokens = Table(
+    "use_case_tokens",
+    metadata,
+    Column("mint", String(44), primary_key=True),
+    Column("utility_namespace", ForeignKey("partners.namespace"), nullable=False, index=True),
+    Column("program_id", ForeignKey("programs.program_id"), nullable=False, index=True),
+    Column("name", String(32), nullable=False),
+    Column("symbol", String(10), nullable=False),
+    Column("uri", String(200), nullable=False),
+    Column("unit", SmallInteger, nullable=False),
+    Column("decimals", SmallInteger, nullable=False),
+    Column("redemption_value", BigInteger, nullable=False),
+    Column("interest_rate_bps", Integer, nullable=True),
+    Column("reserve_account", String(44), nullable=False),
+    Column("stablecoin_mint", String(44), nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("redemption_id", String(36), primary_key=True),
+    Column("mint", ForeignKey("use_case_tokens.mint"), nullable=False, index=True),
+    Column("holder", String(44), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("payout", BigInteger, nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("last_valid_block_height", BigInteger, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("signature", String(88), nullable=True),
+    Column("error", Text, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+registry_anchors = Table(
+    "registry_anchors",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary(32), nullable=False),
+    Column("signature", String(88), nullable=False),
+    Column("slot", BigInteger, nullable=False),
+    Column("authority", String(44), nullable=False),
+    Column("anchored_at_us", BigInteger, nullable=False),
+)

@@ -5,6 +5,7 @@ pub mod pricing;
 pub mod readings;
 pub mod settlement;
 pub mod signature;
+pub mod tokens;
 
 /// A call whose inputs cannot be read as a batch at all. Per-item problems
 /// are verdicts, never errors.

@@ -14,6 +14,8 @@ use solana_keypair::Keypair;
 use solana_message::AddressLookupTableAccount;
 use solana_pubkey::Pubkey;
 
+mod tokens;
+
 // Batches allocate megabytes per call; the system allocator returns those
 // pages to the kernel each time and faults them back in on the next call.
 #[global_allocator]
@@ -22,7 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pyo3::import_exception!(openvpp.errors, InvalidArgument);
 pyo3::import_exception!(openvpp.errors, Unavailable);
 
-struct CoreError(openvpp_core::Error);
+pub(crate) struct CoreError(pub(crate) openvpp_core::Error);
 
 impl From<CoreError> for PyErr {
     fn from(err: CoreError) -> PyErr {
@@ -292,6 +294,8 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(price_energy, m)?)?;
     m.add_function(wrap_pyfunction!(build_settlement, m)?)?;
     m.add_function(wrap_pyfunction!(clear_key_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(tokens::use_case_mint, m)?)?;
+    m.add_function(wrap_pyfunction!(tokens::inspect_mint, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

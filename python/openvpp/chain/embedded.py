@@ -1,0 +1,337 @@
+"""The embedded chain: LiteSVM in process, running the real SPL programs,
+made as durable as the database.
+
+LiteSVM keeps everything in memory and accepts only its newest blockhash.
+This wrapper adds what a cluster has and a VM lacks: blocks on a wall-clock
+cadence, blockhashes valid for `MAX_BLOCKHASH_AGE` blocks, and persistence.
+Each batch of sent transactions commits, in one database transaction, the
+post-state of every account they could write and their signature statuses,
+so a restart (or a kill at any moment) resumes from a state in which every
+transaction either fully happened or never did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+
+from solders.account import Account
+from solders.address_lookup_table_account import AddressLookupTable
+from solders.clock import Clock
+from solders.hash import Hash
+from solders.litesvm import LiteSVM
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openvpp.chain.base import (
+    MAX_BLOCKHASH_AGE,
+    ChainError,
+    Commitment,
+    RecentBlockhash,
+    SendResult,
+    SignatureStatus,
+    TransactionRecord,
+)
+from openvpp.store import schema
+from openvpp.store.database import Database
+
+LAMPORTS_PER_SOL = 1_000_000_000
+# Generous: a restored chain must still refuse a replay of anything recent.
+HISTORY_CAPACITY = 1_000_000
+_STATE_ID = 1
+
+
+def _new_blockhash() -> Hash:
+    return Hash(hashlib.sha256(os.urandom(32)).digest())
+
+
+def writable_accounts(svm: LiteSVM, tx: VersionedTransaction) -> list[Pubkey]:
+    """The accounts a transaction may write: static keys by the header's
+    rules, plus the writable entries it loads from lookup tables."""
+    message = tx.message
+    keys = list(message.account_keys)
+    header = message.header
+    signed = header.num_required_signatures
+    out = [
+        key
+        for i, key in enumerate(keys)
+        if i < signed - header.num_readonly_signed_accounts
+        or signed <= i < len(keys) - header.num_readonly_unsigned_accounts
+    ]
+    if isinstance(message, MessageV0):
+        for lookup in message.address_table_lookups:
+            table = svm.get_account(lookup.account_key)
+            if table is None:
+                continue
+            addresses = AddressLookupTable.deserialize(bytes(table.data)).addresses
+            out.extend(addresses[i] for i in lookup.writable_indexes if i < len(addresses))
+    return out
+
+
+class EmbeddedChain:
+    """A development cluster in this process; see the module docstring."""
+
+    name = "embedded"
+    development = True
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        slot_seconds: float | None = 0.4,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self._slot_seconds = slot_seconds
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.svm = self._new_vm()
+        self._slot = 0
+        self._height = 0
+        self._block_started = clock()
+        self._blockhashes: dict[Hash, int] = {}
+        self._current = _new_blockhash()
+        self._current_persisted = False
+
+    @staticmethod
+    def _new_vm() -> LiteSVM:
+        # Our own blockhash queue replaces LiteSVM's newest-only check.
+        return LiteSVM().with_blockhash_check(False).with_transaction_history(HISTORY_CAPACITY)
+
+    @classmethod
+    async def open(cls, db: Database, **kwargs: float | Callable[[], float] | None) -> EmbeddedChain:
+        """Restores the chain persisted in `db` (or starts a new one)."""
+        chain = cls(db, **kwargs)  # type: ignore[arg-type]
+        await chain._restore()
+        return chain
+
+    async def _restore(self) -> None:
+        self.svm = self._new_vm()
+        async with self.db.read() as conn:
+            state = (await conn.execute(select(schema.chain_state))).first()
+            accounts = (await conn.execute(select(schema.chain_accounts))).all()
+            hashes = (await conn.execute(select(schema.chain_blockhashes))).all()
+        for row in accounts:
+            self.svm.set_account(Pubkey.from_string(row.address), Account.from_bytes(row.account))
+        if state is None:
+            self._slot, self._height = 1, 1
+            self._block_started = self._clock()
+        else:
+            self._slot, self._height = state.slot, state.block_height
+            # Downtime counts: blockhashes expire while the process is down, as on a cluster.
+            self._block_started = state.unix_time_us / 1e6
+        self._blockhashes = {Hash.from_string(h.blockhash): h.block_height for h in hashes}
+        self._current = max(self._blockhashes, key=self._blockhashes.__getitem__, default=_new_blockhash())
+        self._current_persisted = bool(self._blockhashes)
+        if not self._blockhashes:
+            self._blockhashes[self._current] = self._height
+        self._advance()
+        self._set_clock()
+
+    def _set_clock(self) -> None:
+        clock = self.svm.get_clock()
+        self.svm.set_clock(
+            Clock(
+                slot=self._slot,
+                epoch_start_timestamp=clock.epoch_start_timestamp,
+                epoch=clock.epoch,
+                leader_schedule_epoch=clock.leader_schedule_epoch,
+                unix_timestamp=int(self._clock()),
+            )
+        )
+
+    def _advance(self) -> None:
+        if self._slot_seconds is None:
+            return
+        due = int((self._clock() - self._block_started) / self._slot_seconds)
+        if due > 0:
+            self.produce_blocks(due)
+            self._block_started += due * self._slot_seconds
+
+    def produce_blocks(self, count: int = 1) -> None:
+        """Moves the chain on `count` blocks with a fresh blockhash (tests use this to expire one)."""
+        self._slot += count
+        self._height += count
+        self._current = _new_blockhash()
+        self._current_persisted = False
+        self._blockhashes[self._current] = self._height
+        floor = self._height - MAX_BLOCKHASH_AGE - 1
+        self._blockhashes = {h: b for h, b in self._blockhashes.items() if b >= floor}
+        self._set_clock()
+
+    async def _persist_state(self, conn: AsyncConnection) -> None:
+        values = {"slot": self._slot, "block_height": self._height, "unix_time_us": int(self._block_started * 1e6)}
+        changed = await conn.execute(
+            update(schema.chain_state).where(schema.chain_state.c.id == _STATE_ID).values(**values)
+        )
+        if changed.rowcount == 0:
+            await conn.execute(insert(schema.chain_state).values(id=_STATE_ID, **values))
+        if not self._current_persisted:
+            await conn.execute(
+                insert(schema.chain_blockhashes).values(blockhash=str(self._current), block_height=self._height)
+            )
+            await conn.execute(
+                delete(schema.chain_blockhashes).where(
+                    schema.chain_blockhashes.c.block_height < self._height - 2 * MAX_BLOCKHASH_AGE
+                )
+            )
+            self._current_persisted = True
+
+    async def latest_blockhash(self) -> RecentBlockhash:
+        async with self._lock:
+            self._advance()
+            if not self._current_persisted:
+                async with self.db.write() as conn:
+                    await self._persist_state(conn)
+            return RecentBlockhash(self._current, self._blockhashes[self._current] + MAX_BLOCKHASH_AGE)
+
+    async def block_height(self) -> int:
+        self._advance()
+        return self._height
+
+    async def slot_now(self) -> int:
+        self._advance()
+        return self._slot
+
+    async def slot(self) -> int:  # type: ignore[no-redef]
+        return await self._slot_now()
+
+    async def minimum_balance(self, size: int) -> int:
+        return self.svm.minimum_balance_for_rent_exemption(size)
+
+    async def accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        return [self.svm.get_account(a) for a in addresses]
+
+    async def airdrop(self, address: Pubkey, lamports: int) -> None:
+        async with self._lock:
+            result = self.svm.airdrop(address, lamports)
+            if isinstance(result, FailedTransactionMetadata):
+                raise ChainError(f"airdrop failed: {result.err()}")
+            await self._commit([address], [])
+
+    async def send(self, transactions: Sequence[bytes]) -> list[SendResult]:
+        async with self._lock:
+            self._advance()
+            parsed: list[VersionedTransaction | None] = []
+            for raw in transactions:
+                try:
+                    parsed.append(VersionedTransaction.from_bytes(raw))
+                except ValueError:
+                    parsed.append(None)
+            seen = await self._landed_before([tx.signatures[0] for tx in parsed if tx is not None])
+            results: list[SendResult] = []
+            landed: list[tuple[VersionedTransaction, bytes]] = []
+            touched: list[Pubkey] = []
+            for tx, raw in zip(parsed, transactions, strict=True):
+                if tx is None or not tx.signatures:
+                    results.append(SendResult(Signature.default(), "malformed transaction"))
+                    continue
+                signature = tx.signatures[0]
+                made = self._blockhashes.get(tx.message.recent_blockhash)
+                if signature in seen:
+                    results.append(SendResult(signature, "AlreadyProcessed", already_processed=True))
+                elif made is None or self._height > made + MAX_BLOCKHASH_AGE:
+                    results.append(SendResult(signature, "BlockhashNotFound"))
+                else:
+                    meta = self.svm.send_transaction(tx)
+                    if isinstance(meta, FailedTransactionMetadata) and self.svm.get_transaction(signature) is None:
+                        error = str(meta.err())
+                        results.append(SendResult(signature, error, already_processed="AlreadyProcessed" in error))
+                        continue
+                    landed.append((tx, raw))
+                    touched.extend(writable_accounts(self.svm, tx))
+                    results.append(SendResult(signature))
+            if landed:
+                await self._commit(touched, landed)
+            return results
+
+    async def _landed_before(self, signatures: list[Signature]) -> set[Signature]:
+        if not signatures:
+            return set()
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(schema.chain_transactions.c.signature).where(
+                    schema.chain_transactions.c.signature.in_([str(s) for s in signatures])
+                )
+            )
+            return {Signature.from_string(r.signature) for r in rows}
+
+    async def _commit(self, touched: list[Pubkey], landed: list[tuple[VersionedTransaction, bytes]]) -> None:
+        addresses = list(dict.fromkeys(touched))
+        rows = []
+        for address in addresses:
+            account = self.svm.get_account(address)
+            if account is not None and account.lamports > 0:
+                rows.append({"address": str(address), "account": bytes(account)})
+        records = []
+        for tx, raw in landed:
+            outcome = self.svm.get_transaction(tx.signatures[0])
+            failed = isinstance(outcome, FailedTransactionMetadata)
+            meta = outcome.meta() if isinstance(outcome, FailedTransactionMetadata) else outcome
+            records.append(
+                {
+                    "signature": str(tx.signatures[0]),
+                    "slot": self._slot,
+                    "error": str(outcome.err()) if failed else None,  # type: ignore[union-attr]
+                    "fee": meta.fee() if meta is not None else 0,
+                    "compute_units": meta.compute_units_consumed() if meta is not None else 0,
+                    "logs": json.dumps(list(meta.logs()) if meta is not None else []),
+                    "raw": raw,
+                }
+            )
+        try:
+            async with self.db.write() as conn:
+                keys = [str(a) for a in addresses]
+                for i in range(0, len(keys), 500):
+                    await conn.execute(
+                        delete(schema.chain_accounts).where(schema.chain_accounts.c.address.in_(keys[i : i + 500]))
+                    )
+                if rows:
+                    await conn.execute(insert(schema.chain_accounts), rows)
+                if records:
+                    await conn.execute(insert(schema.chain_transactions), records)
+                await self._persist_state(conn)
+        except BaseException:
+            # The VM ran ahead of what is durable: rewind it to the database.
+            await self._restore()
+            raise
+
+    async def signature_statuses(self, signatures: Sequence[Signature]) -> list[SignatureStatus | None]:
+        if not signatures:
+            return []
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    schema.chain_transactions.c.signature,
+                    schema.chain_transactions.c.slot,
+                    schema.chain_transactions.c.error,
+                ).where(schema.chain_transactions.c.signature.in_([str(s) for s in signatures]))
+            )
+            found = {r.signature: SignatureStatus(r.slot, r.error, Commitment.FINALIZED) for r in rows}
+        return [found.get(str(s)) for s in signatures]
+
+    async def transaction(self, signature: Signature) -> TransactionRecord | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(schema.chain_transactions).where(schema.chain_transactions.c.signature == str(signature))
+                )
+            ).first()
+        if row is None:
+            return None
+        return TransactionRecord(signature, row.raw, row.slot, row.error, row.fee, json.loads(row.logs))
+
+    async def close(self) -> None:
+        return None
+
+
+__all__ = ["LAMPORTS_PER_SOL", "EmbeddedChain", "writable_accounts"]
