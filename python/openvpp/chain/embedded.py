@@ -198,12 +198,9 @@ class EmbeddedChain:
         self._advance()
         return self._height
 
-    async def slot_now(self) -> int:
+    async def slot(self) -> int:
         self._advance()
         return self._slot
-
-    async def slot(self) -> int:  # type: ignore[no-redef]
-        return await self._slot_now()
 
     async def minimum_balance(self, size: int) -> int:
         return self.svm.minimum_balance_for_rent_exemption(size)
@@ -211,12 +208,15 @@ class EmbeddedChain:
     async def accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
         return [self.svm.get_account(a) for a in addresses]
 
-    async def airdrop(self, address: Pubkey, lamports: int) -> None:
+    async def airdrop(self, address: Pubkey, lamports: int) -> Signature:
         async with self._lock:
+            self._advance()
             result = self.svm.airdrop(address, lamports)
             if isinstance(result, FailedTransactionMetadata):
                 raise ChainError(f"airdrop failed: {result.err()}")
-            await self._commit([address], [])
+            # The faucet's transaction is LiteSVM's own; its status is kept, its bytes are not.
+            await self._commit([address], [], [result.signature()])
+            return result.signature()
 
     async def send(self, transactions: Sequence[bytes]) -> list[SendResult]:
         async with self._lock:
@@ -265,7 +265,12 @@ class EmbeddedChain:
             )
             return {Signature.from_string(r.signature) for r in rows}
 
-    async def _commit(self, touched: list[Pubkey], landed: list[tuple[VersionedTransaction, bytes]]) -> None:
+    async def _commit(
+        self,
+        touched: list[Pubkey],
+        landed: list[tuple[VersionedTransaction, bytes]],
+        faucet: Sequence[Signature] = (),
+    ) -> None:
         addresses = list(dict.fromkeys(touched))
         rows = []
         for address in addresses:
@@ -288,6 +293,18 @@ class EmbeddedChain:
                     "raw": raw,
                 }
             )
+        records.extend(
+            {
+                "signature": str(s),
+                "slot": self._slot,
+                "error": None,
+                "fee": 0,
+                "compute_units": 0,
+                "logs": "[]",
+                "raw": b"",
+            }
+            for s in faucet
+        )
         try:
             async with self.db.write() as conn:
                 keys = [str(a) for a in addresses]
