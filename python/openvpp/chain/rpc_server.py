@@ -17,7 +17,7 @@ from typing import Any
 import base58
 from aiohttp import web
 from solders.account import Account
-from solders.hash import Hash
+from solders.account_decoder import UiTokenAmount
 from solders.pubkey import Pubkey
 from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.rpc.responses import (
@@ -50,7 +50,6 @@ from solders.transaction_status import (
     TransactionStatus,
     UiTransactionStatusMeta,
 )
-from solders.account_decoder import UiTokenAmount
 
 from openvpp.chain.embedded import EmbeddedChain
 
@@ -292,4 +291,4 @@ async def serve(chain: EmbeddedChain, host: str, port: int) -> tuple[web.AppRunn
     return runner, int(bound)
 
 
-__all__ = ["ChainRpc", "Hash", "make_app", "serve"]
+__all__ = ["ChainRpc", "make_app", "serve"]
