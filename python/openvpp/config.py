@@ -75,6 +75,24 @@ class Settings(BaseSettings):
         default=3600, ge=60, le=7 * 86_400, description="how long a signed route answer stays valid"
     )
     max_resolve_batch: int = Field(default=20_000, ge=1, le=200_000)
+    chain_rpc_url: str | None = Field(
+        default=None, description="Solana JSON-RPC endpoint; unset runs the embedded chain in process"
+    )
+    chain_commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
+    chain_slot_seconds: float = Field(default=0.4, gt=0, le=10, description="embedded chain block time")
+    stablecoin_mint: str | None = Field(
+        default=None,
+        description="the base stablecoin's mint (USDC on a real cluster); unset on the embedded chain "
+        "uses the local test mint `openvpp init` creates",
+    )
+    allowed_token_extensions: list[str] = Field(
+        default_factory=list,
+        description="Token-2022 extensions accepted beyond the built-in allow-list, e.g. TransferHook",
+    )
+    anchor_interval_seconds: float = Field(
+        default=600.0, ge=0, description="how often the registry root is anchored on chain; 0 only on demand"
+    )
+    outbox_poll_seconds: float = Field(default=0.2, gt=0, le=30)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def resolved_database_url(self) -> str:

@@ -703,6 +703,7 @@ class GetInclusionProofRequest(_message.Message):
     DER_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     TREE_SIZE_FIELD_NUMBER: _builtins.int
+    ANCHORED_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Either a log position, or a device and the record version to prove
     (0: its newest version).
@@ -711,6 +712,10 @@ class GetInclusionProofRequest(_message.Message):
     version: _builtins.int
     tree_size: _builtins.int
     """Prove against the root of this many leaves; 0: the current log."""
+    anchored: _builtins.bool
+    """Prove against the newest root anchored on chain that holds the entry
+    (tree_size must then be 0).
+    """
     def __init__(
         self,
         *,
@@ -718,14 +723,89 @@ class GetInclusionProofRequest(_message.Message):
         der_id: _builtins.str = ...,
         version: _builtins.int = ...,
         tree_size: _builtins.int = ...,
+        anchored: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["der_id", b"der_id", "seq", b"seq", "tree_size", b"tree_size", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchored", b"anchored", "der_id", b"der_id", "seq", b"seq", "tree_size", b"tree_size", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetInclusionProofRequest: _TypeAlias = GetInclusionProofRequest  # noqa: Y015
+
+@_typing.final
+class RegistryAnchor(_message.Message):
+    """A Merkle root written on chain in a Memo transaction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    ROOT_HASH_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SLOT_FIELD_NUMBER: _builtins.int
+    AUTHORITY_FIELD_NUMBER: _builtins.int
+    MEMO_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    root_hash: _builtins.bytes
+    signature: _builtins.str
+    """The Memo transaction's signature and the slot it landed in."""
+    slot: _builtins.int
+    authority: _builtins.str
+    """The key that signed the memo."""
+    memo: _builtins.str
+    """The memo's exact text: "openvpp/registry-root/v1 <tree_size> <root hex>"."""
+    def __init__(
+        self,
+        *,
+        tree_size: _builtins.int = ...,
+        root_hash: _builtins.bytes = ...,
+        signature: _builtins.str = ...,
+        slot: _builtins.int = ...,
+        authority: _builtins.str = ...,
+        memo: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority", b"authority", "memo", b"memo", "root_hash", b"root_hash", "signature", b"signature", "slot", b"slot", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegistryAnchor: _TypeAlias = RegistryAnchor  # noqa: Y015
+
+@_typing.final
+class AnchorRegistryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnchorRegistryRequest: _TypeAlias = AnchorRegistryRequest  # noqa: Y015
+
+@_typing.final
+class AnchorRegistryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANCHOR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def anchor(self) -> Global___RegistryAnchor: ...
+    def __init__(
+        self,
+        *,
+        anchor: Global___RegistryAnchor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnchorRegistryResponse: _TypeAlias = AnchorRegistryResponse  # noqa: Y015
 
 @_typing.final
 class GetInclusionProofResponse(_message.Message):
@@ -737,6 +817,7 @@ class GetInclusionProofResponse(_message.Message):
     AUDIT_PATH_FIELD_NUMBER: _builtins.int
     ENTRY_BYTES_FIELD_NUMBER: _builtins.int
     LEAF_HASH_FIELD_NUMBER: _builtins.int
+    ANCHOR_FIELD_NUMBER: _builtins.int
     leaf_index: _builtins.int
     tree_size: _builtins.int
     root_hash: _builtins.bytes
@@ -745,6 +826,10 @@ class GetInclusionProofResponse(_message.Message):
     @_builtins.property
     def audit_path(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """Sibling hashes from the leaf up to the root (RFC 6962 audit path)."""
+
+    @_builtins.property
+    def anchor(self) -> Global___RegistryAnchor:
+        """The on-chain anchor of root_hash, when tree_size is an anchored size."""
 
     def __init__(
         self,
@@ -755,10 +840,11 @@ class GetInclusionProofResponse(_message.Message):
         audit_path: _abc.Iterable[_builtins.bytes] | None = ...,
         entry_bytes: _builtins.bytes = ...,
         leaf_hash: _builtins.bytes = ...,
+        anchor: Global___RegistryAnchor | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_path", b"audit_path", "entry_bytes", b"entry_bytes", "leaf_hash", b"leaf_hash", "leaf_index", b"leaf_index", "root_hash", b"root_hash", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor", "audit_path", b"audit_path", "entry_bytes", b"entry_bytes", "leaf_hash", b"leaf_hash", "leaf_index", b"leaf_index", "root_hash", b"root_hash", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

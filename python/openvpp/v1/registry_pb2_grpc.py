@@ -82,6 +82,11 @@ class RegistryServiceStub:
                 request_serializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofResponse.FromString,
                 _registered_method=True)
+        self.AnchorRegistry = channel.unary_unary(
+                '/openvpp.v1.RegistryService/AnchorRegistry',
+                request_serializer=openvpp_dot_v1_dot_registry__pb2.AnchorRegistryRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_registry__pb2.AnchorRegistryResponse.FromString,
+                _registered_method=True)
         self.RegisterDeviceCertificate = channel.unary_unary(
                 '/openvpp.v1.RegistryService/RegisterDeviceCertificate',
                 request_serializer=openvpp_dot_v1_dot_registry__pb2.RegisterDeviceCertificateRequest.SerializeToString,
@@ -157,6 +162,14 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AnchorRegistry(self, request, context):
+        """Operator: writes the current Merkle root on chain now (it is also done
+        periodically). Returns the newest anchor when the log has not grown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterDeviceCertificate(self, request, context):
         """Vendor: a device's IEEE 2030.5 certificate. Its LFDI (SHA-256 of the DER
         certificate, first 160 bits) and SFDI (first 36 bits in decimal plus a
@@ -213,6 +226,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetInclusionProof,
                     request_deserializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_registry__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'AnchorRegistry': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnchorRegistry,
+                    request_deserializer=openvpp_dot_v1_dot_registry__pb2.AnchorRegistryRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_registry__pb2.AnchorRegistryResponse.SerializeToString,
             ),
             'RegisterDeviceCertificate': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterDeviceCertificate,
@@ -466,6 +484,33 @@ class RegistryService:
             '/openvpp.v1.RegistryService/GetInclusionProof',
             openvpp_dot_v1_dot_registry__pb2.GetInclusionProofRequest.SerializeToString,
             openvpp_dot_v1_dot_registry__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnchorRegistry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.RegistryService/AnchorRegistry',
+            openvpp_dot_v1_dot_registry__pb2.AnchorRegistryRequest.SerializeToString,
+            openvpp_dot_v1_dot_registry__pb2.AnchorRegistryResponse.FromString,
             options,
             channel_credentials,
             insecure,

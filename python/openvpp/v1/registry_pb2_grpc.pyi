@@ -53,6 +53,10 @@ class RegistryServiceStub:
     """The current log size and Merkle root."""
     GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetInclusionProofRequest, _registry_pb2.GetInclusionProofResponse]
     """A Merkle audit path from a log entry to a root."""
+    AnchorRegistry: _grpc.UnaryUnaryMultiCallable[_registry_pb2.AnchorRegistryRequest, _registry_pb2.AnchorRegistryResponse]
+    """Operator: writes the current Merkle root on chain now (it is also done
+    periodically). Returns the newest anchor when the log has not grown.
+    """
     RegisterDeviceCertificate: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RegisterDeviceCertificateRequest, _registry_pb2.RegisterDeviceCertificateResponse]
     """Vendor: a device's IEEE 2030.5 certificate. Its LFDI (SHA-256 of the DER
     certificate, first 160 bits) and SFDI (first 36 bits in decimal plus a
@@ -84,6 +88,10 @@ class RegistryServiceAsyncStub(RegistryServiceStub):
     """The current log size and Merkle root."""
     GetInclusionProof: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetInclusionProofRequest, _registry_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
     """A Merkle audit path from a log entry to a root."""
+    AnchorRegistry: _aio.UnaryUnaryMultiCallable[_registry_pb2.AnchorRegistryRequest, _registry_pb2.AnchorRegistryResponse]  # type: ignore[assignment]
+    """Operator: writes the current Merkle root on chain now (it is also done
+    periodically). Returns the newest anchor when the log has not grown.
+    """
     RegisterDeviceCertificate: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterDeviceCertificateRequest, _registry_pb2.RegisterDeviceCertificateResponse]  # type: ignore[assignment]
     """Vendor: a device's IEEE 2030.5 certificate. Its LFDI (SHA-256 of the DER
     certificate, first 160 bits) and SFDI (first 36 bits in decimal plus a
@@ -166,6 +174,16 @@ class RegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetInclusionProofResponse, _abc.Awaitable[_registry_pb2.GetInclusionProofResponse]]:
         """A Merkle audit path from a log entry to a root."""
+
+    @_abc_1.abstractmethod
+    def AnchorRegistry(
+        self,
+        request: _registry_pb2.AnchorRegistryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.AnchorRegistryResponse, _abc.Awaitable[_registry_pb2.AnchorRegistryResponse]]:
+        """Operator: writes the current Merkle root on chain now (it is also done
+        periodically). Returns the newest anchor when the log has not grown.
+        """
 
     @_abc_1.abstractmethod
     def RegisterDeviceCertificate(

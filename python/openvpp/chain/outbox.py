@@ -1,0 +1,248 @@
+"""Sending exactly once.
+
+A transaction is stored signed before it is first sent, and the same bytes
+are resent until the chain shows them landed or their blockhash has
+provably expired: the block height is past its last valid height and a
+history search finds no signature. Only then is the work signed anew (or,
+when a third party signed it, given up as expired). The effect of a landed
+transaction is recorded in the same database transaction that marks it
+final, so a crash at any point leaves either "still in flight" (and the
+restart finishes it) or "final and recorded", never a second payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openvpp.chain.base import Chain, ChainError, Commitment, RecentBlockhash, SignatureStatus
+from openvpp.store import schema
+from openvpp.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class OutboxState(enum.IntEnum):
+    IN_FLIGHT = 1
+    CONFIRMED = 2
+    # Landed with an error: fees were paid, nothing else happened.
+    FAILED = 3
+    # Expired unlanded and cannot be re-signed by us (a holder signed it).
+    EXPIRED = 4
+
+
+FINAL = (OutboxState.CONFIRMED, OutboxState.FAILED, OutboxState.EXPIRED)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    state: OutboxState
+    signature: str
+    slot: int | None
+    error: str
+
+
+# Signs the work anew against a fresh blockhash; None: it cannot be re-signed.
+Builder = Callable[[str, RecentBlockhash], Awaitable[bytes]]
+# Records the final outcome inside the transaction that marks it final.
+Recorder = Callable[[AsyncConnection, str, Outcome], Awaitable[None]]
+# Test hook: called at each step with its name; raising simulates a crash there.
+FaultHook = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    record: Recorder
+    rebuild: Builder | None = None
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def signature_of(raw: bytes) -> str:
+    return str(VersionedTransaction.from_bytes(raw).signatures[0])
+
+
+class Outbox:
+    """Drives stored transactions to a final, recorded state."""
+
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        *,
+        commitment: Commitment = Commitment.CONFIRMED,
+        poll_seconds: float = 0.2,
+        fault: FaultHook | None = None,
+    ) -> None:
+        self.db = db
+        self.chain = chain
+        self.commitment = commitment
+        self.poll_seconds = poll_seconds
+        self.handlers: dict[str, Handler] = {}
+        self._fault = fault or (lambda _step: None)
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    async def enqueue(self, conn: AsyncConnection, kind: str, ref: str, raw: bytes, last_valid: int) -> int:
+        """Stores signed work inside the caller's transaction: persisted before anything is sent."""
+        if kind not in self.handlers:
+            raise ValueError(f"no handler registered for {kind!r}")
+        now = _now_us()
+        result = await conn.execute(
+            insert(schema.chain_outbox).values(
+                kind=kind,
+                ref=ref,
+                state=OutboxState.IN_FLIGHT,
+                raw=raw,
+                signature=signature_of(raw),
+                last_valid_block_height=last_valid,
+                attempts=1,
+                error="",
+                created_at_us=now,
+                updated_at_us=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def submit(self, kind: str, ref: str, build: Callable[[RecentBlockhash], Awaitable[bytes]]) -> Outcome:
+        """Persists work signed against a fresh blockhash, then drives it to a final state.
+
+        Idempotent per (kind, ref): work already stored is driven (or its
+        outcome returned), never signed and sent a second time.
+        """
+        existing = await self.find(kind, ref)
+        if existing is None:
+            recent = await self.chain.latest_blockhash()
+            raw = await build(recent)
+            async with self.db.write() as conn:
+                existing = await self.enqueue(conn, kind, ref, raw, recent.last_valid_block_height)
+        return await self.drive(existing)
+
+    async def find(self, kind: str, ref: str) -> int | None:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    select(schema.chain_outbox.c.id).where(
+                        schema.chain_outbox.c.kind == kind, schema.chain_outbox.c.ref == ref
+                    )
+                )
+            ).scalar()
+
+    async def pending(self) -> list[int]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(schema.chain_outbox.c.id)
+                .where(schema.chain_outbox.c.state == OutboxState.IN_FLIGHT)
+                .order_by(schema.chain_outbox.c.id)
+            )
+            return [r.id for r in rows]
+
+    async def recover(self) -> list[Outcome]:
+        """Finishes everything left in flight (at start, after a crash)."""
+        return [await self.drive(i) for i in await self.pending()]
+
+    async def outcome(self, outbox_id: int) -> Outcome:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(schema.chain_outbox).where(schema.chain_outbox.c.id == outbox_id))).one()
+        return Outcome(OutboxState(row.state), row.signature or "", row.slot, row.error)
+
+    async def drive(self, outbox_id: int, *, timeout_seconds: float = 120.0) -> Outcome:
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            async with self.db.read() as conn:
+                row = (
+                    await conn.execute(select(schema.chain_outbox).where(schema.chain_outbox.c.id == outbox_id))
+                ).one()
+            if row.state != OutboxState.IN_FLIGHT:
+                return Outcome(OutboxState(row.state), row.signature or "", row.slot, row.error)
+            if time.monotonic() > deadline:
+                raise ChainError(f"transaction {row.signature} still in flight after {timeout_seconds:.0f}s")
+            try:
+                await self._step(row)
+            except ChainError as exc:
+                log.warning("chain unavailable while sending %s: %s", row.signature, exc)
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _step(self, row: Any) -> None:
+        signature = Signature.from_string(row.signature)
+        self._fault("persisted")
+        (sent,) = await self.chain.send([row.raw])
+        if sent.error and not sent.already_processed:
+            log.info("chain refused %s for now: %s", signature, sent.error)
+        self._fault("sent")
+        (status,) = await self.chain.signature_statuses([signature])
+        if status is not None:
+            self._fault("landed")
+            if status.error is not None:
+                await self._finish(row, OutboxState.FAILED, status)
+                return
+            if status.commitment >= self.commitment:
+                self._fault("confirmed")
+                await self._finish(row, OutboxState.CONFIRMED, status)
+                return
+            await asyncio.sleep(self.poll_seconds)
+            return
+        if await self.chain.block_height() <= row.last_valid_block_height:
+            await asyncio.sleep(self.poll_seconds)
+            return
+        # Past its last valid height: one more history search, then it provably never landed.
+        (status,) = await self.chain.signature_statuses([signature])
+        if status is not None:
+            return
+        await self._expired(row)
+
+    async def _finish(self, row: Any, state: OutboxState, status: SignatureStatus) -> None:
+        outcome = Outcome(state, row.signature, status.slot, status.error or "")
+        handler = self.handlers[row.kind]
+        async with self.db.write() as conn:
+            changed = await conn.execute(
+                update(schema.chain_outbox)
+                .where(
+                    schema.chain_outbox.c.id == row.id,
+                    schema.chain_outbox.c.state == OutboxState.IN_FLIGHT,
+                )
+                .values(state=state, slot=status.slot, error=outcome.error, updated_at_us=_now_us())
+            )
+            if changed.rowcount:
+                await handler.record(conn, row.ref, outcome)
+
+    async def _expired(self, row: Any) -> None:
+        handler = self.handlers[row.kind]
+        if handler.rebuild is None:
+            outcome = Outcome(OutboxState.EXPIRED, row.signature, None, "blockhash expired before it landed")
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(schema.chain_outbox)
+                    .where(schema.chain_outbox.c.id == row.id)
+                    .values(state=OutboxState.EXPIRED, error=outcome.error, updated_at_us=_now_us())
+                )
+                await handler.record(conn, row.ref, outcome)
+            return
+        recent = await self.chain.latest_blockhash()
+        raw = await handler.rebuild(row.ref, recent)
+        log.info("re-signed %s %s after its blockhash expired unlanded", row.kind, row.ref)
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(schema.chain_outbox)
+                .where(schema.chain_outbox.c.id == row.id)
+                .values(
+                    raw=raw,
+                    signature=signature_of(raw),
+                    last_valid_block_height=recent.last_valid_block_height,
+                    attempts=row.attempts + 1,
+                    updated_at_us=_now_us(),
+                )
+            )

@@ -1,0 +1,1 @@
+"""Settlement: stablecoin, use-case tokens and their reserves, redemption."""
