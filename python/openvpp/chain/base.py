@@ -12,6 +12,8 @@ from solders.hash import Hash
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
+from openvpp import errors
+
 # A blockhash is accepted for this many blocks after the one that made it.
 MAX_BLOCKHASH_AGE = 150
 
@@ -63,8 +65,11 @@ class TransactionRecord:
     logs: list[str]
 
 
-class ChainError(Exception):
-    """The chain could not be reached or answered nonsense."""
+class ChainError(errors.Unavailable):
+    """The chain could not be reached or answered nonsense; retry later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "CHAIN_UNAVAILABLE")
 
 
 class Chain(Protocol):

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from openvpp import errors
+from openvpp.registry.anchor import Anchor, Anchorer
 from openvpp.registry.service import CaughtUp, DeviceState, Registry
 from openvpp.server.auth import caller
 from openvpp.server.errors import OK_STATUS, to_rpc_status
@@ -21,6 +22,17 @@ Context = grpc.aio.ServicerContext[Any, Any]
 def _timestamp(micros: int) -> timestamp_pb2.Timestamp:
     seconds, rest = divmod(micros, 1_000_000)
     return timestamp_pb2.Timestamp(seconds=seconds, nanos=rest * 1000)
+
+
+def anchor_message(anchor: Anchor) -> registry_pb2.RegistryAnchor:
+    return registry_pb2.RegistryAnchor(
+        tree_size=anchor.tree_size,
+        root_hash=anchor.root_hash,
+        signature=anchor.signature,
+        slot=anchor.slot,
+        authority=anchor.authority,
+        memo=anchor.memo,
+    )
 
 
 def device_message(state: DeviceState) -> registry_pb2.Device:
@@ -40,9 +52,10 @@ def device_message(state: DeviceState) -> registry_pb2.Device:
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, registry: Registry, max_bulk_chunk: int) -> None:
+    def __init__(self, registry: Registry, max_bulk_chunk: int, anchorer: Anchorer | None = None) -> None:
         self.registry = registry
         self.max_bulk_chunk = max_bulk_chunk
+        self.anchorer = anchorer
 
     async def RegisterDevice(
         self, request: registry_pb2.RegisterDeviceRequest, context: Context
@@ -131,7 +144,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def GetInclusionProof(
         self, request: registry_pb2.GetInclusionProofRequest, context: Context
     ) -> registry_pb2.GetInclusionProofResponse:
-        proof = await self.registry.inclusion_proof(request.seq, request.der_id, request.version, request.tree_size)
+        if self.anchorer is None and not request.anchored:
+            proof = await self.registry.inclusion_proof(request.seq, request.der_id, request.version, request.tree_size)
+            anchor = None
+        else:
+            proof, anchor = await self._anchorer().proof(
+                request.seq, request.der_id, request.version, request.tree_size, request.anchored
+            )
         return registry_pb2.GetInclusionProofResponse(
             leaf_index=proof.leaf_index,
             tree_size=proof.tree_size,
@@ -139,7 +158,18 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             audit_path=proof.audit_path,
             entry_bytes=proof.entry_bytes,
             leaf_hash=proof.leaf_hash,
+            anchor=None if anchor is None else anchor_message(anchor),
         )
+
+    async def AnchorRegistry(
+        self, request: registry_pb2.AnchorRegistryRequest, context: Context
+    ) -> registry_pb2.AnchorRegistryResponse:
+        return registry_pb2.AnchorRegistryResponse(anchor=anchor_message(await self._anchorer().anchor_now()))
+
+    def _anchorer(self) -> Anchorer:
+        if self.anchorer is None:
+            raise errors.FailedPrecondition("this server has no chain to anchor on", "NO_CHAIN")
+        return self.anchorer
 
     async def RegisterDeviceCertificate(
         self, request: registry_pb2.RegisterDeviceCertificateRequest, context: Context

@@ -34,6 +34,8 @@ from openvpp.routing.watch import RouteWatch
 from openvpp.server.auth import AuthInterceptor
 from openvpp.server.errors import to_rpc_status
 from openvpp.server.interceptors import ErrorInterceptor
+from openvpp.settlement.runtime import Settlement, open_settlement
+from openvpp.settlement.servicer import SettlementServicer
 from openvpp.store import migrate
 from openvpp.store.database import Database
 from openvpp.v1 import (
@@ -43,6 +45,8 @@ from openvpp.v1 import (
     registry_pb2_grpc,
     routing_pb2,
     routing_pb2_grpc,
+    settlement_pb2,
+    settlement_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ SERVICE_NAMES = (
     registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name,
     integration_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name,
     routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
+    settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"].full_name,
 )
 
 
@@ -117,6 +122,7 @@ class App:
     health_port: int = 0
     tracer_provider: TracerProvider | None = None
     route_watch: RouteWatch | None = None
+    settlement: Settlement | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -131,6 +137,8 @@ class App:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         if self.health_server is not None:
             await self.health_server.stop(0)
+        if self.settlement is not None:
+            await self.settlement.close()
         await self.db.close()
         if self.tracer_provider is not None:
             self.tracer_provider.force_flush()
@@ -177,7 +185,17 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(interceptors=interceptors, options=options)
-    registry_pb2_grpc.add_RegistryServiceServicer_to_server(RegistryServicer(registry, settings.max_bulk_chunk), server)
+    try:
+        settlement = await open_settlement(settings, db, registry)
+    except BaseException:
+        await db.close()
+        raise
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+        RegistryServicer(registry, settings.max_bulk_chunk, settlement.anchorer), server
+    )
+    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
+        SettlementServicer(settlement.chain, settlement.keyring, settlement.tokens, settlement.redemptions), server
+    )
     integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
     routing_servicer, route_watch = _routing(settings, db, registry)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)
@@ -192,6 +210,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     else:
         port = server.add_secure_port(settings.listen, _tls_credentials(settings))
     if port == 0:
+        await settlement.close()
         await db.close()
         raise OSError(f"cannot listen on {settings.listen}")
     health_server, health_port = None, 0
@@ -201,10 +220,14 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         health_port = health_server.add_insecure_port(settings.health_listen)
         await health_server.start()
     await server.start()
+    settlement.start_background(settings.anchor_interval_seconds)
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving %s on port %d (%s)", ", ".join(SERVICE_NAMES), port, "plaintext" if settings.insecure else "mTLS")
-    return App(settings, server, port, db, registry, health, health_server, health_port, tracer_provider, route_watch)
+    return App(
+        settings, server, port, db, registry, health, health_server, health_port, tracer_provider, route_watch,
+        settlement,
+    )  # fmt: skip
 
 
 async def serve(settings: Settings, tracer_provider: TracerProvider | None = None) -> None:

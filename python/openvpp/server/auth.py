@@ -31,6 +31,7 @@ UTILITIES = frozenset({Role.OPERATOR, Role.UTILITY})
 _REGISTRY = "/openvpp.v1.RegistryService/"
 _INTEGRATION = "/openvpp.v1.IntegrationService/"
 _ROUTING = "/openvpp.v1.RoutingService/"
+_SETTLEMENT = "/openvpp.v1.SettlementService/"
 
 # Roles allowed per RPC. Health needs no identity; anything else absent is refused.
 TABLE: dict[str, frozenset[Role]] = {
@@ -44,6 +45,7 @@ TABLE: dict[str, frozenset[Role]] = {
     _REGISTRY + "WatchRegistry": ANY_ROLE,
     _REGISTRY + "GetRegistryHead": ANY_ROLE,
     _REGISTRY + "GetInclusionProof": ANY_ROLE,
+    _REGISTRY + "AnchorRegistry": OPERATOR,
     _INTEGRATION + "OnboardPartner": OPERATOR,
     _INTEGRATION + "ListPartners": OPERATOR,
     _INTEGRATION + "SuspendPartner": OPERATOR,
@@ -72,6 +74,17 @@ TABLE: dict[str, frozenset[Role]] = {
     _ROUTING + "WatchRoutes": PARTIES,
     _ROUTING + "Diagnose": PARTIES,
     _ROUTING + "GetRoutingKey": ANY_ROLE,
+    _SETTLEMENT + "GetChainInfo": ANY_ROLE,
+    _SETTLEMENT + "CreateUseCaseToken": UTILITIES,
+    _SETTLEMENT + "GetUseCaseToken": ANY_ROLE,
+    _SETTLEMENT + "ListUseCaseTokens": ANY_ROLE,
+    _SETTLEMENT + "FundReserve": UTILITIES,
+    _SETTLEMENT + "GetReserve": ANY_ROLE,
+    # The holder's signature on the transaction is what authorises a
+    # redemption; any partner may relay one for its customers.
+    _SETTLEMENT + "PrepareRedemption": ANY_ROLE,
+    _SETTLEMENT + "SubmitRedemption": ANY_ROLE,
+    _SETTLEMENT + "GetRedemption": ANY_ROLE,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,
 }

@@ -1,0 +1,207 @@
+"""Redemption, the on-chain off-ramp: one transaction burns the holder's
+use-case tokens and pays the stablecoin from the reserve. Both instructions
+are in the same transaction, so either both happen or neither does.
+
+We sign as fee payer and reserve authority; the holder signs last. Because
+the holder's signature is not ours to repeat, an expired redemption is
+final (EXPIRED) and the holder prepares a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openvpp import errors
+from openvpp.chain.base import Chain
+from openvpp.chain.keyring import Keyring
+from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
+from openvpp.settlement import spl
+from openvpp.settlement.tokens import UseCaseTokens
+from openvpp.store import schema
+from openvpp.store.database import Database
+
+
+class RedemptionState(enum.IntEnum):
+    PREPARED = 1
+    SUBMITTED = 2
+    COMPLETED = 3
+    FAILED = 4
+    EXPIRED = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    redemption_id: str
+    mint: str
+    holder: str
+    amount: int
+    payout: int
+    state: RedemptionState
+    signature: str
+    error: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> Redemption:
+        return cls(
+            row.redemption_id, row.mint, row.holder, row.amount, row.payout, RedemptionState(row.state),
+            row.signature or "", row.error,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    redemption_id: str
+    transaction: bytes
+    payout: int
+    last_valid_block_height: int
+
+
+_FINAL = {
+    OutboxState.CONFIRMED: RedemptionState.COMPLETED,
+    OutboxState.FAILED: RedemptionState.FAILED,
+    OutboxState.EXPIRED: RedemptionState.EXPIRED,
+}
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Redemptions:
+    def __init__(self, db: Database, chain: Chain, outbox: Outbox, keyring: Keyring, tokens: UseCaseTokens) -> None:
+        self.db = db
+        self.chain = chain
+        self.outbox = outbox
+        self.keyring = keyring
+        self.tokens = tokens
+        outbox.register("redemption", Handler(self._record))
+
+    async def prepare(self, mint: str, holder: str, amount: int) -> Prepared:
+        if amount <= 0:
+            raise errors.InvalidArgument.field("amount_base_units", "must be positive")
+        try:
+            wallet = Pubkey.from_string(holder)
+        except ValueError:
+            raise errors.InvalidArgument.field("holder", "must be a base58 Solana address", "INVALID_ADDRESS") from None
+        reserve = await self.tokens.reserve(mint)
+        payout = amount * reserve.redemption_value // 10**reserve.decimals
+        if payout == 0:
+            raise errors.InvalidArgument.field(
+                "amount_base_units", "redeems for less than one stablecoin base unit", "BELOW_MINIMUM"
+            )
+        mint_key, program = Pubkey.from_string(mint), spl.TOKEN_2022_PROGRAM_ID
+        source = spl.ata(wallet, mint_key, program)
+        (account,) = await self.chain.accounts([source])
+        held = 0 if account is None else spl.token_amount(bytes(account.data))
+        if held < amount:
+            raise errors.FailedPrecondition(
+                f"{holder} holds {held} base units, less than {amount}", "INSUFFICIENT_FUNDS"
+            )
+        if reserve.balance < payout:
+            raise errors.FailedPrecondition(f"reserve holds {reserve.balance}, less than {payout}", "RESERVE_SHORT")
+        coin, payer, authority = self.tokens.stablecoin, self.keyring.fee_payer, self.keyring.reserve_authority
+        destination = spl.ata(wallet, coin.mint, coin.program)
+        instructions = [
+            spl.create_ata(payer.pubkey(), wallet, coin.mint, coin.program),
+            spl.burn(program, source, mint_key, wallet, amount, reserve.decimals),
+            spl.transfer(
+                coin.program, Pubkey.from_string(reserve.reserve_account), coin.mint, destination,
+                authority.pubkey(), payout, coin.decimals,
+            ),
+        ]  # fmt: skip
+        recent = await self.chain.latest_blockhash()
+        message = Message.new_with_blockhash(instructions, payer.pubkey(), recent.blockhash)
+        tx = Transaction.new_unsigned(message)
+        tx.partial_sign([payer, authority], recent.blockhash)
+        redemption_id = str(uuid.uuid4())
+        now = _now_us()
+        async with self.db.write() as conn:
+            await conn.execute(
+                insert(schema.redemptions).values(
+                    redemption_id=redemption_id,
+                    mint=mint,
+                    holder=holder,
+                    amount=amount,
+                    payout=payout,
+                    message=bytes(message),
+                    last_valid_block_height=recent.last_valid_block_height,
+                    state=RedemptionState.PREPARED,
+                    signature=None,
+                    error="",
+                    created_at_us=now,
+                    updated_at_us=now,
+                )
+            )
+        return Prepared(redemption_id, bytes(tx), payout, recent.last_valid_block_height)
+
+    async def _row(self, redemption_id: str) -> Any:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(schema.redemptions).where(schema.redemptions.c.redemption_id == redemption_id)
+                )
+            ).first()
+        if row is None:
+            raise errors.NotFound(f"no redemption {redemption_id}", "REDEMPTION_NOT_FOUND")
+        return row
+
+    async def get(self, redemption_id: str) -> Redemption:
+        return Redemption.from_row(await self._row(redemption_id))
+
+    async def submit(self, redemption_id: str, raw: bytes) -> Redemption:
+        row = await self._row(redemption_id)
+        if row.state != RedemptionState.PREPARED:
+            if row.signature is None:
+                raise errors.FailedPrecondition(
+                    f"redemption {redemption_id} is {RedemptionState(row.state).name.lower()}", "NOT_PREPARED"
+                )
+            # A retried submit of the same redemption: report, never send twice.
+            return await self._wait(row.signature, redemption_id)
+        try:
+            tx = Transaction.from_bytes(raw)
+        except ValueError:
+            raise errors.InvalidArgument.field("transaction", "is not a wire transaction", "MALFORMED") from None
+        if bytes(tx.message) != row.message:
+            raise errors.InvalidArgument.field(
+                "transaction", "is not the prepared transaction (its message differs)", "MESSAGE_CHANGED"
+            )
+        if not all(tx.verify_with_results()):
+            raise errors.InvalidArgument.field(
+                "transaction", "is missing the holder's signature or carries an invalid one", "BAD_SIGNATURE"
+            )
+        signature = str(tx.signatures[0])
+        async with self.db.write() as conn:
+            changed = await conn.execute(
+                update(schema.redemptions)
+                .where(
+                    schema.redemptions.c.redemption_id == redemption_id,
+                    schema.redemptions.c.state == RedemptionState.PREPARED,
+                )
+                .values(state=RedemptionState.SUBMITTED, signature=signature, updated_at_us=_now_us())
+            )
+            if changed.rowcount:
+                await self.outbox.enqueue(conn, "redemption", redemption_id, raw, row.last_valid_block_height)
+        return await self._wait(signature, redemption_id)
+
+    async def _wait(self, _signature: str, redemption_id: str) -> Redemption:
+        outbox_id = await self.outbox.find("redemption", redemption_id)
+        if outbox_id is not None:
+            await self.outbox.drive(outbox_id)
+        return await self.get(redemption_id)
+
+    async def _record(self, conn: AsyncConnection, redemption_id: str, outcome: Outcome) -> None:
+        await conn.execute(
+            update(schema.redemptions)
+            .where(schema.redemptions.c.redemption_id == redemption_id)
+            .values(state=_FINAL[outcome.state], error=outcome.error, updated_at_us=_now_us())
+        )

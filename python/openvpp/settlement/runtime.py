@@ -1,0 +1,122 @@
+"""Assembles the on-chain side of a server: chain backend, keys, outbox,
+stablecoin, tokens, redemptions and registry anchoring, in the order
+recovery needs (every outbox handler is registered before in-flight work
+is resumed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from openvpp.chain.base import Chain, Commitment
+from openvpp.chain.embedded import EmbeddedChain
+from openvpp.chain.keyring import Keyring
+from openvpp.chain.outbox import Outbox
+from openvpp.chain.rpc import RpcChain
+from openvpp.config import Settings
+from openvpp.registry.anchor import Anchorer
+from openvpp.registry.service import Registry
+from openvpp.settlement import extensions
+from openvpp.settlement.redemption import Redemptions
+from openvpp.settlement.stablecoin import Stablecoin, ensure_fee_payer, open_stablecoin
+from openvpp.settlement.tokens import UseCaseTokens
+from openvpp.store.database import Database
+
+log = logging.getLogger(__name__)
+
+COMMITMENT = {
+    "processed": Commitment.PROCESSED,
+    "confirmed": Commitment.CONFIRMED,
+    "finalized": Commitment.FINALIZED,
+}
+CHAIN_LOCK = "chain.lock"
+
+
+class ChainBusyError(RuntimeError):
+    """Another process already runs this data directory's embedded chain."""
+
+
+def _lock(data_dir: Path) -> int:
+    # The embedded chain lives in one process's memory; a second process
+    # would fork it. Point other processes at `openvpp chain serve` instead.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / CHAIN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ChainBusyError(
+            f"another process runs the embedded chain of {data_dir}; use `openvpp chain serve` and "
+            "--chain-rpc-url to share one chain"
+        ) from None
+    return fd
+
+
+async def open_chain(settings: Settings, db: Database) -> tuple[Chain, int | None]:
+    """The configured backend and, for the embedded chain, the held lock."""
+    if settings.chain_rpc_url:
+        return RpcChain(settings.chain_rpc_url, commitment=COMMITMENT[settings.chain_commitment]), None
+    fd = _lock(settings.data_dir)
+    try:
+        return await EmbeddedChain.open(db, slot_seconds=settings.chain_slot_seconds), fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@dataclass
+class Settlement:
+    chain: Chain
+    keyring: Keyring
+    outbox: Outbox
+    stablecoin: Stablecoin
+    tokens: UseCaseTokens
+    redemptions: Redemptions
+    anchorer: Anchorer
+    lock_fd: int | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start_background(self, anchor_interval_seconds: float) -> None:
+        if anchor_interval_seconds > 0:
+            self._tasks.append(asyncio.create_task(self.anchorer.run(anchor_interval_seconds, self._stop)))
+
+    async def close(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.chain.close()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+
+async def open_settlement(settings: Settings, db: Database, registry: Registry) -> Settlement:
+    chain, fd = await open_chain(settings, db)
+    try:
+        keyring = Keyring.load(settings.data_dir, create=True)
+        outbox = Outbox(
+            db, chain, commitment=COMMITMENT[settings.chain_commitment], poll_seconds=settings.outbox_poll_seconds
+        )
+        extra = extensions.parse_allowed(settings.allowed_token_extensions)
+        await ensure_fee_payer(chain, keyring)
+        stablecoin = await open_stablecoin(db, chain, outbox, keyring, settings.stablecoin_mint, extra)
+        tokens = UseCaseTokens(db, chain, outbox, keyring, stablecoin, extra)
+        redemptions = Redemptions(db, chain, outbox, keyring, tokens)
+        anchorer = Anchorer(db, registry, outbox, keyring)
+        # Finishing one piece of work can enqueue the next (a token's reserve after its mint).
+        while finished := await outbox.recover():
+            log.info("finished %d on-chain operations left in flight", len(finished))
+        return Settlement(chain, keyring, outbox, stablecoin, tokens, redemptions, anchorer, fd)
+    except BaseException:
+        await chain.close()
+        if fd is not None:
+            os.close(fd)
+        raise
