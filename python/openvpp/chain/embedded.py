@@ -26,6 +26,7 @@ from solders.hash import Hash
 from solders.litesvm import LiteSVM
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
@@ -52,6 +53,17 @@ _STATE_ID = 1
 
 def _new_blockhash() -> Hash:
     return Hash(hashlib.sha256(os.urandom(32)).digest())
+
+
+def error_json(err: object) -> str:
+    """A transaction error in the JSON-RPC form (`"BlockhashNotFound"`,
+    `{"InstructionError":[0,{"Custom":1}]}`); solders serialises it for us
+    inside a simulation result."""
+    return json.dumps(json.loads(RpcSimulateTransactionResult(err, [], None, 0, None).to_json())["err"])  # type: ignore[arg-type]
+
+
+ALREADY_PROCESSED = json.dumps("AlreadyProcessed")
+BLOCKHASH_NOT_FOUND = json.dumps("BlockhashNotFound")
 
 
 def writable_accounts(svm: LiteSVM, tx: VersionedTransaction) -> list[Pubkey]:
@@ -238,14 +250,14 @@ class EmbeddedChain:
                 signature = tx.signatures[0]
                 made = self._blockhashes.get(tx.message.recent_blockhash)
                 if signature in seen:
-                    results.append(SendResult(signature, "AlreadyProcessed", already_processed=True))
+                    results.append(SendResult(signature, ALREADY_PROCESSED, already_processed=True))
                 elif made is None or self._height > made + MAX_BLOCKHASH_AGE:
-                    results.append(SendResult(signature, "BlockhashNotFound"))
+                    results.append(SendResult(signature, BLOCKHASH_NOT_FOUND))
                 else:
                     meta = self.svm.send_transaction(tx)
                     if isinstance(meta, FailedTransactionMetadata) and self.svm.get_transaction(signature) is None:
-                        error = str(meta.err())
-                        results.append(SendResult(signature, error, already_processed="AlreadyProcessed" in error))
+                        error = error_json(meta.err())
+                        results.append(SendResult(signature, error, already_processed=error == ALREADY_PROCESSED))
                         continue
                     landed.append((tx, raw))
                     touched.extend(writable_accounts(self.svm, tx))
@@ -286,7 +298,7 @@ class EmbeddedChain:
                 {
                     "signature": str(tx.signatures[0]),
                     "slot": self._slot,
-                    "error": str(outcome.err()) if failed else None,  # type: ignore[union-attr]
+                    "error": error_json(outcome.err()) if failed else None,  # type: ignore[union-attr]
                     "fee": meta.fee() if meta is not None else 0,
                     "compute_units": meta.compute_units_consumed() if meta is not None else 0,
                     "logs": json.dumps(list(meta.logs()) if meta is not None else []),

@@ -19,7 +19,6 @@ from aiohttp import web
 from solders.account import Account
 from solders.account_decoder import UiTokenAmount
 from solders.pubkey import Pubkey
-from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.rpc.responses import (
     GetAccountInfoResp,
     GetBalanceResp,
@@ -27,7 +26,6 @@ from solders.rpc.responses import (
     GetLatestBlockhashResp,
     GetMinimumBalanceForRentExemptionResp,
     GetMultipleAccountsResp,
-    GetSignatureStatusesResp,
     GetSlotResp,
     GetTokenAccountBalanceResp,
     GetTokenSupplyResp,
@@ -45,9 +43,6 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from solders.transaction_status import (
     EncodedConfirmedTransactionWithStatusMeta,
     EncodedTransactionWithStatusMeta,
-    TransactionConfirmationStatus,
-    TransactionErrorFieldless,
-    TransactionStatus,
     UiTransactionStatusMeta,
 )
 
@@ -127,14 +122,9 @@ class ChainRpc:
         tx = _decode_tx(params[0], params[1] if len(params) > 1 else {})
         (result,) = await self.chain.send([bytes(tx)])
         if result.error is not None:
-            fieldless = getattr(TransactionErrorFieldless, result.error, None)
-            if fieldless is None:
-                raise RpcError(SERVER_ERROR, f"Transaction failed: {result.error}")
-            failure = SendTransactionPreflightFailureMessage(
-                f"Transaction simulation failed: {result.error}",
-                RpcSimulateTransactionResult(fieldless, [], None, 0, None),
-            )
-            raise RpcError(PREFLIGHT_FAILURE, failure.message, json.loads(failure.to_json())["data"])
+            err = json.loads(result.error) if result.error.startswith(("{", '"')) else result.error
+            data = {"err": err, "logs": [], "accounts": None, "unitsConsumed": 0, "returnData": None}
+            raise RpcError(PREFLIGHT_FAILURE, f"Transaction simulation failed: {result.error}", data)
         return SendTransactionResp(result.signature)
 
     async def simulate_transaction(self, params: list[Any]) -> Any:
@@ -150,19 +140,20 @@ class ChainRpc:
     async def get_signature_statuses(self, params: list[Any]) -> Any:
         signatures = [Signature.from_string(s) for s in params[0]]
         statuses = await self.chain.signature_statuses(signatures)
-        converted = [
+        # Built as JSON: errors are stored in their JSON-RPC form already.
+        value = [
             None
             if s is None
-            else TransactionStatus(
-                s.slot,
-                None,
-                None if s.error is None else getattr(TransactionErrorFieldless, s.error, None),
-                None,
-                TransactionConfirmationStatus.Finalized,
-            )
+            else {
+                "slot": s.slot,
+                "confirmations": None,
+                "err": None if s.error is None else json.loads(s.error),
+                "status": {"Ok": None} if s.error is None else {"Err": json.loads(s.error)},
+                "confirmationStatus": "finalized",
+            }
             for s in statuses
         ]
-        return GetSignatureStatusesResp(converted, await self._context())
+        return {"context": {"slot": await self.chain.slot()}, "value": value}
 
     async def _accounts(self, keys: list[Any]) -> list[Account | None]:
         return await self.chain.accounts([_pubkey(k) for k in keys])
@@ -216,11 +207,14 @@ class ChainRpc:
         record = await self.chain.transaction(Signature.from_string(params[0]))
         if record is None or not record.raw:
             return GetTransactionResp(None)
-        fieldless = None if record.error is None else getattr(TransactionErrorFieldless, record.error, None)
-        meta = UiTransactionStatusMeta(fieldless, record.fee, [], [], log_messages=record.logs)
+        meta = UiTransactionStatusMeta(None, record.fee, [], [], log_messages=record.logs)
         tx = VersionedTransaction.from_bytes(record.raw)
         encoded = EncodedTransactionWithStatusMeta(tx, meta, tx.version())
-        return GetTransactionResp(EncodedConfirmedTransactionWithStatusMeta(record.slot, encoded, None))
+        body = json.loads(GetTransactionResp(EncodedConfirmedTransactionWithStatusMeta(record.slot, encoded, None)).to_json())
+        if record.error is not None:
+            body["result"]["meta"]["err"] = json.loads(record.error)
+            body["result"]["meta"]["status"] = {"Err": json.loads(record.error)}
+        return body["result"]
 
     async def get_health(self, _params: list[Any]) -> Any:
         return "ok"
