@@ -63,6 +63,11 @@ class RpcChain:
         except (SolanaRpcException, RPCException, OSError) as exc:
             raise ChainError(f"{what} at {self.url}: {exc}") from exc
 
+    async def serves_embedded_chain(self) -> bool:
+        """True when the endpoint is `openvpp chain serve`: a development chain."""
+        resp = await self._call("getVersion", self.client.get_version())
+        return "openvpp" in str(resp.value.solana_core)
+
     async def latest_blockhash(self) -> RecentBlockhash:
         resp = await self._call("getLatestBlockhash", self.client.get_latest_blockhash(_LEVEL[self.commitment]))
         return RecentBlockhash(resp.value.blockhash, resp.value.last_valid_block_height)

@@ -210,7 +210,9 @@ class ChainRpc:
         meta = UiTransactionStatusMeta(None, record.fee, [], [], log_messages=record.logs)
         tx = VersionedTransaction.from_bytes(record.raw)
         encoded = EncodedTransactionWithStatusMeta(tx, meta, tx.version())
-        body = json.loads(GetTransactionResp(EncodedConfirmedTransactionWithStatusMeta(record.slot, encoded, None)).to_json())
+        body = json.loads(
+            GetTransactionResp(EncodedConfirmedTransactionWithStatusMeta(record.slot, encoded, None)).to_json()
+        )
         if record.error is not None:
             body["result"]["meta"]["err"] = json.loads(record.error)
             body["result"]["meta"]["status"] = {"Err": json.loads(record.error)}

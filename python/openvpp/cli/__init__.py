@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from openvpp import keys
+from openvpp.cli.chain import chain, registry_group, reserve, token
 from openvpp.cli.common import console, settings_from
 from openvpp.cli.devices import device
 from openvpp.cli.endpoints import endpoint
@@ -47,6 +48,9 @@ def main(verbose: int) -> None:
     default=None,
     help="Let endpoint probes reach loopback and private networks (development only).",
 )
+@click.option("--chain-rpc-url", help="Solana JSON-RPC endpoint [default: the embedded chain in process].")
+@click.option("--stablecoin-mint", help="The stablecoin mint (USDC on a real cluster) [default: the local test mint].")
+@click.option("--anchor-interval", "anchor_interval_seconds", type=float, help="Seconds between registry anchors.")
 def serve(**flags: Any) -> None:
     """Run the gRPC server until SIGTERM or SIGINT."""
     from openvpp.server import app, telemetry
@@ -93,6 +97,12 @@ def init(
     except FileExistsError as exc:
         raise click.UsageError(str(exc)) from None
     console.print(f"certificate authority, server certificate and operator bundle written to {settings.data_dir}")
+    from openvpp.settlement.runtime import initialise_chain
+
+    stablecoin = asyncio.run(initialise_chain(settings))
+    console.print(
+        f"settlement keys in {settings.data_dir / 'keys'}; test stablecoin {stablecoin} on the embedded chain"
+    )
 
 
 @main.group()
@@ -135,5 +145,5 @@ def demo(devices: int, seed: int, out: Path) -> None:
     sys.exit(asyncio.run(run(devices=devices, seed=seed, out=out, console=console)))
 
 
-for group in (partner, certificate, endpoint, device, program, route):
+for group in (partner, certificate, endpoint, device, program, route, chain, token, reserve, registry_group):
     main.add_command(group)

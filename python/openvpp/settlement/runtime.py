@@ -60,7 +60,9 @@ def _lock(data_dir: Path) -> int:
 async def open_chain(settings: Settings, db: Database) -> tuple[Chain, int | None]:
     """The configured backend and, for the embedded chain, the held lock."""
     if settings.chain_rpc_url:
-        return RpcChain(settings.chain_rpc_url, commitment=COMMITMENT[settings.chain_commitment]), None
+        rpc = RpcChain(settings.chain_rpc_url, commitment=COMMITMENT[settings.chain_commitment])
+        rpc.development = await rpc.serves_embedded_chain()
+        return rpc, None
     fd = _lock(settings.data_dir)
     try:
         return await EmbeddedChain.open(db, slot_seconds=settings.chain_slot_seconds), fd
@@ -120,3 +122,21 @@ async def open_settlement(settings: Settings, db: Database, registry: Registry) 
         if fd is not None:
             os.close(fd)
         raise
+
+
+async def initialise_chain(settings: Settings) -> str:
+    """`openvpp init`: settlement keys, a funded fee payer and (embedded) the test stablecoin."""
+    from openvpp.store import migrate
+
+    url = settings.resolved_database_url()
+    await asyncio.to_thread(migrate.upgrade, url)
+    db = Database(url)
+    try:
+        registry = Registry(
+            db, max_record_bytes=settings.max_record_bytes, watch_poll_seconds=settings.watch_poll_seconds
+        )
+        settlement = await open_settlement(settings, db, registry)
+        await settlement.close()
+        return str(settlement.stablecoin.mint)
+    finally:
+        await db.close()
