@@ -98,7 +98,7 @@ class Chain(Protocol):
 
     async def transaction(self, signature: Signature) -> TransactionRecord | None: ...
 
-    async def airdrop(self, address: Pubkey, lamports: int) -> None:
+    async def airdrop(self, address: Pubkey, lamports: int) -> Signature:
         """Development chains only; a real cluster's faucet is out of scope."""
         ...
 

@@ -148,13 +148,13 @@ class RpcChain:
             [] if meta is None or meta.log_messages is None else list(meta.log_messages),
         )
 
-    async def airdrop(self, address: Pubkey, lamports: int) -> None:
+    async def airdrop(self, address: Pubkey, lamports: int) -> Signature:
         if not self.development:
             raise ChainError("airdrops are for development clusters only")
         resp = await self._call("requestAirdrop", self.client.request_airdrop(address, lamports))
         for _ in range(120):
             if (await self.signature_statuses([resp.value]))[0] is not None:
-                return
+                return resp.value  # type: ignore[no-any-return]
             await asyncio.sleep(0.5)
         raise ChainError(f"airdrop {resp.value} did not land")
 

@@ -123,7 +123,7 @@ class ChainRpc:
         (result,) = await self.chain.send([bytes(tx)])
         if result.error is not None:
             err = json.loads(result.error) if result.error.startswith(("{", '"')) else result.error
-            data = {"err": err, "logs": [], "accounts": None, "unitsConsumed": 0, "returnData": None}
+            data: dict[str, Any] = {"err": err, "logs": [], "accounts": None, "unitsConsumed": 0, "returnData": None}
             raise RpcError(PREFLIGHT_FAILURE, f"Transaction simulation failed: {result.error}", data)
         return SendTransactionResp(result.signature)
 
@@ -135,7 +135,7 @@ class ChainRpc:
         else:
             meta, err = outcome.meta(), None
         result = RpcSimulateTransactionResult(err, list(meta.logs()), None, meta.compute_units_consumed(), None)
-        return SimulateTransactionResp(result, await self._context())
+        return SimulateTransactionResp(result, await self._context())  # type: ignore[call-arg]
 
     async def get_signature_statuses(self, params: list[Any]) -> Any:
         signatures = [Signature.from_string(s) for s in params[0]]
@@ -281,10 +281,7 @@ async def serve(chain: EmbeddedChain, host: str, port: int) -> tuple[web.AppRunn
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
-    assert server is not None
-    bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, int(bound)
+    return runner, int(runner.addresses[0][1])
 
 
 __all__ = ["ChainRpc", "make_app", "serve"]

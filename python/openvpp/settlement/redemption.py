@@ -94,7 +94,7 @@ class Redemptions:
         except ValueError:
             raise errors.InvalidArgument.field("holder", "must be a base58 Solana address", "INVALID_ADDRESS") from None
         reserve = await self.tokens.reserve(mint)
-        payout = amount * reserve.redemption_value // 10**reserve.decimals
+        payout = amount * reserve.redemption_value // reserve.scale
         if payout == 0:
             raise errors.InvalidArgument.field(
                 "amount_base_units", "redeems for less than one stablecoin base unit", "BELOW_MINIMUM"

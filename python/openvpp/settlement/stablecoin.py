@@ -91,9 +91,12 @@ async def open_stablecoin(
         return Stablecoin(mint, view.decimals, program, keyring.stablecoin_authority(create=False))
     remembered = await _load_configured(db)
     if remembered is not None:
-        mint, decimals, program = remembered
+        address, decimals, program_id = remembered
         return Stablecoin(
-            Pubkey.from_string(mint), decimals, Pubkey.from_string(program), keyring.stablecoin_authority(create=False)
+            Pubkey.from_string(address),
+            decimals,
+            Pubkey.from_string(program_id),
+            keyring.stablecoin_authority(create=False),
         )
     if not chain.development:
         raise errors.FailedPrecondition(

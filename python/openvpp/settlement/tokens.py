@@ -104,13 +104,18 @@ class ReserveView:
     slot: int
 
     @property
+    def scale(self) -> int:
+        """Base units in one whole token."""
+        return int(10**self.decimals)
+
+    @property
     def liability(self) -> int:
         """What redeeming the whole supply pays, rounded up."""
-        return -(-self.supply * self.redemption_value // 10**self.decimals)
+        return -(-self.supply * self.redemption_value // self.scale)
 
     @property
     def covered(self) -> bool:
-        return self.balance * 10**self.decimals >= self.supply * self.redemption_value
+        return self.balance * self.scale >= self.supply * self.redemption_value
 
     @property
     def coverage_bps(self) -> int:
@@ -118,7 +123,7 @@ class ReserveView:
 
     @property
     def mintable(self) -> int:
-        return max(0, self.balance * 10**self.decimals // self.redemption_value - self.supply)
+        return max(0, self.balance * self.scale // self.redemption_value - self.supply)
 
 
 def _validate(spec: TokenSpec) -> None:

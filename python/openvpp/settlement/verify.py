@@ -29,12 +29,17 @@ class ReserveProof:
     problems: tuple[str, ...]
 
     @property
+    def scale(self) -> int:
+        """Base units in one whole token."""
+        return int(10**self.decimals)
+
+    @property
     def liability(self) -> int:
-        return -(-self.supply * self.redemption_value // 10**self.decimals)
+        return -(-self.supply * self.redemption_value // self.scale)
 
     @property
     def covered(self) -> bool:
-        return not self.problems and self.reserve_balance * 10**self.decimals >= self.supply * self.redemption_value
+        return not self.problems and self.reserve_balance * self.scale >= self.supply * self.redemption_value
 
 
 async def verify_reserve(chain: Chain, mint: str) -> ReserveProof:
