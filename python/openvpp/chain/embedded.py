@@ -363,4 +363,19 @@ class EmbeddedChain:
         return None
 
 
-__all__ = ["LAMPORTS_PER_SOL", "EmbeddedChain", "writable_accounts"]
+class PersistedChain(EmbeddedChain):
+    """Reads an embedded chain's persisted state from its database without
+    running it, so tools can inspect a chain another process owns."""
+
+    async def accounts(self, addresses: Sequence[Pubkey]) -> list[Account | None]:
+        keys = [str(a) for a in addresses]
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(schema.chain_accounts).where(schema.chain_accounts.c.address.in_(keys)))
+            found = {r.address: Account.from_bytes(r.account) for r in rows}
+        return [found.get(k) for k in keys]
+
+    async def send(self, transactions: Sequence[bytes]) -> list[SendResult]:
+        raise ChainError("a persisted chain is read-only; send to the process that runs it")
+
+
+__all__ = ["LAMPORTS_PER_SOL", "EmbeddedChain", "PersistedChain", "writable_accounts"]

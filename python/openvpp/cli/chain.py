@@ -14,7 +14,7 @@ from rich.table import Table
 from solders.pubkey import Pubkey
 
 from openvpp.chain.base import Chain
-from openvpp.chain.embedded import EmbeddedChain
+from openvpp.chain.embedded import EmbeddedChain, PersistedChain
 from openvpp.chain.rpc import RpcChain
 from openvpp.cli.common import console, err_console, print_message, run_call, settings_from, target_option
 from openvpp.store.database import Database
@@ -147,21 +147,7 @@ def _chain_reader(rpc: str | None, data_dir: Path | None) -> tuple[Chain, Databa
         return RpcChain(rpc), None
     db = Database(settings_from(data_dir=data_dir).resolved_database_url())
     # Reads only: accounts and transactions are served from the persisted state.
-    return _PersistedChain(db), db
-
-
-class _PersistedChain(EmbeddedChain):
-    async def accounts(self, addresses: Any) -> Any:
-        from solders.account import Account
-        from sqlalchemy import select
-
-        from openvpp.store import schema
-
-        keys = [str(a) for a in addresses]
-        async with self.db.read() as conn:
-            rows = await conn.execute(select(schema.chain_accounts).where(schema.chain_accounts.c.address.in_(keys)))
-            found = {r.address: Account.from_bytes(r.account) for r in rows}
-        return [found.get(k) for k in keys]
+    return PersistedChain(db), db
 
 
 @reserve.command("verify")
