@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from solders.signature import Signature
 from solders.system_program import CreateAccountParams, TransferParams, create_account, transfer
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openvpp import native
 from openvpp.chain.base import MAX_BLOCKHASH_AGE, Commitment, RecentBlockhash
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
+from openvpp.chain.rpc import RpcChain
 from openvpp.settlement import extensions, spl
 from tests.integration.chain_world import Backend, backend
 
@@ -190,3 +192,36 @@ async def test_the_outbox_resends_the_same_bytes_while_valid_and_re_signs_only_a
     assert len(signed) == 2
     assert outcome.signature == str(signature_of(signed[1]))
     assert await chain.lamports(to) == 7_000_000
+
+
+async def test_chain_serve_answers_the_methods_common_tools_call(tmp_path: Path) -> None:
+
+    async with backend("rpc", f"sqlite:///{tmp_path / 'chain.db'}") as world:
+        assert isinstance(world.chain, RpcChain)
+        authority, owner = Keypair(), Keypair().pubkey()
+        mint = await world.create_mint(authority.pubkey(), decimals=2)
+        program = spl.TOKEN_PROGRAM_ID
+        raw = await world.signed(
+            [
+                spl.create_ata(world.payer.pubkey(), owner, mint, program),
+                spl.mint_to(program, mint, spl.ata(owner, mint, program), authority.pubkey(), 12_345, 2),
+            ],
+            (authority,),
+        )
+        client = AsyncClient(world.chain.url)
+        try:
+            simulated = await client.simulate_transaction(VersionedTransaction.from_bytes(raw))
+            assert simulated.value.err is None
+            assert simulated.value.logs
+            await world.chain.send([raw])
+            balance = (await client.get_token_account_balance(spl.ata(owner, mint, program))).value
+            assert (balance.amount, balance.decimals, balance.ui_amount_string) == ("12345", 2, "123.45")
+            assert (await client.get_token_supply(mint)).value.amount == "12345"
+            assert (await client.get_balance(world.payer.pubkey())).value > 0
+            info = (await client.get_account_info(mint)).value
+            assert info is not None
+            assert info.owner == program
+            assert (await client.get_account_info(Keypair().pubkey())).value is None
+            assert (await client.is_connected()) is True
+        finally:
+            await client.close()
