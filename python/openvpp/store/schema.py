@@ -320,3 +320,40 @@ registry_anchors = Table(
     Column("authority", String(44), nullable=False),
     Column("anchored_at_us", BigInteger, nullable=False),
 )
+
+# -- settlement: readings ------------------------------------------------------
+# Per device: what the next batch is checked against, and the head of the
+# device's hash chain of stored readings.
+reading_devices = Table(
+    "reading_devices",
+    metadata,
+    Column("der_id", ForeignKey("devices.der_id"), primary_key=True),
+    Column("has_baseline", SmallInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_interval_end", BigInteger, nullable=False),
+    Column("import_wh", BigInteger, nullable=False),
+    Column("export_wh", BigInteger, nullable=False),
+    Column("head_hash", LargeBinary(32), nullable=False),
+    Column("stored", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# Accepted readings as their original signed bytes, hash-chained per device:
+# chain_hash = SHA-256(previous chain_hash || payload || signature).
+readings = Table(
+    "readings",
+    metadata,
+    Column("der_id", String(44), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("covered_from", BigInteger, nullable=False),
+    Column("interval_end", BigInteger, nullable=False, index=True),
+    Column("import_wh", BigInteger, nullable=False),
+    Column("export_wh", BigInteger, nullable=False),
+    Column("flags", SmallInteger, nullable=False),
+    Column("missing", BigInteger, nullable=False),
+    Column("payload", LargeBinary(72), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("chain_hash", LargeBinary(32), nullable=False),
+    Column("received_at_us", BigInteger, nullable=False),
+)

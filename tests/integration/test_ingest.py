@@ -1,0 +1,136 @@
+"""Reading ingestion against a real database: verdicts, durable signed bytes,
+per-device state across batches, and the tamper-evident chain check."""
+
+from __future__ import annotations
+
+import struct
+
+import grpc
+import pytest
+from solders.keypair import Keypair
+from sqlalchemy import select, update
+
+from openvpp import errors, native
+from openvpp.integration import ca
+from openvpp.server import app as server_app
+from openvpp.settlement.ingest import Ingestor
+from openvpp.store import schema
+from openvpp.v1 import registry_pb2, registry_pb2_grpc
+from tests import factories
+
+V = native.ReadingVerdict
+START = 1_780_000_200  # a 15-minute boundary
+STEP = 900
+OPERATOR = ca.Identity(ca.Role.OPERATOR, "operator", 0)
+
+
+def reading(device: Keypair, seq: int, end: int, imported: int, exported: int, flags: int = 0) -> tuple[bytes, bytes]:
+    payload = bytes(device.pubkey()) + struct.pack("<QqIQQI", seq, end, STEP, imported, exported, flags)
+    return payload, bytes(device.sign_message(native.READING_DOMAIN + payload))
+
+
+def batch(items: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    return b"".join(p for p, _ in items), b"".join(s for _, s in items)
+
+
+async def registered(app: server_app.App, *labels: str) -> list[Keypair]:
+    keys = [Keypair() for _ in labels]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        stub = registry_pb2_grpc.RegistryServiceStub(channel)
+        for key, label in zip(keys, labels, strict=True):
+            await stub.RegisterDevice(registry_pb2.RegisterDeviceRequest(signed_record=factories.signed(key, label)))
+    return keys
+
+
+def ingestor(app: server_app.App) -> Ingestor:
+    return Ingestor(app.db, clock=lambda: START + 10 * STEP)
+
+
+async def test_each_verdict_and_state_carried_across_batches(app: server_app.App) -> None:
+    alice, bob = await registered(app, "inv-a", "inv-b")
+    stranger = Keypair()
+    ingest = ingestor(app)
+    first = [
+        reading(alice, 1, START, 100, 1_000),
+        reading(alice, 2, START + STEP, 150, 1_500),
+        reading(bob, 7, START, 0, 0),
+    ]
+    outcome = await ingest.submit(OPERATOR, *batch(first))
+    assert list(outcome.verdicts) == [V.ACCEPTED, V.ACCEPTED, V.ACCEPTED]
+    forged = reading(alice, 3, START + 2 * STEP, 200, 2_000)
+    second = [
+        first[1],  # an exact replay
+        reading(alice, 2, START + STEP, 151, 1_500),  # same seq, other bytes
+        (forged[0], bytes(64)),  # a bad signature
+        reading(alice, 3, START + 2 * STEP, 100, 2_000),  # import counter going backwards
+        reading(stranger, 1, START, 0, 0),  # nobody registered this key
+        reading(bob, 10, START + 4 * STEP, 300, 0),  # seqs 8 and 9 missing
+    ]
+    outcome = await ingest.submit(OPERATOR, *batch(second))
+    assert [V(v) for v in outcome.verdicts] == [
+        V.DUPLICATE, V.CONFLICT, V.BAD_SIGNATURE, V.COUNTER_DECREASED, V.UNKNOWN_DEVICE, V.SEQ_GAP,
+    ]  # fmt: skip
+    assert (outcome.accepted, outcome.rejected) == (1, 5)
+    async with app.db.read() as conn:
+        rows = (
+            await conn.execute(select(schema.readings).order_by(schema.readings.c.der_id, schema.readings.c.seq))
+        ).all()
+        state = (
+            await conn.execute(
+                select(schema.reading_devices).where(schema.reading_devices.c.der_id == str(alice.pubkey()))
+            )
+        ).one()
+    assert len(rows) == 4
+    stored = {(r.der_id, r.seq): r for r in rows}
+    assert stored[(str(alice.pubkey()), 2)].payload == first[1][0]
+    assert stored[(str(alice.pubkey()), 2)].signature == first[1][1]
+    assert (stored[(str(alice.pubkey()), 2)].import_wh, stored[(str(alice.pubkey()), 2)].export_wh) == (50, 500)
+    gap = stored[(str(bob.pubkey()), 10)]
+    assert (gap.missing, gap.import_wh, gap.flags & native.ReadingFlag.GAP) == (2, 300, native.ReadingFlag.GAP)
+    assert (state.last_seq, state.import_wh, state.export_wh, state.stored) == (2, 150, 1_500, 2)
+    assert (await ingest.check()).ok
+
+
+async def test_a_vendor_cannot_submit_for_another_vendors_device(app: server_app.App) -> None:
+    (device,) = await registered(app, "inv-a")
+    outcome = await ingestor(app).submit(
+        ca.Identity(ca.Role.DEVICE_VENDOR, "voltbox", 1), *batch([reading(device, 1, START, 0, 0)])
+    )
+    assert list(outcome.verdicts) == [V.UNKNOWN_DEVICE]
+    own = await ingestor(app).submit(
+        ca.Identity(ca.Role.DEVICE_VENDOR, "solarco", 1), *batch([reading(device, 1, START, 0, 0)])
+    )
+    assert list(own.verdicts) == [V.ACCEPTED]
+
+
+async def test_malformed_batches_are_refused_whole_and_nothing_is_written(app: server_app.App) -> None:
+    (device,) = await registered(app, "inv-a")
+    payload, signature = reading(device, 1, START, 0, 0)
+    ingest = Ingestor(app.db, max_batch=2, clock=lambda: START)
+    with pytest.raises(errors.InvalidArgument):
+        await ingest.submit(OPERATOR, payload[:71], signature)
+    with pytest.raises(errors.InvalidArgument):
+        await ingest.submit(OPERATOR, payload, signature[:63])
+    with pytest.raises(errors.ResourceExhausted):
+        await ingest.submit(OPERATOR, payload * 3, signature * 3)
+    async with app.db.read() as conn:
+        assert (await conn.execute(select(schema.readings))).first() is None
+
+
+async def test_the_check_finds_a_tampered_reading_and_a_broken_link(app: server_app.App) -> None:
+    (device,) = await registered(app, "inv-a")
+    ingest = ingestor(app)
+    await ingest.submit(
+        OPERATOR, *batch([reading(device, s, START + (s - 1) * STEP, s * 10, s * 100) for s in range(1, 6)])
+    )
+    assert (await ingest.check()).readings == 5
+    tampered = bytearray(reading(device, 3, START + 2 * STEP, 30, 100_000)[0])
+    async with app.db.write() as conn:
+        await conn.execute(
+            update(schema.readings)
+            .where(schema.readings.c.der_id == str(device.pubkey()), schema.readings.c.seq == 3)
+            .values(payload=bytes(tampered))
+        )
+    check = await ingest.check()
+    assert check.bad_signatures == [(str(device.pubkey()), 3)]
+    assert (str(device.pubkey()), 3) in check.broken_links
