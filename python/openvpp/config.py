@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     anchor_interval_seconds: float = Field(
         default=600.0, ge=0, description="how often the registry root is anchored on chain; 0 only on demand"
     )
+    max_reading_batch: int = Field(default=20_000, ge=1, le=200_000, description="readings per SubmitReadings batch")
+    reading_max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
+    reading_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=400 * 86_400)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=30)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 

@@ -4,6 +4,8 @@ per-device state across batches, and the tamper-evident chain check."""
 from __future__ import annotations
 
 import struct
+import time
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -11,12 +13,14 @@ from solders.keypair import Keypair
 from sqlalchemy import select, update
 
 from openvpp import errors, native
+from openvpp.client.errors import describe_status
 from openvpp.integration import ca
 from openvpp.server import app as server_app
 from openvpp.settlement.ingest import Ingestor
 from openvpp.store import schema
-from openvpp.v1 import registry_pb2, registry_pb2_grpc
+from openvpp.v1 import registry_pb2, registry_pb2_grpc, settlement_pb2, settlement_pb2_grpc
 from tests import factories
+from tests.integration.mtls import Fabric, registry
 
 V = native.ReadingVerdict
 START = 1_780_000_200  # a 15-minute boundary
@@ -134,3 +138,32 @@ async def test_the_check_finds_a_tampered_reading_and_a_broken_link(app: server_
     check = await ingest.check()
     assert check.bad_signatures == [(str(device.pubkey()), 3)]
     assert (str(device.pubkey()), 3) in check.broken_links
+
+
+async def test_submit_readings_streams_one_verdict_per_reading_and_survives_a_malformed_batch(
+    fabric: Fabric,
+) -> None:
+    vendor = await fabric.onboard(ca.Role.DEVICE_VENDOR, "solarco")
+    device = Keypair()
+    async with fabric.channel(vendor) as channel:
+        await registry(channel).RegisterDevice(
+            registry_pb2.RegisterDeviceRequest(signed_record=factories.signed(device, "inv-1"))
+        )
+        now = int(time.time()) // STEP * STEP
+        good = [reading(device, 1, now - STEP, 10, 20), reading(device, 2, now, 30, 60)]
+
+        async def batches() -> AsyncIterator[settlement_pb2.SubmitReadingsRequest]:
+            yield settlement_pb2.SubmitReadingsRequest(
+                batch_id="b1", payloads=batch(good)[0], signatures=batch(good)[1]
+            )
+            yield settlement_pb2.SubmitReadingsRequest(batch_id="b2", payloads=b"\0" * 71, signatures=b"")
+            yield settlement_pb2.SubmitReadingsRequest(batch_id="b3", payloads=good[1][0], signatures=good[1][1])
+
+        stub = settlement_pb2_grpc.SettlementServiceStub(channel)
+        answers = [r async for r in stub.SubmitReadings(batches())]
+    assert [a.batch_id for a in answers] == ["b1", "b2", "b3"]
+    assert list(answers[0].verdicts) == [settlement_pb2.READING_VERDICT_ACCEPTED] * 2
+    assert (answers[0].accepted, answers[0].rejected) == (2, 0)
+    assert describe_status(answers[1].error).reason == "MALFORMED_BATCH"
+    assert list(answers[2].verdicts) == [settlement_pb2.READING_VERDICT_DUPLICATE]
+    assert answers[0].flags[0] & native.ReadingFlag.BASELINE

@@ -34,6 +34,7 @@ from openvpp.routing.watch import RouteWatch
 from openvpp.server.auth import AuthInterceptor
 from openvpp.server.errors import to_rpc_status
 from openvpp.server.interceptors import ErrorInterceptor
+from openvpp.settlement.ingest import Ingestor
 from openvpp.settlement.runtime import Settlement, open_settlement
 from openvpp.settlement.servicer import SettlementServicer
 from openvpp.store import migrate
@@ -194,7 +195,19 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         RegistryServicer(registry, settings.max_bulk_chunk, settlement.anchorer), server
     )
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
-        SettlementServicer(settlement.chain, settlement.keyring, settlement.tokens, settlement.redemptions), server
+        SettlementServicer(
+            settlement.chain,
+            settlement.keyring,
+            settlement.tokens,
+            settlement.redemptions,
+            Ingestor(
+                db,
+                max_batch=settings.max_reading_batch,
+                max_future_skew_s=settings.reading_max_future_skew_seconds,
+                max_age_s=settings.reading_max_age_seconds,
+            ),
+        ),
+        server,
     )
     integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
     routing_servicer, route_watch = _routing(settings, db, registry)

@@ -85,6 +85,7 @@ TABLE: dict[str, frozenset[Role]] = {
     _SETTLEMENT + "PrepareRedemption": ANY_ROLE,
     _SETTLEMENT + "SubmitRedemption": ANY_ROLE,
     _SETTLEMENT + "GetRedemption": ANY_ROLE,
+    _SETTLEMENT + "SubmitReadings": VENDORS,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,
 }

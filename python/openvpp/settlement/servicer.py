@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
 
+from openvpp import errors
 from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
 from openvpp.server.auth import caller
+from openvpp.server.errors import to_rpc_status
+from openvpp.settlement.ingest import Ingestor
 from openvpp.settlement.redemption import Redemption, Redemptions
 from openvpp.settlement.tokens import ReserveView, TokenSpec, UseCaseToken, UseCaseTokens
 from openvpp.v1 import settlement_pb2 as pb
@@ -72,12 +76,37 @@ def redemption_message(r: Redemption) -> pb.Redemption:
     )
 
 
+# Rust verdict codes start at 0 (accepted); the proto enum keeps 0 for UNSPECIFIED.
+_TO_PROTO_VERDICT = bytes((code + 1) % 256 for code in range(256))
+
+
 class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
-    def __init__(self, chain: Chain, keyring: Keyring, tokens: UseCaseTokens, redemptions: Redemptions) -> None:
+    def __init__(
+        self, chain: Chain, keyring: Keyring, tokens: UseCaseTokens, redemptions: Redemptions, ingestor: Ingestor
+    ) -> None:
         self.chain = chain
         self.keyring = keyring
         self.tokens = tokens
         self.redemptions = redemptions
+        self.ingestor = ingestor
+
+    async def SubmitReadings(
+        self, request_iterator: AsyncIterator[pb.SubmitReadingsRequest], context: Context
+    ) -> AsyncIterator[pb.SubmitReadingsResponse]:
+        identity = caller()
+        async for request in request_iterator:
+            try:
+                outcome = await self.ingestor.submit(identity, request.payloads, request.signatures)
+            except errors.OpenVPPError as error:
+                yield pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
+                continue
+            yield pb.SubmitReadingsResponse(
+                batch_id=request.batch_id,
+                verdicts=outcome.verdicts.translate(_TO_PROTO_VERDICT),
+                flags=outcome.flags,
+                accepted=outcome.accepted,
+                rejected=outcome.rejected,
+            )
 
     async def GetChainInfo(self, request: pb.GetChainInfoRequest, context: Context) -> pb.GetChainInfoResponse:
         coin = self.tokens.stablecoin

@@ -23,63 +23,70 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bopenvpp/v1/settlement.proto\x12\nopenvpp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x15\n\x13GetChainInfoRequest\"\xef\x01\n\x14GetChainInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x17\n\x0fstablecoin_mint\x18\x02 \x01(\t\x12\x1b\n\x13stablecoin_decimals\x18\x03 \x01(\r\x12 \n\x18stablecoin_token_program\x18\x04 \x01(\t\x12\x11\n\tfee_payer\x18\x05 \x01(\t\x12\x1c\n\x14settlement_authority\x18\x06 \x01(\t\x12\x19\n\x11reserve_authority\x18\x07 \x01(\t\x12\x0c\n\x04slot\x18\x08 \x01(\x04\x12\x14\n\x0c\x62lock_height\x18\t \x01(\x04\"\x8a\x03\n\x0cUseCaseToken\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x12\n\nutility_id\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06symbol\x18\x05 \x01(\t\x12\x0b\n\x03uri\x18\x06 \x01(\t\x12#\n\x04unit\x18\x07 \x01(\x0e\x32\x15.openvpp.v1.TokenUnit\x12\x10\n\x08\x64\x65\x63imals\x18\x08 \x01(\r\x12#\n\x1bredemption_value_base_units\x18\t \x01(\x04\x12\x19\n\x11interest_rate_bps\x18\n \x01(\x11\x12\x17\n\x0freserve_account\x18\x0b \x01(\t\x12\x17\n\x0fstablecoin_mint\x18\x0c \x01(\t\x12,\n\x05state\x18\r \x01(\x0e\x32\x1d.openvpp.v1.UseCaseTokenState\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nextensions\x18\x0f \x03(\t\"\xd1\x01\n\x19\x43reateUseCaseTokenRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x0b\n\x03uri\x18\x04 \x01(\t\x12#\n\x04unit\x18\x05 \x01(\x0e\x32\x15.openvpp.v1.TokenUnit\x12\x10\n\x08\x64\x65\x63imals\x18\x06 \x01(\r\x12#\n\x1bredemption_value_base_units\x18\x07 \x01(\x04\x12\x19\n\x11interest_rate_bps\x18\x08 \x01(\x11\"Y\n\x1a\x43reateUseCaseTokenResponse\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x18.openvpp.v1.UseCaseToken\x12\x12\n\nsignatures\x18\x02 \x03(\t\"&\n\x16GetUseCaseTokenRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\"B\n\x17GetUseCaseTokenResponse\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x18.openvpp.v1.UseCaseToken\"B\n\x18ListUseCaseTokensRequest\x12\x12\n\nutility_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"E\n\x19ListUseCaseTokensResponse\x12(\n\x06tokens\x18\x01 \x03(\x0b\x32\x18.openvpp.v1.UseCaseToken\"=\n\x12\x46undReserveRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x02 \x01(\x04\"N\n\x13\x46undReserveResponse\x12\x11\n\tsignature\x18\x01 \x01(\t\x12$\n\x07reserve\x18\x02 \x01(\x0b\x32\x13.openvpp.v1.Reserve\"!\n\x11GetReserveRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\"\x96\x02\n\x07Reserve\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x17\n\x0freserve_account\x18\x02 \x01(\t\x12\"\n\x1areserve_balance_base_units\x18\x03 \x01(\x04\x12\x19\n\x11supply_base_units\x18\x04 \x01(\x04\x12\x10\n\x08\x64\x65\x63imals\x18\x05 \x01(\r\x12#\n\x1bredemption_value_base_units\x18\x06 \x01(\x04\x12\x1c\n\x14liability_base_units\x18\x07 \x01(\x04\x12\x14\n\x0c\x63overage_bps\x18\x08 \x01(\x04\x12\x0f\n\x07\x63overed\x18\t \x01(\x08\x12\x1b\n\x13mintable_base_units\x18\n \x01(\x04\x12\x0c\n\x04slot\x18\x0b \x01(\x04\":\n\x12GetReserveResponse\x12$\n\x07reserve\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Reserve\"S\n\x18PrepareRedemptionRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x03 \x01(\x04\"\x83\x01\n\x19PrepareRedemptionResponse\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\x12\x19\n\x11payout_base_units\x18\x03 \x01(\x04\x12\x1f\n\x17last_valid_block_height\x18\x04 \x01(\x04\"E\n\x17SubmitRedemptionRequest\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\"\xc5\x01\n\nRedemption\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x0c\n\x04mint\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x04 \x01(\x04\x12\x19\n\x11payout_base_units\x18\x05 \x01(\x04\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.openvpp.v1.RedemptionState\x12\x11\n\tsignature\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"F\n\x18SubmitRedemptionResponse\x12*\n\nredemption\x18\x01 \x01(\x0b\x32\x16.openvpp.v1.Redemption\"-\n\x14GetRedemptionRequest\x12\x15\n\rredemption_id\x18\x01 \x01(\t\"C\n\x15GetRedemptionResponse\x12*\n\nredemption\x18\x01 \x01(\x0b\x32\x16.openvpp.v1.Redemption*f\n\tTokenUnit\x12\x1a\n\x16TOKEN_UNIT_UNSPECIFIED\x10\x00\x12\x12\n\x0eTOKEN_UNIT_USD\x10\x01\x12\x12\n\x0eTOKEN_UNIT_KWH\x10\x02\x12\x15\n\x11TOKEN_UNIT_KG_CO2\x10\x03*\x9e\x01\n\x11UseCaseTokenState\x12$\n USE_CASE_TOKEN_STATE_UNSPECIFIED\x10\x00\x12!\n\x1dUSE_CASE_TOKEN_STATE_CREATING\x10\x01\x12\x1f\n\x1bUSE_CASE_TOKEN_STATE_ACTIVE\x10\x02\x12\x1f\n\x1bUSE_CASE_TOKEN_STATE_FAILED\x10\x03*\xcd\x01\n\x0fRedemptionState\x12 \n\x1cREDEMPTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19REDEMPTION_STATE_PREPARED\x10\x01\x12\x1e\n\x1aREDEMPTION_STATE_SUBMITTED\x10\x02\x12\x1e\n\x1aREDEMPTION_STATE_COMPLETED\x10\x03\x12\x1b\n\x17REDEMPTION_STATE_FAILED\x10\x04\x12\x1c\n\x18REDEMPTION_STATE_EXPIRED\x10\x05\x32\xbd\x06\n\x11SettlementService\x12Q\n\x0cGetChainInfo\x12\x1f.openvpp.v1.GetChainInfoRequest\x1a .openvpp.v1.GetChainInfoResponse\x12\x63\n\x12\x43reateUseCaseToken\x12%.openvpp.v1.CreateUseCaseTokenRequest\x1a&.openvpp.v1.CreateUseCaseTokenResponse\x12Z\n\x0fGetUseCaseToken\x12\".openvpp.v1.GetUseCaseTokenRequest\x1a#.openvpp.v1.GetUseCaseTokenResponse\x12`\n\x11ListUseCaseTokens\x12$.openvpp.v1.ListUseCaseTokensRequest\x1a%.openvpp.v1.ListUseCaseTokensResponse\x12N\n\x0b\x46undReserve\x12\x1e.openvpp.v1.FundReserveRequest\x1a\x1f.openvpp.v1.FundReserveResponse\x12K\n\nGetReserve\x12\x1d.openvpp.v1.GetReserveRequest\x1a\x1e.openvpp.v1.GetReserveResponse\x12`\n\x11PrepareRedemption\x12$.openvpp.v1.PrepareRedemptionRequest\x1a%.openvpp.v1.PrepareRedemptionResponse\x12]\n\x10SubmitRedemption\x12#.openvpp.v1.SubmitRedemptionRequest\x1a$.openvpp.v1.SubmitRedemptionResponse\x12T\n\rGetRedemption\x12 .openvpp.v1.GetRedemptionRequest\x1a!.openvpp.v1.GetRedemptionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bopenvpp/v1/settlement.proto\x12\nopenvpp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"O\n\x15SubmitReadingsRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08payloads\x18\x02 \x01(\x0c\x12\x12\n\nsignatures\x18\x03 \x01(\x0c\"\x92\x01\n\x16SubmitReadingsResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x10\n\x08verdicts\x18\x02 \x01(\x0c\x12\r\n\x05\x66lags\x18\x03 \x01(\x0c\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\r\x12\x10\n\x08rejected\x18\x05 \x01(\r\x12!\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x12.google.rpc.Status\"\x15\n\x13GetChainInfoRequest\"\xef\x01\n\x14GetChainInfoResponse\x12\x0f\n\x07\x62\x61\x63kend\x18\x01 \x01(\t\x12\x17\n\x0fstablecoin_mint\x18\x02 \x01(\t\x12\x1b\n\x13stablecoin_decimals\x18\x03 \x01(\r\x12 \n\x18stablecoin_token_program\x18\x04 \x01(\t\x12\x11\n\tfee_payer\x18\x05 \x01(\t\x12\x1c\n\x14settlement_authority\x18\x06 \x01(\t\x12\x19\n\x11reserve_authority\x18\x07 \x01(\t\x12\x0c\n\x04slot\x18\x08 \x01(\x04\x12\x14\n\x0c\x62lock_height\x18\t \x01(\x04\"\x8a\x03\n\x0cUseCaseToken\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x12\n\nutility_id\x18\x02 \x01(\t\x12\x12\n\nprogram_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x0e\n\x06symbol\x18\x05 \x01(\t\x12\x0b\n\x03uri\x18\x06 \x01(\t\x12#\n\x04unit\x18\x07 \x01(\x0e\x32\x15.openvpp.v1.TokenUnit\x12\x10\n\x08\x64\x65\x63imals\x18\x08 \x01(\r\x12#\n\x1bredemption_value_base_units\x18\t \x01(\x04\x12\x19\n\x11interest_rate_bps\x18\n \x01(\x11\x12\x17\n\x0freserve_account\x18\x0b \x01(\t\x12\x17\n\x0fstablecoin_mint\x18\x0c \x01(\t\x12,\n\x05state\x18\r \x01(\x0e\x32\x1d.openvpp.v1.UseCaseTokenState\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nextensions\x18\x0f \x03(\t\"\xd1\x01\n\x19\x43reateUseCaseTokenRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x0b\n\x03uri\x18\x04 \x01(\t\x12#\n\x04unit\x18\x05 \x01(\x0e\x32\x15.openvpp.v1.TokenUnit\x12\x10\n\x08\x64\x65\x63imals\x18\x06 \x01(\r\x12#\n\x1bredemption_value_base_units\x18\x07 \x01(\x04\x12\x19\n\x11interest_rate_bps\x18\x08 \x01(\x11\"Y\n\x1a\x43reateUseCaseTokenResponse\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x18.openvpp.v1.UseCaseToken\x12\x12\n\nsignatures\x18\x02 \x03(\t\"&\n\x16GetUseCaseTokenRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\"B\n\x17GetUseCaseTokenResponse\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x18.openvpp.v1.UseCaseToken\"B\n\x18ListUseCaseTokensRequest\x12\x12\n\nutility_id\x18\x01 \x01(\t\x12\x12\n\nprogram_id\x18\x02 \x01(\t\"E\n\x19ListUseCaseTokensResponse\x12(\n\x06tokens\x18\x01 \x03(\x0b\x32\x18.openvpp.v1.UseCaseToken\"=\n\x12\x46undReserveRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x02 \x01(\x04\"N\n\x13\x46undReserveResponse\x12\x11\n\tsignature\x18\x01 \x01(\t\x12$\n\x07reserve\x18\x02 \x01(\x0b\x32\x13.openvpp.v1.Reserve\"!\n\x11GetReserveRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\"\x96\x02\n\x07Reserve\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x17\n\x0freserve_account\x18\x02 \x01(\t\x12\"\n\x1areserve_balance_base_units\x18\x03 \x01(\x04\x12\x19\n\x11supply_base_units\x18\x04 \x01(\x04\x12\x10\n\x08\x64\x65\x63imals\x18\x05 \x01(\r\x12#\n\x1bredemption_value_base_units\x18\x06 \x01(\x04\x12\x1c\n\x14liability_base_units\x18\x07 \x01(\x04\x12\x14\n\x0c\x63overage_bps\x18\x08 \x01(\x04\x12\x0f\n\x07\x63overed\x18\t \x01(\x08\x12\x1b\n\x13mintable_base_units\x18\n \x01(\x04\x12\x0c\n\x04slot\x18\x0b \x01(\x04\":\n\x12GetReserveResponse\x12$\n\x07reserve\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Reserve\"S\n\x18PrepareRedemptionRequest\x12\x0c\n\x04mint\x18\x01 \x01(\t\x12\x0e\n\x06holder\x18\x02 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x03 \x01(\x04\"\x83\x01\n\x19PrepareRedemptionResponse\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\x12\x19\n\x11payout_base_units\x18\x03 \x01(\x04\x12\x1f\n\x17last_valid_block_height\x18\x04 \x01(\x04\"E\n\x17SubmitRedemptionRequest\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\"\xc5\x01\n\nRedemption\x12\x15\n\rredemption_id\x18\x01 \x01(\t\x12\x0c\n\x04mint\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x04 \x01(\x04\x12\x19\n\x11payout_base_units\x18\x05 \x01(\x04\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.openvpp.v1.RedemptionState\x12\x11\n\tsignature\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\"F\n\x18SubmitRedemptionResponse\x12*\n\nredemption\x18\x01 \x01(\x0b\x32\x16.openvpp.v1.Redemption\"-\n\x14GetRedemptionRequest\x12\x15\n\rredemption_id\x18\x01 \x01(\t\"C\n\x15GetRedemptionResponse\x12*\n\nredemption\x18\x01 \x01(\x0b\x32\x16.openvpp.v1.Redemption*\xf3\x03\n\x0eReadingVerdict\x12\x1f\n\x1bREADING_VERDICT_UNSPECIFIED\x10\x00\x12\x1c\n\x18READING_VERDICT_ACCEPTED\x10\x01\x12\x1d\n\x19READING_VERDICT_DUPLICATE\x10\x02\x12\x1c\n\x18READING_VERDICT_CONFLICT\x10\x03\x12!\n\x1dREADING_VERDICT_BAD_SIGNATURE\x10\x04\x12\"\n\x1eREADING_VERDICT_UNKNOWN_DEVICE\x10\x05\x12%\n!READING_VERDICT_DEVICE_NOT_ACTIVE\x10\x06\x12\x1b\n\x17READING_VERDICT_SEQ_GAP\x10\x07\x12 \n\x1cREADING_VERDICT_OUT_OF_ORDER\x10\x08\x12%\n!READING_VERDICT_COUNTER_DECREASED\x10\t\x12%\n!READING_VERDICT_BEYOND_CAPABILITY\x10\n\x12 \n\x1cREADING_VERDICT_OUTSIDE_SKEW\x10\x0b\x12$\n READING_VERDICT_INVALID_INTERVAL\x10\x0c\x12\"\n\x1eREADING_VERDICT_RESERVED_FLAGS\x10\r*f\n\tTokenUnit\x12\x1a\n\x16TOKEN_UNIT_UNSPECIFIED\x10\x00\x12\x12\n\x0eTOKEN_UNIT_USD\x10\x01\x12\x12\n\x0eTOKEN_UNIT_KWH\x10\x02\x12\x15\n\x11TOKEN_UNIT_KG_CO2\x10\x03*\x9e\x01\n\x11UseCaseTokenState\x12$\n USE_CASE_TOKEN_STATE_UNSPECIFIED\x10\x00\x12!\n\x1dUSE_CASE_TOKEN_STATE_CREATING\x10\x01\x12\x1f\n\x1bUSE_CASE_TOKEN_STATE_ACTIVE\x10\x02\x12\x1f\n\x1bUSE_CASE_TOKEN_STATE_FAILED\x10\x03*\xcd\x01\n\x0fRedemptionState\x12 \n\x1cREDEMPTION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19REDEMPTION_STATE_PREPARED\x10\x01\x12\x1e\n\x1aREDEMPTION_STATE_SUBMITTED\x10\x02\x12\x1e\n\x1aREDEMPTION_STATE_COMPLETED\x10\x03\x12\x1b\n\x17REDEMPTION_STATE_FAILED\x10\x04\x12\x1c\n\x18REDEMPTION_STATE_EXPIRED\x10\x05\x32\x9a\x07\n\x11SettlementService\x12Q\n\x0cGetChainInfo\x12\x1f.openvpp.v1.GetChainInfoRequest\x1a .openvpp.v1.GetChainInfoResponse\x12\x63\n\x12\x43reateUseCaseToken\x12%.openvpp.v1.CreateUseCaseTokenRequest\x1a&.openvpp.v1.CreateUseCaseTokenResponse\x12Z\n\x0fGetUseCaseToken\x12\".openvpp.v1.GetUseCaseTokenRequest\x1a#.openvpp.v1.GetUseCaseTokenResponse\x12`\n\x11ListUseCaseTokens\x12$.openvpp.v1.ListUseCaseTokensRequest\x1a%.openvpp.v1.ListUseCaseTokensResponse\x12N\n\x0b\x46undReserve\x12\x1e.openvpp.v1.FundReserveRequest\x1a\x1f.openvpp.v1.FundReserveResponse\x12K\n\nGetReserve\x12\x1d.openvpp.v1.GetReserveRequest\x1a\x1e.openvpp.v1.GetReserveResponse\x12`\n\x11PrepareRedemption\x12$.openvpp.v1.PrepareRedemptionRequest\x1a%.openvpp.v1.PrepareRedemptionResponse\x12]\n\x10SubmitRedemption\x12#.openvpp.v1.SubmitRedemptionRequest\x1a$.openvpp.v1.SubmitRedemptionResponse\x12T\n\rGetRedemption\x12 .openvpp.v1.GetRedemptionRequest\x1a!.openvpp.v1.GetRedemptionResponse\x12[\n\x0eSubmitReadings\x12!.openvpp.v1.SubmitReadingsRequest\x1a\".openvpp.v1.SubmitReadingsResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openvpp.v1.settlement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TOKENUNIT']._serialized_start=2485
-  _globals['_TOKENUNIT']._serialized_end=2587
-  _globals['_USECASETOKENSTATE']._serialized_start=2590
-  _globals['_USECASETOKENSTATE']._serialized_end=2748
-  _globals['_REDEMPTIONSTATE']._serialized_start=2751
-  _globals['_REDEMPTIONSTATE']._serialized_end=2956
-  _globals['_GETCHAININFOREQUEST']._serialized_start=76
-  _globals['_GETCHAININFOREQUEST']._serialized_end=97
-  _globals['_GETCHAININFORESPONSE']._serialized_start=100
-  _globals['_GETCHAININFORESPONSE']._serialized_end=339
-  _globals['_USECASETOKEN']._serialized_start=342
-  _globals['_USECASETOKEN']._serialized_end=736
-  _globals['_CREATEUSECASETOKENREQUEST']._serialized_start=739
-  _globals['_CREATEUSECASETOKENREQUEST']._serialized_end=948
-  _globals['_CREATEUSECASETOKENRESPONSE']._serialized_start=950
-  _globals['_CREATEUSECASETOKENRESPONSE']._serialized_end=1039
-  _globals['_GETUSECASETOKENREQUEST']._serialized_start=1041
-  _globals['_GETUSECASETOKENREQUEST']._serialized_end=1079
-  _globals['_GETUSECASETOKENRESPONSE']._serialized_start=1081
-  _globals['_GETUSECASETOKENRESPONSE']._serialized_end=1147
-  _globals['_LISTUSECASETOKENSREQUEST']._serialized_start=1149
-  _globals['_LISTUSECASETOKENSREQUEST']._serialized_end=1215
-  _globals['_LISTUSECASETOKENSRESPONSE']._serialized_start=1217
-  _globals['_LISTUSECASETOKENSRESPONSE']._serialized_end=1286
-  _globals['_FUNDRESERVEREQUEST']._serialized_start=1288
-  _globals['_FUNDRESERVEREQUEST']._serialized_end=1349
-  _globals['_FUNDRESERVERESPONSE']._serialized_start=1351
-  _globals['_FUNDRESERVERESPONSE']._serialized_end=1429
-  _globals['_GETRESERVEREQUEST']._serialized_start=1431
-  _globals['_GETRESERVEREQUEST']._serialized_end=1464
-  _globals['_RESERVE']._serialized_start=1467
-  _globals['_RESERVE']._serialized_end=1745
-  _globals['_GETRESERVERESPONSE']._serialized_start=1747
-  _globals['_GETRESERVERESPONSE']._serialized_end=1805
-  _globals['_PREPAREREDEMPTIONREQUEST']._serialized_start=1807
-  _globals['_PREPAREREDEMPTIONREQUEST']._serialized_end=1890
-  _globals['_PREPAREREDEMPTIONRESPONSE']._serialized_start=1893
-  _globals['_PREPAREREDEMPTIONRESPONSE']._serialized_end=2024
-  _globals['_SUBMITREDEMPTIONREQUEST']._serialized_start=2026
-  _globals['_SUBMITREDEMPTIONREQUEST']._serialized_end=2095
-  _globals['_REDEMPTION']._serialized_start=2098
-  _globals['_REDEMPTION']._serialized_end=2295
-  _globals['_SUBMITREDEMPTIONRESPONSE']._serialized_start=2297
-  _globals['_SUBMITREDEMPTIONRESPONSE']._serialized_end=2367
-  _globals['_GETREDEMPTIONREQUEST']._serialized_start=2369
-  _globals['_GETREDEMPTIONREQUEST']._serialized_end=2414
-  _globals['_GETREDEMPTIONRESPONSE']._serialized_start=2416
-  _globals['_GETREDEMPTIONRESPONSE']._serialized_end=2483
-  _globals['_SETTLEMENTSERVICE']._serialized_start=2959
-  _globals['_SETTLEMENTSERVICE']._serialized_end=3788
+  _globals['_READINGVERDICT']._serialized_start=2741
+  _globals['_READINGVERDICT']._serialized_end=3240
+  _globals['_TOKENUNIT']._serialized_start=3242
+  _globals['_TOKENUNIT']._serialized_end=3344
+  _globals['_USECASETOKENSTATE']._serialized_start=3347
+  _globals['_USECASETOKENSTATE']._serialized_end=3505
+  _globals['_REDEMPTIONSTATE']._serialized_start=3508
+  _globals['_REDEMPTIONSTATE']._serialized_end=3713
+  _globals['_SUBMITREADINGSREQUEST']._serialized_start=101
+  _globals['_SUBMITREADINGSREQUEST']._serialized_end=180
+  _globals['_SUBMITREADINGSRESPONSE']._serialized_start=183
+  _globals['_SUBMITREADINGSRESPONSE']._serialized_end=329
+  _globals['_GETCHAININFOREQUEST']._serialized_start=331
+  _globals['_GETCHAININFOREQUEST']._serialized_end=352
+  _globals['_GETCHAININFORESPONSE']._serialized_start=355
+  _globals['_GETCHAININFORESPONSE']._serialized_end=594
+  _globals['_USECASETOKEN']._serialized_start=597
+  _globals['_USECASETOKEN']._serialized_end=991
+  _globals['_CREATEUSECASETOKENREQUEST']._serialized_start=994
+  _globals['_CREATEUSECASETOKENREQUEST']._serialized_end=1203
+  _globals['_CREATEUSECASETOKENRESPONSE']._serialized_start=1205
+  _globals['_CREATEUSECASETOKENRESPONSE']._serialized_end=1294
+  _globals['_GETUSECASETOKENREQUEST']._serialized_start=1296
+  _globals['_GETUSECASETOKENREQUEST']._serialized_end=1334
+  _globals['_GETUSECASETOKENRESPONSE']._serialized_start=1336
+  _globals['_GETUSECASETOKENRESPONSE']._serialized_end=1402
+  _globals['_LISTUSECASETOKENSREQUEST']._serialized_start=1404
+  _globals['_LISTUSECASETOKENSREQUEST']._serialized_end=1470
+  _globals['_LISTUSECASETOKENSRESPONSE']._serialized_start=1472
+  _globals['_LISTUSECASETOKENSRESPONSE']._serialized_end=1541
+  _globals['_FUNDRESERVEREQUEST']._serialized_start=1543
+  _globals['_FUNDRESERVEREQUEST']._serialized_end=1604
+  _globals['_FUNDRESERVERESPONSE']._serialized_start=1606
+  _globals['_FUNDRESERVERESPONSE']._serialized_end=1684
+  _globals['_GETRESERVEREQUEST']._serialized_start=1686
+  _globals['_GETRESERVEREQUEST']._serialized_end=1719
+  _globals['_RESERVE']._serialized_start=1722
+  _globals['_RESERVE']._serialized_end=2000
+  _globals['_GETRESERVERESPONSE']._serialized_start=2002
+  _globals['_GETRESERVERESPONSE']._serialized_end=2060
+  _globals['_PREPAREREDEMPTIONREQUEST']._serialized_start=2062
+  _globals['_PREPAREREDEMPTIONREQUEST']._serialized_end=2145
+  _globals['_PREPAREREDEMPTIONRESPONSE']._serialized_start=2148
+  _globals['_PREPAREREDEMPTIONRESPONSE']._serialized_end=2279
+  _globals['_SUBMITREDEMPTIONREQUEST']._serialized_start=2281
+  _globals['_SUBMITREDEMPTIONREQUEST']._serialized_end=2350
+  _globals['_REDEMPTION']._serialized_start=2353
+  _globals['_REDEMPTION']._serialized_end=2550
+  _globals['_SUBMITREDEMPTIONRESPONSE']._serialized_start=2552
+  _globals['_SUBMITREDEMPTIONRESPONSE']._serialized_end=2622
+  _globals['_GETREDEMPTIONREQUEST']._serialized_start=2624
+  _globals['_GETREDEMPTIONREQUEST']._serialized_end=2669
+  _globals['_GETREDEMPTIONRESPONSE']._serialized_start=2671
+  _globals['_GETREDEMPTIONRESPONSE']._serialized_end=2738
+  _globals['_SETTLEMENTSERVICE']._serialized_start=3716
+  _globals['_SETTLEMENTSERVICE']._serialized_end=4638
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,58 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ReadingVerdict:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReadingVerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReadingVerdict.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    READING_VERDICT_UNSPECIFIED: _ReadingVerdict.ValueType  # 0
+    READING_VERDICT_ACCEPTED: _ReadingVerdict.ValueType  # 1
+    READING_VERDICT_DUPLICATE: _ReadingVerdict.ValueType  # 2
+    """The same (device, seq) with the same bytes was accepted before: safe to resend."""
+    READING_VERDICT_CONFLICT: _ReadingVerdict.ValueType  # 3
+    """The same (device, seq) was accepted before with other bytes."""
+    READING_VERDICT_BAD_SIGNATURE: _ReadingVerdict.ValueType  # 4
+    READING_VERDICT_UNKNOWN_DEVICE: _ReadingVerdict.ValueType  # 5
+    """Not registered, or not the caller's device."""
+    READING_VERDICT_DEVICE_NOT_ACTIVE: _ReadingVerdict.ValueType  # 6
+    READING_VERDICT_SEQ_GAP: _ReadingVerdict.ValueType  # 7
+    """Accepted; readings are missing before it and its energy covers the gap."""
+    READING_VERDICT_OUT_OF_ORDER: _ReadingVerdict.ValueType  # 8
+    READING_VERDICT_COUNTER_DECREASED: _ReadingVerdict.ValueType  # 9
+    READING_VERDICT_BEYOND_CAPABILITY: _ReadingVerdict.ValueType  # 10
+    """More energy than the device's declared capability allows."""
+    READING_VERDICT_OUTSIDE_SKEW: _ReadingVerdict.ValueType  # 11
+    """The interval ends too far in the future or the past."""
+    READING_VERDICT_INVALID_INTERVAL: _ReadingVerdict.ValueType  # 12
+    READING_VERDICT_RESERVED_FLAGS: _ReadingVerdict.ValueType  # 13
+
+class ReadingVerdict(_ReadingVerdict, metaclass=_ReadingVerdictEnumTypeWrapper):
+    """What became of one reading. Sent packed, one byte per reading."""
+
+READING_VERDICT_UNSPECIFIED: ReadingVerdict.ValueType  # 0
+READING_VERDICT_ACCEPTED: ReadingVerdict.ValueType  # 1
+READING_VERDICT_DUPLICATE: ReadingVerdict.ValueType  # 2
+"""The same (device, seq) with the same bytes was accepted before: safe to resend."""
+READING_VERDICT_CONFLICT: ReadingVerdict.ValueType  # 3
+"""The same (device, seq) was accepted before with other bytes."""
+READING_VERDICT_BAD_SIGNATURE: ReadingVerdict.ValueType  # 4
+READING_VERDICT_UNKNOWN_DEVICE: ReadingVerdict.ValueType  # 5
+"""Not registered, or not the caller's device."""
+READING_VERDICT_DEVICE_NOT_ACTIVE: ReadingVerdict.ValueType  # 6
+READING_VERDICT_SEQ_GAP: ReadingVerdict.ValueType  # 7
+"""Accepted; readings are missing before it and its energy covers the gap."""
+READING_VERDICT_OUT_OF_ORDER: ReadingVerdict.ValueType  # 8
+READING_VERDICT_COUNTER_DECREASED: ReadingVerdict.ValueType  # 9
+READING_VERDICT_BEYOND_CAPABILITY: ReadingVerdict.ValueType  # 10
+"""More energy than the device's declared capability allows."""
+READING_VERDICT_OUTSIDE_SKEW: ReadingVerdict.ValueType  # 11
+"""The interval ends too far in the future or the past."""
+READING_VERDICT_INVALID_INTERVAL: ReadingVerdict.ValueType  # 12
+READING_VERDICT_RESERVED_FLAGS: ReadingVerdict.ValueType  # 13
+Global___ReadingVerdict: _TypeAlias = ReadingVerdict  # noqa: Y015
 
 class _TokenUnit:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -92,6 +145,77 @@ REDEMPTION_STATE_FAILED: RedemptionState.ValueType  # 4
 REDEMPTION_STATE_EXPIRED: RedemptionState.ValueType  # 5
 """Its blockhash expired before it landed; prepare a new one."""
 Global___RedemptionState: _TypeAlias = RedemptionState  # noqa: Y015
+
+@_typing.final
+class SubmitReadingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    PAYLOADS_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """Echoed in the response, to match answers to batches."""
+    payloads: _builtins.bytes
+    """n readings in the signed v1 layout, 72 bytes each."""
+    signatures: _builtins.bytes
+    """n ed25519 signatures over "openvpp/reading/v1" || payload, 64 bytes each."""
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        payloads: _builtins.bytes = ...,
+        signatures: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "payloads", b"payloads", "signatures", b"signatures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitReadingsRequest: _TypeAlias = SubmitReadingsRequest  # noqa: Y015
+
+@_typing.final
+class SubmitReadingsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
+    FLAGS_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    verdicts: _builtins.bytes
+    """One ReadingVerdict value per reading, in request order."""
+    flags: _builtins.bytes
+    """Per reading: bit 0 estimated, bit 1 baseline (first reading of a device),
+    bit 2 follows a gap.
+    """
+    accepted: _builtins.int
+    rejected: _builtins.int
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """Set when the batch as a whole was malformed; nothing of it was applied
+        and the stream stays open.
+        """
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        verdicts: _builtins.bytes = ...,
+        flags: _builtins.bytes = ...,
+        accepted: _builtins.int = ...,
+        rejected: _builtins.int = ...,
+        error: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "batch_id", b"batch_id", "error", b"error", "flags", b"flags", "rejected", b"rejected", "verdicts", b"verdicts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitReadingsResponse: _TypeAlias = SubmitReadingsResponse  # noqa: Y015
 
 @_typing.final
 class GetChainInfoRequest(_message.Message):

@@ -82,6 +82,11 @@ class SettlementServiceStub:
                 request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetRedemptionRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetRedemptionResponse.FromString,
                 _registered_method=True)
+        self.SubmitReadings = channel.stream_stream(
+                '/openvpp.v1.SettlementService/SubmitReadings',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -152,6 +157,15 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitReadings(self, request_iterator, context):
+        """Device vendor: batches of device-signed readings in, one verdict per
+        reading back for each batch, in order. A verdict is sent only after
+        what it accepted is durably stored as its original signed bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -199,6 +213,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetRedemption,
                     request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetRedemptionRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetRedemptionResponse.SerializeToString,
+            ),
+            'SubmitReadings': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitReadings,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -447,6 +466,33 @@ class SettlementService:
             '/openvpp.v1.SettlementService/GetRedemption',
             openvpp_dot_v1_dot_settlement__pb2.GetRedemptionRequest.SerializeToString,
             openvpp_dot_v1_dot_settlement__pb2.GetRedemptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitReadings(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/openvpp.v1.SettlementService/SubmitReadings',
+            openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

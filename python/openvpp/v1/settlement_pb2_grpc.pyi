@@ -55,6 +55,11 @@ class SettlementServiceStub:
     """
     SubmitRedemption: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitRedemptionRequest, _settlement_pb2.SubmitRedemptionResponse]
     GetRedemption: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetRedemptionRequest, _settlement_pb2.GetRedemptionResponse]
+    SubmitReadings: _grpc.StreamStreamMultiCallable[_settlement_pb2.SubmitReadingsRequest, _settlement_pb2.SubmitReadingsResponse]
+    """Device vendor: batches of device-signed readings in, one verdict per
+    reading back for each batch, in order. A verdict is sent only after
+    what it accepted is durably stored as its original signed bytes.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -83,6 +88,11 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """
     SubmitRedemption: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitRedemptionRequest, _settlement_pb2.SubmitRedemptionResponse]  # type: ignore[assignment]
     GetRedemption: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetRedemptionRequest, _settlement_pb2.GetRedemptionResponse]  # type: ignore[assignment]
+    SubmitReadings: _aio.StreamStreamMultiCallable[_settlement_pb2.SubmitReadingsRequest, _settlement_pb2.SubmitReadingsResponse]  # type: ignore[assignment]
+    """Device vendor: batches of device-signed readings in, one verdict per
+    reading back for each batch, in order. A verdict is sent only after
+    what it accepted is durably stored as its original signed bytes.
+    """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     """Pays what devices do in tokens on Solana. This part holds the on-chain
@@ -162,5 +172,16 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.GetRedemptionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetRedemptionResponse, _abc.Awaitable[_settlement_pb2.GetRedemptionResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SubmitReadings(
+        self,
+        request_iterator: _MaybeAsyncIterator[_settlement_pb2.SubmitReadingsRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_settlement_pb2.SubmitReadingsResponse], _abc.AsyncIterator[_settlement_pb2.SubmitReadingsResponse]]:
+        """Device vendor: batches of device-signed readings in, one verdict per
+        reading back for each batch, in order. A verdict is sent only after
+        what it accepted is durably stored as its original signed bytes.
+        """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
