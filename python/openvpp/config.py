@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     reading_max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     reading_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=400 * 86_400)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=30)
+    settle_interval_seconds: float = Field(
+        default=2.0, ge=0, description="how often pending readings are credited and credits paid; 0 only on demand"
+    )
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def resolved_database_url(self) -> str:

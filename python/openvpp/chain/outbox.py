@@ -16,7 +16,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,10 @@ from openvpp.store import schema
 from openvpp.store.database import Database
 
 log = logging.getLogger(__name__)
+
+
+# getSignatureStatuses answers at most 256 signatures per call.
+STATUS_PAGE = 256
 
 
 class OutboxState(enum.IntEnum):
@@ -175,6 +179,72 @@ class Outbox:
             except ChainError as exc:
                 log.warning("chain unavailable while sending %s: %s", row.signature, exc)
                 await asyncio.sleep(self.poll_seconds)
+
+    async def drive_many(self, ids: Sequence[int], *, timeout_seconds: float = 120.0) -> list[Outcome]:
+        """Drives many pieces of work together: one send, one status query and
+        one database transaction per round for all of them, which is what lets
+        a settlement of thousands of payouts confirm in a few round trips."""
+        deadline = time.monotonic() + timeout_seconds
+        table = schema.chain_outbox
+        while True:
+            async with self.db.read() as conn:
+                rows = {r.id: r for r in await conn.execute(select(table).where(table.c.id.in_(list(ids))))}
+            live = [rows[i] for i in ids if rows[i].state == OutboxState.IN_FLIGHT]
+            if not live:
+                return [
+                    Outcome(OutboxState(rows[i].state), rows[i].signature or "", rows[i].slot, rows[i].error)
+                    for i in ids
+                ]
+            if time.monotonic() > deadline:
+                raise ChainError(f"{len(live)} transactions still in flight after {timeout_seconds:.0f}s")
+            try:
+                for start in range(0, len(live), STATUS_PAGE):
+                    await self._step_many(live[start : start + STATUS_PAGE])
+            except ChainError as exc:
+                log.warning("chain unavailable while sending %d transactions: %s", len(live), exc)
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _step_many(self, rows: list[Any]) -> None:
+        signatures = [Signature.from_string(r.signature) for r in rows]
+        self._fault("persisted")
+        await self.chain.send([r.raw for r in rows])
+        self._fault("sent")
+        statuses = await self.chain.signature_statuses(signatures)
+        final: list[tuple[Any, OutboxState, SignatureStatus]] = []
+        waiting = False
+        for row, status in zip(rows, statuses, strict=True):
+            if status is None:
+                if await self.chain.block_height() <= row.last_valid_block_height:
+                    waiting = True
+                    continue
+                (again,) = await self.chain.signature_statuses([Signature.from_string(row.signature)])
+                if again is None:
+                    await self._expired(row)
+                continue
+            self._fault("landed")
+            if status.error is not None:
+                final.append((row, OutboxState.FAILED, status))
+            elif status.commitment >= self.commitment:
+                self._fault("confirmed")
+                final.append((row, OutboxState.CONFIRMED, status))
+            else:
+                waiting = True
+        if final:
+            await self._finish_many(final)
+        if waiting:
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _finish_many(self, final: list[tuple[Any, OutboxState, SignatureStatus]]) -> None:
+        async with self.db.write() as conn:
+            for row, state, status in final:
+                outcome = Outcome(state, row.signature, status.slot, status.error or "")
+                changed = await conn.execute(
+                    update(schema.chain_outbox)
+                    .where(schema.chain_outbox.c.id == row.id, schema.chain_outbox.c.state == OutboxState.IN_FLIGHT)
+                    .values(state=state, slot=status.slot, error=outcome.error, updated_at_us=_now_us())
+                )
+                if changed.rowcount:
+                    await self.handlers[row.kind].record(conn, row.ref, outcome)
 
     async def _step(self, row: Any) -> None:
         signature = Signature.from_string(row.signature)

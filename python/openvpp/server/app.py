@@ -196,15 +196,13 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     )
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
         SettlementServicer(
-            settlement.chain,
-            settlement.keyring,
-            settlement.tokens,
-            settlement.redemptions,
+            settlement,
             Ingestor(
                 db,
                 max_batch=settings.max_reading_batch,
                 max_future_skew_s=settings.reading_max_future_skew_seconds,
                 max_age_s=settings.reading_max_age_seconds,
+                notify=settlement.event_log.notify,
             ),
         ),
         server,
@@ -233,7 +231,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         health_port = health_server.add_insecure_port(settings.health_listen)
         await health_server.start()
     await server.start()
-    settlement.start_background(settings.anchor_interval_seconds)
+    settlement.start_background(settings.anchor_interval_seconds, settings.settle_interval_seconds)
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving %s on port %d (%s)", ", ".join(SERVICE_NAMES), port, "plaintext" if settings.insecure else "mTLS")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
 from openvpp.integration import ca
+from openvpp.settlement import events, tracecontext
 from openvpp.store import schema
 from openvpp.store.database import Database
-from openvpp.v1 import common_pb2, registry_pb2
+from openvpp.v1 import common_pb2, registry_pb2, routing_pb2, settlement_pb2
 
 GENESIS = bytes(32)
 _SEQ = struct.Struct("<Q")
@@ -70,8 +72,10 @@ class Ingestor:
         max_future_skew_s: int = 300,
         max_age_s: int = 7 * 86_400,
         clock: Callable[[], float] = time.time,
+        notify: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        self.notify = notify
         self.max_batch = max_batch
         self.max_future_skew_s = max_future_skew_s
         self.max_age_s = max_age_s
@@ -91,7 +95,9 @@ class Ingestor:
             )
         return count
 
-    async def submit(self, caller: ca.Identity, payloads: bytes, signatures: bytes) -> BatchOutcome:
+    async def submit(
+        self, caller: ca.Identity, payloads: bytes, signatures: bytes, batch_ref: str = ""
+    ) -> BatchOutcome:
         self._shape(payloads, signatures)
         keys = {payloads[i : i + 32] for i in range(0, len(payloads), native.READING_LEN)}
         async with self.db.write() as conn:
@@ -106,9 +112,50 @@ class Ingestor:
                 max_future_skew_s=self.max_future_skew_s,
                 max_age_s=self.max_age_s,
             )
-            accepted = await self._store(conn, payloads, signatures, results, heads)
+            accepted = sum(1 for v in results.verdicts if v in ACCEPTING)
+            batch_id = await self._record_batch(conn, caller, batch_ref, results, accepted, states)
+            await self._store(conn, payloads, signatures, results, heads, batch_id)
             await self._save_states(conn, results, heads, states)
+        if self.notify is not None:
+            self.notify()
         return BatchOutcome(results.verdicts, results.flags, accepted)
+
+    async def _record_batch(
+        self,
+        conn: AsyncConnection,
+        caller: ca.Identity,
+        batch_ref: str,
+        results: native.ReadingResults,
+        accepted: int,
+        states: dict[bytes, native.DeviceState],
+    ) -> int:
+        """The batch's row (counts and trace), and its event for every utility
+        with a program these devices are enrolled in."""
+        rejected = len(results.verdicts) - accepted
+        row = await conn.execute(
+            insert(schema.reading_batches).values(
+                batch_ref=batch_ref[:64], vendor_namespace=caller.namespace, accepted=accepted, rejected=rejected,
+                trace_parent=tracecontext.current(), received_at_us=time.time_ns() // 1000,
+            )
+        )  # fmt: skip
+        batch_id = int(row.inserted_primary_key[0])  # type: ignore[index]
+        if not states:
+            return batch_id
+        e = schema.enrollments
+        der_ids = [base58.b58encode(k).decode() for k in states]
+        utilities = {
+            u for (u,) in await conn.execute(
+                select(e.c.utility_namespace).distinct()
+                .where(e.c.der_id.in_(der_ids), e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE)
+            )
+        }  # fmt: skip
+        reasons = Counter(native.ReadingVerdict(v).name for v in results.verdicts if v not in ACCEPTING)
+        message = settlement_pb2.ReadingsBatchEvent(
+            batch_id=batch_ref, vendor_id=caller.namespace, accepted=accepted, rejected=rejected,
+            rejected_by_reason=dict(reasons),
+        )  # fmt: skip
+        await events.append(conn, [(u, settlement_pb2.SettlementEvent(readings=message)) for u in sorted(utilities)])
+        return batch_id
 
     async def _states(
         self, conn: AsyncConnection, caller: ca.Identity, keys: set[bytes]
@@ -175,6 +222,7 @@ class Ingestor:
         signatures: bytes,
         results: native.ReadingResults,
         heads: dict[bytes, tuple[bytes, int, bool]],
+        batch_id: int,
     ) -> int:
         now_us = time.time_ns() // 1000
         rows: list[dict[str, Any]] = []
@@ -195,7 +243,7 @@ class Ingestor:
                     "interval_end": interval_end, "import_wh": results.import_wh[i],
                     "export_wh": results.export_wh[i], "flags": results.flags[i], "missing": results.missing[i],
                     "payload": payload, "signature": signature, "digest": hashlib.sha256(payload).digest(),
-                    "chain_hash": link, "received_at_us": now_us,
+                    "chain_hash": link, "received_at_us": now_us, "batch_id": batch_id,
                 }
             )  # fmt: skip
         if rows:

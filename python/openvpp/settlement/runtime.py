@@ -22,6 +22,14 @@ from openvpp.config import Settings
 from openvpp.registry.anchor import Anchorer
 from openvpp.registry.service import Registry
 from openvpp.settlement import extensions
+from openvpp.settlement.dr import DemandResponse
+from openvpp.settlement.events import EventLog
+from openvpp.settlement.ledger import Ledger
+from openvpp.settlement.oracles import Oracles
+from openvpp.settlement.payouts import Payouts
+from openvpp.settlement.pipeline import Pipeline
+from openvpp.settlement.pricing import Pricer
+from openvpp.settlement.programs import ProgramSettlements
 from openvpp.settlement.redemption import Redemptions
 from openvpp.settlement.stablecoin import Stablecoin, ensure_fee_payer, open_stablecoin
 from openvpp.settlement.tokens import UseCaseTokens
@@ -80,13 +88,22 @@ class Settlement:
     tokens: UseCaseTokens
     redemptions: Redemptions
     anchorer: Anchorer
+    oracles: Oracles
+    programs: ProgramSettlements
+    dr: DemandResponse
+    payouts: Payouts
+    ledger: Ledger
+    event_log: EventLog
+    pipeline: Pipeline
     lock_fd: int | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def start_background(self, anchor_interval_seconds: float) -> None:
+    def start_background(self, anchor_interval_seconds: float, settle_interval_seconds: float = 0) -> None:
         if anchor_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self.anchorer.run(anchor_interval_seconds, self._stop)))
+        if settle_interval_seconds > 0:
+            self._tasks.append(asyncio.create_task(self.pipeline.run(settle_interval_seconds, self._stop)))
 
     async def close(self) -> None:
         self._stop.set()
@@ -111,12 +128,22 @@ async def open_settlement(settings: Settings, db: Database, registry: Registry) 
         await ensure_fee_payer(chain, keyring)
         stablecoin = await open_stablecoin(db, chain, outbox, keyring, settings.stablecoin_mint, extra)
         tokens = UseCaseTokens(db, chain, outbox, keyring, stablecoin, extra)
+        event_log = EventLog(db, settings.outbox_poll_seconds)
         redemptions = Redemptions(db, chain, outbox, keyring, tokens)
         anchorer = Anchorer(db, registry, outbox, keyring)
+        oracles = Oracles(db)
+        programs = ProgramSettlements(db)
+        dr = DemandResponse(db, oracles, programs)
+        payouts = Payouts(db, chain, outbox, keyring, tokens, notify=event_log.notify)
+        ledger = Ledger(db, chain)
+        pipeline = Pipeline(programs, Pricer(db, oracles), dr, payouts, event_log)
         # Finishing one piece of work can enqueue the next (a token's reserve after its mint).
         while finished := await outbox.recover():
             log.info("finished %d on-chain operations left in flight", len(finished))
-        return Settlement(chain, keyring, outbox, stablecoin, tokens, redemptions, anchorer, fd)
+        return Settlement(
+            chain, keyring, outbox, stablecoin, tokens, redemptions, anchorer, oracles, programs, dr, payouts, ledger,
+            event_log, pipeline, fd,
+        )  # fmt: skip
     except BaseException:
         await chain.close()
         if fd is not None:

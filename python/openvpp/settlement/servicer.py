@@ -9,13 +9,15 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from openvpp import errors
-from openvpp.chain.base import Chain
-from openvpp.chain.keyring import Keyring
+from openvpp.integration import ca
 from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
+from openvpp.settlement import dr, ledger, payouts
 from openvpp.settlement.ingest import Ingestor
-from openvpp.settlement.redemption import Redemption, Redemptions
-from openvpp.settlement.tokens import ReserveView, TokenSpec, UseCaseToken, UseCaseTokens
+from openvpp.settlement.programs import ProgramConfig
+from openvpp.settlement.redemption import Redemption
+from openvpp.settlement.runtime import Settlement
+from openvpp.settlement.tokens import ReserveView, TokenSpec, UseCaseToken
 from openvpp.v1 import settlement_pb2 as pb
 from openvpp.v1 import settlement_pb2_grpc
 
@@ -81,13 +83,12 @@ _TO_PROTO_VERDICT = bytes((code + 1) % 256 for code in range(256))
 
 
 class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
-    def __init__(
-        self, chain: Chain, keyring: Keyring, tokens: UseCaseTokens, redemptions: Redemptions, ingestor: Ingestor
-    ) -> None:
-        self.chain = chain
-        self.keyring = keyring
-        self.tokens = tokens
-        self.redemptions = redemptions
+    def __init__(self, settlement: Settlement, ingestor: Ingestor) -> None:
+        self.s = settlement
+        self.chain = settlement.chain
+        self.keyring = settlement.keyring
+        self.tokens = settlement.tokens
+        self.redemptions = settlement.redemptions
         self.ingestor = ingestor
 
     async def SubmitReadings(
@@ -96,7 +97,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         identity = caller()
         async for request in request_iterator:
             try:
-                outcome = await self.ingestor.submit(identity, request.payloads, request.signatures)
+                outcome = await self.ingestor.submit(identity, request.payloads, request.signatures, request.batch_id)
             except errors.OpenVPPError as error:
                 yield pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
                 continue
@@ -175,3 +176,146 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return pb.GetRedemptionResponse(
             redemption=redemption_message(await self.redemptions.get(request.redemption_id))
         )
+
+    # -- oracles --------------------------------------------------------------
+
+    async def PublishTariff(self, request: pb.PublishTariffRequest, context: Context) -> pb.PublishTariffResponse:
+        version = await self.s.oracles.publish_tariff(
+            caller(), request.code, request.time_zone, request.effective_from, request.periods
+        )
+        return pb.PublishTariffResponse(tariff=_tariff(version))
+
+    async def GetTariff(self, request: pb.GetTariffRequest, context: Context) -> pb.GetTariffResponse:
+        return pb.GetTariffResponse(versions=[_tariff(v) for v in await self.s.oracles.tariff(request.tariff_id)])
+
+    async def RegisterPriceFeed(
+        self, request: pb.RegisterPriceFeedRequest, context: Context
+    ) -> pb.RegisterPriceFeedResponse:
+        feed = await self.s.oracles.register_feed(caller(), request.code, request.oracle_key, request.max_age_seconds)
+        return pb.RegisterPriceFeedResponse(feed=feed.message())
+
+    async def PublishPriceFeed(
+        self, request: pb.PublishPriceFeedRequest, context: Context
+    ) -> pb.PublishPriceFeedResponse:
+        feed, accepted = await self.s.oracles.publish_points(request.feed_id, request.points, request.signature)
+        return pb.PublishPriceFeedResponse(feed=feed.message(), accepted=accepted)
+
+    # -- programs -------------------------------------------------------------
+
+    async def ConfigureProgramSettlement(
+        self, request: pb.ConfigureProgramSettlementRequest, context: Context
+    ) -> pb.ConfigureProgramSettlementResponse:
+        config = await self.s.programs.configure(caller(), request)
+        return pb.ConfigureProgramSettlementResponse(settlement=await self._program(config))
+
+    async def GetProgramSettlement(
+        self, request: pb.GetProgramSettlementRequest, context: Context
+    ) -> pb.GetProgramSettlementResponse:
+        config = await self.s.programs.get(request.program_id)
+        return pb.GetProgramSettlementResponse(settlement=await self._program(config))
+
+    async def _program(self, config: ProgramConfig) -> pb.ProgramSettlement:
+        pending, paid = await self.s.ledger.program_totals(config.program_id)
+        return pb.ProgramSettlement(
+            program_id=config.program_id, kind=config.kind, mint=config.mint, tariff_id=config.tariff_id,  # type: ignore[arg-type]
+            price_feed_id=config.price_feed_id,
+            split=[pb.SplitShare(party=s.party, wallet=s.wallet, bps=s.bps) for s in config.split],  # type: ignore[arg-type]
+            version=config.version, hold_reason=config.hold_reason, pending_base_units=pending, paid_base_units=paid,
+        )  # fmt: skip
+
+    async def CreateDrEvent(self, request: pb.CreateDrEventRequest, context: Context) -> pb.CreateDrEventResponse:
+        if not request.HasField("start") or not request.HasField("end"):
+            raise errors.InvalidArgument.field("start" if not request.HasField("start") else "end", "is required")
+        event = await self.s.dr.create(
+            caller(), request.program_id, request.start.seconds, request.end.seconds, request.incentive_micro_per_kwh
+        )
+        return pb.CreateDrEventResponse(event=dr.event_message(event, []))
+
+    async def GetDrEvent(self, request: pb.GetDrEventRequest, context: Context) -> pb.GetDrEventResponse:
+        event, results = await self.s.dr.get(request.event_id)
+        return pb.GetDrEventResponse(
+            event=dr.event_message(event, results), devices=[dr.result_message(r) for r in results]
+        )
+
+    # -- ledger and payouts -----------------------------------------------------
+
+    async def Settle(self, request: pb.SettleRequest, context: Context) -> pb.SettleResponse:
+        result = await self.s.pipeline.settle_now(caller(), request.program_ids)
+        settled = [_settlement(result.settlement)] if result.settlement else []
+        return pb.SettleResponse(settlements=settled, credits_posted=result.credits_posted)
+
+    async def GetSettlement(self, request: pb.GetSettlementRequest, context: Context) -> pb.GetSettlementResponse:
+        return pb.GetSettlementResponse(settlement=_settlement(await self.s.payouts.get(request.settlement_id)))
+
+    async def GetBalance(self, request: pb.GetBalanceRequest, context: Context) -> pb.GetBalanceResponse:
+        balances = await self.s.ledger.balances(request.wallet)
+        return pb.GetBalanceResponse(
+            wallet=request.wallet,
+            balances=[
+                pb.TokenBalance(
+                    mint=b.mint,
+                    credited_base_units=b.credited,
+                    pending_base_units=b.pending,
+                    paid_base_units=b.paid,
+                    redeemed_base_units=b.redeemed,
+                    on_chain_base_units=b.on_chain,
+                )
+                for b in balances
+            ],
+        )
+
+    async def ListPayouts(self, request: pb.ListPayoutsRequest, context: Context) -> pb.ListPayoutsResponse:
+        rows, token = await self.s.payouts.list(
+            request.wallet, request.mint, request.settlement_id, request.page_size, request.page_token
+        )
+        return pb.ListPayoutsResponse(payouts=[payouts.payout_message(r) for r in rows], next_page_token=token)
+
+    async def CheckLedger(self, request: pb.CheckLedgerRequest, context: Context) -> pb.CheckLedgerResponse:
+        return check_message(await self.s.ledger.check())
+
+    async def StreamSettlements(
+        self, request: pb.StreamSettlementsRequest, context: Context
+    ) -> AsyncIterator[pb.StreamSettlementsResponse]:
+        identity = caller()
+        viewer = None if identity.role is ca.Role.OPERATOR else identity.namespace
+        async for page, head in self.s.event_log.follow(
+            viewer, request.after_cursor, until_caught_up=request.until_caught_up
+        ):
+            yield pb.StreamSettlementsResponse(events=page, head=head)
+
+
+def _tariff(version: Any) -> pb.Tariff:
+    message = version.message()
+    message.published_at.CopyFrom(_timestamp(version.published_at_us))
+    return message
+
+
+def _settlement(view: payouts.SettlementView) -> pb.Settlement:
+    return pb.Settlement(
+        settlement_id=view.settlement_id, state=view.state.value, transactions=view.transactions,  # type: ignore[arg-type]
+        payouts=view.payouts, credits=view.credits, amount_base_units=view.amount, signatures=view.signatures,
+        created_at=_timestamp(view.created_at_us), digest=view.digest,
+    )  # fmt: skip
+
+
+def check_message(check: ledger.LedgerCheck) -> pb.CheckLedgerResponse:
+    return pb.CheckLedgerResponse(
+        ok=check.ok,
+        entries=check.entries,
+        unbalanced_entries=check.unbalanced,
+        problems=check.problems,
+        tokens=[
+            pb.TokenCheck(
+                mint=t.mint,
+                credited_base_units=t.credited,
+                paid_base_units=t.paid,
+                pending_base_units=t.pending,
+                redeemed_base_units=t.redeemed,
+                supply_base_units=t.supply,
+                holders=t.holders,
+                holder_mismatches=t.mismatches[:100],
+                ok=t.ok,
+            )
+            for t in check.tokens
+        ],
+    )

@@ -31,6 +31,11 @@ def token_amount(data: bytes) -> int:
     return int.from_bytes(data[_AMOUNT], "little")
 
 
+def mint_supply(data: bytes) -> int:
+    """The supply field of a mint (the same offset in both token programs)."""
+    return int.from_bytes(data[36:44], "little")
+
+
 def token_mint(data: bytes) -> Pubkey:
     return Pubkey(data[:32])
 

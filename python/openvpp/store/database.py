@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -88,3 +88,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """INSERT … ON CONFLICT (keys) DO UPDATE, in the dialect of the connection."""
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    changing = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+    await conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changing), list(rows))

@@ -356,4 +356,222 @@ readings = Table(
     Column("digest", LargeBinary(32), nullable=False),
     Column("chain_hash", LargeBinary(32), nullable=False),
     Column("received_at_us", BigInteger, nullable=False),
+    Column("batch_id", BigInteger, nullable=True),
+)
+
+# -- settlement: oracles, programs, ledger, payouts, events --------------------
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+# One row per SubmitReadings batch: its counts and the W3C traceparent of the
+# span that stored it, so the credits and payouts it leads to join its trace.
+reading_batches = Table(
+    "reading_batches",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("batch_ref", String(64), nullable=False),
+    Column("vendor_namespace", String(253), nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("trace_parent", String(64), nullable=False),
+    Column("received_at_us", BigInteger, nullable=False),
+)
+
+# Versions are rows: a tariff is never edited, a new version takes over.
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("tariff_id", String(320), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("utility_namespace", ForeignKey("partners.namespace"), nullable=False, index=True),
+    Column("time_zone", String(64), nullable=False),
+    Column("effective_from", String(10), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("published_at_us", BigInteger, nullable=False),
+)
+
+price_feeds = Table(
+    "price_feeds",
+    metadata,
+    Column("feed_id", String(320), primary_key=True),
+    Column("utility_namespace", ForeignKey("partners.namespace"), nullable=False, index=True),
+    Column("oracle_key", String(44), nullable=False),
+    Column("max_age_seconds", Integer, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+# Signed publications exactly as received, and the points they carried.
+price_publications = Table(
+    "price_publications",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("feed_id", ForeignKey("price_feeds.feed_id"), nullable=False, index=True),
+    Column("points", LargeBinary, nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+    Column("received_at_us", BigInteger, nullable=False),
+)
+
+price_points = Table(
+    "price_points",
+    metadata,
+    Column("feed_id", String(320), primary_key=True),
+    Column("at", BigInteger, primary_key=True, autoincrement=False),
+    Column("price_micro_per_kwh", BigInteger, nullable=False),
+    Column("carbon_g_per_kwh", BigInteger, nullable=False),
+    Column("publication_id", BigInteger, nullable=False),
+)
+
+program_settlements = Table(
+    "program_settlements",
+    metadata,
+    Column("program_id", ForeignKey("programs.program_id"), primary_key=True),
+    Column("utility_namespace", String(253), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("mint", ForeignKey("use_case_tokens.mint"), nullable=False),
+    Column("tariff_id", String(320), nullable=False),
+    Column("price_feed_id", String(320), nullable=False),
+    Column("split", Text, nullable=False),
+    Column("hold_reason", Text, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# Per (program, device): the next reading to price and the rounding
+# remainder carried (in units of 1 / (86,400 x 1000 x divisor)).
+pricing_cursors = Table(
+    "pricing_cursors",
+    metadata,
+    Column("program_id", String(320), primary_key=True),
+    Column("der_id", String(44), primary_key=True),
+    Column("next_seq", BigInteger, nullable=False),
+    Column("carry", String(40), nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("ref", String(128), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+# Signed amounts; the lines of one entry sum to zero. Accounts:
+# issued:<program>, pending:<wallet>, paid:<wallet>.
+ledger_lines = Table(
+    "ledger_lines",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("entry_id", BigInteger, nullable=False, index=True),
+    Column("account", String(330), nullable=False),
+    Column("mint", String(44), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Index("ix_ledger_lines_mint_account", "mint", "account"),
+)
+
+credits = Table(
+    "credits",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("program_id", String(320), nullable=False, index=True),
+    Column("kind", SmallInteger, nullable=False),
+    Column("der_id", String(44), nullable=False, index=True),
+    Column("party", SmallInteger, nullable=False),
+    Column("wallet", String(44), nullable=False, index=True),
+    Column("mint", String(44), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("seq_first", BigInteger, nullable=False),
+    Column("seq_last", BigInteger, nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+    Column("estimated_wh", BigInteger, nullable=False),
+    Column("dr_event_id", String(36), nullable=False),
+    Column("entry_id", BigInteger, nullable=False),
+    Column("payout_id", BigInteger, nullable=True, index=True),
+    Column("trace_parent", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("settlement_id", String(36), primary_key=True),
+    Column("state", SmallInteger, nullable=False),
+    Column("transactions", Integer, nullable=False),
+    Column("payouts", Integer, nullable=False),
+    Column("credits", Integer, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("trace_parent", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("settlement_id", ForeignKey("settlements.settlement_id"), nullable=False, index=True),
+    Column("tx_index", Integer, nullable=False),
+    Column("wallet", String(44), nullable=False, index=True),
+    Column("mint", String(44), nullable=False),
+    Column("program_id", String(320), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("credits", Integer, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("signature", String(88), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+# Token accounts known to exist, so payouts only create the ones missing.
+token_accounts = Table(
+    "token_accounts",
+    metadata,
+    Column("wallet", String(44), primary_key=True),
+    Column("mint", String(44), primary_key=True),
+)
+
+dr_events = Table(
+    "dr_events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("program_id", ForeignKey("programs.program_id"), nullable=False, index=True),
+    Column("start_s", BigInteger, nullable=False),
+    Column("end_s", BigInteger, nullable=False),
+    Column("incentive", BigInteger, nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+dr_results = Table(
+    "dr_results",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("der_id", String(44), primary_key=True),
+    Column("baseline_wh", BigInteger, nullable=False),
+    Column("actual_wh", BigInteger, nullable=False),
+    Column("performance_wh", BigInteger, nullable=False),
+    Column("adjustment_bps", Integer, nullable=False),
+    Column("baseline_days", Text, nullable=False),
+    Column("intervals", Text, nullable=False),
+    Column("credited", BigInteger, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("computed_at_us", BigInteger, nullable=False),
+)
+
+# Settlement events for utility backends, appended under the head-row lock
+# (as the registry and route logs are) so cursors never skip one.
+settlement_event_head = Table(
+    "settlement_event_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+settlement_events = Table(
+    "settlement_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("utility_namespace", String(253), nullable=False, index=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
 )

@@ -146,6 +146,106 @@ REDEMPTION_STATE_EXPIRED: RedemptionState.ValueType  # 5
 """Its blockhash expired before it landed; prepare a new one."""
 Global___RedemptionState: _TypeAlias = RedemptionState  # noqa: Y015
 
+class _CreditKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CreditKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CreditKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CREDIT_KIND_UNSPECIFIED: _CreditKind.ValueType  # 0
+    CREDIT_KIND_NEM_EXPORT: _CreditKind.ValueType  # 1
+    """Exported kWh x the export rate of its interval (tariff or feed price)."""
+    CREDIT_KIND_DR_PERFORMANCE: _CreditKind.ValueType  # 2
+    """DR performance (baseline - actual, floored at zero) x the incentive."""
+    CREDIT_KIND_KWH_REWARD: _CreditKind.ValueType  # 3
+    """One whole token per exported kWh."""
+    CREDIT_KIND_CO2_REWARD: _CreditKind.ValueType  # 4
+    """One whole token per kg CO2 avoided by exported kWh (feed intensity)."""
+
+class CreditKind(_CreditKind, metaclass=_CreditKindEnumTypeWrapper):
+    """-- programs -------------------------------------------------------------------"""
+
+CREDIT_KIND_UNSPECIFIED: CreditKind.ValueType  # 0
+CREDIT_KIND_NEM_EXPORT: CreditKind.ValueType  # 1
+"""Exported kWh x the export rate of its interval (tariff or feed price)."""
+CREDIT_KIND_DR_PERFORMANCE: CreditKind.ValueType  # 2
+"""DR performance (baseline - actual, floored at zero) x the incentive."""
+CREDIT_KIND_KWH_REWARD: CreditKind.ValueType  # 3
+"""One whole token per exported kWh."""
+CREDIT_KIND_CO2_REWARD: CreditKind.ValueType  # 4
+"""One whole token per kg CO2 avoided by exported kWh (feed intensity)."""
+Global___CreditKind: _TypeAlias = CreditKind  # noqa: Y015
+
+class _Party:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PartyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Party.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PARTY_UNSPECIFIED: _Party.ValueType  # 0
+    PARTY_OWNER: _Party.ValueType  # 1
+    """The device's own address (its der_id)."""
+    PARTY_INSTALLER: _Party.ValueType  # 2
+    PARTY_VENDOR: _Party.ValueType  # 3
+    PARTY_UTILITY: _Party.ValueType  # 4
+
+class Party(_Party, metaclass=_PartyEnumTypeWrapper): ...
+
+PARTY_UNSPECIFIED: Party.ValueType  # 0
+PARTY_OWNER: Party.ValueType  # 1
+"""The device's own address (its der_id)."""
+PARTY_INSTALLER: Party.ValueType  # 2
+PARTY_VENDOR: Party.ValueType  # 3
+PARTY_UTILITY: Party.ValueType  # 4
+Global___Party: _TypeAlias = Party  # noqa: Y015
+
+class _PayoutState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PayoutStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PayoutState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYOUT_STATE_UNSPECIFIED: _PayoutState.ValueType  # 0
+    PAYOUT_STATE_SENT: _PayoutState.ValueType  # 1
+    PAYOUT_STATE_CONFIRMED: _PayoutState.ValueType  # 2
+    PAYOUT_STATE_FAILED: _PayoutState.ValueType  # 3
+    """Its transaction landed with an error: nothing moved; the credits are
+    pending again.
+    """
+
+class PayoutState(_PayoutState, metaclass=_PayoutStateEnumTypeWrapper):
+    """-- ledger and payouts -----------------------------------------------------------"""
+
+PAYOUT_STATE_UNSPECIFIED: PayoutState.ValueType  # 0
+PAYOUT_STATE_SENT: PayoutState.ValueType  # 1
+PAYOUT_STATE_CONFIRMED: PayoutState.ValueType  # 2
+PAYOUT_STATE_FAILED: PayoutState.ValueType  # 3
+"""Its transaction landed with an error: nothing moved; the credits are
+pending again.
+"""
+Global___PayoutState: _TypeAlias = PayoutState  # noqa: Y015
+
+class _SettlementState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SettlementStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SettlementState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SETTLEMENT_STATE_UNSPECIFIED: _SettlementState.ValueType  # 0
+    SETTLEMENT_STATE_SENDING: _SettlementState.ValueType  # 1
+    SETTLEMENT_STATE_COMPLETED: _SettlementState.ValueType  # 2
+    SETTLEMENT_STATE_PARTIAL: _SettlementState.ValueType  # 3
+    """Completed, but some transactions landed with an error."""
+
+class SettlementState(_SettlementState, metaclass=_SettlementStateEnumTypeWrapper): ...
+
+SETTLEMENT_STATE_UNSPECIFIED: SettlementState.ValueType  # 0
+SETTLEMENT_STATE_SENDING: SettlementState.ValueType  # 1
+SETTLEMENT_STATE_COMPLETED: SettlementState.ValueType  # 2
+SETTLEMENT_STATE_PARTIAL: SettlementState.ValueType  # 3
+"""Completed, but some transactions landed with an error."""
+Global___SettlementState: _TypeAlias = SettlementState  # noqa: Y015
+
 @_typing.final
 class SubmitReadingsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -814,3 +914,1357 @@ class GetRedemptionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRedemptionResponse: _TypeAlias = GetRedemptionResponse  # noqa: Y015
+
+@_typing.final
+class TariffPeriod(_message.Message):
+    """-- oracles ------------------------------------------------------------------
+
+    One time-of-use period, in local wall-clock minutes of the day.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DAYS_MASK_FIELD_NUMBER: _builtins.int
+    START_MINUTE_FIELD_NUMBER: _builtins.int
+    END_MINUTE_FIELD_NUMBER: _builtins.int
+    IMPORT_PRICE_MICRO_PER_KWH_FIELD_NUMBER: _builtins.int
+    EXPORT_PRICE_MICRO_PER_KWH_FIELD_NUMBER: _builtins.int
+    INCENTIVE_MICRO_PER_KWH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    days_mask: _builtins.int
+    """Days it applies to: bit 0 Monday … bit 6 Sunday."""
+    start_minute: _builtins.int
+    end_minute: _builtins.int
+    """Exclusive; 1440 is midnight at the end of the day."""
+    import_price_micro_per_kwh: _builtins.int
+    export_price_micro_per_kwh: _builtins.int
+    incentive_micro_per_kwh: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        days_mask: _builtins.int = ...,
+        start_minute: _builtins.int = ...,
+        end_minute: _builtins.int = ...,
+        import_price_micro_per_kwh: _builtins.int = ...,
+        export_price_micro_per_kwh: _builtins.int = ...,
+        incentive_micro_per_kwh: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_mask", b"days_mask", "end_minute", b"end_minute", "export_price_micro_per_kwh", b"export_price_micro_per_kwh", "import_price_micro_per_kwh", b"import_price_micro_per_kwh", "incentive_micro_per_kwh", b"incentive_micro_per_kwh", "name", b"name", "start_minute", b"start_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TariffPeriod: _TypeAlias = TariffPeriod  # noqa: Y015
+
+@_typing.final
+class Tariff(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARIFF_ID_FIELD_NUMBER: _builtins.int
+    UTILITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    tariff_id: _builtins.str
+    """"<utility>/<code>"."""
+    utility_id: _builtins.str
+    code: _builtins.str
+    version: _builtins.int
+    time_zone: _builtins.str
+    """IANA zone, e.g. "America/Los_Angeles"."""
+    effective_from: _builtins.str
+    """Local date (YYYY-MM-DD) from whose midnight this version applies."""
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___TariffPeriod]:
+        """Every minute of every day is covered by exactly one period."""
+
+    @_builtins.property
+    def published_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        tariff_id: _builtins.str = ...,
+        utility_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
+        effective_from: _builtins.str = ...,
+        periods: _abc.Iterable[Global___TariffPeriod] | None = ...,
+        published_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["published_at", b"published_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "effective_from", b"effective_from", "periods", b"periods", "published_at", b"published_at", "tariff_id", b"tariff_id", "time_zone", b"time_zone", "utility_id", b"utility_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tariff: _TypeAlias = Tariff  # noqa: Y015
+
+@_typing.final
+class PublishTariffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
+    PERIODS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    time_zone: _builtins.str
+    effective_from: _builtins.str
+    @_builtins.property
+    def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___TariffPeriod]: ...
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        effective_from: _builtins.str = ...,
+        periods: _abc.Iterable[Global___TariffPeriod] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "effective_from", b"effective_from", "periods", b"periods", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishTariffRequest: _TypeAlias = PublishTariffRequest  # noqa: Y015
+
+@_typing.final
+class PublishTariffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARIFF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tariff(self) -> Global___Tariff: ...
+    def __init__(
+        self,
+        *,
+        tariff: Global___Tariff | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tariff", b"tariff"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tariff", b"tariff"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishTariffResponse: _TypeAlias = PublishTariffResponse  # noqa: Y015
+
+@_typing.final
+class GetTariffRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARIFF_ID_FIELD_NUMBER: _builtins.int
+    tariff_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tariff_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tariff_id", b"tariff_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTariffRequest: _TypeAlias = GetTariffRequest  # noqa: Y015
+
+@_typing.final
+class GetTariffResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tariff]:
+        """Oldest first."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___Tariff] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTariffResponse: _TypeAlias = GetTariffResponse  # noqa: Y015
+
+@_typing.final
+class PriceFeed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    UTILITY_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ORACLE_KEY_FIELD_NUMBER: _builtins.int
+    MAX_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    LATEST_POINT_UNIX_FIELD_NUMBER: _builtins.int
+    feed_id: _builtins.str
+    """"<utility>/<code>"."""
+    utility_id: _builtins.str
+    code: _builtins.str
+    oracle_key: _builtins.str
+    """Base58 ed25519 public key that signs the points."""
+    max_age_seconds: _builtins.int
+    """A point prices at most this long after its time; later energy waits."""
+    latest_point_unix: _builtins.int
+    def __init__(
+        self,
+        *,
+        feed_id: _builtins.str = ...,
+        utility_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        oracle_key: _builtins.str = ...,
+        max_age_seconds: _builtins.int = ...,
+        latest_point_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "feed_id", b"feed_id", "latest_point_unix", b"latest_point_unix", "max_age_seconds", b"max_age_seconds", "oracle_key", b"oracle_key", "utility_id", b"utility_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PriceFeed: _TypeAlias = PriceFeed  # noqa: Y015
+
+@_typing.final
+class RegisterPriceFeedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    ORACLE_KEY_FIELD_NUMBER: _builtins.int
+    MAX_AGE_SECONDS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    oracle_key: _builtins.str
+    max_age_seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        oracle_key: _builtins.str = ...,
+        max_age_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "max_age_seconds", b"max_age_seconds", "oracle_key", b"oracle_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPriceFeedRequest: _TypeAlias = RegisterPriceFeedRequest  # noqa: Y015
+
+@_typing.final
+class RegisterPriceFeedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def feed(self) -> Global___PriceFeed: ...
+    def __init__(
+        self,
+        *,
+        feed: Global___PriceFeed | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["feed", b"feed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed", b"feed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPriceFeedResponse: _TypeAlias = RegisterPriceFeedResponse  # noqa: Y015
+
+@_typing.final
+class PublishPriceFeedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEED_ID_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    feed_id: _builtins.str
+    points: _builtins.bytes
+    """n x 24 bytes, little-endian: at i64 unix seconds, price u64 micro-units
+    per kWh, carbon intensity u64 g CO2 per kWh; strictly increasing times.
+    """
+    signature: _builtins.bytes
+    """ed25519 by the oracle key over "openvpp/price-feed/v1" || feed_id ||
+    0x00 || points.
+    """
+    def __init__(
+        self,
+        *,
+        feed_id: _builtins.str = ...,
+        points: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_id", b"feed_id", "points", b"points", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishPriceFeedRequest: _TypeAlias = PublishPriceFeedRequest  # noqa: Y015
+
+@_typing.final
+class PublishPriceFeedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEED_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    accepted: _builtins.int
+    @_builtins.property
+    def feed(self) -> Global___PriceFeed: ...
+    def __init__(
+        self,
+        *,
+        feed: Global___PriceFeed | None = ...,
+        accepted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["feed", b"feed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "feed", b"feed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishPriceFeedResponse: _TypeAlias = PublishPriceFeedResponse  # noqa: Y015
+
+@_typing.final
+class SplitShare(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTY_FIELD_NUMBER: _builtins.int
+    WALLET_FIELD_NUMBER: _builtins.int
+    BPS_FIELD_NUMBER: _builtins.int
+    party: Global___Party.ValueType
+    wallet: _builtins.str
+    """Empty for the owner; a base58 wallet otherwise."""
+    bps: _builtins.int
+    def __init__(
+        self,
+        *,
+        party: Global___Party.ValueType = ...,
+        wallet: _builtins.str = ...,
+        bps: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bps", b"bps", "party", b"party", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SplitShare: _TypeAlias = SplitShare  # noqa: Y015
+
+@_typing.final
+class ProgramSettlement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    TARIFF_ID_FIELD_NUMBER: _builtins.int
+    PRICE_FEED_ID_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    HOLD_REASON_FIELD_NUMBER: _builtins.int
+    PENDING_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    kind: Global___CreditKind.ValueType
+    mint: _builtins.str
+    tariff_id: _builtins.str
+    price_feed_id: _builtins.str
+    version: _builtins.int
+    hold_reason: _builtins.str
+    """Why payouts are held (e.g. RESERVE_SHORT), empty when they flow."""
+    pending_base_units: _builtins.int
+    paid_base_units: _builtins.int
+    @_builtins.property
+    def split(self) -> _containers.RepeatedCompositeFieldContainer[Global___SplitShare]:
+        """Basis points summing to 10,000; empty pays the owner everything."""
+
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        kind: Global___CreditKind.ValueType = ...,
+        mint: _builtins.str = ...,
+        tariff_id: _builtins.str = ...,
+        price_feed_id: _builtins.str = ...,
+        split: _abc.Iterable[Global___SplitShare] | None = ...,
+        version: _builtins.int = ...,
+        hold_reason: _builtins.str = ...,
+        pending_base_units: _builtins.int = ...,
+        paid_base_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_reason", b"hold_reason", "kind", b"kind", "mint", b"mint", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "price_feed_id", b"price_feed_id", "program_id", b"program_id", "split", b"split", "tariff_id", b"tariff_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgramSettlement: _TypeAlias = ProgramSettlement  # noqa: Y015
+
+@_typing.final
+class ConfigureProgramSettlementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    TARIFF_ID_FIELD_NUMBER: _builtins.int
+    PRICE_FEED_ID_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    kind: Global___CreditKind.ValueType
+    mint: _builtins.str
+    tariff_id: _builtins.str
+    price_feed_id: _builtins.str
+    @_builtins.property
+    def split(self) -> _containers.RepeatedCompositeFieldContainer[Global___SplitShare]: ...
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        kind: Global___CreditKind.ValueType = ...,
+        mint: _builtins.str = ...,
+        tariff_id: _builtins.str = ...,
+        price_feed_id: _builtins.str = ...,
+        split: _abc.Iterable[Global___SplitShare] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "mint", b"mint", "price_feed_id", b"price_feed_id", "program_id", b"program_id", "split", b"split", "tariff_id", b"tariff_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureProgramSettlementRequest: _TypeAlias = ConfigureProgramSettlementRequest  # noqa: Y015
+
+@_typing.final
+class ConfigureProgramSettlementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement(self) -> Global___ProgramSettlement: ...
+    def __init__(
+        self,
+        *,
+        settlement: Global___ProgramSettlement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfigureProgramSettlementResponse: _TypeAlias = ConfigureProgramSettlementResponse  # noqa: Y015
+
+@_typing.final
+class GetProgramSettlementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProgramSettlementRequest: _TypeAlias = GetProgramSettlementRequest  # noqa: Y015
+
+@_typing.final
+class GetProgramSettlementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement(self) -> Global___ProgramSettlement: ...
+    def __init__(
+        self,
+        *,
+        settlement: Global___ProgramSettlement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProgramSettlementResponse: _TypeAlias = GetProgramSettlementResponse  # noqa: Y015
+
+@_typing.final
+class DrEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    INCENTIVE_MICRO_PER_KWH_FIELD_NUMBER: _builtins.int
+    BASELINE_METHOD_FIELD_NUMBER: _builtins.int
+    DEVICES_SETTLED_FIELD_NUMBER: _builtins.int
+    PERFORMANCE_WH_FIELD_NUMBER: _builtins.int
+    CREDITED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    program_id: _builtins.str
+    incentive_micro_per_kwh: _builtins.int
+    """Zero: the tariff's incentive of each interval."""
+    baseline_method: _builtins.str
+    devices_settled: _builtins.int
+    performance_wh: _builtins.int
+    credited_base_units: _builtins.int
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        program_id: _builtins.str = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+        incentive_micro_per_kwh: _builtins.int = ...,
+        baseline_method: _builtins.str = ...,
+        devices_settled: _builtins.int = ...,
+        performance_wh: _builtins.int = ...,
+        credited_base_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_method", b"baseline_method", "credited_base_units", b"credited_base_units", "devices_settled", b"devices_settled", "end", b"end", "event_id", b"event_id", "incentive_micro_per_kwh", b"incentive_micro_per_kwh", "performance_wh", b"performance_wh", "program_id", b"program_id", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrEvent: _TypeAlias = DrEvent  # noqa: Y015
+
+@_typing.final
+class DrDeviceResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DER_ID_FIELD_NUMBER: _builtins.int
+    BASELINE_WH_FIELD_NUMBER: _builtins.int
+    ACTUAL_WH_FIELD_NUMBER: _builtins.int
+    PERFORMANCE_WH_FIELD_NUMBER: _builtins.int
+    ADJUSTMENT_BPS_FIELD_NUMBER: _builtins.int
+    BASELINE_DAYS_FIELD_NUMBER: _builtins.int
+    CREDITED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    BASELINE_INTERVALS_WH_FIELD_NUMBER: _builtins.int
+    ACTUAL_INTERVALS_WH_FIELD_NUMBER: _builtins.int
+    der_id: _builtins.str
+    baseline_wh: _builtins.int
+    """Net import (import - export) over the event, in Wh."""
+    actual_wh: _builtins.int
+    performance_wh: _builtins.int
+    adjustment_bps: _builtins.int
+    """Day-of adjustment factor in basis points (8,000 to 12,000)."""
+    credited_base_units: _builtins.int
+    note: _builtins.str
+    """Set when no performance could be computed (too little history)."""
+    @_builtins.property
+    def baseline_days(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The local dates the baseline averaged."""
+
+    @_builtins.property
+    def baseline_intervals_wh(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Baseline and actual per interval of the event, in Wh."""
+
+    @_builtins.property
+    def actual_intervals_wh(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        der_id: _builtins.str = ...,
+        baseline_wh: _builtins.int = ...,
+        actual_wh: _builtins.int = ...,
+        performance_wh: _builtins.int = ...,
+        adjustment_bps: _builtins.int = ...,
+        baseline_days: _abc.Iterable[_builtins.str] | None = ...,
+        credited_base_units: _builtins.int = ...,
+        note: _builtins.str = ...,
+        baseline_intervals_wh: _abc.Iterable[_builtins.int] | None = ...,
+        actual_intervals_wh: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_intervals_wh", b"actual_intervals_wh", "actual_wh", b"actual_wh", "adjustment_bps", b"adjustment_bps", "baseline_days", b"baseline_days", "baseline_intervals_wh", b"baseline_intervals_wh", "baseline_wh", b"baseline_wh", "credited_base_units", b"credited_base_units", "der_id", b"der_id", "note", b"note", "performance_wh", b"performance_wh"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrDeviceResult: _TypeAlias = DrDeviceResult  # noqa: Y015
+
+@_typing.final
+class CreateDrEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    INCENTIVE_MICRO_PER_KWH_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    incentive_micro_per_kwh: _builtins.int
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+        incentive_micro_per_kwh: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "incentive_micro_per_kwh", b"incentive_micro_per_kwh", "program_id", b"program_id", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateDrEventRequest: _TypeAlias = CreateDrEventRequest  # noqa: Y015
+
+@_typing.final
+class CreateDrEventResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___DrEvent: ...
+    def __init__(
+        self,
+        *,
+        event: Global___DrEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateDrEventResponse: _TypeAlias = CreateDrEventResponse  # noqa: Y015
+
+@_typing.final
+class GetDrEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDrEventRequest: _TypeAlias = GetDrEventRequest  # noqa: Y015
+
+@_typing.final
+class GetDrEventResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> Global___DrEvent: ...
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DrDeviceResult]: ...
+    def __init__(
+        self,
+        *,
+        event: Global___DrEvent | None = ...,
+        devices: _abc.Iterable[Global___DrDeviceResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices", b"devices", "event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDrEventResponse: _TypeAlias = GetDrEventResponse  # noqa: Y015
+
+@_typing.final
+class Payout(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    WALLET_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    payout_id: _builtins.int
+    settlement_id: _builtins.str
+    wallet: _builtins.str
+    mint: _builtins.str
+    amount_base_units: _builtins.int
+    state: Global___PayoutState.ValueType
+    signature: _builtins.str
+    credits: _builtins.int
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        payout_id: _builtins.int = ...,
+        settlement_id: _builtins.str = ...,
+        wallet: _builtins.str = ...,
+        mint: _builtins.str = ...,
+        amount_base_units: _builtins.int = ...,
+        state: Global___PayoutState.ValueType = ...,
+        signature: _builtins.str = ...,
+        credits: _builtins.int = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "created_at", b"created_at", "credits", b"credits", "mint", b"mint", "payout_id", b"payout_id", "settlement_id", b"settlement_id", "signature", b"signature", "state", b"state", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Payout: _TypeAlias = Payout  # noqa: Y015
+
+@_typing.final
+class Credit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDIT_ID_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DER_ID_FIELD_NUMBER: _builtins.int
+    PARTY_FIELD_NUMBER: _builtins.int
+    WALLET_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    SEQ_FIRST_FIELD_NUMBER: _builtins.int
+    SEQ_LAST_FIELD_NUMBER: _builtins.int
+    ENERGY_WH_FIELD_NUMBER: _builtins.int
+    ESTIMATED_WH_FIELD_NUMBER: _builtins.int
+    DR_EVENT_ID_FIELD_NUMBER: _builtins.int
+    credit_id: _builtins.int
+    program_id: _builtins.str
+    kind: Global___CreditKind.ValueType
+    der_id: _builtins.str
+    party: Global___Party.ValueType
+    wallet: _builtins.str
+    mint: _builtins.str
+    amount_base_units: _builtins.int
+    seq_first: _builtins.int
+    """The readings it came from: (der_id, seq_first..seq_last)."""
+    seq_last: _builtins.int
+    energy_wh: _builtins.int
+    estimated_wh: _builtins.int
+    """Of energy_wh, how much was split over missing intervals."""
+    dr_event_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        credit_id: _builtins.int = ...,
+        program_id: _builtins.str = ...,
+        kind: Global___CreditKind.ValueType = ...,
+        der_id: _builtins.str = ...,
+        party: Global___Party.ValueType = ...,
+        wallet: _builtins.str = ...,
+        mint: _builtins.str = ...,
+        amount_base_units: _builtins.int = ...,
+        seq_first: _builtins.int = ...,
+        seq_last: _builtins.int = ...,
+        energy_wh: _builtins.int = ...,
+        estimated_wh: _builtins.int = ...,
+        dr_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "credit_id", b"credit_id", "der_id", b"der_id", "dr_event_id", b"dr_event_id", "energy_wh", b"energy_wh", "estimated_wh", b"estimated_wh", "kind", b"kind", "mint", b"mint", "party", b"party", "program_id", b"program_id", "seq_first", b"seq_first", "seq_last", b"seq_last", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Credit: _TypeAlias = Credit  # noqa: Y015
+
+@_typing.final
+class Settlement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TRANSACTIONS_FIELD_NUMBER: _builtins.int
+    PAYOUTS_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    state: Global___SettlementState.ValueType
+    transactions: _builtins.int
+    payouts: _builtins.int
+    credits: _builtins.int
+    amount_base_units: _builtins.int
+    digest: _builtins.bytes
+    """SHA-256 over the netted transfers, independent of packing."""
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+        state: Global___SettlementState.ValueType = ...,
+        transactions: _builtins.int = ...,
+        payouts: _builtins.int = ...,
+        credits: _builtins.int = ...,
+        amount_base_units: _builtins.int = ...,
+        signatures: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        digest: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "created_at", b"created_at", "credits", b"credits", "digest", b"digest", "payouts", b"payouts", "settlement_id", b"settlement_id", "signatures", b"signatures", "state", b"state", "transactions", b"transactions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Settlement: _TypeAlias = Settlement  # noqa: Y015
+
+@_typing.final
+class ProgramHold(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    PENDING_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    MINTABLE_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    mint: _builtins.str
+    reason: _builtins.str
+    pending_base_units: _builtins.int
+    mintable_base_units: _builtins.int
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        mint: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        pending_base_units: _builtins.int = ...,
+        mintable_base_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mint", b"mint", "mintable_base_units", b"mintable_base_units", "pending_base_units", b"pending_base_units", "program_id", b"program_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgramHold: _TypeAlias = ProgramHold  # noqa: Y015
+
+@_typing.final
+class SettleRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def program_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Empty: every program of the caller."""
+
+    def __init__(
+        self,
+        *,
+        program_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["program_ids", b"program_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleRequest: _TypeAlias = SettleRequest  # noqa: Y015
+
+@_typing.final
+class SettleResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENTS_FIELD_NUMBER: _builtins.int
+    CREDITS_POSTED_FIELD_NUMBER: _builtins.int
+    credits_posted: _builtins.int
+    @_builtins.property
+    def settlements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Settlement]:
+        """Empty when nothing was pending."""
+
+    def __init__(
+        self,
+        *,
+        settlements: _abc.Iterable[Global___Settlement] | None = ...,
+        credits_posted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits_posted", b"credits_posted", "settlements", b"settlements"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettleResponse: _TypeAlias = SettleResponse  # noqa: Y015
+
+@_typing.final
+class GetSettlementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    settlement_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        settlement_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement_id", b"settlement_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementRequest: _TypeAlias = GetSettlementRequest  # noqa: Y015
+
+@_typing.final
+class GetSettlementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement(self) -> Global___Settlement: ...
+    def __init__(
+        self,
+        *,
+        settlement: Global___Settlement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementResponse: _TypeAlias = GetSettlementResponse  # noqa: Y015
+
+@_typing.final
+class TokenBalance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINT_FIELD_NUMBER: _builtins.int
+    CREDITED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PENDING_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    REDEEMED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    ON_CHAIN_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    mint: _builtins.str
+    credited_base_units: _builtins.int
+    pending_base_units: _builtins.int
+    paid_base_units: _builtins.int
+    redeemed_base_units: _builtins.int
+    on_chain_base_units: _builtins.int
+    def __init__(
+        self,
+        *,
+        mint: _builtins.str = ...,
+        credited_base_units: _builtins.int = ...,
+        pending_base_units: _builtins.int = ...,
+        paid_base_units: _builtins.int = ...,
+        redeemed_base_units: _builtins.int = ...,
+        on_chain_base_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credited_base_units", b"credited_base_units", "mint", b"mint", "on_chain_base_units", b"on_chain_base_units", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "redeemed_base_units", b"redeemed_base_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenBalance: _TypeAlias = TokenBalance  # noqa: Y015
+
+@_typing.final
+class GetBalanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_FIELD_NUMBER: _builtins.int
+    wallet: _builtins.str
+    def __init__(
+        self,
+        *,
+        wallet: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBalanceRequest: _TypeAlias = GetBalanceRequest  # noqa: Y015
+
+@_typing.final
+class GetBalanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    wallet: _builtins.str
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenBalance]: ...
+    def __init__(
+        self,
+        *,
+        wallet: _builtins.str = ...,
+        balances: _abc.Iterable[Global___TokenBalance] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balances", b"balances", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBalanceResponse: _TypeAlias = GetBalanceResponse  # noqa: Y015
+
+@_typing.final
+class ListPayoutsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    wallet: _builtins.str
+    mint: _builtins.str
+    settlement_id: _builtins.str
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        wallet: _builtins.str = ...,
+        mint: _builtins.str = ...,
+        settlement_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mint", b"mint", "page_size", b"page_size", "page_token", b"page_token", "settlement_id", b"settlement_id", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPayoutsRequest: _TypeAlias = ListPayoutsRequest  # noqa: Y015
+
+@_typing.final
+class ListPayoutsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYOUTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def payouts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Payout]: ...
+    def __init__(
+        self,
+        *,
+        payouts: _abc.Iterable[Global___Payout] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "payouts", b"payouts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPayoutsResponse: _TypeAlias = ListPayoutsResponse  # noqa: Y015
+
+@_typing.final
+class CheckLedgerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckLedgerRequest: _TypeAlias = CheckLedgerRequest  # noqa: Y015
+
+@_typing.final
+class TokenCheck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MINT_FIELD_NUMBER: _builtins.int
+    CREDITED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PENDING_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    REDEEMED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    SUPPLY_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    HOLDERS_FIELD_NUMBER: _builtins.int
+    HOLDER_MISMATCHES_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    mint: _builtins.str
+    credited_base_units: _builtins.int
+    paid_base_units: _builtins.int
+    pending_base_units: _builtins.int
+    redeemed_base_units: _builtins.int
+    supply_base_units: _builtins.int
+    holders: _builtins.int
+    ok: _builtins.bool
+    @_builtins.property
+    def holder_mismatches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Holders whose on-chain balance differs from paid - redeemed."""
+
+    def __init__(
+        self,
+        *,
+        mint: _builtins.str = ...,
+        credited_base_units: _builtins.int = ...,
+        paid_base_units: _builtins.int = ...,
+        pending_base_units: _builtins.int = ...,
+        redeemed_base_units: _builtins.int = ...,
+        supply_base_units: _builtins.int = ...,
+        holders: _builtins.int = ...,
+        holder_mismatches: _abc.Iterable[_builtins.str] | None = ...,
+        ok: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credited_base_units", b"credited_base_units", "holder_mismatches", b"holder_mismatches", "holders", b"holders", "mint", b"mint", "ok", b"ok", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "redeemed_base_units", b"redeemed_base_units", "supply_base_units", b"supply_base_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenCheck: _TypeAlias = TokenCheck  # noqa: Y015
+
+@_typing.final
+class CheckLedgerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OK_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    UNBALANCED_ENTRIES_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    ok: _builtins.bool
+    entries: _builtins.int
+    @_builtins.property
+    def unbalanced_entries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Journal entries whose lines do not sum to zero."""
+
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenCheck]: ...
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        ok: _builtins.bool = ...,
+        entries: _builtins.int = ...,
+        unbalanced_entries: _abc.Iterable[_builtins.int] | None = ...,
+        tokens: _abc.Iterable[Global___TokenCheck] | None = ...,
+        problems: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "ok", b"ok", "problems", b"problems", "tokens", b"tokens", "unbalanced_entries", b"unbalanced_entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckLedgerResponse: _TypeAlias = CheckLedgerResponse  # noqa: Y015
+
+@_typing.final
+class ReadingsBatchEvent(_message.Message):
+    """-- streaming to utility backends -----------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class RejectedByReasonEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    VENDOR_ID_FIELD_NUMBER: _builtins.int
+    ACCEPTED_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    REJECTED_BY_REASON_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    vendor_id: _builtins.str
+    accepted: _builtins.int
+    rejected: _builtins.int
+    @_builtins.property
+    def rejected_by_reason(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Count per rejection reason, keyed by ReadingVerdict name."""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        vendor_id: _builtins.str = ...,
+        accepted: _builtins.int = ...,
+        rejected: _builtins.int = ...,
+        rejected_by_reason: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "batch_id", b"batch_id", "rejected", b"rejected", "rejected_by_reason", b"rejected_by_reason", "vendor_id", b"vendor_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadingsBatchEvent: _TypeAlias = ReadingsBatchEvent  # noqa: Y015
+
+@_typing.final
+class RedemptionEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDEMPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def redemption(self) -> Global___Redemption: ...
+    def __init__(
+        self,
+        *,
+        redemption: Global___Redemption | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["redemption", b"redemption"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedemptionEvent: _TypeAlias = RedemptionEvent  # noqa: Y015
+
+@_typing.final
+class SettlementEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    READINGS_FIELD_NUMBER: _builtins.int
+    CREDIT_FIELD_NUMBER: _builtins.int
+    PAYOUT_SENT_FIELD_NUMBER: _builtins.int
+    PAYOUT_CONFIRMED_FIELD_NUMBER: _builtins.int
+    PAYOUT_FAILED_FIELD_NUMBER: _builtins.int
+    REDEMPTION_FIELD_NUMBER: _builtins.int
+    HELD_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """Strictly increasing, gapless: resume from the last one received."""
+    program_id: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def readings(self) -> Global___ReadingsBatchEvent: ...
+    @_builtins.property
+    def credit(self) -> Global___Credit: ...
+    @_builtins.property
+    def payout_sent(self) -> Global___Payout: ...
+    @_builtins.property
+    def payout_confirmed(self) -> Global___Payout: ...
+    @_builtins.property
+    def payout_failed(self) -> Global___Payout: ...
+    @_builtins.property
+    def redemption(self) -> Global___RedemptionEvent: ...
+    @_builtins.property
+    def held(self) -> Global___ProgramHold: ...
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        program_id: _builtins.str = ...,
+        readings: Global___ReadingsBatchEvent | None = ...,
+        credit: Global___Credit | None = ...,
+        payout_sent: Global___Payout | None = ...,
+        payout_confirmed: Global___Payout | None = ...,
+        payout_failed: Global___Payout | None = ...,
+        redemption: Global___RedemptionEvent | None = ...,
+        held: Global___ProgramHold | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "credit", b"credit", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "credit", b"credit", "cursor", b"cursor", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "program_id", b"program_id", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["readings", "credit", "payout_sent", "payout_confirmed", "payout_failed", "redemption", "held"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___SettlementEvent: _TypeAlias = SettlementEvent  # noqa: Y015
+
+@_typing.final
+class StreamSettlementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    UNTIL_CAUGHT_UP_FIELD_NUMBER: _builtins.int
+    after_cursor: _builtins.int
+    """Last cursor received; 0 from the beginning."""
+    until_caught_up: _builtins.bool
+    """Stop once caught up instead of following live."""
+    def __init__(
+        self,
+        *,
+        after_cursor: _builtins.int = ...,
+        until_caught_up: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "until_caught_up", b"until_caught_up"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamSettlementsRequest: _TypeAlias = StreamSettlementsRequest  # noqa: Y015
+
+@_typing.final
+class StreamSettlementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
+    head: _builtins.int
+    """Cursor of the newest event at the time of sending."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___SettlementEvent] | None = ...,
+        head: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "head", b"head"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamSettlementsResponse: _TypeAlias = StreamSettlementsResponse  # noqa: Y015

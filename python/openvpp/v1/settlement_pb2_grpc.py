@@ -87,6 +87,76 @@ class SettlementServiceStub:
                 request_serializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsResponse.FromString,
                 _registered_method=True)
+        self.PublishTariff = channel.unary_unary(
+                '/openvpp.v1.SettlementService/PublishTariff',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.PublishTariffRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.PublishTariffResponse.FromString,
+                _registered_method=True)
+        self.GetTariff = channel.unary_unary(
+                '/openvpp.v1.SettlementService/GetTariff',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetTariffRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetTariffResponse.FromString,
+                _registered_method=True)
+        self.RegisterPriceFeed = channel.unary_unary(
+                '/openvpp.v1.SettlementService/RegisterPriceFeed',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.RegisterPriceFeedRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.RegisterPriceFeedResponse.FromString,
+                _registered_method=True)
+        self.PublishPriceFeed = channel.unary_unary(
+                '/openvpp.v1.SettlementService/PublishPriceFeed',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.PublishPriceFeedRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.PublishPriceFeedResponse.FromString,
+                _registered_method=True)
+        self.ConfigureProgramSettlement = channel.unary_unary(
+                '/openvpp.v1.SettlementService/ConfigureProgramSettlement',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.ConfigureProgramSettlementRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.ConfigureProgramSettlementResponse.FromString,
+                _registered_method=True)
+        self.GetProgramSettlement = channel.unary_unary(
+                '/openvpp.v1.SettlementService/GetProgramSettlement',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetProgramSettlementRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetProgramSettlementResponse.FromString,
+                _registered_method=True)
+        self.CreateDrEvent = channel.unary_unary(
+                '/openvpp.v1.SettlementService/CreateDrEvent',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.CreateDrEventRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.CreateDrEventResponse.FromString,
+                _registered_method=True)
+        self.GetDrEvent = channel.unary_unary(
+                '/openvpp.v1.SettlementService/GetDrEvent',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetDrEventRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetDrEventResponse.FromString,
+                _registered_method=True)
+        self.Settle = channel.unary_unary(
+                '/openvpp.v1.SettlementService/Settle',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.SettleRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.SettleResponse.FromString,
+                _registered_method=True)
+        self.GetSettlement = channel.unary_unary(
+                '/openvpp.v1.SettlementService/GetSettlement',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetSettlementRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetSettlementResponse.FromString,
+                _registered_method=True)
+        self.GetBalance = channel.unary_unary(
+                '/openvpp.v1.SettlementService/GetBalance',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetBalanceRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetBalanceResponse.FromString,
+                _registered_method=True)
+        self.ListPayouts = channel.unary_unary(
+                '/openvpp.v1.SettlementService/ListPayouts',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.ListPayoutsRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.ListPayoutsResponse.FromString,
+                _registered_method=True)
+        self.CheckLedger = channel.unary_unary(
+                '/openvpp.v1.SettlementService/CheckLedger',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerResponse.FromString,
+                _registered_method=True)
+        self.StreamSettlements = channel.unary_stream(
+                '/openvpp.v1.SettlementService/StreamSettlements',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.StreamSettlementsRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.StreamSettlementsResponse.FromString,
+                _registered_method=True)
 
 
 class SettlementServiceServicer:
@@ -166,6 +236,109 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishTariff(self, request, context):
+        """Utility: a new version of a time-of-use tariff (import and export
+        prices, DR incentives) in its local time zone from an effective date.
+        Versions are never edited; a later version takes over from its date.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTariff(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPriceFeed(self, request, context):
+        """Utility: a real-time price and carbon-intensity feed and the oracle key
+        that signs its points.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishPriceFeed(self, request, context):
+        """Anyone holding the oracle key: signed points for a registered feed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfigureProgramSettlement(self, request, context):
+        """Utility: how one of its programs credits and pays (what it pays for,
+        in which token, at which rates, split between which parties).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProgramSettlement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateDrEvent(self, request, context):
+        """Utility: a demand-response event; after it ends each enrolled device's
+        performance against its baseline is credited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDrEvent(self, request, context):
+        """The event and each device's baseline, actual load and performance.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Settle(self, request, context):
+        """Utility or operator: credits what is priced, then pays every pending
+        credit of its programs now; FAILED_PRECONDITION when a reserve is short.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettlement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBalance(self, request, context):
+        """A wallet's credited, pending, paid and on-chain amounts per token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPayouts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckLedger(self, request, context):
+        """Proves credited = paid + pending per token to the base unit, every
+        journal entry balanced, and chain supply and balances equal to what
+        the ledger says was paid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamSettlements(self, request, context):
+        """Utility: every settlement event of its programs from a cursor, then
+        live. Resume with the last cursor received: no gap, no duplicate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SettlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +391,76 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.SubmitReadings,
                     request_deserializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsResponse.SerializeToString,
+            ),
+            'PublishTariff': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishTariff,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.PublishTariffRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.PublishTariffResponse.SerializeToString,
+            ),
+            'GetTariff': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTariff,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetTariffRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetTariffResponse.SerializeToString,
+            ),
+            'RegisterPriceFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPriceFeed,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.RegisterPriceFeedRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.RegisterPriceFeedResponse.SerializeToString,
+            ),
+            'PublishPriceFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishPriceFeed,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.PublishPriceFeedRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.PublishPriceFeedResponse.SerializeToString,
+            ),
+            'ConfigureProgramSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureProgramSettlement,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.ConfigureProgramSettlementRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.ConfigureProgramSettlementResponse.SerializeToString,
+            ),
+            'GetProgramSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProgramSettlement,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetProgramSettlementRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetProgramSettlementResponse.SerializeToString,
+            ),
+            'CreateDrEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateDrEvent,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.CreateDrEventRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.CreateDrEventResponse.SerializeToString,
+            ),
+            'GetDrEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDrEvent,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetDrEventRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetDrEventResponse.SerializeToString,
+            ),
+            'Settle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Settle,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.SettleRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.SettleResponse.SerializeToString,
+            ),
+            'GetSettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlement,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetSettlementRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetSettlementResponse.SerializeToString,
+            ),
+            'GetBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBalance,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetBalanceRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetBalanceResponse.SerializeToString,
+            ),
+            'ListPayouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPayouts,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.ListPayoutsRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.ListPayoutsResponse.SerializeToString,
+            ),
+            'CheckLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckLedger,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerResponse.SerializeToString,
+            ),
+            'StreamSettlements': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamSettlements,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.StreamSettlementsRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.StreamSettlementsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -493,6 +736,384 @@ class SettlementService:
             '/openvpp.v1.SettlementService/SubmitReadings',
             openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsRequest.SerializeToString,
             openvpp_dot_v1_dot_settlement__pb2.SubmitReadingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishTariff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/PublishTariff',
+            openvpp_dot_v1_dot_settlement__pb2.PublishTariffRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.PublishTariffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTariff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/GetTariff',
+            openvpp_dot_v1_dot_settlement__pb2.GetTariffRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.GetTariffResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPriceFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/RegisterPriceFeed',
+            openvpp_dot_v1_dot_settlement__pb2.RegisterPriceFeedRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.RegisterPriceFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishPriceFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/PublishPriceFeed',
+            openvpp_dot_v1_dot_settlement__pb2.PublishPriceFeedRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.PublishPriceFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfigureProgramSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/ConfigureProgramSettlement',
+            openvpp_dot_v1_dot_settlement__pb2.ConfigureProgramSettlementRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.ConfigureProgramSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProgramSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/GetProgramSettlement',
+            openvpp_dot_v1_dot_settlement__pb2.GetProgramSettlementRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.GetProgramSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateDrEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/CreateDrEvent',
+            openvpp_dot_v1_dot_settlement__pb2.CreateDrEventRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.CreateDrEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDrEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/GetDrEvent',
+            openvpp_dot_v1_dot_settlement__pb2.GetDrEventRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.GetDrEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Settle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/Settle',
+            openvpp_dot_v1_dot_settlement__pb2.SettleRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.SettleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/GetSettlement',
+            openvpp_dot_v1_dot_settlement__pb2.GetSettlementRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.GetSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/GetBalance',
+            openvpp_dot_v1_dot_settlement__pb2.GetBalanceRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.GetBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPayouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/ListPayouts',
+            openvpp_dot_v1_dot_settlement__pb2.ListPayoutsRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.ListPayoutsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/CheckLedger',
+            openvpp_dot_v1_dot_settlement__pb2.CheckLedgerRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.CheckLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamSettlements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/StreamSettlements',
+            openvpp_dot_v1_dot_settlement__pb2.StreamSettlementsRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.StreamSettlementsResponse.FromString,
             options,
             channel_credentials,
             insecure,

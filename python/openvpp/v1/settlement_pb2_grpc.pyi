@@ -60,6 +60,46 @@ class SettlementServiceStub:
     reading back for each batch, in order. A verdict is sent only after
     what it accepted is durably stored as its original signed bytes.
     """
+    PublishTariff: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.PublishTariffRequest, _settlement_pb2.PublishTariffResponse]
+    """Utility: a new version of a time-of-use tariff (import and export
+    prices, DR incentives) in its local time zone from an effective date.
+    Versions are never edited; a later version takes over from its date.
+    """
+    GetTariff: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetTariffRequest, _settlement_pb2.GetTariffResponse]
+    RegisterPriceFeed: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.RegisterPriceFeedRequest, _settlement_pb2.RegisterPriceFeedResponse]
+    """Utility: a real-time price and carbon-intensity feed and the oracle key
+    that signs its points.
+    """
+    PublishPriceFeed: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.PublishPriceFeedRequest, _settlement_pb2.PublishPriceFeedResponse]
+    """Anyone holding the oracle key: signed points for a registered feed."""
+    ConfigureProgramSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ConfigureProgramSettlementRequest, _settlement_pb2.ConfigureProgramSettlementResponse]
+    """Utility: how one of its programs credits and pays (what it pays for,
+    in which token, at which rates, split between which parties).
+    """
+    GetProgramSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetProgramSettlementRequest, _settlement_pb2.GetProgramSettlementResponse]
+    CreateDrEvent: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CreateDrEventRequest, _settlement_pb2.CreateDrEventResponse]
+    """Utility: a demand-response event; after it ends each enrolled device's
+    performance against its baseline is credited.
+    """
+    GetDrEvent: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetDrEventRequest, _settlement_pb2.GetDrEventResponse]
+    """The event and each device's baseline, actual load and performance."""
+    Settle: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SettleRequest, _settlement_pb2.SettleResponse]
+    """Utility or operator: credits what is priced, then pays every pending
+    credit of its programs now; FAILED_PRECONDITION when a reserve is short.
+    """
+    GetSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.GetSettlementResponse]
+    GetBalance: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.GetBalanceResponse]
+    """A wallet's credited, pending, paid and on-chain amounts per token."""
+    ListPayouts: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListPayoutsRequest, _settlement_pb2.ListPayoutsResponse]
+    CheckLedger: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CheckLedgerRequest, _settlement_pb2.CheckLedgerResponse]
+    """Proves credited = paid + pending per token to the base unit, every
+    journal entry balanced, and chain supply and balances equal to what
+    the ledger says was paid.
+    """
+    StreamSettlements: _grpc.UnaryStreamMultiCallable[_settlement_pb2.StreamSettlementsRequest, _settlement_pb2.StreamSettlementsResponse]
+    """Utility: every settlement event of its programs from a cursor, then
+    live. Resume with the last cursor received: no gap, no duplicate.
+    """
 
 @_typing.type_check_only
 class SettlementServiceAsyncStub(SettlementServiceStub):
@@ -92,6 +132,46 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """Device vendor: batches of device-signed readings in, one verdict per
     reading back for each batch, in order. A verdict is sent only after
     what it accepted is durably stored as its original signed bytes.
+    """
+    PublishTariff: _aio.UnaryUnaryMultiCallable[_settlement_pb2.PublishTariffRequest, _settlement_pb2.PublishTariffResponse]  # type: ignore[assignment]
+    """Utility: a new version of a time-of-use tariff (import and export
+    prices, DR incentives) in its local time zone from an effective date.
+    Versions are never edited; a later version takes over from its date.
+    """
+    GetTariff: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetTariffRequest, _settlement_pb2.GetTariffResponse]  # type: ignore[assignment]
+    RegisterPriceFeed: _aio.UnaryUnaryMultiCallable[_settlement_pb2.RegisterPriceFeedRequest, _settlement_pb2.RegisterPriceFeedResponse]  # type: ignore[assignment]
+    """Utility: a real-time price and carbon-intensity feed and the oracle key
+    that signs its points.
+    """
+    PublishPriceFeed: _aio.UnaryUnaryMultiCallable[_settlement_pb2.PublishPriceFeedRequest, _settlement_pb2.PublishPriceFeedResponse]  # type: ignore[assignment]
+    """Anyone holding the oracle key: signed points for a registered feed."""
+    ConfigureProgramSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ConfigureProgramSettlementRequest, _settlement_pb2.ConfigureProgramSettlementResponse]  # type: ignore[assignment]
+    """Utility: how one of its programs credits and pays (what it pays for,
+    in which token, at which rates, split between which parties).
+    """
+    GetProgramSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetProgramSettlementRequest, _settlement_pb2.GetProgramSettlementResponse]  # type: ignore[assignment]
+    CreateDrEvent: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CreateDrEventRequest, _settlement_pb2.CreateDrEventResponse]  # type: ignore[assignment]
+    """Utility: a demand-response event; after it ends each enrolled device's
+    performance against its baseline is credited.
+    """
+    GetDrEvent: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetDrEventRequest, _settlement_pb2.GetDrEventResponse]  # type: ignore[assignment]
+    """The event and each device's baseline, actual load and performance."""
+    Settle: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SettleRequest, _settlement_pb2.SettleResponse]  # type: ignore[assignment]
+    """Utility or operator: credits what is priced, then pays every pending
+    credit of its programs now; FAILED_PRECONDITION when a reserve is short.
+    """
+    GetSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.GetSettlementResponse]  # type: ignore[assignment]
+    GetBalance: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.GetBalanceResponse]  # type: ignore[assignment]
+    """A wallet's credited, pending, paid and on-chain amounts per token."""
+    ListPayouts: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListPayoutsRequest, _settlement_pb2.ListPayoutsResponse]  # type: ignore[assignment]
+    CheckLedger: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CheckLedgerRequest, _settlement_pb2.CheckLedgerResponse]  # type: ignore[assignment]
+    """Proves credited = paid + pending per token to the base unit, every
+    journal entry balanced, and chain supply and balances equal to what
+    the ledger says was paid.
+    """
+    StreamSettlements: _aio.UnaryStreamMultiCallable[_settlement_pb2.StreamSettlementsRequest, _settlement_pb2.StreamSettlementsResponse]  # type: ignore[assignment]
+    """Utility: every settlement event of its programs from a cursor, then
+    live. Resume with the last cursor received: no gap, no duplicate.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -182,6 +262,130 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Device vendor: batches of device-signed readings in, one verdict per
         reading back for each batch, in order. A verdict is sent only after
         what it accepted is durably stored as its original signed bytes.
+        """
+
+    @_abc_1.abstractmethod
+    def PublishTariff(
+        self,
+        request: _settlement_pb2.PublishTariffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.PublishTariffResponse, _abc.Awaitable[_settlement_pb2.PublishTariffResponse]]:
+        """Utility: a new version of a time-of-use tariff (import and export
+        prices, DR incentives) in its local time zone from an effective date.
+        Versions are never edited; a later version takes over from its date.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTariff(
+        self,
+        request: _settlement_pb2.GetTariffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetTariffResponse, _abc.Awaitable[_settlement_pb2.GetTariffResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RegisterPriceFeed(
+        self,
+        request: _settlement_pb2.RegisterPriceFeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.RegisterPriceFeedResponse, _abc.Awaitable[_settlement_pb2.RegisterPriceFeedResponse]]:
+        """Utility: a real-time price and carbon-intensity feed and the oracle key
+        that signs its points.
+        """
+
+    @_abc_1.abstractmethod
+    def PublishPriceFeed(
+        self,
+        request: _settlement_pb2.PublishPriceFeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.PublishPriceFeedResponse, _abc.Awaitable[_settlement_pb2.PublishPriceFeedResponse]]:
+        """Anyone holding the oracle key: signed points for a registered feed."""
+
+    @_abc_1.abstractmethod
+    def ConfigureProgramSettlement(
+        self,
+        request: _settlement_pb2.ConfigureProgramSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ConfigureProgramSettlementResponse, _abc.Awaitable[_settlement_pb2.ConfigureProgramSettlementResponse]]:
+        """Utility: how one of its programs credits and pays (what it pays for,
+        in which token, at which rates, split between which parties).
+        """
+
+    @_abc_1.abstractmethod
+    def GetProgramSettlement(
+        self,
+        request: _settlement_pb2.GetProgramSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetProgramSettlementResponse, _abc.Awaitable[_settlement_pb2.GetProgramSettlementResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateDrEvent(
+        self,
+        request: _settlement_pb2.CreateDrEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.CreateDrEventResponse, _abc.Awaitable[_settlement_pb2.CreateDrEventResponse]]:
+        """Utility: a demand-response event; after it ends each enrolled device's
+        performance against its baseline is credited.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDrEvent(
+        self,
+        request: _settlement_pb2.GetDrEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetDrEventResponse, _abc.Awaitable[_settlement_pb2.GetDrEventResponse]]:
+        """The event and each device's baseline, actual load and performance."""
+
+    @_abc_1.abstractmethod
+    def Settle(
+        self,
+        request: _settlement_pb2.SettleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.SettleResponse, _abc.Awaitable[_settlement_pb2.SettleResponse]]:
+        """Utility or operator: credits what is priced, then pays every pending
+        credit of its programs now; FAILED_PRECONDITION when a reserve is short.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSettlement(
+        self,
+        request: _settlement_pb2.GetSettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetSettlementResponse, _abc.Awaitable[_settlement_pb2.GetSettlementResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetBalance(
+        self,
+        request: _settlement_pb2.GetBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetBalanceResponse, _abc.Awaitable[_settlement_pb2.GetBalanceResponse]]:
+        """A wallet's credited, pending, paid and on-chain amounts per token."""
+
+    @_abc_1.abstractmethod
+    def ListPayouts(
+        self,
+        request: _settlement_pb2.ListPayoutsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.ListPayoutsResponse, _abc.Awaitable[_settlement_pb2.ListPayoutsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CheckLedger(
+        self,
+        request: _settlement_pb2.CheckLedgerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.CheckLedgerResponse, _abc.Awaitable[_settlement_pb2.CheckLedgerResponse]]:
+        """Proves credited = paid + pending per token to the base unit, every
+        journal entry balanced, and chain supply and balances equal to what
+        the ledger says was paid.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamSettlements(
+        self,
+        request: _settlement_pb2.StreamSettlementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_settlement_pb2.StreamSettlementsResponse], _abc.AsyncIterator[_settlement_pb2.StreamSettlementsResponse]]:
+        """Utility: every settlement event of its programs from a cursor, then
+        live. Resume with the last cursor received: no gap, no duplicate.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

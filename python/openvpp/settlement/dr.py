@@ -1,0 +1,357 @@
+"""Demand-response events and their performance against a baseline.
+
+Baseline method "10-of-10/adj20/v1", reproducible from stored readings:
+  * load is net import (import - export) in Wh, spread evenly over each
+    reading's interval (a reading after a gap over the whole gap);
+  * baseline days: the 10 most recent days before the event day of the same
+    kind (weekday, or weekend day) within 21 days, skipping days with an
+    event of the same program and days the device's readings do not fully
+    cover; fewer than 5 such days and no performance is computed;
+  * baseline per 15-minute interval of the event window (same local
+    wall-clock times) = the mean of those days' loads;
+  * day-of adjustment: the ratio of actual to baseline load over the three
+    hours ending one hour before the event, clamped to 0.8 - 1.2 (1 when
+    the baseline there is not positive);
+  * performance = sum over intervals of max(0, adjusted baseline - actual),
+    floored to whole Wh.
+All arithmetic is exact (fractions); only the final figures are floored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from google.protobuf import timestamp_pb2
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openvpp import errors, native
+from openvpp.integration import ca
+from openvpp.routing.programs import denied, program_not_found
+from openvpp.settlement import events, ledger, pricing, tracecontext
+from openvpp.settlement.oracles import Oracles, local_instant, tariff_segments
+from openvpp.settlement.programs import ProgramConfig, ProgramSettlements, split_amount
+from openvpp.store import schema
+from openvpp.store.database import Database, upsert
+from openvpp.v1 import routing_pb2
+from openvpp.v1 import settlement_pb2 as pb
+
+METHOD = "10-of-10/adj20/v1"
+SLOT_S = 900
+DAYS = 10
+MIN_DAYS = 5
+LOOKBACK_DAYS = 21
+ADJ_HOURS = 3
+ADJ_GAP_HOURS = 1
+ADJ_LOW, ADJ_HIGH = Fraction(8, 10), Fraction(12, 10)
+MAX_EVENT_S = 12 * 3600
+
+
+@dataclass
+class Result:
+    der_id: str
+    baseline: list[Fraction] = field(default_factory=list)
+    actual: list[Fraction] = field(default_factory=list)
+    factor: Fraction = Fraction(1)
+    days: list[dt.date] = field(default_factory=list)
+    note: str = ""
+    seq_first: int = 0
+    seq_last: int = 0
+
+    @property
+    def adjusted(self) -> list[Fraction]:
+        return [b * self.factor for b in self.baseline]
+
+    @property
+    def performance_wh(self) -> int:
+        return math.floor(
+            sum((max(Fraction(0), a - b) for a, b in zip(self.adjusted, self.actual, strict=True)), Fraction(0))
+        )
+
+
+def load(readings: Sequence[Any], start: int, end: int) -> tuple[Fraction, int]:
+    """Net import over [start, end) and the seconds of it the readings cover."""
+    total, covered = Fraction(0), 0
+    for r in readings:
+        a, b = max(r.covered_from, start), min(r.interval_end, end)
+        if a < b:
+            covered += b - a
+            total += Fraction((r.import_wh - r.export_wh) * (b - a), r.interval_end - r.covered_from)
+    return total, covered
+
+
+def day_windows(day: dt.date, zone: ZoneInfo, start_minute: int, slots: int) -> tuple[int, int, int]:
+    """(adjustment window start, event window start, event window end) on `day`."""
+    begin = local_instant(day, start_minute, zone)
+    return begin - (ADJ_HOURS + ADJ_GAP_HOURS) * 3600, begin, begin + slots * SLOT_S
+
+
+def baseline(der_id: str, readings: Sequence[Any], event: Any, zone: ZoneInfo, event_days: set[dt.date]) -> Result:
+    start_local = dt.datetime.fromtimestamp(event.start_s, zone)
+    event_day = start_local.date()
+    start_minute = start_local.hour * 60 + start_local.minute
+    slots = (event.end_s - event.start_s) // SLOT_S
+    result = Result(der_id)
+    adj_lo, begin, _end = day_windows(event_day, zone, start_minute, slots)
+    result.actual = [load(readings, begin + k * SLOT_S, begin + (k + 1) * SLOT_S)[0] for k in range(slots)]
+    actual_adj, _ = load(readings, adj_lo, adj_lo + ADJ_HOURS * 3600)
+    weekend = event_day.weekday() >= 5
+    for back in range(1, LOOKBACK_DAYS + 1):
+        day = event_day - dt.timedelta(days=back)
+        if (day.weekday() >= 5) != weekend or day in event_days:
+            continue
+        lo, b, e = day_windows(day, zone, start_minute, slots)
+        _, covered = load(readings, lo, e)
+        if covered < e - lo:
+            continue
+        result.days.append(day)
+        if len(result.days) == DAYS:
+            break
+    if len(result.days) < MIN_DAYS:
+        result.note = f"INSUFFICIENT_HISTORY: {len(result.days)} of {MIN_DAYS} baseline days with complete readings"
+        result.baseline = [Fraction(0)] * slots
+        result.factor = Fraction(1)
+        return result
+    n = len(result.days)
+    sums = [Fraction(0)] * slots
+    base_adj = Fraction(0)
+    for day in result.days:
+        lo, b, _ = day_windows(day, zone, start_minute, slots)
+        for k in range(slots):
+            sums[k] += load(readings, b + k * SLOT_S, b + (k + 1) * SLOT_S)[0]
+        base_adj += load(readings, lo, lo + ADJ_HOURS * 3600)[0]
+    result.baseline = [s / n for s in sums]
+    base_adj /= n
+    if base_adj > 0 and actual_adj >= 0:
+        result.factor = min(max(actual_adj / base_adj, ADJ_LOW), ADJ_HIGH)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class DrEvent:
+    event_id: str
+    program_id: str
+    start_s: int
+    end_s: int
+    incentive: int
+    method: str
+
+
+def _timestamp(seconds: int) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=seconds)
+
+
+class DemandResponse:
+    def __init__(self, db: Database, oracles: Oracles, programs: ProgramSettlements, clock: Any = time.time) -> None:
+        self.db = db
+        self.oracles = oracles
+        self.programs = programs
+        self.clock = clock
+
+    async def create(self, caller: ca.Identity, program_id: str, start: int, end: int, incentive: int) -> DrEvent:
+        if start % SLOT_S or end % SLOT_S:
+            raise errors.InvalidArgument.field("start", "start and end must fall on 15-minute boundaries")
+        if not 0 < end - start <= MAX_EVENT_S:
+            raise errors.InvalidArgument.field("end", "must be after start, at most 12 hours later")
+        try:
+            program = await self.programs.get(program_id)
+        except errors.NotFound:
+            raise program_not_found(program_id) from None
+        if caller.role is not ca.Role.OPERATOR and program.utility != caller.namespace:
+            raise denied("run events of its own programs")
+        if program.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
+            raise errors.FailedPrecondition(f"{program_id} does not pay DR performance", "NOT_A_DR_PROGRAM")
+        e = schema.dr_events
+        async with self.db.write() as conn:
+            overlap = (
+                await conn.execute(
+                    select(e.c.event_id).where(e.c.program_id == program_id, e.c.start_s < end, e.c.end_s > start)
+                )
+            ).first()
+            if overlap:
+                raise errors.AlreadyExists(
+                    f"event {overlap.event_id} already covers part of that window", "EVENT_OVERLAPS"
+                )
+            event = DrEvent(str(uuid.uuid4()), program_id, start, end, incentive, METHOD)
+            await conn.execute(
+                insert(e).values(
+                    event_id=event.event_id, program_id=program_id, start_s=start, end_s=end, incentive=incentive,
+                    method=METHOD, created_at_us=time.time_ns() // 1000,
+                )
+            )  # fmt: skip
+        return event
+
+    async def get(self, event_id: str) -> tuple[DrEvent, list[Any]]:
+        e, r = schema.dr_events, schema.dr_results
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(e).where(e.c.event_id == event_id))).first()
+            if row is None:
+                raise errors.NotFound(f"no DR event {event_id}", "DR_EVENT_NOT_FOUND")
+            results = list((await conn.execute(select(r).where(r.c.event_id == event_id).order_by(r.c.der_id))).all())
+        event = DrEvent(row.event_id, row.program_id, row.start_s, row.end_s, row.incentive, row.method)
+        return event, results
+
+    async def run(self, program: ProgramConfig) -> int:
+        """Computes and credits every device whose readings now cover an ended event."""
+        if program.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
+            return 0
+        now = self.clock()
+        e = schema.dr_events
+        posted = 0
+        async with self.db.write() as conn:
+            await conn.execute(
+                select(schema.program_settlements.c.program_id)
+                .where(schema.program_settlements.c.program_id == program.program_id)
+                .with_for_update()
+            )
+            rows = (
+                await conn.execute(select(e).where(e.c.program_id == program.program_id).order_by(e.c.start_s))
+            ).all()
+            versions = await self.oracles._versions(conn, program.tariff_id)
+            zone = ZoneInfo(versions[0].time_zone)
+            event_days = {dt.datetime.fromtimestamp(r.start_s, zone).date() for r in rows}
+            for row in rows:
+                if row.end_s <= now:
+                    posted += await self._settle_event(conn, program, row, zone, event_days, versions)
+        return posted
+
+    async def _ready_devices(self, conn: AsyncConnection, program: ProgramConfig, row: Any) -> list[str]:
+        en, rd, res = schema.enrollments, schema.reading_devices, schema.dr_results
+        done = select(res.c.der_id).where(res.c.event_id == row.event_id)
+        query = (
+            select(en.c.der_id)
+            .select_from(en.join(rd, rd.c.der_id == en.c.der_id))
+            .where(
+                en.c.program_id == program.program_id,
+                en.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE,
+                en.c.enrolled_at_us < row.start_s * 1_000_000,
+                rd.c.last_interval_end >= row.end_s,
+                en.c.der_id.not_in(done),
+            )
+            .order_by(en.c.der_id)
+        )
+        return [d for (d,) in await conn.execute(query)]
+
+    async def _settle_event(
+        self, conn: AsyncConnection, program: ProgramConfig, row: Any, zone: ZoneInfo, event_days: set[dt.date],
+        versions: Any,
+    ) -> int:  # fmt: skip
+        devices = await self._ready_devices(conn, program, row)
+        if not devices:
+            return 0
+        event_day = dt.datetime.fromtimestamp(row.start_s, zone).date()
+        windows = []
+        for back in range(0, LOOKBACK_DAYS + 1):
+            day = event_day - dt.timedelta(days=back)
+            start_local = dt.datetime.fromtimestamp(row.start_s, zone)
+            lo, _, hi = day_windows(
+                day, zone, start_local.hour * 60 + start_local.minute, (row.end_s - row.start_s) // SLOT_S
+            )
+            windows.append(and_(schema.readings.c.interval_end > lo, schema.readings.c.covered_from < hi))
+        r = schema.readings
+        readings: dict[str, list[Any]] = defaultdict(list)
+        for chunk in range(0, len(devices), 500):
+            query = select(r.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.import_wh, r.c.export_wh).where(
+                r.c.der_id.in_(devices[chunk : chunk + 500]), or_(*windows)
+            )
+            for x in await conn.execute(query):
+                readings[x.der_id].append(x)
+        days = event_days - {event_day}
+        results = [baseline(d, readings[d], row, zone, days) for d in devices]
+        for res in results:
+            inside = [
+                x.seq for x in readings[res.der_id] if x.interval_end > row.start_s and x.covered_from < row.end_s
+            ]
+            res.seq_first, res.seq_last = (min(inside), max(inside)) if inside else (0, 0)
+        return await self._credit(conn, program, row, results, versions)
+
+    async def _credit(
+        self, conn: AsyncConnection, program: ProgramConfig, row: Any, results: list[Result], versions: Any
+    ) -> int:
+        decimals = (
+            await conn.execute(
+                select(schema.use_case_tokens.c.decimals).where(schema.use_case_tokens.c.mint == program.mint)
+            )
+        ).scalar_one()
+        multiplier, divisor = pricing.scale(program.kind, decimals)
+        if row.incentive:
+            segments = [(row.start_s, row.end_s, row.incentive * multiplier)]
+        else:
+            segments = tariff_segments(
+                versions, row.start_s, row.end_s, lambda p: p.incentive_micro_per_kwh * multiplier
+            )
+        c = schema.pricing_cursors
+        carry_rows = dict(
+            (await conn.execute(
+                select(c.c.der_id, c.c.carry).where(c.c.program_id == program.program_id, c.c.der_id.in_([x.der_id for x in results]))
+            )).all()
+        )  # fmt: skip
+        carries = [int(carry_rows.get(x.der_id, 0)) for x in results]
+        items = b"".join(
+            native.PriceItem(i, row.start_s, row.end_s, x.performance_wh).pack() for i, x in enumerate(results)
+        )
+        segs = b"".join(native.PriceSegment(a, b, rate).pack() for a, b, rate in segments)
+        priced = native.price_energy(items, segs, carries, divisor)
+        credits: list[ledger.NewCredit] = []
+        now = time.time_ns() // 1000
+        result_rows = []
+        for i, x in enumerate(results):
+            amount = priced.amounts[i] if priced.verdicts[i] == native.PriceVerdict.PRICED else 0
+            shares = program.wallets(x.der_id)
+            for (party, wallet, _), part in zip(shares, split_amount(amount, [s[2] for s in shares]), strict=True):
+                if part:
+                    credits.append(ledger.NewCredit(
+                        x.der_id, party, wallet, part, x.seq_first, x.seq_last, x.performance_wh, 0, row.event_id))  # fmt: skip
+            result_rows.append({
+                "event_id": row.event_id, "der_id": x.der_id, "baseline_wh": math.floor(sum(x.adjusted, Fraction(0))),
+                "actual_wh": math.floor(sum(x.actual, Fraction(0))), "performance_wh": x.performance_wh,
+                "adjustment_bps": int(x.factor * 10_000), "baseline_days": json.dumps([d.isoformat() for d in x.days]),
+                "intervals": json.dumps([[math.floor(b), math.floor(a)] for b, a in zip(x.adjusted, x.actual, strict=True)]),
+                "credited": amount, "note": x.note, "computed_at_us": now,
+            })  # fmt: skip
+        await conn.execute(insert(schema.dr_results), result_rows)
+        await upsert(
+            conn, c,
+            [{"program_id": program.program_id, "der_id": x.der_id, "next_seq": 0, "carry": str(priced.carries[i])}
+             for i, x in enumerate(results)],
+            ("program_id", "der_id"),
+        )  # fmt: skip
+        if not credits:
+            return 0
+        ids = await ledger.post_credits(
+            conn, program.program_id, program.kind, program.mint, credits, tracecontext.current()
+        )
+        await events.append(
+            conn,
+            [(program.utility, pb.SettlementEvent(program_id=program.program_id, credit=pricing.credit_message(i, program, cr)))
+             for i, cr in zip(ids, credits, strict=True)],
+        )  # fmt: skip
+        return len(credits)
+
+
+def event_message(event: DrEvent, results: Sequence[Any]) -> pb.DrEvent:
+    return pb.DrEvent(
+        event_id=event.event_id, program_id=event.program_id, start=_timestamp(event.start_s),
+        end=_timestamp(event.end_s), incentive_micro_per_kwh=event.incentive, baseline_method=event.method,
+        devices_settled=len(results), performance_wh=sum(r.performance_wh for r in results),
+        credited_base_units=sum(r.credited for r in results),
+    )  # fmt: skip
+
+
+def result_message(row: Any) -> pb.DrDeviceResult:
+    intervals = json.loads(row.intervals)
+    return pb.DrDeviceResult(
+        der_id=row.der_id, baseline_wh=row.baseline_wh, actual_wh=row.actual_wh, performance_wh=row.performance_wh,
+        adjustment_bps=row.adjustment_bps, baseline_days=json.loads(row.baseline_days), credited_base_units=row.credited,
+        note=row.note, baseline_intervals_wh=[b for b, _ in intervals], actual_intervals_wh=[a for _, a in intervals],
+    )  # fmt: skip

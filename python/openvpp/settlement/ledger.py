@@ -1,0 +1,297 @@
+"""The double-entry ledger.
+
+Every credit posts an entry moving value from the program's issuance
+account to the recipient's pending account; every confirmed payout posts
+one moving it from pending to paid. Each entry's lines sum to zero. The
+subledgers (credits linked to readings, payouts linked to credits and a
+transaction signature) must agree with the journal, and the chain must
+agree with what the journal says was paid: `check()` proves all of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from solders.pubkey import Pubkey
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openvpp import errors
+from openvpp.chain.base import Chain
+from openvpp.settlement import spl
+from openvpp.settlement.redemption import RedemptionState
+from openvpp.store import schema
+from openvpp.store.database import Database
+
+ISSUED = "issued:"
+PENDING = "pending:"
+PAID = "paid:"
+CHAIN_PAGE = 100
+
+
+class PayoutState:
+    SENT = 1
+    CONFIRMED = 2
+    FAILED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class NewCredit:
+    der_id: str
+    party: int
+    wallet: str
+    amount: int
+    seq_first: int
+    seq_last: int
+    energy_wh: int
+    estimated_wh: int
+    dr_event_id: str = ""
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+async def post_entry(conn: AsyncConnection, kind: str, ref: str, lines: Sequence[tuple[str, str, int]]) -> int:
+    """One balanced journal entry of (account, mint, signed amount) lines."""
+    if sum(amount for _, _, amount in lines) != 0:
+        raise ValueError(f"unbalanced {kind} entry {ref}")
+    entry = await conn.execute(insert(schema.ledger_entries).values(kind=kind, ref=ref, created_at_us=_now_us()))
+    entry_id = int(entry.inserted_primary_key[0])  # type: ignore[index]
+    await conn.execute(
+        insert(schema.ledger_lines),
+        [{"entry_id": entry_id, "account": a, "mint": m, "amount": x} for a, m, x in lines if x],
+    )
+    return entry_id
+
+
+async def post_credits(
+    conn: AsyncConnection, program_id: str, kind: int, mint: str, credits: Sequence[NewCredit], trace_parent: str
+) -> list[int]:
+    """Posts credits (positive amounts) as one entry; returns their ids in order."""
+    per_wallet: dict[str, int] = defaultdict(int)
+    for c in credits:
+        per_wallet[c.wallet] += c.amount
+    total = sum(per_wallet.values())
+    lines = [(ISSUED + program_id, mint, -total)] + [(PENDING + w, mint, x) for w, x in per_wallet.items()]
+    entry_id = await post_entry(conn, "credit", program_id, lines)
+    now = _now_us()
+    rows = [
+        {"program_id": program_id, "kind": kind, "der_id": c.der_id, "party": c.party, "wallet": c.wallet,
+         "mint": mint, "amount": c.amount, "seq_first": c.seq_first, "seq_last": c.seq_last,
+         "energy_wh": c.energy_wh, "estimated_wh": c.estimated_wh, "dr_event_id": c.dr_event_id,
+         "entry_id": entry_id, "payout_id": None, "trace_parent": trace_parent, "created_at_us": now}
+        for c in credits
+    ]  # fmt: skip
+    result = await conn.execute(
+        insert(schema.credits).returning(schema.credits.c.id, sort_by_parameter_order=True), rows
+    )
+    return [int(r[0]) for r in result]
+
+
+async def post_paid(conn: AsyncConnection, ref: str, paid: Sequence[tuple[str, str, int]]) -> int:
+    """(wallet, mint, amount) moved from pending to paid by one confirmed transaction."""
+    lines: list[tuple[str, str, int]] = []
+    for wallet, mint, amount in paid:
+        lines += [(PENDING + wallet, mint, -amount), (PAID + wallet, mint, amount)]
+    return await post_entry(conn, "payout", ref, lines)
+
+
+@dataclass
+class Balance:
+    mint: str
+    credited: int = 0
+    paid: int = 0
+    redeemed: int = 0
+    on_chain: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.credited - self.paid
+
+
+@dataclass
+class TokenCheck:
+    mint: str
+    credited: int = 0
+    paid: int = 0
+    pending: int = 0
+    redeemed: int = 0
+    supply: int = 0
+    holders: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.mismatches
+
+
+@dataclass
+class LedgerCheck:
+    entries: int
+    unbalanced: list[int]
+    tokens: list[TokenCheck]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unbalanced and not self.problems and all(t.ok for t in self.tokens)
+
+
+def _sums(rows: Sequence[tuple[str, int]]) -> dict[str, int]:
+    return {k: int(v or 0) for k, v in rows}
+
+
+class Ledger:
+    def __init__(self, db: Database, chain: Chain) -> None:
+        self.db = db
+        self.chain = chain
+
+    async def balances(self, wallet: str) -> list[Balance]:
+        try:
+            owner = Pubkey.from_string(wallet)
+        except ValueError:
+            raise errors.InvalidArgument.field("wallet", "must be a base58 Solana address") from None
+        c, p, r = schema.credits, schema.payouts, schema.redemptions
+        async with self.db.read() as conn:
+            credited = _sums(
+                (
+                    await conn.execute(
+                        select(c.c.mint, func.sum(c.c.amount)).where(c.c.wallet == wallet).group_by(c.c.mint)
+                    )
+                ).all()
+            )
+            paid = _sums(
+                (
+                    await conn.execute(
+                        select(p.c.mint, func.sum(p.c.amount))
+                        .where(p.c.wallet == wallet, p.c.state == PayoutState.CONFIRMED)
+                        .group_by(p.c.mint)
+                    )
+                ).all()
+            )
+            redeemed = _sums(
+                (
+                    await conn.execute(
+                        select(r.c.mint, func.sum(r.c.amount))
+                        .where(r.c.holder == wallet, r.c.state == RedemptionState.COMPLETED)
+                        .group_by(r.c.mint)
+                    )
+                ).all()
+            )
+        mints = sorted(set(credited) | set(paid) | set(redeemed))
+        accounts = await self.chain.accounts(
+            [spl.ata(owner, Pubkey.from_string(m), spl.TOKEN_2022_PROGRAM_ID) for m in mints]
+        )
+        return [
+            Balance(m, credited.get(m, 0), paid.get(m, 0), redeemed.get(m, 0),
+                    0 if a is None else spl.token_amount(bytes(a.data)))
+            for m, a in zip(mints, accounts, strict=True)
+        ]  # fmt: skip
+
+    async def program_totals(self, program_id: str) -> tuple[int, int]:
+        """(pending, paid) base units of one program's credits."""
+        c, p = schema.credits, schema.payouts
+        async with self.db.read() as conn:
+            credited = (
+                await conn.execute(select(func.coalesce(func.sum(c.c.amount), 0)).where(c.c.program_id == program_id))
+            ).scalar_one()
+            paid = (await conn.execute(
+                select(func.coalesce(func.sum(c.c.amount), 0)).select_from(c.join(p, c.c.payout_id == p.c.id))
+                .where(c.c.program_id == program_id, p.c.state == PayoutState.CONFIRMED)
+            )).scalar_one()  # fmt: skip
+        return int(credited) - int(paid), int(paid)
+
+    async def check(self, mints: Sequence[str] | None = None) -> LedgerCheck:
+        lines, c, p, r = schema.ledger_lines, schema.credits, schema.payouts, schema.redemptions
+        async with self.db.read() as conn:
+            entries = int((await conn.execute(select(func.count()).select_from(schema.ledger_entries))).scalar_one())
+            unbalanced = [
+                int(e) for (e,) in await conn.execute(
+                    select(lines.c.entry_id).group_by(lines.c.entry_id).having(func.sum(lines.c.amount) != 0))
+            ]  # fmt: skip
+            by_account = (
+                await conn.execute(
+                    select(lines.c.mint, lines.c.account, func.sum(lines.c.amount)).group_by(
+                        lines.c.mint, lines.c.account
+                    )
+                )
+            ).all()
+            credited = _sums((await conn.execute(select(c.c.mint, func.sum(c.c.amount)).group_by(c.c.mint))).all())
+            paid_rows = (
+                await conn.execute(
+                    select(p.c.mint, p.c.wallet, func.sum(p.c.amount))
+                    .where(p.c.state == PayoutState.CONFIRMED)
+                    .group_by(p.c.mint, p.c.wallet)
+                )
+            ).all()
+            redeemed_rows = (
+                await conn.execute(
+                    select(r.c.mint, r.c.holder, func.sum(r.c.amount))
+                    .where(r.c.state == RedemptionState.COMPLETED)
+                    .group_by(r.c.mint, r.c.holder)
+                )
+            ).all()
+            # A payout is exactly the sum of the credits it paid.
+            joined = (
+                select(p.c.id, p.c.amount, func.coalesce(func.sum(c.c.amount), 0).label("credited"))
+                .select_from(p.outerjoin(c, c.c.payout_id == p.c.id))
+                .where(p.c.state != PayoutState.FAILED)
+                .group_by(p.c.id, p.c.amount)
+            ).subquery()
+            wrong_payouts = [
+                int(i) for (i,) in await conn.execute(select(joined.c.id).where(joined.c.amount != joined.c.credited))
+            ]
+            failed_holding = int((await conn.execute(
+                select(func.count()).select_from(c.join(p, c.c.payout_id == p.c.id)).where(p.c.state == PayoutState.FAILED)
+            )).scalar_one())  # fmt: skip
+        problems = [f"payout {i} differs from the sum of its credits" for i in wrong_payouts]
+        if failed_holding:
+            problems.append(f"{failed_holding} credits still point at failed payouts")
+        journal: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for mint, account, amount in by_account:
+            journal[mint][account.split(":", 1)[0] + ":"] += int(amount)
+        paid_by: dict[str, dict[str, int]] = defaultdict(dict)
+        for mint, wallet, amount in paid_rows:
+            paid_by[mint][wallet] = int(amount)
+        redeemed_by: dict[str, dict[str, int]] = defaultdict(dict)
+        for mint, holder, amount in redeemed_rows:
+            redeemed_by[mint][holder] = int(amount)
+        wanted = sorted(set(credited) | set(paid_by) | set(journal)) if mints is None else sorted(mints)
+        tokens = [
+            await self._check_token(m, credited.get(m, 0), journal[m], paid_by[m], redeemed_by[m]) for m in wanted
+        ]
+        return LedgerCheck(entries, unbalanced, tokens, problems)
+
+    async def _check_token(
+        self, mint: str, credited: int, journal: dict[str, int], paid: dict[str, int], redeemed: dict[str, int]
+    ) -> TokenCheck:
+        t = TokenCheck(mint, credited=credited, paid=sum(paid.values()), redeemed=sum(redeemed.values()))
+        t.pending = credited - t.paid
+        if -journal.get(ISSUED, 0) != credited:
+            t.problems.append(f"issued {-journal.get(ISSUED, 0)} in the journal but {credited} credited")
+        if journal.get(PAID, 0) != t.paid:
+            t.problems.append(f"paid {journal.get(PAID, 0)} in the journal but {t.paid} in confirmed payouts")
+        if journal.get(PENDING, 0) != t.pending:
+            t.problems.append(f"pending {journal.get(PENDING, 0)} in the journal but credited - paid = {t.pending}")
+        mint_key = Pubkey.from_string(mint)
+        (account,) = await self.chain.accounts([mint_key])
+        t.supply = 0 if account is None else spl.mint_supply(bytes(account.data))
+        if t.supply != t.paid - t.redeemed:
+            t.problems.append(f"chain supply {t.supply} but paid - redeemed = {t.paid - t.redeemed}")
+        holders = sorted(set(paid) | set(redeemed))
+        t.holders = len(holders)
+        for i in range(0, len(holders), CHAIN_PAGE):
+            page = holders[i : i + CHAIN_PAGE]
+            found = await self.chain.accounts(
+                [spl.ata(Pubkey.from_string(h), mint_key, spl.TOKEN_2022_PROGRAM_ID) for h in page]
+            )
+            for holder, acc in zip(page, found, strict=True):
+                held = 0 if acc is None else spl.token_amount(bytes(acc.data))
+                if held != paid.get(holder, 0) - redeemed.get(holder, 0):
+                    t.mismatches.append(holder)
+        return t

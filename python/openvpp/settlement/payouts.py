@@ -1,0 +1,423 @@
+"""Batch settlement: pending credits are netted per (wallet, token) by the
+Rust core, packed into as few signed transactions as fit, stored with
+their payouts in one database transaction, then sent exactly once through
+the outbox and reconciled.
+
+A credit is claimed by setting its payout in that same transaction, so it
+is never in two settlements. A transaction that lands with an error
+releases its credits to the next settlement; one that confirms moves them
+from pending to paid in the journal in the transaction that marks it
+final. Tokens are minted only within each reserve's invariant, counting
+what is already in flight; a program whose reserve is short is held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import base58
+from opentelemetry import trace
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openvpp import errors, native
+from openvpp.chain.base import Chain, RecentBlockhash
+from openvpp.chain.keyring import Keyring
+from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
+from openvpp.settlement import events, ledger, tracecontext
+from openvpp.settlement.ledger import PayoutState
+from openvpp.settlement.programs import ProgramConfig
+from openvpp.settlement.tokens import UseCaseTokens
+from openvpp.store import schema
+from openvpp.store.database import Database
+from openvpp.v1 import settlement_pb2 as pb
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("openvpp.settlement")
+
+
+class SettlementState(enum.IntEnum):
+    SENDING = 1
+    COMPLETED = 2
+    PARTIAL = 3
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementView:
+    settlement_id: str
+    state: SettlementState
+    transactions: int
+    payouts: int
+    credits: int
+    amount: int
+    signatures: tuple[str, ...]
+    created_at_us: int
+    digest: bytes
+
+
+def payout_message(row: Any) -> pb.Payout:
+    return pb.Payout(
+        payout_id=row.id, settlement_id=row.settlement_id, wallet=row.wallet, mint=row.mint,
+        amount_base_units=row.amount, state=row.state, signature=row.signature or "", credits=row.credits,
+        created_at=events.timestamp(row.created_at_us),
+    )  # fmt: skip
+
+
+class Payouts:
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        outbox: Outbox,
+        keyring: Keyring,
+        tokens: UseCaseTokens,
+        *,
+        max_credits: int = 200_000,
+        notify: Any = None,
+    ) -> None:
+        self.db = db
+        self.chain = chain
+        self.outbox = outbox
+        self.keyring = keyring
+        self.tokens = tokens
+        self.max_credits = max_credits
+        self.notify = notify or (lambda: None)
+        self._lock = asyncio.Lock()
+        outbox.register("payout", Handler(self._record, self._rebuild))
+
+    def _params(self, recent: RecentBlockhash) -> native.SettlementParams:
+        return native.SettlementParams(
+            payer=bytes(self.keyring.fee_payer),
+            authority=bytes(self.keyring.settlement_authority),
+            blockhash=bytes(recent.blockhash),
+        )
+
+    async def _mints(self, conn: AsyncConnection, mints: Sequence[str]) -> bytes:
+        rows = await conn.execute(
+            select(schema.use_case_tokens.c.mint, schema.use_case_tokens.c.decimals).where(
+                schema.use_case_tokens.c.mint.in_(list(mints))
+            )
+        )
+        return b"".join(
+            native.MintPayment(
+                base58.b58decode(r.mint), native.TokenProgram.TOKEN_2022, r.decimals, native.PaymentMode.MINT_TO
+            ).pack()
+            for r in rows
+        )
+
+    async def _known_accounts(self, conn: AsyncConnection, mints: Sequence[str]) -> set[tuple[str, str]]:
+        t = schema.token_accounts
+        return {(r.wallet, r.mint) for r in await conn.execute(select(t).where(t.c.mint.in_(list(mints))))}
+
+    # -- settling -------------------------------------------------------------
+
+    async def settle(self, programs: Sequence[ProgramConfig], *, strict: bool = False) -> SettlementView | None:
+        """Pays every pending credit of `programs` whose reserve covers it.
+
+        `strict` (on demand): a short reserve refuses the whole call with
+        FAILED_PRECONDITION and changes nothing; otherwise (the cadence) the
+        short programs are held and the others paid."""
+        if not programs:
+            return None
+        async with self._lock:
+            recent = await self.chain.latest_blockhash()
+            mintable = {m: (await self.tokens.reserve(m)).mintable for m in {p.mint for p in programs}}
+            async with self.db.write() as conn:
+                prepared = await self._prepare(conn, programs, mintable, recent, strict=strict)
+            if prepared is None:
+                return None
+            settlement_id, outbox_ids = prepared
+            self.notify()
+            await self.outbox.drive_many(outbox_ids)
+            self.notify()
+            return await self.get(settlement_id)
+
+    async def _prepare(
+        self,
+        conn: AsyncConnection,
+        programs: Sequence[ProgramConfig],
+        mintable: dict[str, int],
+        recent: RecentBlockhash,
+        *,
+        strict: bool,
+    ) -> tuple[str, list[int]] | None:
+        ps, c, p = schema.program_settlements, schema.credits, schema.payouts
+        ids = [x.program_id for x in programs]
+        await conn.execute(select(ps.c.program_id).where(ps.c.program_id.in_(ids)).with_for_update())
+        rows = (
+            await conn.execute(
+                select(c.c.id, c.c.program_id, c.c.wallet, c.c.mint, c.c.amount, c.c.trace_parent)
+                .where(c.c.payout_id.is_(None), c.c.program_id.in_(ids))
+                .order_by(c.c.id)
+                .limit(self.max_credits)
+            )
+        ).all()
+        in_flight = dict(
+            (await conn.execute(
+                select(p.c.mint, func.sum(p.c.amount)).where(p.c.state == PayoutState.SENT).group_by(p.c.mint)
+            )).all()
+        )  # fmt: skip
+        wanted: dict[str, int] = defaultdict(int)
+        for r in rows:
+            wanted[r.mint] += r.amount
+        holds = []
+        for program in programs:
+            room = mintable[program.mint] - int(in_flight.get(program.mint, 0))
+            if wanted.get(program.mint, 0) > room:
+                holds.append((program, wanted[program.mint], max(room, 0)))
+        if holds and strict:
+            program, want, room = holds[0]
+            raise errors.FailedPrecondition(
+                f"the reserve of {program.mint} covers {room} more base units but {program.program_id} has {want} "
+                "pending; fund the reserve",
+                "RESERVE_SHORT",
+                metadata={"program_id": program.program_id, "mint": program.mint, "pending_base_units": str(want),
+                          "mintable_base_units": str(room)},
+            )  # fmt: skip
+        await self._set_holds(conn, programs, holds)
+        held = {h[0].mint for h in holds}
+        chosen = [r for r in rows if r.mint not in held]
+        if not chosen:
+            return None
+        return await self._build_and_store(conn, programs, chosen, recent)
+
+    async def _set_holds(
+        self, conn: AsyncConnection, programs: Sequence[ProgramConfig], holds: list[tuple[ProgramConfig, int, int]]
+    ) -> None:
+        ps = schema.program_settlements
+        held = {h[0].program_id: h for h in holds}
+        changes = []
+        for program in programs:
+            reason = "RESERVE_SHORT" if program.program_id in held else ""
+            if reason == program.hold_reason:
+                continue
+            await conn.execute(update(ps).where(ps.c.program_id == program.program_id).values(hold_reason=reason))
+            if reason:
+                _, want, room = held[program.program_id]
+                hold = pb.ProgramHold(program_id=program.program_id, mint=program.mint, reason=reason,
+                                      pending_base_units=want, mintable_base_units=room)  # fmt: skip
+                changes.append((program.utility, pb.SettlementEvent(program_id=program.program_id, held=hold)))
+        await events.append(conn, changes)
+
+    async def _build_and_store(
+        self, conn: AsyncConnection, programs: Sequence[ProgramConfig], chosen: list[Any], recent: RecentBlockhash
+    ) -> tuple[str, list[int]]:
+        mints = sorted({r.mint for r in chosen})
+        known = await self._known_accounts(conn, mints)
+        intents = b"".join(
+            native.PaymentIntent(
+                base58.b58decode(r.wallet), base58.b58decode(r.mint), r.amount, (r.wallet, r.mint) not in known
+            ).pack()
+            for r in chosen
+        )
+        parent, links = tracecontext.parented(r.trace_parent for r in chosen)
+        with _tracer.start_as_current_span("settlement.settle", context=parent, links=links) as span:
+            batch = native.build_settlement(intents, await self._mints(conn, mints), self._params(recent))
+            settlement_id = str(uuid.uuid4())
+            span.set_attribute("openvpp.settlement_id", settlement_id)
+            span.set_attribute("openvpp.credits", len(chosen))
+            span.set_attribute("openvpp.transactions", len(batch.transactions))
+            program_of = {x.mint: x for x in programs}
+            netted = batch.netted
+            counts = [0] * len(netted)
+            claims: list[tuple[int, int]] = []
+            for i, r in enumerate(chosen):
+                if batch.verdicts[i] == native.SettlementVerdict.INCLUDED:
+                    counts[batch.netted_index[i]] += 1
+                    claims.append((r.id, batch.netted_index[i]))
+                else:
+                    log.error("credit %d left pending: %s", r.id, batch.verdict(i).name)
+            now = _now_us()
+            await conn.execute(
+                insert(schema.settlements).values(
+                    settlement_id=settlement_id, state=SettlementState.SENDING, transactions=len(batch.transactions),
+                    payouts=len(netted), credits=len(claims), amount=sum(n.amount for n in netted),
+                    digest=batch.digest, trace_parent=tracecontext.current(), created_at_us=now, updated_at_us=now,
+                )
+            )  # fmt: skip
+            payout_rows = [
+                {"settlement_id": settlement_id, "tx_index": n.transaction, "wallet": base58.b58encode(n.recipient).decode(),
+                 "mint": base58.b58encode(n.mint).decode(), "program_id": program_of[base58.b58encode(n.mint).decode()].program_id,
+                 "amount": n.amount, "credits": counts[k], "state": PayoutState.SENT, "signature": None,
+                 "created_at_us": now, "updated_at_us": now}
+                for k, n in enumerate(netted)
+            ]  # fmt: skip
+            result = await conn.execute(
+                insert(schema.payouts).returning(schema.payouts.c.id, sort_by_parameter_order=True), payout_rows
+            )
+            payout_ids = [int(x[0]) for x in result]
+            await conn.execute(
+                update(schema.credits)
+                .where(schema.credits.c.id == bindparam("cid"))
+                .values(payout_id=bindparam("pid")),
+                [{"cid": cid, "pid": payout_ids[k]} for cid, k in claims],
+            )
+            outbox_ids = [
+                await self.outbox.enqueue(conn, "payout", f"{settlement_id}:{i}", raw, recent.last_valid_block_height)
+                for i, raw in enumerate(batch.transactions)
+            ]
+            sent = []
+            for pid, row in zip(payout_ids, payout_rows, strict=True):
+                message = payout_message(_Row(id=pid, **row))
+                program = program_of[row["mint"]]
+                sent.append((program.utility, pb.SettlementEvent(program_id=program.program_id, payout_sent=message)))
+            await events.append(conn, sent)
+        return settlement_id, outbox_ids
+
+    # -- outcomes -------------------------------------------------------------
+
+    async def _tx_payouts(self, conn: AsyncConnection, ref: str) -> list[Any]:
+        settlement_id, index = ref.rsplit(":", 1)
+        p = schema.payouts
+        return list(
+            (
+                await conn.execute(
+                    select(p).where(p.c.settlement_id == settlement_id, p.c.tx_index == int(index)).order_by(p.c.id)
+                )
+            ).all()
+        )
+
+    async def _record(self, conn: AsyncConnection, ref: str, outcome: Outcome) -> None:
+        rows = await self._tx_payouts(conn, ref)
+        settlement_id = ref.rsplit(":", 1)[0]
+        p, c = schema.payouts, schema.credits
+        ids = [r.id for r in rows]
+        now = _now_us()
+        utilities = dict(
+            (await conn.execute(
+                select(schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace)
+                .where(schema.program_settlements.c.program_id.in_({r.program_id for r in rows}))
+            )).all()
+        )  # fmt: skip
+        trace_parent = (
+            await conn.execute(
+                select(schema.settlements.c.trace_parent).where(schema.settlements.c.settlement_id == settlement_id)
+            )
+        ).scalar_one()
+        parent, _ = tracecontext.parented([trace_parent])
+        confirmed = outcome.state is OutboxState.CONFIRMED
+        with _tracer.start_as_current_span("settlement.payout", context=parent) as span:
+            span.set_attribute("solana.signature", outcome.signature)
+            span.set_attribute("openvpp.payouts", len(rows))
+            span.set_attribute("openvpp.outcome", outcome.state.name)
+            state = PayoutState.CONFIRMED if confirmed else PayoutState.FAILED
+            await conn.execute(
+                update(p).where(p.c.id.in_(ids)).values(state=state, signature=outcome.signature, updated_at_us=now)
+            )
+            if confirmed:
+                await ledger.post_paid(conn, outcome.signature, [(r.wallet, r.mint, r.amount) for r in rows])
+                await _remember_accounts(conn, [(r.wallet, r.mint) for r in rows])
+            else:
+                # Nothing moved on chain: the credits go back to pending for the next settlement.
+                await conn.execute(update(c).where(c.c.payout_id.in_(ids)).values(payout_id=None))
+                log.warning("settlement transaction %s %s: %s", outcome.signature, outcome.state.name, outcome.error)
+            out = []
+            for r in rows:
+                message = payout_message(_Row(**{**r._asdict(), "state": state, "signature": outcome.signature}))
+                event = (
+                    pb.SettlementEvent(program_id=r.program_id, payout_confirmed=message)
+                    if confirmed
+                    else pb.SettlementEvent(program_id=r.program_id, payout_failed=message)
+                )
+                out.append((utilities.get(r.program_id, ""), event))
+            await events.append(conn, out)
+        open_count = (
+            await conn.execute(
+                select(func.count()).where(p.c.settlement_id == settlement_id, p.c.state == PayoutState.SENT)
+            )
+        ).scalar_one()
+        if open_count == 0:
+            failed = (
+                await conn.execute(
+                    select(func.count()).where(p.c.settlement_id == settlement_id, p.c.state == PayoutState.FAILED)
+                )
+            ).scalar_one()
+            await conn.execute(
+                update(schema.settlements)
+                .where(schema.settlements.c.settlement_id == settlement_id)
+                .values(state=SettlementState.PARTIAL if failed else SettlementState.COMPLETED, updated_at_us=now)
+            )
+
+    async def _rebuild(self, ref: str, recent: RecentBlockhash) -> bytes:
+        async with self.db.read() as conn:
+            rows = await self._tx_payouts(conn, ref)
+            mints = sorted({r.mint for r in rows})
+            known = await self._known_accounts(conn, mints)
+            mint_table = await self._mints(conn, mints)
+        intents = b"".join(
+            native.PaymentIntent(
+                base58.b58decode(r.wallet), base58.b58decode(r.mint), r.amount, (r.wallet, r.mint) not in known
+            ).pack()
+            for r in rows
+        )
+        batch = native.build_settlement(intents, mint_table, self._params(recent))
+        if len(batch.transactions) != 1:
+            raise RuntimeError(f"payouts of {ref} no longer fit one transaction")
+        return batch.transactions[0]
+
+    # -- reading --------------------------------------------------------------
+
+    async def get(self, settlement_id: str) -> SettlementView:
+        s, o = schema.settlements, schema.chain_outbox
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(s).where(s.c.settlement_id == settlement_id))).first()
+            if row is None:
+                raise errors.NotFound(f"no settlement {settlement_id}", "SETTLEMENT_NOT_FOUND")
+            refs = [f"{settlement_id}:{i}" for i in range(row.transactions)]
+            sigs = dict(
+                (
+                    await conn.execute(select(o.c.ref, o.c.signature).where(o.c.kind == "payout", o.c.ref.in_(refs)))
+                ).all()
+            )
+        return SettlementView(
+            settlement_id, SettlementState(row.state), row.transactions, row.payouts, row.credits, row.amount,
+            tuple(sigs.get(r, "") for r in refs), row.created_at_us, row.digest,
+        )  # fmt: skip
+
+    async def list(
+        self, wallet: str, mint: str, settlement_id: str, page_size: int, token: str
+    ) -> tuple[list[Any], str]:
+        if page_size > 1000:
+            raise errors.InvalidArgument.field("page_size", "must be at most 1000", "OUT_OF_RANGE")
+        try:
+            after = int(token) if token else 0
+        except ValueError:
+            raise errors.InvalidArgument.field("page_token", "is not a token this server issued") from None
+        limit = page_size or 100
+        p = schema.payouts
+        query = select(p).where(p.c.id > after).order_by(p.c.id).limit(limit + 1)
+        for column, value in ((p.c.wallet, wallet), (p.c.mint, mint), (p.c.settlement_id, settlement_id)):
+            if value:
+                query = query.where(column == value)
+        async with self.db.read() as conn:
+            rows = list((await conn.execute(query)).all())
+        return rows[:limit], (str(rows[limit - 1].id) if len(rows) > limit else "")
+
+
+class _Row:
+    """Attribute access over a dict, for building messages from rows not yet read back."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+async def _remember_accounts(conn: AsyncConnection, pairs: list[tuple[str, str]]) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(
+        dialect.insert(schema.token_accounts).on_conflict_do_nothing(),
+        [{"wallet": w, "mint": m} for w, m in set(pairs)],
+    )

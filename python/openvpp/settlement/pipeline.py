@@ -1,0 +1,90 @@
+"""The settlement cadence and its on-demand twin: credit what can be priced
+(readings, ended DR events), then pay what is pending."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from openvpp import errors
+from openvpp.integration import ca
+from openvpp.routing.programs import denied
+from openvpp.settlement.dr import DemandResponse
+from openvpp.settlement.events import EventLog
+from openvpp.settlement.payouts import Payouts, SettlementView
+from openvpp.settlement.pricing import Pricer
+from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResult:
+    settlement: SettlementView | None
+    credits_posted: int
+
+
+class Pipeline:
+    def __init__(
+        self, programs: ProgramSettlements, pricer: Pricer, dr: DemandResponse, payouts: Payouts, event_log: EventLog
+    ) -> None:
+        self.programs = programs
+        self.pricer = pricer
+        self.dr = dr
+        self.payouts = payouts
+        self.event_log = event_log
+
+    async def credit(self, programs: Sequence[ProgramConfig]) -> int:
+        posted = 0
+        for program in programs:
+            posted += await self.pricer.run(program)
+            posted += await self.dr.run(program)
+        if posted:
+            self.event_log.notify()
+        return posted
+
+    async def _chosen(self, caller: ca.Identity, program_ids: Sequence[str]) -> list[ProgramConfig]:
+        if caller.role not in (ca.Role.UTILITY, ca.Role.OPERATOR):
+            raise denied("settle as a utility")
+        mine = None if caller.role is ca.Role.OPERATOR else caller.namespace
+        if not program_ids:
+            return await self.programs.all(mine)
+        chosen = []
+        for i, program_id in enumerate(program_ids):
+            try:
+                program = await self.programs.get(program_id)
+            except errors.NotFound as exc:
+                exc.violations = (errors.FieldViolation(f"program_ids[{i}]", exc.message),)
+                raise
+            if mine is not None and program.utility != mine:
+                raise denied("settle its own programs")
+            chosen.append(program)
+        return chosen
+
+    async def settle_now(self, caller: ca.Identity, program_ids: Sequence[str]) -> SettleResult:
+        """On demand: a short reserve refuses the call (FAILED_PRECONDITION) before anything is paid."""
+        programs = await self._chosen(caller, program_ids)
+        posted = await self.credit(programs)
+        # Re-read: crediting does not change configuration, but holds may have moved.
+        programs = [await self.programs.get(p.program_id) for p in programs]
+        return SettleResult(await self.payouts.settle(programs, strict=True), posted)
+
+    async def cycle(self) -> SettleResult:
+        programs = await self.programs.all()
+        posted = await self.credit(programs)
+        programs = await self.programs.all()
+        return SettleResult(await self.payouts.settle(programs, strict=False), posted)
+
+    async def run(self, interval_seconds: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.cycle()
+            except errors.OpenVPPError as exc:
+                log.warning("settlement cycle: %s", exc.message)
+            except Exception:
+                log.exception("settlement cycle failed; retrying next cycle")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_seconds)

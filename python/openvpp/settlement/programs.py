@@ -1,0 +1,192 @@
+"""How a utility program credits and pays: what it pays for (CreditKind),
+in which use-case token, at which rates (tariff or feed), and how each
+credit is split between parties by basis points."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import base58
+from sqlalchemy import insert, select, update
+
+from openvpp import errors
+from openvpp.integration import ca
+from openvpp.routing.programs import denied, program_not_found
+from openvpp.store import routing_repo, schema
+from openvpp.store.database import Database
+from openvpp.v1 import settlement_pb2 as pb
+
+BPS = 10_000
+NEEDS_FEED = (pb.CREDIT_KIND_CO2_REWARD,)
+NEEDS_TARIFF = (pb.CREDIT_KIND_DR_PERFORMANCE,)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    party: int
+    wallet: str  # empty: the device's own address
+    bps: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramConfig:
+    program_id: str
+    utility: str
+    version: int
+    kind: int
+    mint: str
+    tariff_id: str
+    price_feed_id: str
+    split: tuple[Share, ...]
+    hold_reason: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> ProgramConfig:
+        split = tuple(Share(s["party"], s["wallet"], s["bps"]) for s in json.loads(row.split))
+        return cls(
+            row.program_id, row.utility_namespace, row.version, row.kind, row.mint, row.tariff_id, row.price_feed_id,
+            split, row.hold_reason,
+        )  # fmt: skip
+
+    def wallets(self, der_id: str) -> list[tuple[int, str, int]]:
+        """(party, wallet, bps) for one device's credit."""
+        return [(s.party, s.wallet or der_id, s.bps) for s in self.split]
+
+
+def split_amount(amount: int, shares: Sequence[int]) -> list[int]:
+    """Splits by basis points exactly: floors, then the leftover base units go
+    one each to the largest remainders (earlier shares first on ties)."""
+    parts = [amount * bps // BPS for bps in shares]
+    left = amount - sum(parts)
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(amount * shares[i] % BPS), i))
+    for i in by_remainder[:left]:
+        parts[i] += 1
+    return parts
+
+
+def _check_split(split: Sequence[pb.SplitShare]) -> tuple[Share, ...]:
+    if not split:
+        return (Share(pb.PARTY_OWNER, "", BPS),)
+    shares: list[Share] = []
+    for i, s in enumerate(split):
+        if s.party == pb.PARTY_UNSPECIFIED:
+            raise errors.InvalidArgument.field(f"split[{i}].party", "must be set")
+        if s.bps == 0:
+            raise errors.InvalidArgument.field(f"split[{i}].bps", "must be positive")
+        if s.party == pb.PARTY_OWNER:
+            if s.wallet:
+                raise errors.InvalidArgument.field(f"split[{i}].wallet", "the owner is paid at the device's address")
+        else:
+            try:
+                if len(base58.b58decode(s.wallet)) != 32:
+                    raise ValueError
+            except ValueError:
+                raise errors.InvalidArgument.field(f"split[{i}].wallet", "must be a base58 Solana address") from None
+        shares.append(Share(s.party, s.wallet, s.bps))
+    total = sum(s.bps for s in shares)
+    if total != BPS:
+        raise errors.InvalidArgument.field("split", f"basis points sum to {total}, not 10,000", "SPLIT_NOT_WHOLE")
+    return tuple(shares)
+
+
+class ProgramSettlements:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def configure(self, caller: ca.Identity, request: pb.ConfigureProgramSettlementRequest) -> ProgramConfig:
+        if request.kind == pb.CREDIT_KIND_UNSPECIFIED:
+            raise errors.InvalidArgument.field("kind", "must be set")
+        split = _check_split(request.split)
+        if request.kind in NEEDS_FEED and not request.price_feed_id:
+            raise errors.InvalidArgument.field("price_feed_id", "CO2 rewards need a feed's carbon intensity")
+        if request.kind in NEEDS_TARIFF and not request.tariff_id:
+            raise errors.InvalidArgument.field("tariff_id", "DR needs a tariff (its time zone and incentives)")
+        if request.kind == pb.CREDIT_KIND_NEM_EXPORT and not (request.tariff_id or request.price_feed_id):
+            raise errors.InvalidArgument.field("tariff_id", "NEM export needs a tariff or a price feed")
+        async with self.db.write() as conn:
+            program = await routing_repo.program(conn, request.program_id)
+            if program is None:
+                raise program_not_found(request.program_id)
+            if caller.role is not ca.Role.OPERATOR and program.utility_namespace != caller.namespace:
+                raise denied("configure its own programs")
+            utility = program.utility_namespace
+            token = (
+                await conn.execute(select(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == request.mint))
+            ).first()
+            if token is None or token.program_id != request.program_id:
+                raise errors.FailedPrecondition(
+                    f"{request.mint or 'mint'} is not a use-case token of {request.program_id}", "TOKEN_NOT_OF_PROGRAM",
+                    violations=[errors.FieldViolation("mint", "must be a token created for this program")],
+                )  # fmt: skip
+            for field, table, key, value in (
+                ("tariff_id", schema.tariffs, schema.tariffs.c.tariff_id, request.tariff_id),
+                ("price_feed_id", schema.price_feeds, schema.price_feeds.c.feed_id, request.price_feed_id),
+            ):
+                if not value:
+                    continue
+                row = (await conn.execute(select(table).where(key == value).limit(1))).first()
+                if row is None:
+                    raise errors.NotFound(
+                        f"no {field.removesuffix('_id').replace('_', ' ')} {value}", "ORACLE_NOT_FOUND"
+                    )
+                if row.utility_namespace != utility:
+                    raise denied(f"use its own {field.removesuffix('_id').replace('_', ' ')}s")
+            existing = (
+                await conn.execute(
+                    select(schema.program_settlements).where(
+                        schema.program_settlements.c.program_id == request.program_id
+                    )
+                )
+            ).first()
+            values = {
+                "utility_namespace": utility, "kind": request.kind, "mint": request.mint,
+                "tariff_id": request.tariff_id, "price_feed_id": request.price_feed_id,
+                "split": json.dumps([{"party": s.party, "wallet": s.wallet, "bps": s.bps} for s in split]),
+                "updated_at_us": time.time_ns() // 1000,
+            }  # fmt: skip
+            if existing is None:
+                await conn.execute(
+                    insert(schema.program_settlements).values(
+                        program_id=request.program_id, version=1, hold_reason="", **values
+                    )
+                )
+            else:
+                if existing.kind != request.kind or existing.mint != request.mint:
+                    raise errors.FailedPrecondition(
+                        "a program's credit kind and token are fixed once configured", "PROGRAM_SETTLEMENT_FIXED"
+                    )
+                await conn.execute(
+                    update(schema.program_settlements)
+                    .where(schema.program_settlements.c.program_id == request.program_id)
+                    .values(version=existing.version + 1, **values)
+                )
+            row = (
+                await conn.execute(
+                    select(schema.program_settlements).where(
+                        schema.program_settlements.c.program_id == request.program_id
+                    )
+                )
+            ).one()
+        return ProgramConfig.from_row(row)
+
+    async def get(self, program_id: str) -> ProgramConfig:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(schema.program_settlements).where(schema.program_settlements.c.program_id == program_id)
+                )
+            ).first()
+        if row is None:
+            raise errors.NotFound(f"program {program_id} has no settlement configured", "PROGRAM_SETTLEMENT_NOT_FOUND")
+        return ProgramConfig.from_row(row)
+
+    async def all(self, utility: str | None = None) -> list[ProgramConfig]:
+        query = select(schema.program_settlements).order_by(schema.program_settlements.c.program_id)
+        if utility is not None:
+            query = query.where(schema.program_settlements.c.utility_namespace == utility)
+        async with self.db.read() as conn:
+            return [ProgramConfig.from_row(r) for r in await conn.execute(query)]
