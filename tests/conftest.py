@@ -80,6 +80,7 @@ def server_settings(tmp_path: Path, database_url: str) -> Settings:
         max_bulk_chunk=500,
         probe_private_addresses=True,
         probe_timeout_seconds=5,
+        settle_interval_seconds=0,
     )
 
 
@@ -106,6 +107,7 @@ async def fabric(tmp_path: Path, database_url: str) -> AsyncIterator[Fabric]:
         shutdown_grace_seconds=2,
         probe_private_addresses=True,
         probe_timeout_seconds=5,
+        settle_interval_seconds=0,
     )
     running = await server_app.start(settings)
     try:

@@ -44,6 +44,8 @@ def build_settlement(
     max_account_locks: int,
     lookup_table: bytes | None = None,
     lookup_addresses: bytes | None = None,
+    memo: bytes | None = None,
+    memo_index_base: int = 0,
 ) -> tuple[list[bytes], bytes, bytes, bytes, bytes, bytes]: ...
 def clear_key_cache() -> None: ...
 

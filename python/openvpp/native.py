@@ -402,6 +402,9 @@ class SettlementParams:
     max_account_locks: int = 64
     lookup_table: bytes | None = None
     lookup_addresses: Sequence[bytes] = ()
+    # Written into each transaction as `memo:NNNNNN` (index from memo_index_base).
+    memo: bytes | None = None
+    memo_index_base: int = 0
 
 
 def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> SettlementBatch:
@@ -423,6 +426,8 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
             params.max_account_locks,
             params.lookup_table,
             b"".join(params.lookup_addresses) if params.lookup_table else None,
+            params.memo,
+            params.memo_index_base,
         )
         span.set_attribute("openvpp.batch.size", len(verdicts))
         span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(SettlementVerdict.INCLUDED))

@@ -234,7 +234,6 @@ class DemandResponse:
             .where(
                 en.c.program_id == program.program_id,
                 en.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE,
-                en.c.enrolled_at_us < row.start_s * 1_000_000,
                 rd.c.last_interval_end >= row.end_s,
                 en.c.der_id.not_in(done),
             )

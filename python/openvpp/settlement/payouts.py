@@ -42,6 +42,8 @@ from openvpp.v1 import settlement_pb2 as pb
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("openvpp.settlement")
+# On chain, every payout transaction carries "openvpp/settlement/v1 <id>:<index>".
+MEMO_PREFIX = "openvpp/settlement/v1"
 
 
 class SettlementState(enum.IntEnum):
@@ -97,11 +99,13 @@ class Payouts:
         self._lock = asyncio.Lock()
         outbox.register("payout", Handler(self._record, self._rebuild))
 
-    def _params(self, recent: RecentBlockhash) -> native.SettlementParams:
+    def _params(self, recent: RecentBlockhash, settlement_id: str, first_index: int = 0) -> native.SettlementParams:
         return native.SettlementParams(
             payer=bytes(self.keyring.fee_payer),
             authority=bytes(self.keyring.settlement_authority),
             blockhash=bytes(recent.blockhash),
+            memo=f"{MEMO_PREFIX} {settlement_id}".encode(),
+            memo_index_base=first_index,
         )
 
     async def _mints(self, conn: AsyncConnection, mints: Sequence[str]) -> bytes:
@@ -138,6 +142,16 @@ class Payouts:
                 prepared = await self._prepare(conn, programs, mintable, recent, strict=strict)
             if prepared is None:
                 return None
+            if isinstance(prepared, list):
+                # Marked held (visible in the program's status), and nothing paid.
+                program, want, room = prepared[0]
+                raise errors.FailedPrecondition(
+                    f"the reserve of {program.mint} covers {room} more base units but {program.program_id} has "
+                    f"{want} pending; fund the reserve",
+                    "RESERVE_SHORT",
+                    metadata={"program_id": program.program_id, "mint": program.mint,
+                              "pending_base_units": str(want), "mintable_base_units": str(room)},
+                )  # fmt: skip
             settlement_id, outbox_ids = prepared
             self.notify()
             await self.outbox.drive_many(outbox_ids)
@@ -152,7 +166,7 @@ class Payouts:
         recent: RecentBlockhash,
         *,
         strict: bool,
-    ) -> tuple[str, list[int]] | None:
+    ) -> tuple[str, list[int]] | list[tuple[ProgramConfig, int, int]] | None:
         ps, c, p = schema.program_settlements, schema.credits, schema.payouts
         ids = [x.program_id for x in programs]
         await conn.execute(select(ps.c.program_id).where(ps.c.program_id.in_(ids)).with_for_update())
@@ -177,16 +191,9 @@ class Payouts:
             room = mintable[program.mint] - int(in_flight.get(program.mint, 0))
             if wanted.get(program.mint, 0) > room:
                 holds.append((program, wanted[program.mint], max(room, 0)))
-        if holds and strict:
-            program, want, room = holds[0]
-            raise errors.FailedPrecondition(
-                f"the reserve of {program.mint} covers {room} more base units but {program.program_id} has {want} "
-                "pending; fund the reserve",
-                "RESERVE_SHORT",
-                metadata={"program_id": program.program_id, "mint": program.mint, "pending_base_units": str(want),
-                          "mintable_base_units": str(room)},
-            )  # fmt: skip
         await self._set_holds(conn, programs, holds)
+        if holds and strict:
+            return holds
         held = {h[0].mint for h in holds}
         chosen = [r for r in rows if r.mint not in held]
         if not chosen:
@@ -224,8 +231,10 @@ class Payouts:
         )
         parent, links = tracecontext.parented(r.trace_parent for r in chosen)
         with _tracer.start_as_current_span("settlement.settle", context=parent, links=links) as span:
-            batch = native.build_settlement(intents, await self._mints(conn, mints), self._params(recent))
             settlement_id = str(uuid.uuid4())
+            batch = native.build_settlement(
+                intents, await self._mints(conn, mints), self._params(recent, settlement_id)
+            )
             span.set_attribute("openvpp.settlement_id", settlement_id)
             span.set_attribute("openvpp.credits", len(chosen))
             span.set_attribute("openvpp.transactions", len(batch.transactions))
@@ -362,7 +371,8 @@ class Payouts:
             ).pack()
             for r in rows
         )
-        batch = native.build_settlement(intents, mint_table, self._params(recent))
+        settlement_id, index = ref.rsplit(":", 1)
+        batch = native.build_settlement(intents, mint_table, self._params(recent, settlement_id, int(index)))
         if len(batch.transactions) != 1:
             raise RuntimeError(f"payouts of {ref} no longer fit one transaction")
         return batch.transactions[0]

@@ -1,5 +1,10 @@
 """The pricing pass: stored readings of enrolled devices become credits.
 
+A program credits every stored reading of an enrolled device that it has
+not credited yet, whenever the reading arrived: store-and-forward after an
+outage is paid like live data (readings older than the ingestion age limit
+are refused at the door).
+
 Per (program, device) a cursor names the next reading to price and the
 rounding remainder carried. A pass holds the program's row lock (one
 writer per program across replicas), prices every device's readings from
@@ -120,7 +125,6 @@ class Pricer:
             .where(
                 e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE,
                 r.c.seq >= func.coalesce(c.c.next_seq, 0),
-                r.c.interval_end * 1_000_000 > e.c.enrolled_at_us,
             )
             .order_by(r.c.der_id, r.c.seq)
             .limit(self.limit)
@@ -176,23 +180,39 @@ class Pricer:
         _, divisor = scale(program.kind, decimals)
         packed_segments = b"".join(native.PriceSegment(a, b, r).pack() for a, b, r in segments)
 
-        def call(chosen: list[Piece]) -> native.PricedBatch:
-            items = b"".join(native.PriceItem(p.device, p.start, p.end, p.energy).pack() for p in chosen)
-            return native.price_energy(items, packed_segments, carries, divisor)
+        def run(chosen: list[Piece]) -> tuple[list[int], list[int], list[int]]:
+            """Verdicts, amounts and carries; energy-free pieces (a baseline
+            reading, an idle interval) need no price and never wait for one."""
+            priceable = [p for p in chosen if p.energy]
+            if not priceable:
+                return [native.PriceVerdict.PRICED] * len(chosen), [0] * len(chosen), list(carries)
+            items = b"".join(native.PriceItem(p.device, p.start, p.end, p.energy).pack() for p in priceable)
+            result = native.price_energy(items, packed_segments, carries, divisor)
+            verdicts, amounts, k = [], [], 0
+            for p in chosen:
+                if p.energy:
+                    verdicts.append(result.verdicts[k])
+                    amounts.append(result.amounts[k])
+                    k += 1
+                else:
+                    verdicts.append(native.PriceVerdict.PRICED)
+                    amounts.append(0)
+            return verdicts, amounts, result.carries
 
-        priced = call(pieces)
+        verdicts, amounts, out_carries = run(pieces)
         # A device is credited up to its first reading without a price; if any
         # device stopped early, price the kept prefixes again so carries match.
         blocked: dict[int, int] = {}
         for i, p in enumerate(pieces):
-            if priced.verdicts[i] != native.PriceVerdict.PRICED and p.device not in blocked:
+            if verdicts[i] != native.PriceVerdict.PRICED and p.device not in blocked:
                 blocked[p.device] = p.seq
-                if priced.verdicts[i] != native.PriceVerdict.NO_PRICE:
-                    log.error("reading %s/%d cannot be priced: %s", devices[p.device], p.seq, priced.verdict(i).name)
+                if verdicts[i] != native.PriceVerdict.NO_PRICE:
+                    reason = native.PriceVerdict(verdicts[i]).name
+                    log.error("reading %s/%d cannot be priced: %s", devices[p.device], p.seq, reason)
         if blocked:
             pieces = [p for p in pieces if p.seq < blocked.get(p.device, 2**64)]
-            priced = call(pieces) if pieces else priced
-        return await self._post(conn, program, devices, pieces, priced if pieces else None)
+            verdicts, amounts, out_carries = run(pieces)
+        return await self._post(conn, program, devices, pieces, amounts, out_carries)
 
     async def _post(
         self,
@@ -200,13 +220,13 @@ class Pricer:
         program: ProgramConfig,
         devices: list[str],
         pieces: list[Piece],
-        priced: native.PricedBatch | None,
+        amounts: list[int],
+        carries: list[int],
     ) -> int:
         totals: dict[int, list[int]] = {}  # device -> [amount, energy, estimated, first seq, last seq]
         for i, p in enumerate(pieces):
-            assert priced is not None
             t = totals.setdefault(p.device, [0, 0, 0, p.seq, p.seq])
-            t[0] += priced.amounts[i]
+            t[0] += amounts[i]
             t[1] += p.energy
             t[2] += p.energy if p.estimated else 0
             t[4] = p.seq
@@ -223,7 +243,7 @@ class Pricer:
             schema.pricing_cursors,
             [
                 {"program_id": program.program_id, "der_id": devices[d], "next_seq": t[4] + 1,
-                 "carry": str(priced.carries[d] if priced else 0)}
+                 "carry": str(carries[d])}
                 for d, t in totals.items()
             ],
             ("program_id", "der_id"),

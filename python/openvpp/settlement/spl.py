@@ -22,6 +22,15 @@ _AMOUNT = slice(64, 72)
 __all__ = ["TOKEN_2022_PROGRAM_ID", "TOKEN_PROGRAM_ID"]
 
 
+MEMO_PROGRAM_ID = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
+
+
+def memo(text: str) -> Instruction:
+    """A signer-less memo. Besides labelling a transaction on chain, it makes two
+    otherwise identical transfers under one blockhash different transactions."""
+    return Instruction(MEMO_PROGRAM_ID, text.encode(), [])
+
+
 def ata(owner: Pubkey, mint: Pubkey, program: Pubkey) -> Pubkey:
     return spl.get_associated_token_address(owner, mint, program)
 

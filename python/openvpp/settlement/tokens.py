@@ -424,7 +424,9 @@ class UseCaseTokens:
             coin.program, source, coin.mint, Pubkey.from_string(row.reserve_account), treasury.pubkey(), amount,
             coin.decimals,
         )  # fmt: skip
-        return spl.signed([move], self.keyring.fee_payer, [treasury], recent.blockhash)
+        return spl.signed(
+            [spl.memo(f"openvpp/reserve-fund/v1 {ref}"), move], self.keyring.fee_payer, [treasury], recent.blockhash
+        )
 
     async def treasury(self, utility: str) -> Pubkey | None:
         """The utility's treasury wallet; on a development chain with the test
@@ -486,6 +488,7 @@ class UseCaseTokens:
         mint_key = Pubkey.from_string(mint)
         program = spl.TOKEN_2022_PROGRAM_ID
         instructions = [
+            spl.memo(f"openvpp/token-issue/v1 {ref}"),
             spl.create_ata(payer.pubkey(), wallet, mint_key, program),
             spl.mint_to(
                 program, mint_key, spl.ata(wallet, mint_key, program), authority.pubkey(), amount, row.decimals

@@ -120,7 +120,18 @@ pub struct Config {
     pub compute_units_per_ata: u32,
     pub max_account_locks: usize,
     pub lookup_table: Option<AddressLookupTableAccount>,
+    /// Memo prefix written into every transaction as `prefix:NNNNNN` (the
+    /// transaction's index from `memo_index_base`). It names the settlement
+    /// on chain, and it keeps two settlements that pay the same amounts to
+    /// the same wallets under one blockhash from being the same transaction
+    /// (which the chain would drop as a duplicate).
+    pub memo: Option<Vec<u8>>,
+    pub memo_index_base: u32,
 }
+
+/// The SPL Memo program (v2).
+pub const MEMO_PROGRAM: Pubkey = Pubkey::from_str_const("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr");
+const COMPUTE_UNITS_PER_MEMO: u32 = 5_000;
 
 /// A recipient's net credit in one mint, and the transaction that pays it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,13 +368,22 @@ impl Estimate {
 }
 
 impl Packer<'_> {
-    fn budget(&self, transfers: u32, atas: u32) -> Vec<Instruction> {
+    /// The fixed head of transaction `index`: compute budget and memo. The
+    /// memo's index is zero-padded, so every transaction's head has the same size.
+    fn budget(&self, transfers: u32, atas: u32, index: u32) -> Vec<Instruction> {
+        let memo_units = if self.config.memo.is_some() { COMPUTE_UNITS_PER_MEMO } else { 0 };
         let units = transfers
             .saturating_mul(self.config.compute_units_per_transfer)
-            .saturating_add(atas.saturating_mul(self.config.compute_units_per_ata));
+            .saturating_add(atas.saturating_mul(self.config.compute_units_per_ata))
+            .saturating_add(memo_units);
         let mut out = vec![ComputeBudgetInstruction::set_compute_unit_limit(units)];
         if self.config.compute_unit_price > 0 {
             out.push(ComputeBudgetInstruction::set_compute_unit_price(self.config.compute_unit_price));
+        }
+        if let Some(prefix) = &self.config.memo {
+            let mut data = prefix.clone();
+            data.extend_from_slice(format!(":{:06}", self.config.memo_index_base.saturating_add(index)).as_bytes());
+            out.push(Instruction { program_id: MEMO_PROGRAM, accounts: Vec::new(), data });
         }
         out
     }
@@ -373,13 +393,19 @@ impl Packer<'_> {
         let mut e = Estimate::default();
         e.keys.insert(self.config.payer.pubkey());
         e.signers.insert(self.config.payer.pubkey());
-        e.add(&self.budget(0, 0));
+        e.add(&self.budget(0, 0, 0));
         e
     }
 
     /// The compiled message, if it fits the size and account-lock limits.
-    fn compile(&self, body: &[Instruction], transfers: u32, atas: u32) -> Result<Option<v0::Message>, Error> {
-        let mut all = self.budget(transfers, atas);
+    fn compile(
+        &self,
+        body: &[Instruction],
+        transfers: u32,
+        atas: u32,
+        index: u32,
+    ) -> Result<Option<v0::Message>, Error> {
+        let mut all = self.budget(transfers, atas, index);
         all.extend_from_slice(body);
         let message = v0::Message::try_compile(
             &self.config.payer.pubkey(),
@@ -469,6 +495,7 @@ pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Err
     };
     let mut open = new_open();
     for (i, group) in groups.into_iter().enumerate() {
+        let index = u32::try_from(messages.len()).unwrap_or(u32::MAX);
         let adds_ata = u32::from(netted[i].create_ata);
         let mut estimate = open.estimate.clone();
         estimate.add(&group);
@@ -476,7 +503,7 @@ pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Err
             let mut candidate = open.body.clone();
             candidate.extend(group.iter().cloned());
             packer
-                .compile(&candidate, open.transfers.saturating_add(1), open.atas.saturating_add(adds_ata))?
+                .compile(&candidate, open.transfers.saturating_add(1), open.atas.saturating_add(adds_ata), index)?
                 .is_some()
         };
         if fits {
@@ -491,7 +518,8 @@ pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Err
             flush(&packer, &mut open, &mut netted, &mut messages)?;
         }
         open = new_open();
-        if packer.compile(&group, 1, adds_ata)?.is_some() {
+        let index = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+        if packer.compile(&group, 1, adds_ata, index)?.is_some() {
             open.estimate.add(&group);
             open.body = group;
             open.members.push(i);
@@ -523,12 +551,12 @@ fn flush(
     netted: &mut [Netted],
     messages: &mut Vec<v0::Message>,
 ) -> Result<(), Error> {
-    let message = packer
-        .compile(&open.body, open.transfers, open.atas)?
-        // The bound only ever admits what truly fits; reaching this is a bug.
-        .ok_or_else(|| Error::MalformedBatch("internal: packed transaction exceeds the limits".into()))?;
     let index =
         u32::try_from(messages.len()).map_err(|_| Error::MalformedBatch("too many transactions".into()))?;
+    let message = packer
+        .compile(&open.body, open.transfers, open.atas, index)?
+        // The bound only ever admits what truly fits; reaching this is a bug.
+        .ok_or_else(|| Error::MalformedBatch("internal: packed transaction exceeds the limits".into()))?;
     for &m in &open.members {
         netted[m].transaction = index;
     }

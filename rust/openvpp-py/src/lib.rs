@@ -193,7 +193,8 @@ fn price_energy<'py>(
 #[pyfunction]
 #[pyo3(signature = (
     intents, mints, payer, authority, blockhash, compute_unit_price, compute_units_per_transfer,
-    compute_units_per_ata, max_account_locks, lookup_table=None, lookup_addresses=None,
+    compute_units_per_ata, max_account_locks, lookup_table=None, lookup_addresses=None, memo=None,
+    memo_index_base=0,
 ))]
 #[allow(clippy::too_many_arguments, reason = "a flat, typed signature is the clearest FFI surface")]
 fn build_settlement<'py>(
@@ -209,6 +210,8 @@ fn build_settlement<'py>(
     max_account_locks: usize,
     lookup_table: Option<PyBackedBytes>,
     lookup_addresses: Option<PyBackedBytes>,
+    memo: Option<PyBackedBytes>,
+    memo_index_base: u32,
 ) -> PyResult<SettlementColumns<'py>> {
     let keypair = |what: &str, b: &[u8]| {
         Keypair::try_from(b)
@@ -246,6 +249,8 @@ fn build_settlement<'py>(
         compute_units_per_ata,
         max_account_locks,
         lookup_table: table,
+        memo: memo.map(|m| m.to_vec()),
+        memo_index_base,
     };
     let batch = py.detach(|| settlement::build(&intents, &mints, &config)).map_err(CoreError)?;
     let transactions = PyList::new(py, batch.transactions.iter().map(|t| PyBytes::new(py, t)))?;

@@ -28,6 +28,8 @@ fuzz_target!(|data: &[u8]| {
         compute_units_per_ata: 30_000,
         max_account_locks: 64,
         lookup_table: None,
+        memo: None,
+        memo_index_base: 0,
     };
     if let Ok(batch) = build(&intent_bytes[..whole], mint_bytes, &config) {
         assert_eq!(batch.verdicts.len(), whole / INTENT_LEN);
