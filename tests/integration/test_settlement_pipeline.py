@@ -85,7 +85,9 @@ async def test_no_price_means_the_reading_waits_until_the_feed_reaches_it(fabric
         await w.submit([reading(device, s + 1, end + s * STEP, 0, 1_000 * s) for s in range(5)])
         # A point valid for 1,800 s prices the first two intervals after the baseline only.
         points, signature = signed_points(feed, [(end, 120_000, 300)])
-        published = await w.utility_call("PublishPriceFeed", pb.PublishPriceFeedRequest(feed_id=feed, points=points, signature=signature))
+        published = await w.utility_call(
+            "PublishPriceFeed", pb.PublishPriceFeedRequest(feed_id=feed, points=points, signature=signature)
+        )
         assert published.accepted == 1
         await w.settle()
         balance = await w.utility_call("GetBalance", pb.GetBalanceRequest(wallet=str(device.pubkey())))
