@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -43,7 +44,7 @@ def test_peak_follows_local_time_across_the_spring_forward_day() -> None:
     # so "early" starts at 03:00 PDT = 10:00 UTC: no gap, no overlap, 23 local hours.
     night = [(a, b) for a, b, r in segments if r == OFF and a == utc(2026, 3, 8, 5)]
     assert night == [(utc(2026, 3, 8, 5), utc(2026, 3, 8, 10))]
-    assert all(x[1] == y[0] for x, y in zip(segments, segments[1:], strict=False))
+    assert all(x[1] == y[0] for x, y in itertools.pairwise(segments))
 
 
 def test_the_fall_back_day_has_25_hours_and_prices_the_repeated_hour_once_per_instant() -> None:
