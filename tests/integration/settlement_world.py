@@ -76,7 +76,8 @@ class SettlementWorld:
         return reply
 
     async def settle(self) -> pb.SettleResponse:
-        return await self.utility_call("Settle", pb.SettleRequest(program_ids=[self.program_id]))
+        reply: pb.SettleResponse = await self.utility_call("Settle", pb.SettleRequest(program_ids=[self.program_id]))
+        return reply
 
 
 @asynccontextmanager

@@ -108,7 +108,7 @@ async def _check_paid_once(w: SettlementWorld, fabric: Fabric) -> None:
     (token,) = check.tokens
     assert token.pending_base_units == 0
     assert token.credited_base_units == token.paid_base_units == token.supply_base_units > 0
-    for d, device in enumerate(w.devices):
+    for device in w.devices:
         balance = await w.utility_call("GetBalance", pb.GetBalanceRequest(wallet=str(device.pubkey())))
         assert balance.balances[0].on_chain_base_units == (500 * 3) * 80
     async with fabric.app.db.read() as conn:

@@ -21,7 +21,7 @@ def ts(day: dt.date, hour: int) -> int:
 
 
 def hourly(days: list[dt.date], load: Callable[[dt.date, int], int], until_hour: int = 24) -> list[SimpleNamespace]:
-    rows = []
+    rows: list[SimpleNamespace] = []
     for day in days:
         for hour in range(until_hour if day == EVENT_DAY else 24):
             end = ts(day, hour) + 3600

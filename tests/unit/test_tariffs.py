@@ -26,8 +26,8 @@ def tou() -> TariffVersion:
     return TariffVersion("pge/tou", "pge", 1, "America/Los_Angeles", dt.date(2026, 1, 1), periods, 0)
 
 
-def utc(*args: int) -> int:
-    return int(dt.datetime(*args, tzinfo=dt.UTC).timestamp())
+def utc(year: int, month: int, day: int, hour: int) -> int:
+    return int(dt.datetime(year, month, day, hour, tzinfo=dt.UTC).timestamp())
 
 
 def export_rate(p: pb.TariffPeriod) -> int:

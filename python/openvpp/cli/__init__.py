@@ -17,6 +17,7 @@ from openvpp.cli.devices import device
 from openvpp.cli.endpoints import endpoint
 from openvpp.cli.partners import certificate, partner
 from openvpp.cli.routes import program, route
+from openvpp.cli.settlement import balance, ledger, settle, settlements
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,5 +146,8 @@ def demo(devices: int, seed: int, out: Path) -> None:
     sys.exit(asyncio.run(run(devices=devices, seed=seed, out=out, console=console)))
 
 
-for group in (partner, certificate, endpoint, device, program, route, chain, token, reserve, registry_group):
+for group in (
+    partner, certificate, endpoint, device, program, route, chain, token, reserve, registry_group, ledger, settle,
+    balance, settlements,
+):  # fmt: skip
     main.add_command(group)

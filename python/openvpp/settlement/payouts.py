@@ -280,7 +280,7 @@ class Payouts:
             sent = []
             for pid, row in zip(payout_ids, payout_rows, strict=True):
                 message = payout_message(_Row(id=pid, **row))
-                program = program_of[row["mint"]]
+                program = program_of[str(row["mint"])]
                 sent.append((program.utility, pb.SettlementEvent(program_id=program.program_id, payout_sent=message)))
             await events.append(conn, sent)
         return settlement_id, outbox_ids

@@ -14,6 +14,7 @@ from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
 from openvpp.settlement import dr, ledger, payouts
 from openvpp.settlement.ingest import Ingestor
+from openvpp.settlement.oracles import TariffVersion
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.redemption import Redemption
 from openvpp.settlement.runtime import Settlement
@@ -284,7 +285,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             yield pb.StreamSettlementsResponse(events=page, head=head)
 
 
-def _tariff(version: Any) -> pb.Tariff:
+def _tariff(version: TariffVersion) -> pb.Tariff:
     message = version.message()
     message.published_at.CopyFrom(_timestamp(version.published_at_us))
     return message

@@ -382,7 +382,9 @@ impl Packer<'_> {
         }
         if let Some(prefix) = &self.config.memo {
             let mut data = prefix.clone();
-            data.extend_from_slice(format!(":{:06}", self.config.memo_index_base.saturating_add(index)).as_bytes());
+            data.extend_from_slice(
+                format!(":{:06}", self.config.memo_index_base.saturating_add(index)).as_bytes(),
+            );
             out.push(Instruction { program_id: MEMO_PROGRAM, accounts: Vec::new(), data });
         }
         out
@@ -503,7 +505,12 @@ pub fn build(intents: &[u8], mints: &[u8], config: &Config) -> Result<Batch, Err
             let mut candidate = open.body.clone();
             candidate.extend(group.iter().cloned());
             packer
-                .compile(&candidate, open.transfers.saturating_add(1), open.atas.saturating_add(adds_ata), index)?
+                .compile(
+                    &candidate,
+                    open.transfers.saturating_add(1),
+                    open.atas.saturating_add(adds_ata),
+                    index,
+                )?
                 .is_some()
         };
         if fits {
