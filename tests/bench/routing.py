@@ -72,7 +72,9 @@ async def _onboard(target: str, operator: grpc.ChannelCredentials, data: Path, k
     return bundle.directory
 
 
-async def _setup(target: str, data: Path, devices: int, tmp: Path) -> tuple[Path, list[str]]:
+async def _setup(
+    target: str, data: Path, devices: int, tmp: Path, keys: list[Keypair] | None = None
+) -> tuple[Path, list[str]]:
     operator = credentials(data / "operator")
     utility = await _onboard(target, operator, data, integration_pb2.PARTNER_KIND_UTILITY, "pge")
     vendor = await _onboard(target, operator, data, integration_pb2.PARTNER_KIND_DEVICE_VENDOR, "solarco")
@@ -91,7 +93,7 @@ async def _setup(target: str, data: Path, devices: int, tmp: Path) -> tuple[Path
             pb.CreateProgramRequest(code="nem", name="NEM", kind=pb.PROGRAM_KIND_NET_ENERGY_METERING)
         )
         await stub.AttachEndpoint(pb.AttachEndpointRequest(program_id="pge/nem", endpoint_id="pge/vtn"))
-    keys = [Keypair() for _ in range(devices)]
+    keys = keys or [Keypair() for _ in range(devices)]
     async with grpc.aio.secure_channel(target, credentials(vendor)) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
 

@@ -52,6 +52,9 @@ def main(verbose: int) -> None:
 @click.option("--chain-rpc-url", help="Solana JSON-RPC endpoint [default: the embedded chain in process].")
 @click.option("--stablecoin-mint", help="The stablecoin mint (USDC on a real cluster) [default: the local test mint].")
 @click.option("--anchor-interval", "anchor_interval_seconds", type=float, help="Seconds between registry anchors.")
+@click.option(
+    "--settle-interval", "settle_interval_seconds", type=float, help="Seconds between settlement cycles; 0: on demand."
+)
 def serve(**flags: Any) -> None:
     """Run the gRPC server until SIGTERM or SIGINT."""
     from openvpp.server import app, telemetry
