@@ -176,6 +176,34 @@ class ReadingResults:
         return self.verdicts.count(ReadingVerdict.ACCEPTED) + self.verdicts.count(ReadingVerdict.SEQ_GAP)
 
 
+def verify_reading_signatures(payloads: bytes, signatures: bytes) -> bytes:
+    """One byte per reading, 1 when its signature verifies (GIL released: run it in a thread)."""
+    with _tracer.start_as_current_span("native.verify_reading_signatures") as span:
+        ok = _rust.verify_reading_signatures(payloads, signatures)
+        span.set_attribute("openvpp.batch.size", len(ok))
+        span.set_attribute("openvpp.batch.rejected", ok.count(0))
+    return ok
+
+
+def reading_keys(payloads: bytes) -> dict[bytes, int]:
+    """The batch's distinct device keys (first-seen order) and the lowest seq of each."""
+    keys, seqs = _rust.reading_keys(payloads)
+    low = memoryview(seqs).cast("Q")
+    return {keys[i * 32 : i * 32 + 32]: low[i] for i in range(len(low))}
+
+
+def chain_readings(payloads: bytes, signatures: bytes, keep: bytes, heads: bytes) -> tuple[bytes, bytes, bytes]:
+    """Extends per-device hash chains over the kept readings (keep: one byte each).
+
+    `heads` is key[32] || hash[32] per device; returns (payload digests,
+    chain links) 32 bytes per kept reading, and the heads after, same layout.
+    """
+    with _tracer.start_as_current_span("native.chain_readings") as span:
+        digests, links, after = _rust.chain_readings(payloads, signatures, keep, heads)
+        span.set_attribute("openvpp.batch.size", len(keep))
+    return digests, links, after
+
+
 def verify_readings(
     payloads: bytes,
     signatures: bytes,

@@ -95,18 +95,24 @@ def yardstick(readings: list[tuple[bytes, bytes]]) -> float:
 
 
 async def ingest(
-    stub: settlement_pb2_grpc.SettlementServiceAsyncStub, requests: list[pb.SubmitReadingsRequest]
+    stub: settlement_pb2_grpc.SettlementServiceAsyncStub, streams: list[list[pb.SubmitReadingsRequest]]
 ) -> float:
-    async def source() -> AsyncIterator[pb.SubmitReadingsRequest]:
-        for r in requests:
-            yield r
+    """Readings/s over concurrent streams (each device's readings in one stream, in order)."""
 
-    total = sum(len(r.payloads) // 72 for r in requests)
+    async def one(requests: list[pb.SubmitReadingsRequest]) -> int:
+        async def source() -> AsyncIterator[pb.SubmitReadingsRequest]:
+            for r in requests:
+                yield r
+
+        accepted = 0
+        async for reply in stub.SubmitReadings(source()):
+            assert not reply.HasField("error"), reply.error
+            accepted += reply.accepted
+        return accepted
+
+    total = sum(len(r.payloads) // 72 for requests in streams for r in requests)
     start = time.perf_counter()
-    accepted = 0
-    async for reply in stub.SubmitReadings(source()):
-        assert not reply.HasField("error"), reply.error
-        accepted += reply.accepted
+    accepted = sum(await asyncio.gather(*(one(r) for r in streams)))
     elapsed = time.perf_counter() - start
     assert accepted == total, (accepted, total)
     return total / elapsed
@@ -175,13 +181,16 @@ async def measure(target: str, data: Path, tmp: Path, server_pid: int, args: arg
     async with grpc.aio.secure_channel(target, credentials(vendor)) as channel:
         stub = settlement_pb2_grpc.SettlementServiceStub(channel)
         for readings in rounds:
-            rates.append(await ingest(stub, batches(readings, args.batch)))
+            # Devices are split between streams by key, so each device's readings stay in order.
+            split = [[x for x in readings if x[0][0] % args.streams == k] for k in range(args.streams)]
+            rates.append(await ingest(stub, [batches(part, args.batch) for part in split]))
             rss.append(rss_kib(server_pid))
     payouts_per_s, settled = await settle(target, utility)
     return {
         "devices": args.devices,
         "readings": sum(len(r) for r in rounds),
         "batch": args.batch,
+        "streams": args.streams,
         "ingest_per_s": statistics.median(rates),
         "verify_single_core_per_s": statistics.median(raw),
         "ingest_vs_single_core_verify": statistics.median(rates) / statistics.median(raw),
@@ -200,6 +209,7 @@ def main() -> int:
     parser.add_argument("--per-device", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--streams", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:

@@ -244,11 +244,119 @@ pub fn payload_digest(payload: &[u8]) -> [u8; 32] {
     Sha256::digest(payload).into()
 }
 
+/// The distinct device keys of a batch, in first-seen order, each with the
+/// lowest seq it carries: what the caller must load state and stored
+/// digests for before `verify`.
+pub fn distinct_keys(payloads: &[u8]) -> Result<Vec<([u8; 32], u64)>, Error> {
+    check_len("payloads", payloads, READING_LEN)?;
+    let mut index: HashMap<[u8; 32], usize, RandomState> = HashMap::with_hasher(RandomState::default());
+    let mut out: Vec<([u8; 32], u64)> = Vec::new();
+    for p in payloads.chunks_exact(READING_LEN) {
+        let payload: &[u8; READING_LEN] =
+            p.try_into().map_err(|_| Error::MalformedBatch("payload".into()))?;
+        let r = Reading::decode(payload);
+        match index.get(&r.key) {
+            Some(&i) => out[i].1 = out[i].1.min(r.seq),
+            None => {
+                index.insert(r.key, out.len());
+                out.push((r.key, r.seq));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Digests and hash-chain links of the kept readings of a batch.
+pub struct Chained {
+    /// SHA-256 of each kept payload, in batch order (32 bytes each).
+    pub digests: Vec<u8>,
+    /// chain_hash of each kept reading (32 bytes each).
+    pub links: Vec<u8>,
+    /// The heads after the batch: key[32] || hash[32] per input head, same order.
+    pub heads: Vec<u8>,
+}
+
+/// Extends each device's hash chain over the readings of a batch marked in
+/// `keep` (one byte per reading, non-zero to store it), in batch order:
+/// link = SHA-256(previous link || payload || signature). `heads` holds
+/// key[32] || head hash[32] for every device the kept readings belong to.
+pub fn chain(payloads: &[u8], signatures: &[u8], keep: &[u8], heads: &[u8]) -> Result<Chained, Error> {
+    let n = check_len("payloads", payloads, READING_LEN)?;
+    if signatures.len() != n.saturating_mul(SIGNATURE_LEN) || keep.len() != n {
+        return Err(Error::MalformedBatch(format!("{n} readings need {n} signatures and {n} keep flags")));
+    }
+    check_len("heads", heads, 64)?;
+    let mut table: HashMap<[u8; 32], [u8; 32], RandomState> = HashMap::with_hasher(RandomState::default());
+    let mut order: Vec<[u8; 32]> = Vec::new();
+    for h in heads.chunks_exact(64) {
+        let mut key = [0u8; 32];
+        let mut hash = [0u8; 32];
+        key.copy_from_slice(&h[..32]);
+        hash.copy_from_slice(&h[32..]);
+        if table.insert(key, hash).is_some() {
+            return Err(Error::MalformedBatch("a device appears twice in the heads".into()));
+        }
+        order.push(key);
+    }
+    let kept = keep.iter().filter(|k| **k != 0).count();
+    let mut digests = Vec::with_capacity(kept.saturating_mul(32));
+    let mut links = Vec::with_capacity(kept.saturating_mul(32));
+    for (i, (payload, signature)) in
+        payloads.chunks_exact(READING_LEN).zip(signatures.chunks_exact(SIGNATURE_LEN)).enumerate()
+    {
+        if keep[i] == 0 {
+            continue;
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&payload[..32]);
+        let head = table.get_mut(&key).ok_or_else(|| {
+            Error::MalformedBatch(format!("reading {i} belongs to a device without a head"))
+        })?;
+        digests.extend_from_slice(&payload_digest(payload));
+        let mut hash = Sha256::new();
+        hash.update(*head);
+        hash.update(payload);
+        hash.update(signature);
+        *head = hash.finalize().into();
+        links.extend_from_slice(head);
+    }
+    let mut out = Vec::with_capacity(heads.len());
+    for key in order {
+        out.extend_from_slice(&key);
+        out.extend_from_slice(&table[&key]);
+    }
+    Ok(Chained { digests, links, heads: out })
+}
+
 fn check_len(what: &str, buf: &[u8], item: usize) -> Result<usize, Error> {
     match buf.len().checked_div(item) {
         Some(count) if buf.len().is_multiple_of(item) => Ok(count),
         _ => Err(Error::MalformedBatch(format!("{what}: {} bytes is not a multiple of {item}", buf.len()))),
     }
+}
+
+/// Rule 2 alone for a whole batch: whether each reading's signature verifies
+/// (its key is the payload's first 32 bytes). Needs no device state, so a
+/// caller can run it before taking the lock the rules need.
+pub fn verify_signatures(payloads: &[u8], signatures: &[u8]) -> Result<Vec<bool>, Error> {
+    let n = check_len("payloads", payloads, READING_LEN)?;
+    if signatures.len() != n.saturating_mul(SIGNATURE_LEN) {
+        return Err(Error::MalformedBatch(format!(
+            "{n} readings but a {}-byte signatures buffer",
+            signatures.len()
+        )));
+    }
+    let mut keys = Vec::with_capacity(n.saturating_mul(32));
+    for p in payloads.chunks_exact(READING_LEN) {
+        keys.extend_from_slice(&p[..32]);
+    }
+    let verdicts = signature::verify_batch(
+        DOMAIN,
+        &keys,
+        signatures,
+        Messages::Fixed { data: payloads, len: READING_LEN },
+    )?;
+    Ok(verdicts.iter().map(|v| *v == signature::Verdict::Valid).collect())
 }
 
 /// Verifies signatures, then applies the rules. See the module docs.

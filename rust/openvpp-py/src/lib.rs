@@ -144,6 +144,18 @@ fn verify_readings<'py>(
     Ok(columns(py, &outcomes, &updated))
 }
 
+/// Rule 2 alone: one byte per reading, 1 when its signature verifies.
+#[pyfunction]
+fn verify_reading_signatures<'py>(
+    py: Python<'py>,
+    payloads: PyBackedBytes,
+    signatures: PyBackedBytes,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let ok = py.detach(|| readings::verify_signatures(&payloads, &signatures)).map_err(CoreError)?;
+    let bytes: Vec<u8> = ok.iter().map(|b| u8::from(*b)).collect();
+    Ok(PyBytes::new(py, &bytes))
+}
+
 /// The measurement rules alone, for readings whose signatures were checked
 /// already: `signature_ok` holds one byte per reading, non-zero when valid.
 #[pyfunction]
@@ -167,6 +179,37 @@ fn apply_reading_rules<'py>(
         })
         .map_err(CoreError)?;
     Ok(columns(py, &outcomes, &updated))
+}
+
+/// The distinct device keys of a batch (32 bytes each, first-seen order) and
+/// the lowest seq of each (u64 LE).
+#[pyfunction]
+fn reading_keys<'py>(
+    py: Python<'py>,
+    payloads: PyBackedBytes,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let found = py.detach(|| readings::distinct_keys(&payloads)).map_err(CoreError)?;
+    let keys: Vec<u8> = found.iter().flat_map(|(k, _)| k.iter().copied()).collect();
+    let seqs: Vec<u8> = found.iter().flat_map(|(_, s)| s.to_le_bytes()).collect();
+    Ok((PyBytes::new(py, &keys), PyBytes::new(py, &seqs)))
+}
+
+/// Extends per-device hash chains over the kept readings of a batch; returns
+/// (digests, links, heads), see openvpp-core `readings::chain`.
+#[pyfunction]
+fn chain_readings<'py>(
+    py: Python<'py>,
+    payloads: PyBackedBytes,
+    signatures: PyBackedBytes,
+    keep: PyBackedBytes,
+    heads: PyBackedBytes,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let chained = py.detach(|| readings::chain(&payloads, &signatures, &keep, &heads)).map_err(CoreError)?;
+    Ok((
+        PyBytes::new(py, &chained.digests),
+        PyBytes::new(py, &chained.links),
+        PyBytes::new(py, &chained.heads),
+    ))
 }
 
 /// Prices packed energy items against packed UTC segments; returns verdict
@@ -298,6 +341,9 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply_reading_rules, m)?)?;
     m.add_function(wrap_pyfunction!(price_energy, m)?)?;
     m.add_function(wrap_pyfunction!(build_settlement, m)?)?;
+    m.add_function(wrap_pyfunction!(chain_readings, m)?)?;
+    m.add_function(wrap_pyfunction!(reading_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_reading_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(clear_key_cache, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::use_case_mint, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::inspect_mint, m)?)?;
