@@ -85,6 +85,7 @@ bench: $(STAMP) ## Benchmarks against yardsticks in the same run (fat-LTO build)
 	$(BIN)/maturin develop --quiet --skip-install --profile bench-release
 	$(BIN)/python -m tests.bench.core
 	$(BIN)/python -m tests.bench.routing
+	$(BIN)/python -m tests.bench.settlement
 
 .PHONY: test
 test: lint check-protos cargo-test pytest fuzz ## Everything CI runs
