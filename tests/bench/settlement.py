@@ -251,7 +251,9 @@ def main() -> int:
 
 
 def report(r: dict[str, object]) -> None:
-    f = lambda key: float(r[key])  # type: ignore[arg-type]  # noqa: E731
+    def f(key: str) -> float:
+        return float(r[key])  # type: ignore[arg-type]
+
     table = Table(title=f"Settlement over mTLS into SQLite ({r['devices']:,} devices, {r['readings']:,} readings)")
     for column in ("measure", "value", "target", "met"):
         table.add_column(column)

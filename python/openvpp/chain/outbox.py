@@ -60,6 +60,7 @@ class Outcome:
 Builder = Callable[[str, RecentBlockhash], Awaitable[bytes]]
 # Records the final outcome inside the transaction that marks it final.
 Recorder = Callable[[AsyncConnection, str, Outcome], Awaitable[None]]
+ManyRecorder = Callable[[AsyncConnection, list[tuple[str, Outcome]]], Awaitable[None]]
 # Test hook: called at each step with its name; raising simulates a crash there.
 FaultHook = Callable[[str], None]
 
@@ -68,6 +69,8 @@ FaultHook = Callable[[str], None]
 class Handler:
     record: Recorder
     rebuild: Builder | None = None
+    # Records many outcomes of this kind at once (same contract as `record`).
+    record_many: ManyRecorder | None = None
 
 
 def _now_us() -> int:
@@ -236,6 +239,7 @@ class Outbox:
 
     async def _finish_many(self, final: list[tuple[Any, OutboxState, SignatureStatus]]) -> None:
         async with self.db.write() as conn:
+            batched: dict[str, list[tuple[str, Outcome]]] = {}
             for row, state, status in final:
                 outcome = Outcome(state, row.signature, status.slot, status.error or "")
                 changed = await conn.execute(
@@ -243,8 +247,17 @@ class Outbox:
                     .where(schema.chain_outbox.c.id == row.id, schema.chain_outbox.c.state == OutboxState.IN_FLIGHT)
                     .values(state=state, slot=status.slot, error=outcome.error, updated_at_us=_now_us())
                 )
-                if changed.rowcount:
-                    await self.handlers[row.kind].record(conn, row.ref, outcome)
+                if not changed.rowcount:
+                    continue
+                handler = self.handlers[row.kind]
+                if handler.record_many is not None:
+                    batched.setdefault(row.kind, []).append((row.ref, outcome))
+                else:
+                    await handler.record(conn, row.ref, outcome)
+            for kind, outcomes in batched.items():
+                record_many = self.handlers[kind].record_many
+                assert record_many is not None
+                await record_many(conn, outcomes)
 
     async def _step(self, row: Any) -> None:
         signature = Signature.from_string(row.signature)

@@ -92,12 +92,21 @@ async def post_credits(
     return [int(r[0]) for r in result]
 
 
-async def post_paid(conn: AsyncConnection, ref: str, paid: Sequence[tuple[str, str, int]]) -> int:
-    """(wallet, mint, amount) moved from pending to paid by one confirmed transaction."""
-    lines: list[tuple[str, str, int]] = []
-    for wallet, mint, amount in paid:
-        lines += [(PENDING + wallet, mint, -amount), (PAID + wallet, mint, amount)]
-    return await post_entry(conn, "payout", ref, lines)
+async def post_paid_many(conn: AsyncConnection, batches: Sequence[tuple[str, Sequence[tuple[str, str, int]]]]) -> None:
+    """One balanced entry per confirmed transaction (ref: its signature), written set-wise."""
+    if not batches:
+        return
+    now = _now_us()
+    result = await conn.execute(
+        insert(schema.ledger_entries).returning(schema.ledger_entries.c.id, sort_by_parameter_order=True),
+        [{"kind": "payout", "ref": ref, "created_at_us": now} for ref, _ in batches],
+    )
+    lines = []
+    for (entry_id,), (_, paid) in zip(result.all(), batches, strict=True):
+        for wallet, mint, amount in paid:
+            lines.append({"entry_id": entry_id, "account": PENDING + wallet, "mint": mint, "amount": -amount})
+            lines.append({"entry_id": entry_id, "account": PAID + wallet, "mint": mint, "amount": amount})
+    await conn.execute(insert(schema.ledger_lines), lines)
 
 
 @dataclass

@@ -97,7 +97,7 @@ class Payouts:
         self.max_credits = max_credits
         self.notify = notify or (lambda: None)
         self._lock = asyncio.Lock()
-        outbox.register("payout", Handler(self._record, self._rebuild))
+        outbox.register("payout", Handler(self._record, self._rebuild, self._record_many))
 
     def _params(self, recent: RecentBlockhash, settlement_id: str, first_index: int = 0) -> native.SettlementParams:
         return native.SettlementParams(
@@ -299,64 +299,90 @@ class Payouts:
         )
 
     async def _record(self, conn: AsyncConnection, ref: str, outcome: Outcome) -> None:
-        rows = await self._tx_payouts(conn, ref)
-        settlement_id = ref.rsplit(":", 1)[0]
+        await self._record_many(conn, [(ref, outcome)])
+
+    async def _record_many(self, conn: AsyncConnection, outcomes: list[tuple[str, Outcome]]) -> None:
+        """The outcomes of many payout transactions, set-wise: a few statements
+        for all of them instead of a dozen per transaction."""
         p, c = schema.payouts, schema.credits
-        ids = [r.id for r in rows]
+        by_settlement: dict[str, dict[int, Outcome]] = defaultdict(dict)
+        for ref, outcome in outcomes:
+            settlement_id, index = ref.rsplit(":", 1)
+            by_settlement[settlement_id][int(index)] = outcome
         now = _now_us()
-        utilities = dict(
-            (await conn.execute(
-                select(schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace)
-                .where(schema.program_settlements.c.program_id.in_({r.program_id for r in rows}))
-            )).all()
-        )  # fmt: skip
-        trace_parent = (
+        for settlement_id, per_tx in by_settlement.items():
+            rows = (
+                await conn.execute(
+                    select(p).where(p.c.settlement_id == settlement_id, p.c.tx_index.in_(list(per_tx))).order_by(p.c.id)
+                )
+            ).all()
+            utilities = dict(
+                (await conn.execute(
+                    select(schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace)
+                    .where(schema.program_settlements.c.program_id.in_({r.program_id for r in rows}))
+                )).all()
+            )  # fmt: skip
+            trace_parent = (
+                await conn.execute(
+                    select(schema.settlements.c.trace_parent).where(schema.settlements.c.settlement_id == settlement_id)
+                )
+            ).scalar_one()
+            parent, _ = tracecontext.parented([trace_parent])
+            for outcome in per_tx.values():
+                with _tracer.start_as_current_span("settlement.payout", context=parent) as span:
+                    span.set_attribute("solana.signature", outcome.signature)
+                    span.set_attribute("openvpp.outcome", outcome.state.name)
+            confirmed = {i for i, o in per_tx.items() if o.state is OutboxState.CONFIRMED}
+            updates = [
+                {"pid": r.id, "new_state": PayoutState.CONFIRMED if r.tx_index in confirmed else PayoutState.FAILED,
+                 "sig": per_tx[r.tx_index].signature, "now": now}
+                for r in rows
+            ]  # fmt: skip
             await conn.execute(
-                select(schema.settlements.c.trace_parent).where(schema.settlements.c.settlement_id == settlement_id)
+                update(p)
+                .where(p.c.id == bindparam("pid"))
+                .values(state=bindparam("new_state"), signature=bindparam("sig"), updated_at_us=bindparam("now")),
+                updates,
             )
-        ).scalar_one()
-        parent, _ = tracecontext.parented([trace_parent])
-        confirmed = outcome.state is OutboxState.CONFIRMED
-        with _tracer.start_as_current_span("settlement.payout", context=parent) as span:
-            span.set_attribute("solana.signature", outcome.signature)
-            span.set_attribute("openvpp.payouts", len(rows))
-            span.set_attribute("openvpp.outcome", outcome.state.name)
-            state = PayoutState.CONFIRMED if confirmed else PayoutState.FAILED
-            await conn.execute(
-                update(p).where(p.c.id.in_(ids)).values(state=state, signature=outcome.signature, updated_at_us=now)
-            )
-            if confirmed:
-                await ledger.post_paid(conn, outcome.signature, [(r.wallet, r.mint, r.amount) for r in rows])
-                await _remember_accounts(conn, [(r.wallet, r.mint) for r in rows])
-            else:
-                # Nothing moved on chain: the credits go back to pending for the next settlement.
-                await conn.execute(update(c).where(c.c.payout_id.in_(ids)).values(payout_id=None))
-                log.warning("settlement transaction %s %s: %s", outcome.signature, outcome.state.name, outcome.error)
+            paid = [r for r in rows if r.tx_index in confirmed]
+            failed = [r.id for r in rows if r.tx_index not in confirmed]
+            if paid:
+                await ledger.post_paid_many(
+                    conn, [(per_tx[i].signature, [(r.wallet, r.mint, r.amount) for r in paid if r.tx_index == i])
+                           for i in sorted(confirmed)],
+                )  # fmt: skip
+                await _remember_accounts(conn, [(r.wallet, r.mint) for r in paid])
+            if failed:
+                await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
             out = []
             for r in rows:
-                message = payout_message(_Row(**{**r._asdict(), "state": state, "signature": outcome.signature}))
+                ok = r.tx_index in confirmed
+                state = PayoutState.CONFIRMED if ok else PayoutState.FAILED
+                message = payout_message(
+                    _Row(**{**r._asdict(), "state": state, "signature": per_tx[r.tx_index].signature})
+                )
                 event = (
                     pb.SettlementEvent(program_id=r.program_id, payout_confirmed=message)
-                    if confirmed
+                    if ok
                     else pb.SettlementEvent(program_id=r.program_id, payout_failed=message)
                 )
                 out.append((utilities.get(r.program_id, ""), event))
             await events.append(conn, out)
-        open_count = (
-            await conn.execute(
-                select(func.count()).where(p.c.settlement_id == settlement_id, p.c.state == PayoutState.SENT)
-            )
-        ).scalar_one()
-        if open_count == 0:
-            failed = (
-                await conn.execute(
-                    select(func.count()).where(p.c.settlement_id == settlement_id, p.c.state == PayoutState.FAILED)
-                )
-            ).scalar_one()
+            await self._maybe_complete(conn, settlement_id, now)
+
+    async def _maybe_complete(self, conn: AsyncConnection, settlement_id: str, now: int) -> None:
+        p = schema.payouts
+        counts: dict[int, int] = dict(
+            (await conn.execute(
+                select(p.c.state, func.count()).where(p.c.settlement_id == settlement_id).group_by(p.c.state)
+            )).all()
+        )  # fmt: skip
+        if counts.get(PayoutState.SENT, 0) == 0:
+            state = SettlementState.PARTIAL if counts.get(PayoutState.FAILED, 0) else SettlementState.COMPLETED
             await conn.execute(
                 update(schema.settlements)
                 .where(schema.settlements.c.settlement_id == settlement_id)
-                .values(state=SettlementState.PARTIAL if failed else SettlementState.COMPLETED, updated_at_us=now)
+                .values(state=state, updated_at_us=now)
             )
 
     async def _rebuild(self, ref: str, recent: RecentBlockhash) -> bytes:
