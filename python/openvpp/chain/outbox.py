@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.chain.base import Chain, ChainError, Commitment, RecentBlockhash, SignatureStatus
 from openvpp.store import schema
-from openvpp.store.database import Database
+from openvpp.store.database import Database, insert_with_ids
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,21 @@ class Outbox:
             )
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    async def enqueue_many(
+        self, conn: AsyncConnection, kind: str, work: Sequence[tuple[str, bytes]], last_valid: int
+    ) -> list[int]:
+        """`enqueue` for many (ref, signed transaction) pairs in one statement; ids in order."""
+        if kind not in self.handlers:
+            raise ValueError(f"no handler registered for {kind!r}")
+        now = _now_us()
+        rows = [
+            {"kind": kind, "ref": ref, "state": OutboxState.IN_FLIGHT, "raw": raw, "signature": signature_of(raw),
+             "last_valid_block_height": last_valid, "attempts": 1, "error": "", "created_at_us": now,
+             "updated_at_us": now}
+            for ref, raw in work
+        ]  # fmt: skip
+        return await insert_with_ids(conn, schema.chain_outbox, rows)
 
     async def submit(self, kind: str, ref: str, build: Callable[[RecentBlockhash], Awaitable[bytes]]) -> Outcome:
         """Persists work signed against a fresh blockhash, then drives it to a final state.

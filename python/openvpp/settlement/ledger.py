@@ -24,7 +24,7 @@ from openvpp.chain.base import Chain
 from openvpp.settlement import spl
 from openvpp.settlement.redemption import RedemptionState
 from openvpp.store import schema
-from openvpp.store.database import Database
+from openvpp.store.database import Database, insert_with_ids
 
 ISSUED = "issued:"
 PENDING = "pending:"
@@ -86,10 +86,7 @@ async def post_credits(
          "entry_id": entry_id, "payout_id": None, "trace_parent": trace_parent, "created_at_us": now}
         for c in credits
     ]  # fmt: skip
-    result = await conn.execute(
-        insert(schema.credits).returning(schema.credits.c.id, sort_by_parameter_order=True), rows
-    )
-    return [int(r[0]) for r in result]
+    return await insert_with_ids(conn, schema.credits, rows)
 
 
 async def post_paid_many(conn: AsyncConnection, batches: Sequence[tuple[str, Sequence[tuple[str, str, int]]]]) -> None:
@@ -97,12 +94,11 @@ async def post_paid_many(conn: AsyncConnection, batches: Sequence[tuple[str, Seq
     if not batches:
         return
     now = _now_us()
-    result = await conn.execute(
-        insert(schema.ledger_entries).returning(schema.ledger_entries.c.id, sort_by_parameter_order=True),
-        [{"kind": "payout", "ref": ref, "created_at_us": now} for ref, _ in batches],
+    entry_ids = await insert_with_ids(
+        conn, schema.ledger_entries, [{"kind": "payout", "ref": ref, "created_at_us": now} for ref, _ in batches]
     )
     lines = []
-    for (entry_id,), (_, paid) in zip(result.all(), batches, strict=True):
+    for entry_id, (_, paid) in zip(entry_ids, batches, strict=True):
         for wallet, mint, amount in paid:
             lines.append({"entry_id": entry_id, "account": PENDING + wallet, "mint": mint, "amount": -amount})
             lines.append({"entry_id": entry_id, "account": PAID + wallet, "mint": mint, "amount": amount})

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import base58
 from opentelemetry import trace
+from solders.pubkey import Pubkey
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,7 +37,7 @@ from openvpp.settlement.ledger import PayoutState
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.tokens import UseCaseTokens
 from openvpp.store import schema
-from openvpp.store.database import Database
+from openvpp.store.database import Database, insert_with_ids
 from openvpp.v1 import settlement_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,15 @@ class SettlementState(enum.IntEnum):
     SENDING = 1
     COMPLETED = 2
     PARTIAL = 3
+
+
+def key_bytes(text: str) -> bytes:
+    return bytes(Pubkey.from_string(text))
+
+
+def key_text(raw: bytes) -> str:
+    # solders encodes in Rust; the pure-Python base58 was a tenth of a settlement.
+    return str(Pubkey.from_bytes(raw))
 
 
 def _now_us() -> int:
@@ -116,7 +125,7 @@ class Payouts:
         )
         return b"".join(
             native.MintPayment(
-                base58.b58decode(r.mint), native.TokenProgram.TOKEN_2022, r.decimals, native.PaymentMode.MINT_TO
+                key_bytes(r.mint), native.TokenProgram.TOKEN_2022, r.decimals, native.PaymentMode.MINT_TO
             ).pack()
             for r in rows
         )
@@ -225,7 +234,7 @@ class Payouts:
         known = await self._known_accounts(conn, mints)
         intents = b"".join(
             native.PaymentIntent(
-                base58.b58decode(r.wallet), base58.b58decode(r.mint), r.amount, (r.wallet, r.mint) not in known
+                key_bytes(r.wallet), key_bytes(r.mint), r.amount, (r.wallet, r.mint) not in known
             ).pack()
             for r in chosen
         )
@@ -256,27 +265,27 @@ class Payouts:
                     digest=batch.digest, trace_parent=tracecontext.current(), created_at_us=now, updated_at_us=now,
                 )
             )  # fmt: skip
+            mint_names = {m: key_text(m) for m in {n.mint for n in netted}}
             payout_rows = [
-                {"settlement_id": settlement_id, "tx_index": n.transaction, "wallet": base58.b58encode(n.recipient).decode(),
-                 "mint": base58.b58encode(n.mint).decode(), "program_id": program_of[base58.b58encode(n.mint).decode()].program_id,
+                {"settlement_id": settlement_id, "tx_index": n.transaction, "wallet": key_text(n.recipient),
+                 "mint": mint_names[n.mint], "program_id": program_of[mint_names[n.mint]].program_id,
                  "amount": n.amount, "credits": counts[k], "state": PayoutState.SENT, "signature": None,
                  "created_at_us": now, "updated_at_us": now}
                 for k, n in enumerate(netted)
             ]  # fmt: skip
-            result = await conn.execute(
-                insert(schema.payouts).returning(schema.payouts.c.id, sort_by_parameter_order=True), payout_rows
-            )
-            payout_ids = [int(x[0]) for x in result]
+            payout_ids = await insert_with_ids(conn, schema.payouts, payout_rows)
             await conn.execute(
                 update(schema.credits)
                 .where(schema.credits.c.id == bindparam("cid"))
                 .values(payout_id=bindparam("pid")),
                 [{"cid": cid, "pid": payout_ids[k]} for cid, k in claims],
             )
-            outbox_ids = [
-                await self.outbox.enqueue(conn, "payout", f"{settlement_id}:{i}", raw, recent.last_valid_block_height)
-                for i, raw in enumerate(batch.transactions)
-            ]
+            outbox_ids = await self.outbox.enqueue_many(
+                conn,
+                "payout",
+                [(f"{settlement_id}:{i}", raw) for i, raw in enumerate(batch.transactions)],
+                recent.last_valid_block_height,
+            )
             sent = []
             for pid, row in zip(payout_ids, payout_rows, strict=True):
                 message = payout_message(_Row(id=pid, **row))
@@ -347,10 +356,10 @@ class Payouts:
             paid = [r for r in rows if r.tx_index in confirmed]
             failed = [r.id for r in rows if r.tx_index not in confirmed]
             if paid:
-                await ledger.post_paid_many(
-                    conn, [(per_tx[i].signature, [(r.wallet, r.mint, r.amount) for r in paid if r.tx_index == i])
-                           for i in sorted(confirmed)],
-                )  # fmt: skip
+                per_signature: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+                for r in paid:
+                    per_signature[r.tx_index].append((r.wallet, r.mint, r.amount))
+                await ledger.post_paid_many(conn, [(per_tx[i].signature, per_signature[i]) for i in sorted(confirmed)])
                 await _remember_accounts(conn, [(r.wallet, r.mint) for r in paid])
             if failed:
                 await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
@@ -393,7 +402,7 @@ class Payouts:
             mint_table = await self._mints(conn, mints)
         intents = b"".join(
             native.PaymentIntent(
-                base58.b58decode(r.wallet), base58.b58decode(r.mint), r.amount, (r.wallet, r.mint) not in known
+                key_bytes(r.wallet), key_bytes(r.mint), r.amount, (r.wallet, r.mint) not in known
             ).pack()
             for r in rows
         )

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, func, insert, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -100,3 +100,26 @@ async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, A
     statement = dialect.insert(table)
     changing = {c: statement.excluded[c] for c in rows[0] if c not in keys}
     await conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changing), list(rows))
+
+
+async def insert_with_ids(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Inserts many rows and returns their ids in order.
+
+    SQLite does not promise RETURNING rows in insertion order for a many-row
+    INSERT, so asking for them costs one statement per row. Reserving the ids
+    first makes it one executemany: PostgreSQL draws them from the column's
+    sequence; SQLite has a single writer (every write transaction begins
+    IMMEDIATE), so the ids above the current maximum are this transaction's."""
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        drawn = await conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": len(rows)},
+        )
+        ids = [int(r[0]) for r in drawn]
+    else:
+        top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
+        ids = list(range(int(top) + 1, int(top) + 1 + len(rows)))
+    await conn.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+    return ids
