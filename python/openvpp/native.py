@@ -185,6 +185,13 @@ def verify_reading_signatures(payloads: bytes, signatures: bytes) -> bytes:
     return ok
 
 
+def sign_readings(seeds: bytes, payloads: bytes) -> bytes:
+    """n x 64 signatures: each payload signed by the seed (k x 32) of its device key, on all cores.
+
+    For simulated fleets (the demo, benchmarks); a real device signs its own readings."""
+    return _rust.sign_readings(seeds, payloads)
+
+
 def reading_keys(payloads: bytes) -> dict[bytes, int]:
     """The batch's distinct device keys (first-seen order) and the lowest seq of each."""
     keys, seqs = _rust.reading_keys(payloads)

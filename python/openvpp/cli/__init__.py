@@ -139,14 +139,23 @@ def keygen(path: Path, force: bool) -> None:
 
 
 @main.command()
-@click.option("--devices", type=click.IntRange(1, 200_000), default=1000, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--devices", type=click.IntRange(8, 200_000), default=1000, show_default=True, help="Fleet size.")
+@click.option("--days", type=click.IntRange(1, 14), default=1, show_default=True, help="Days of 15-minute readings.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same fleet, weather and day.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
-def demo(devices: int, seed: int, out: Path) -> None:
-    """Run the registry scenario end to end against a real server."""
+@click.option("--trace-console", is_flag=True, help="Print spans (the server's go to its log in --out).")
+def demo(devices: int, days: int, seed: int, out: Path, trace_console: bool) -> None:
+    """Run a virtual power plant's day end to end against a real server, with a report."""
     from openvpp.demo import run
+    from openvpp.demo.tracing import install
 
-    sys.exit(asyncio.run(run(devices=devices, seed=seed, out=out, console=console)))
+    provider = install(trace_console)
+    try:
+        result = asyncio.run(run(devices=devices, seed=seed, out=out, console=console, days=days))
+    finally:
+        if provider is not None:
+            provider.shutdown()
+    sys.exit(result.exit_code)
 
 
 for group in (

@@ -24,6 +24,7 @@ from openvpp.v1 import common_pb2, integration_pb2, integration_pb2_grpc, routin
 
 UTILITY = "pacific"
 PROGRAM = f"{UTILITY}/nem"
+DR_PROGRAM = f"{UTILITY}/dr"
 
 
 @dataclass
@@ -31,17 +32,18 @@ class RoutingOutcome:
     endpoint_state: str
     capabilities: list[str]
     enrolled: int
+    enrolled_dr: int
     resolved: int
     verified: int
     batch_seconds: float
     diagnosis: list[str]
 
 
-def _consent(device: FleetDevice, account: str) -> routing_pb2.SignedConsent:
+def _consent(device: FleetDevice, account: str, program: str = PROGRAM) -> routing_pb2.SignedConsent:
     expires = Timestamp()
     expires.FromMicroseconds(time.time_ns() // 1000 + 365 * 86_400_000_000)
     payload = routing_pb2.ConsentPayload(
-        der_id=device.der_id, program_id=PROGRAM, account_ref=account, expires_at=expires,
+        der_id=device.der_id, program_id=program, account_ref=account, expires_at=expires,
         scopes=[routing_pb2.CONSENT_SCOPE_TELEMETRY, routing_pb2.CONSENT_SCOPE_SETTLEMENT],
     )  # fmt: skip
     return sign_consent(device.keypair, payload)
@@ -49,15 +51,16 @@ def _consent(device: FleetDevice, account: str) -> routing_pb2.SignedConsent:
 
 async def run_routing(
     target: str, work: Path, utility: Path, vendors: dict[str, Path], fleet: Sequence[FleetDevice],
-    skip: set[str], progress: Progress,
+    skip: set[str], dr: set[str], progress: Progress,
 ) -> RoutingOutcome:  # fmt: skip
+    """Endpoint and programs, then each vendor enrolls its devices: all in NEM, `dr` in DR as well."""
     with serve_vtn(work) as (port, anchors):
         async with channel_to(target, utility) as channel:
             integration: Any = integration_pb2_grpc.IntegrationServiceStub(channel)
             endpoint = (
                 await integration.RegisterEndpoint(
                     integration_pb2.RegisterEndpointRequest(
-                        name="vtn", url=f"https://localhost:{port}/openadr3", programs=["nem"],
+                        name="vtn", url=f"https://localhost:{port}/openadr3", programs=["nem", "dr"],
                         protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENADR_3, trust_anchors_pem=anchors,
                         auth_mode=integration_pb2.ENDPOINT_AUTH_MODE_OAUTH2_CLIENT_CREDENTIALS,
                     )
@@ -66,23 +69,29 @@ async def run_routing(
             routing: Any = routing_pb2_grpc.RoutingServiceStub(channel)
             await routing.CreateProgram(routing_pb2.CreateProgramRequest(
                 code="nem", name="Net energy metering", kind=routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING))  # fmt: skip
-            await routing.AttachEndpoint(routing_pb2.AttachEndpointRequest(program_id=PROGRAM, endpoint_id="pacific/vtn", priority=10, weight=100))  # fmt: skip
+            await routing.CreateProgram(routing_pb2.CreateProgramRequest(
+                code="dr", name="Evening peak demand response", kind=routing_pb2.PROGRAM_KIND_DEMAND_RESPONSE))  # fmt: skip
+            for program in (PROGRAM, DR_PROGRAM):
+                await routing.AttachEndpoint(routing_pb2.AttachEndpointRequest(
+                    program_id=program, endpoint_id="pacific/vtn", priority=10, weight=100))  # fmt: skip
     eligible = [d for d in fleet if d.der_id not in skip]
-    task = progress.add_task("vendors enrolling devices with signed consent", total=len(eligible))
+    wanted = [(PROGRAM, i, d) for i, d in enumerate(eligible)]
+    wanted += [(DR_PROGRAM, i, d) for i, d in enumerate(eligible) if d.der_id in dr]
+    task = progress.add_task("vendors enrolling devices with signed consent", total=len(wanted))
     gate = asyncio.Semaphore(32)
 
-    async def enroll(stub: Any, index: int, device: FleetDevice) -> None:
+    async def enroll(stub: Any, program: str, index: int, device: FleetDevice) -> None:
         async with gate:
             await stub.EnrollDevice(routing_pb2.EnrollDeviceRequest(
-                program_id=PROGRAM, device=common_pb2.DeviceIdentifier(der_id=device.der_id),
-                account_ref=f"PAC-{index:07d}", consent=_consent(device, f"PAC-{index:07d}")))  # fmt: skip
+                program_id=program, device=common_pb2.DeviceIdentifier(der_id=device.der_id),
+                account_ref=f"PAC-{index:07d}", consent=_consent(device, f"PAC-{index:07d}", program)))  # fmt: skip
             progress.advance(task)
 
     for namespace, bundle in vendors.items():
         async with channel_to(target, bundle) as channel:
             stub: Any = routing_pb2_grpc.RoutingServiceStub(channel)
-            mine = [(i, d) for i, d in enumerate(eligible) if d.record.vendor_namespace == namespace]
-            await asyncio.gather(*(enroll(stub, i, d) for i, d in mine))
+            mine = [(p, i, d) for p, i, d in wanted if d.record.vendor_namespace == namespace]
+            await asyncio.gather(*(enroll(stub, p, i, d) for p, i, d in mine))
     namespace, bundle = next(iter(vendors.items()))
     own = [d for d in fleet if d.record.vendor_namespace == namespace]
     async with channel_to(target, bundle) as channel:
@@ -118,5 +127,5 @@ async def run_routing(
     resolved = sum(1 for a in batch.answers if a.HasField("routes"))
     return RoutingOutcome(
         integration_pb2.EndpointState.Name(endpoint.state).removeprefix("ENDPOINT_STATE_").lower(),
-        list(endpoint.last_probe.capabilities), len(eligible), resolved, verified, batch_seconds, diagnosis,
+        list(endpoint.last_probe.capabilities), len(eligible), len(wanted) - len(eligible), resolved, verified, batch_seconds, diagnosis,
     )  # fmt: skip

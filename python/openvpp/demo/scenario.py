@@ -1,349 +1,296 @@
-"""The scenario: a real `openvpp serve` process, driven over gRPC with mTLS.
+"""`openvpp demo`: a virtual power plant's day, end to end, against a real
+`openvpp serve` process, every step over gRPC with mutual TLS as the
+partners themselves would make it.
 
-Until the settlement pipeline lands this is the main job: bulk-register a
-fleet, resolve it by every kind of identifier, follow the log, prove a
-record; then a utility publishes a validated endpoint and a program, the
-vendors enroll their devices with signed consent and resolve signed routes.
+The operator onboards a utility and two device vendors; the utility
+validates its endpoint, publishes a time-of-use tariff and runs a NEM and a
+DR program with tokens of their own; the vendors register and enroll a
+fleet with signed consent and stream its signed readings; settlement pays
+on the embedded chain while the utility follows the event stream; some
+prosumers redeem; the ledger and the reserves are checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import os
 import shutil
 import signal
-import socket
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+import numpy as np
+from opentelemetry import trace
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from openvpp import native
 from openvpp.client.channel import channel_to
 from openvpp.client.errors import describe_status
-from openvpp.demo.fleet import VENDORS, FleetDevice, build
+from openvpp.demo import readings, registry, report, settlement
+from openvpp.demo.fleet import VENDORS, build
+from openvpp.demo.profiles import Fleet
 from openvpp.demo.routing import UTILITY, run_routing
-from openvpp.demo.tokens import FUNDING, reserve_table, run_tokens
-from openvpp.integration import bootstrap, ca
-from openvpp.registry import merkle, records
-from openvpp.registry.signing import sign_record
-from openvpp.v1 import (
-    common_pb2,
-    integration_pb2,
-    integration_pb2_grpc,
-    registry_pb2,
-    registry_pb2_grpc,
-    settlement_pb2,
-)
+from openvpp.demo.tokens import reserve_table, run_tokens
+from openvpp.integration import bootstrap
+from openvpp.v1 import common_pb2, registry_pb2_grpc
 
-CHUNK = 100
+_tracer = trace.get_tracer("openvpp.demo")
+DR_KINDS = (
+    common_pb2.DEVICE_KIND_BATTERY, common_pb2.DEVICE_KIND_EV_CHARGER, common_pb2.DEVICE_KIND_HEAT_PUMP,
+    common_pb2.DEVICE_KIND_METER,
+)  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass
+class DemoResult:
+    exit_code: int
+    checks: dict[str, bool]
+    ledger_ok: bool
+    reserves_covered: dict[str, bool]
+    readings_accepted: int
+    verdicts: dict[str, int]
+    payouts: int
+    dr_performance_wh: int
+    seconds: float
 
 
-async def _start_server(data_dir: Path, port: int, health_port: int, log_path: Path) -> asyncio.subprocess.Process:
-    log = log_path.open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir),
-        "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health_port}",
-        # The demo utility's VTN runs on this machine.
-        "--probe-private-addresses",
-        stdout=log, stderr=log,
-    )  # fmt: skip
-    # Health has its own plaintext listener: probes need no client certificate.
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as channel:
-        health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs package types only sync channels
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise RuntimeError(f"server exited with {process.returncode}; see {log_path}")
-            try:
-                reply = await health.Check(
-                    health_pb2.HealthCheckRequest(service="openvpp.v1.RegistryService"), timeout=1
-                )
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return process
-            except grpc.aio.AioRpcError:
-                await asyncio.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"server did not become healthy; see {log_path}")
+def last_weekday(today: dt.date) -> dt.date:
+    """The demo's last day: the latest complete weekday, so its DR baseline has like days."""
+    day = today - dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= dt.timedelta(days=1)
+    return day
 
 
-async def _onboard(target: str, data_dir: Path) -> dict[str, Path]:
-    """The operator onboards the utility and each vendor over mTLS; each gets a bundle of its own."""
-    bundles = {}
-    authority_root = (data_dir / "operator" / "ca.pem").read_bytes()
-    partners = [(UTILITY, integration_pb2.PARTNER_KIND_UTILITY, "Pacific Power & Light")] + [
-        (v, integration_pb2.PARTNER_KIND_DEVICE_VENDOR, f"{v.capitalize()} Energy Devices Ltd.") for v in VENDORS
-    ]
-    async with channel_to(target, data_dir / "operator") as channel:
-        stub: Any = integration_pb2_grpc.IntegrationServiceStub(channel)
-        for namespace, kind, legal_name in partners:
-            key = ca.new_key()
-            reply = await stub.OnboardPartner(
-                integration_pb2.OnboardPartnerRequest(
-                    kind=kind,
-                    legal_name=legal_name,
-                    namespace=namespace,
-                    contacts=[integration_pb2.Contact(name="Integration desk", email=f"ops@{namespace}.example")],
-                    csr_pem=ca.make_csr(key, namespace).decode(),
-                )
-            )
-            bundle = bootstrap.Bundle(data_dir / "partners" / namespace)
-            bundle.write(
-                ca.private_pem(key), (reply.certificate.certificate_pem + reply.chain_pem).encode(), authority_root
-            )
-            bundles[namespace] = bundle.directory
-    return bundles
-
-
-def _bad_records(fleet: Sequence[FleetDevice]) -> dict[str, list[registry_pb2.SignedDeviceRecord]]:
-    """Records a careless factory line or a confused vendor might send: each is refused alone."""
-    replay = fleet[0].signed
-    forged = registry_pb2.SignedDeviceRecord(record=fleet[1].signed.record, signature=fleet[2].signed.signature)
-    outsider = registry_pb2.DeviceRecord()
-    outsider.CopyFrom(fleet[3].record)
-    outsider.name = "intruder.othervendor"
-    # fleet[0] belongs to the first vendor: the second may not register it.
-    return {VENDORS[0]: [replay, forged, sign_record(fleet[3].keypair, outsider)], VENDORS[1]: [fleet[0].signed]}
-
-
-async def _register(
-    target: str, bundles: dict[str, Path], fleet: Sequence[FleetDevice], progress: Progress
-) -> tuple[list[registry_pb2.BulkRegisterDevicesResponse], float]:
-    """Each vendor streams its own devices over its own certificate, concurrently."""
-    extra = _bad_records(fleet)
-    total = len(fleet) + sum(len(v) for v in extra.values())
-    task = progress.add_task("vendors bulk-registering over mTLS", total=total)
-
-    async def one_vendor(namespace: str) -> registry_pb2.BulkRegisterDevicesResponse:
-        items = [d.signed for d in fleet if d.record.vendor_namespace == namespace] + extra[namespace]
-
-        async def chunks() -> AsyncIterator[registry_pb2.BulkRegisterDevicesRequest]:
-            for i in range(0, len(items), CHUNK):
-                yield registry_pb2.BulkRegisterDevicesRequest(signed_records=items[i : i + CHUNK])
-                progress.advance(task, len(items[i : i + CHUNK]))
-
-        async with channel_to(target, bundles[namespace]) as channel:
-            stub: Any = registry_pb2_grpc.RegistryServiceStub(channel)
-            response: registry_pb2.BulkRegisterDevicesResponse = await stub.BulkRegisterDevices(chunks())
-            return response
-
-    started = time.perf_counter()
-    responses = await asyncio.gather(*(one_vendor(ns) for ns in VENDORS))
-    return list(responses), time.perf_counter() - started
-
-
-async def _resolve(stub: registry_pb2_grpc.RegistryServiceAsyncStub, fleet: Sequence[FleetDevice]) -> Table:
-    table = Table(title="Resolving a sample by every kind of identifier")
-    for column in ("identifier", "value", "resolves to", "ok"):
-        table.add_column(column)
-    probes: list[tuple[str, common_pb2.DeviceIdentifier, str]] = []
-    first = fleet[0]
-    probes.append(("der_id", common_pb2.DeviceIdentifier(der_id=first.der_id), first.der_id))
-    probes.append(("name", common_pb2.DeviceIdentifier(name=first.record.name), first.der_id))
-    seen: set[int] = set()
-    for device in fleet:
-        for alias in device.record.aliases:
-            if alias.kind not in seen:
-                seen.add(alias.kind)
-                kind = common_pb2.AliasKind.Name(alias.kind).removeprefix("ALIAS_KIND_")
-                probes.append((kind, common_pb2.DeviceIdentifier(alias=alias), device.der_id))
-                probes.append((f"any ({kind})", common_pb2.DeviceIdentifier(any=alias.value), device.der_id))
-    ok = True
-    for label, identifier, expected in probes:
-        reply = await stub.GetDevice(registry_pb2.GetDeviceRequest(identifier=identifier))
-        value = getattr(identifier, identifier.WhichOneof("id") or "any")
-        shown = value.value if isinstance(value, common_pb2.Alias) else value
-        good = reply.device.der_id == expected
-        ok &= good
-        table.add_row(label, str(shown)[:44], reply.device.record.name, "✓" if good else "✗")
-    table.caption = "all identifiers resolve to their device" if ok else "MISMATCH"
-    return table
-
-
-async def _next(call: Any) -> registry_pb2.WatchRegistryResponse:
-    message = await asyncio.wait_for(call.read(), 10)
-    if not isinstance(message, registry_pb2.WatchRegistryResponse):
-        raise RuntimeError("the watch stream ended early")
-    return message
-
-
-async def _watch_and_follow(
-    stub: registry_pb2_grpc.RegistryServiceAsyncStub, vendor: Any, fleet: Sequence[FleetDevice]
-) -> tuple[int, int, bool, list[str]]:
-    """Catches up from position 0 checking the hash chain, then follows live changes."""
-    entries, prev, chain_ok, head = 0, bytes(32), True, 0
-    async for event in stub.WatchRegistry(registry_pb2.WatchRegistryRequest(after_seq=0)):
-        if event.HasField("caught_up"):
-            head = event.caught_up.head_seq
-            break
-        entries += 1
-        chain_ok &= (
-            event.entry.entry.prev_hash == prev and merkle.leaf_hash(event.entry.entry_bytes) == event.entry.leaf_hash
-        )
-        prev = event.entry.leaf_hash
-    live: list[str] = []
-    follow = stub.WatchRegistry(registry_pb2.WatchRegistryRequest(after_seq=head, follow=True))
-    if not (await _next(follow)).HasField("caught_up"):
-        raise RuntimeError("a follow stream from the head must start caught up")
-    await vendor.SetDeviceStatus(
-        registry_pb2.SetDeviceStatusRequest(
-            der_id=fleet[4].der_id, status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="tamper alarm from vendor cloud"
-        )
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     )
-    updated = registry_pb2.DeviceRecord()
-    updated.CopyFrom(fleet[6].record)
-    updated.version = 2
-    updated.model += "-FW2"
-    # Devices 4 and 6 share a vendor (the fleet alternates vendors); it acts on both.
-    await vendor.UpdateDevice(registry_pb2.UpdateDeviceRequest(signed_record=sign_record(fleet[6].keypair, updated)))
-    for _ in range(2):
-        entry = (await _next(follow)).entry.entry
-        kind = registry_pb2.LogEntryKind.Name(entry.kind).removeprefix("LOG_ENTRY_KIND_")
-        live.append(f"#{entry.seq} {kind} {entry.der_id[:10]}… v{entry.version} {entry.reason}".rstrip())
-    follow.cancel()
-    return entries, head, chain_ok, live
 
 
-async def _prove(
-    stub: registry_pb2_grpc.RegistryServiceAsyncStub, device: FleetDevice
-) -> tuple[bool, bool, bytes, int]:
-    head = await stub.GetRegistryHead(registry_pb2.GetRegistryHeadRequest())
-    proof = await stub.GetInclusionProof(registry_pb2.GetInclusionProofRequest(der_id=device.der_id, version=1))
-    included = proof.root_hash == head.root_hash and merkle.verify_inclusion(
-        merkle.leaf_hash(proof.entry_bytes), proof.leaf_index, proof.tree_size, proof.audit_path, head.root_hash
-    )
-    entry = registry_pb2.LogEntry.FromString(proof.entry_bytes)
-    verdict = native.verify_ed25519(
-        records.RECORD_DOMAIN,
-        [native.SignedItem(bytes(device.keypair.pubkey()), entry.signed_record.signature, entry.signed_record.record)],
-    )[0]
-    return included, verdict is native.SignatureVerdict.VALID, head.root_hash, head.tree_size
+def _coins(base_units: int) -> str:
+    return f"{base_units / 1e6:,.2f}"
 
 
-async def run(devices: int, seed: int, out: Path, console: Console) -> int:
-    """Runs the scenario; returns the process exit code (0 when every check passed)."""
+async def run(
+    devices: int, seed: int, out: Path, console: Console, days: int = 1, today: dt.date | None = None
+) -> DemoResult:
+    with _tracer.start_as_current_span("openvpp.demo") as span:
+        span.set_attribute("openvpp.devices", devices)
+        return await _run(devices, seed, out, console, days, today or dt.datetime.now(settlement.ZONE).date())
+
+
+async def _run(devices: int, seed: int, out: Path, console: Console, days: int, today: dt.date) -> DemoResult:
     started = time.perf_counter()
     data_dir = out / "data"
-    # A fresh registry every run, so the demo always shows the same story.
+    # A fresh data directory every run, so the demo always tells the same story.
     await asyncio.to_thread(shutil.rmtree, data_dir, True)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    port, health_port = _free_port(), _free_port()
+    port, health_port = registry.free_port(), registry.free_port()
     target = f"localhost:{port}"
-    console.rule("[bold]OpenVPP demo: registry, routing and on-chain tokens")
+    console.rule("[bold]OpenVPP demo: a virtual power plant's day")
     await asyncio.to_thread(
         bootstrap.initialise, data_dir, ["localhost"], ["127.0.0.1"], f"sqlite:///{(data_dir / 'openvpp.db').resolve()}"
     )
-    console.print(f"openvpp init: CA, server certificate and operator bundle in {data_dir}")
-    console.print(f"serving mTLS on {target} (health on 127.0.0.1:{health_port}) · SQLite (WAL)")
-    server = await _start_server(data_dir, port, health_port, out / "server.log")
+    console.print(f"openvpp init: CA, operator bundle, embedded chain and test stablecoin in {data_dir}")
+    last_day = last_weekday(today)
+    first_day = last_day - dt.timedelta(days=days - 1)
+    history_from = first_day - dt.timedelta(days=readings.HISTORY_DAYS)
+    env = {**os.environ, "OPENVPP_READING_MAX_AGE_SECONDS": str(((today - history_from).days + 2) * 86_400)}
+    server = await registry.start_server(data_dir, port, health_port, out / "server.log", env)
+    console.print(f"serving mTLS on {target} · SQLite (WAL) · settling every second · log in {out / 'server.log'}")
     try:
-        partners = await _onboard(target, data_dir)
-        utility_bundle = partners.pop(UTILITY)
-        bundles = partners
-        console.print(f"operator onboarded utility {UTILITY} and vendors {', '.join(bundles)} (certificates from CSRs)")
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        )
-        with progress:
-            task = progress.add_task("generating device keys and signing records", total=1)
-            fleet = await asyncio.to_thread(build, devices, seed)
-            progress.update(task, completed=1)
-            responses, bulk_seconds = await _register(target, bundles, fleet, progress)
-        async with (
-            channel_to(target, data_dir / "operator") as channel,
-            channel_to(target, bundles[fleet[4].record.vendor_namespace]) as vendor_channel,
-        ):
-            stub: Any = registry_pb2_grpc.RegistryServiceStub(channel)
-            vendor: Any = registry_pb2_grpc.RegistryServiceStub(vendor_channel)
-            console.print(await _resolve(stub, fleet))
-            entries, head, chain_ok, live = await _watch_and_follow(stub, vendor, fleet)
-            console.print(f"watch: caught up with {entries} log entries (head {head}), hash chain intact: {chain_ok}")
-            for line in live:
-                console.print(f"  live → {line}")
-            included, signature_ok, root, size = await _prove(stub, fleet[7])
-        enrolling = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-        )
-        with enrolling:
-            routed = await run_routing(target, out, utility_bundle, bundles, fleet, {fleet[4].der_id}, enrolling)
-        console.print(
-            f"utility endpoint pacific/vtn (OpenADR 3): {routed.endpoint_state}; found "
-            + ", ".join(c for c in routed.capabilities if c.startswith("openadr3.program:"))
-        )
-        for line in routed.diagnosis:
-            console.print(f"  diagnose suspended device → {line}")
-        minted = await run_tokens(target, data_dir, utility_bundle, fleet[7].der_id)
-        console.print(
-            f"utility created {minted.token.symbol} ({minted.token.mint}) on Token-2022 with "
-            + ", ".join(minted.token.extensions)
-        )
-        console.print(reserve_table(minted))
-        for name, ok, detail in minted.anchor_checks:
-            console.print(f"  anchored proof → {'✓' if ok else '✗'} {name}: {detail}")
+        return await _scenario(target, data_dir, out, console, devices, seed, days, last_day, started, server)
     finally:
-        server.send_signal(signal.SIGTERM)
-        exit_code = await asyncio.wait_for(server.wait(), 30)
+        if server.returncode is None:
+            server.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(server.wait(), 60)
+
+
+async def _scenario(
+    target: str, data_dir: Path, out: Path, console: Console, devices: int, seed: int, days: int,
+    last_day: dt.date, started: float, server: Any,
+) -> DemoResult:  # fmt: skip
+    partners = await registry.onboard(target, data_dir)
+    utility = partners.pop(UTILITY)
+    bundles = partners
+    console.print(f"operator onboarded utility {UTILITY} and vendors {', '.join(bundles)} (certificates from CSRs)")
+    with _progress(console) as progress:
+        task = progress.add_task("generating device keys and signing records", total=1)
+        fleet = await asyncio.to_thread(build, devices, seed)
+        progress.update(task, completed=1)
+        responses, bulk_seconds = await registry.register(target, bundles, fleet, progress)
+    async with (
+        channel_to(target, data_dir / "operator") as channel,
+        channel_to(target, bundles[fleet[4 % len(fleet)].record.vendor_namespace]) as vendor_channel,
+    ):
+        stub: Any = registry_pb2_grpc.RegistryServiceStub(channel)
+        vendor: Any = registry_pb2_grpc.RegistryServiceStub(vendor_channel)
+        console.print(await registry.resolve(stub, fleet))
+        entries, head, chain_ok, live = await registry.watch_and_follow(stub, vendor, fleet)
+        console.print(f"registry watch: {entries} log entries (head {head}), hash chain intact: {chain_ok}")
+        included, signature_ok, root, size = await registry.prove(stub, fleet[7])
+    suspended = {fleet[4].der_id}
+    dr = {d.der_id for d in fleet if d.record.kind in DR_KINDS and d.der_id not in suspended}
+    with _progress(console) as progress:
+        routed = await run_routing(target, out, utility, bundles, fleet, suspended, dr, progress)
+    console.print(
+        f"utility endpoint pacific/vtn (OpenADR 3): {routed.endpoint_state}; programs "
+        + ", ".join(c.removeprefix("openadr3.program:") for c in routed.capabilities if c.startswith("openadr3.program:"))
+        + f"; {routed.resolved} signed routes resolved, {routed.verified} verified with the published key"
+    )
+    minted = await run_tokens(target, data_dir, utility, fleet[7].der_id)
+    programs = await settlement.configure(target, utility, minted.token.mint, last_day - dt.timedelta(days=40))
+    event = await settlement.schedule_event(target, utility, programs, last_day)
+    console.print(
+        f"utility: tariff {settlement.TARIFF} (TOU, {settlement.ZONE.key}); SOLAR and DR tokens on Token-2022, "
+        f"reserves funded; DR event {event.event_id[:8]}… on {last_day:%a %d %b} "
+        f"{settlement.EVENT.start_hour:02.0f}:00–{settlement.EVENT.end_hour:02.0f}:00"
+    )
+
+    # The day streams in while settlement runs and the utility backend follows.
+    active = [i for i, d in enumerate(fleet) if d.der_id not in suspended]
+    model = Fleet(
+        [d.record.kind for d in fleet],
+        [(d.record.capabilities.max_import_w, d.record.capabilities.max_export_w) for d in fleet],
+        seed,
+    )
+    dr_mask = np.array([d.der_id in dr for d in fleet])
+    timeline = await asyncio.to_thread(
+        readings.build_timeline, model, dr_mask, last_day, days, settlement.ZONE, settlement.EVENT, np.array(active)
+    )
+    seen = settlement.Followed()
+    stop = asyncio.Event()
+    follower = asyncio.ensure_future(settlement.follow(target, utility, started, seen, stop))
+    with _progress(console) as progress:
+        task = progress.add_task(
+            f"vendors streaming signed readings ({readings.HISTORY_DAYS}-day DR history, then the day)",
+            total=timeline.readings + 3 * len(bundles),
+        )
+        with _tracer.start_as_current_span("demo.stream_readings"):
+            streamed = await readings.stream(target, bundles, fleet, timeline, lambda n: progress.advance(task, n))
+    settlements = await settlement.settle_now(target, utility)
+    redeemed = await settlement.redeem(
+        target, bundles, [fleet[i] for i in active if fleet[i].record.kind == common_pb2.DEVICE_KIND_SOLAR_INVERTER],
+        programs.solar_mint, 5,
+    )  # fmt: skip
+    closing = await settlement.close_out(target, utility, programs, settlements)
+    stop.set()
+    await follower
+    server.send_signal(signal.SIGTERM)
+    exit_code = await asyncio.wait_for(server.wait(), 60)
+    elapsed = time.perf_counter() - started
+
     accepted = sum(r.accepted for r in responses)
-    rejected = Counter(describe_status(v.status).reason for r in responses for v in r.verdicts if v.status.code != 0)
-    throughput = accepted / bulk_seconds if bulk_seconds else 0.0
-    summary = Table(title="Summary", show_header=False)
-    summary.add_column(style="bold")
-    summary.add_column()
-    summary.add_row("devices registered", f"{accepted} of {len(fleet)} by {len(bundles)} vendors over mTLS")
-    summary.add_row("records refused", ", ".join(f"{r} x{n}" for r, n in sorted(rejected.items())) or "none")
-    summary.add_row(
-        "registration throughput", f"{throughput:,.0f} devices/s ({bulk_seconds:.2f} s, signatures checked in Rust)"
-    )
-    summary.add_row("registry log", f"{size} entries, Merkle root {root.hex()[:16]}…")
-    summary.add_row(
-        "inclusion proof", f"verified offline: {included}; device signature over stored bytes: {signature_ok}"
-    )
-    summary.add_row("enrolled in pacific/nem", f"{routed.enrolled} devices, each with consent signed by its own key")
-    summary.add_row(
-        "signed routes",
-        f"{routed.resolved} resolved in one ResolveBatch ({routed.batch_seconds * 1000:.0f} ms), "
-        f"{routed.verified} verified with the published routing key",
-    )
-    summary.add_row(
-        "use-case token",
-        f"{minted.token.symbol} reserve {minted.after.reserve_balance_base_units / 1e6:,.2f} stablecoin, "
-        f"covered: {minted.after.covered}, funding tx {minted.funding_signature[:16]}…",
-    )
-    summary.add_row(
-        "registry anchored on chain",
-        f"root of {minted.anchor.tree_size} entries in memo tx {minted.anchor.signature[:16]}… "
-        f"(slot {minted.anchor.slot}); record verified against it: {minted.anchor_verified}",
-    )
-    summary.add_row("server shutdown", "drained cleanly" if exit_code == 0 else f"exit code {exit_code}")
-    summary.add_row("time taken", f"{time.perf_counter() - started:.1f} s")
-    console.print(summary)
-    checks = [
-        accepted == len(fleet),
-        set(rejected) == {"DEVICE_EXISTS", "BAD_SIGNATURE", "NAME_OUTSIDE_NAMESPACE", "CROSS_TENANT"},
-        chain_ok,
-        len(live) == 2,
-        included,
-        signature_ok,
-        routed.endpoint_state == "validated",
-        routed.enrolled == len(fleet) - 1,
-        routed.resolved == routed.verified > 0,
-        any(line.startswith("✗ device_active") for line in routed.diagnosis),
-        minted.token.state == settlement_pb2.USE_CASE_TOKEN_STATE_ACTIVE,
-        minted.after.covered and minted.after.reserve_balance_base_units == FUNDING,
-        minted.anchor_verified,
-        exit_code == 0,
+    refused = Counter(describe_status(v.status).reason for r in responses for v in r.verdicts if v.status.code != 0)
+    symbols = {programs.solar_mint: "SOLAR", programs.dr_mint: "DR"}
+    paid = Counter[str]()
+    for _, mint, amount in seen.paid:
+        paid[mint] += amount
+    exported = int(timeline.day_exports.sum())
+    imported = int(timeline.day_imports.sum())
+    summary = [
+        ("devices", f"{accepted:,} registered by {len(bundles)} vendors ({bulk_seconds:.1f} s); "
+                    f"refused {sum(refused.values())}: " + ", ".join(f"{k} ×{v}" for k, v in sorted(refused.items()))),
+        ("enrolled", f"{routed.enrolled:,} in NEM, {routed.enrolled_dr:,} in DR, each with consent signed by its key"),
+        ("readings", f"{streamed.verdicts.get('ACCEPTED', 0):,} accepted of {streamed.submitted:,} "
+                     f"({streamed.submitted / streamed.seconds:,.0f}/s over mTLS)"),
+        ("readings refused", ", ".join(f"{k} ×{v}" for k, v in sorted(streamed.verdicts.items()) if k != "ACCEPTED")),
+        ("energy (demo days)", f"{imported / 1000:,.0f} kWh imported, {exported / 1000:,.0f} kWh exported"),
+        *[(f"credited {symbols.get(m, m)}", _coins(v)) for m, v in sorted(seen.credited.items())],
+        *[(f"paid {symbols.get(m, m)}", f"{_coins(v)} on chain") for m, v in sorted(paid.items())],
+        ("payouts", f"{len(seen.paid):,} payouts in {len(seen.signatures):,} transactions, "
+                    f"{seen.events['payout_failed']} failed"),
+        ("redemptions", f"{redeemed.count} prosumers burned {_coins(redeemed.burned)} SOLAR for "
+                        f"{_coins(redeemed.paid_out)} stablecoin"),
+        *[(f"reserve {symbols[m]}", f"{_coins(r.reserve_balance_base_units)} stablecoin for {_coins(r.supply_base_units)} "
+           f"supply: coverage {r.coverage_bps / 100:,.1f} %, covered: {'yes' if r.covered else 'NO'}")
+          for m, r in closing.reserves.items()],
+        ("DR performance", f"{closing.dr.event.performance_wh / 1000:,.1f} kWh by {closing.dr.event.devices_settled:,} "
+                           f"devices, {_coins(closing.dr.event.credited_base_units)} DR credited "
+                           f"({closing.dr.event.baseline_method})"),
+        ("settlement stream", f"{seen.last_cursor:,} events followed live, gaps: {seen.gaps}"),
+        ("ledger check", f"{'passed' if closing.ledger.ok else 'FAILED'}: {closing.ledger.entries:,} journal entries"),
+        ("time taken", f"{elapsed:.1f} s"),
+    ]  # fmt: skip
+    table = Table(title="Summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in summary:
+        table.add_row(k, v)
+    console.print(reserve_table(minted))
+    console.print(table)
+    _write_report(out, timeline, seen, symbols, closing, streamed, summary, redeemed)
+    console.print(f"report: {out / 'report.html'} (charts also in {out / 'report.png'})")
+
+    checks = {
+        "registered": accepted == len(fleet),
+        "registry refusals": set(refused) == {"DEVICE_EXISTS", "BAD_SIGNATURE", "NAME_OUTSIDE_NAMESPACE", "CROSS_TENANT"},
+        "registry log": chain_ok and len(live) == 2 and included and signature_ok and size > 0 and bool(root),
+        "endpoint validated": routed.endpoint_state == "validated",
+        "routes verified": routed.resolved == routed.verified > 0,
+        "bad readings refused": all(streamed.verdicts.get(k) for k in ("DUPLICATE", "BAD_SIGNATURE", "COUNTER_DECREASED")),
+        "readings accepted": streamed.verdicts.get("ACCEPTED", 0) == timeline.readings,
+        "nothing failed on chain": seen.events["payout_failed"] == 0 and bool(seen.paid),
+        "stream gapless": seen.gaps == 0,
+        "ledger": closing.ledger.ok,
+        "reserves covered": all(r.covered for r in closing.reserves.values()),
+        "server drained": exit_code == 0,
+    }  # fmt: skip
+    for name, ok in checks.items():
+        if not ok:
+            console.print(f"[red]check failed: {name}")
+    return DemoResult(
+        0 if all(checks.values()) else 1, checks, closing.ledger.ok,
+        {symbols[m]: r.covered for m, r in closing.reserves.items()}, streamed.verdicts.get("ACCEPTED", 0),
+        dict(streamed.verdicts), len(seen.paid), closing.dr.event.performance_wh, elapsed,
+    )  # fmt: skip
+
+
+def _write_report(
+    out: Path, timeline: readings.Timeline, seen: settlement.Followed, symbols: dict[str, str],
+    closing: settlement.Closing, streamed: readings.Outcome, summary: list[tuple[str, str]],
+    redeemed: settlement.Redeemed,
+) -> None:  # fmt: skip
+    zone = timeline.zone
+    ends = [dt.datetime.fromtimestamp(int(e), zone) for day in timeline.days for e in day.ends]
+    hours = [h for day in timeline.days for h in day.hours]
+    baseline, actual = settlement.dr_curves(closing.dr)
+    event_start = closing.dr.event.start.seconds
+    event_ends = [dt.datetime.fromtimestamp(event_start + 900 * (i + 1), zone) for i in range(len(baseline))]
+    payouts: dict[str, list[tuple[float, float]]] = {s: [] for s in symbols.values()}
+    for t, mint, amount in seen.paid:
+        payouts[symbols.get(mint, mint)].append((t, amount / 1e6))
+    txs = [
+        (f"{symbols.get(mint, mint)} payout", f"{count} payouts", _coins(amount), sig)
+        for sig, (mint, count, amount) in list(seen.signatures.items())[:8]
     ]
-    return 0 if all(checks) else 1
+    txs += [("SOLAR redemption", "burn + stablecoin payout, one transaction", "", s) for s in redeemed.signatures[:3]]
+    data = report.ReportData(
+        title=f"OpenVPP demo: {len(timeline.blocks[-1].devices):,} devices, "
+        f"{timeline.days[0].date:%a %d %b %Y}" + (f" – {timeline.days[-1].date:%a %d %b}" if len(timeline.days) > 1 else ""),
+        interval_ends=ends,
+        net_export_kwh=list((timeline.day_exports - timeline.day_imports) / 1000),
+        export_rate=[settlement.export_rate(h) / 1e6 for h in hours],
+        payouts=payouts,
+        event_ends=event_ends,
+        baseline_kwh=[b / 1000 for b in baseline],
+        actual_kwh=[a / 1000 for a in actual],
+        verdicts=dict(streamed.verdicts),
+        summary=summary,
+        transactions=txs,
+        notes=[
+            "Net export is what the fleet's meters and inverters report; the export rate is the utility's published TOU tariff.",
+            f"DR baseline: {closing.dr.event.baseline_method}, computed by the server from stored readings.",
+        ],
+    )  # fmt: skip
+    report.write_html(data, out / "report.html")
+    report.write_png(data, out / "report.png")
+
+
+__all__ = ["VENDORS", "DemoResult", "run"]

@@ -19,8 +19,8 @@ from openvpp.v1 import registry_pb2, registry_pb2_grpc, settlement_pb2_grpc
 from openvpp.v1 import settlement_pb2 as pb
 
 PROGRAM = "pacific/nem"
-# 0.15 stablecoin (6 decimals) per SOLAR; SOLAR has 3 decimals, so 1 base unit = 1 Wh.
-REDEMPTION_VALUE = 150_000
+# One SOLAR (6 decimals, priced in USD) redeems for one stablecoin.
+REDEMPTION_VALUE = 1_000_000
 FUNDING = 250_000 * 10**6
 
 
@@ -62,7 +62,7 @@ async def run_tokens(target: str, data_dir: Path, utility: Path, der_id: str) ->
             await stub.CreateUseCaseToken(
                 pb.CreateUseCaseTokenRequest(
                     program_id=PROGRAM, name="Pacific Solar Export", symbol="SOLAR",
-                    uri="https://pacific.example/tokens/solar.json", unit=pb.TOKEN_UNIT_KWH, decimals=3,
+                    uri="https://pacific.example/tokens/solar.json", unit=pb.TOKEN_UNIT_USD, decimals=6,
                     redemption_value_base_units=REDEMPTION_VALUE, interest_rate_bps=200,
                 )
             )

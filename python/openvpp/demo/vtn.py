@@ -25,6 +25,12 @@ PROGRAMS = [
         "programType": "PRICING_TARIFF", "country": "US", "principalSubdivision": "CA",
         "intervalPeriod": {"start": "2026-01-01T00:00:00Z", "duration": "PT15M"},
     },
+    {
+        "id": "dr-2026", "objectType": "PROGRAM", "programName": "Evening peak demand response",
+        "createdDateTime": "2026-01-01T00:00:00Z", "modificationDateTime": "2026-11-01T00:00:00Z",
+        "programType": "DEMAND_RESPONSE", "country": "US", "principalSubdivision": "CA",
+        "intervalPeriod": {"start": "2026-01-01T00:00:00Z", "duration": "PT15M"},
+    },
 ]  # fmt: skip
 
 

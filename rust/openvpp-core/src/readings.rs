@@ -359,6 +359,39 @@ pub fn verify_signatures(payloads: &[u8], signatures: &[u8]) -> Result<Vec<bool>
     Ok(verdicts.iter().map(|v| *v == signature::Verdict::Valid).collect())
 }
 
+/// Signs readings as their devices would: each payload by the seed whose
+/// public key is the payload's first 32 bytes. For simulators and test
+/// rigs that stand in for a fleet; a real device signs its own.
+pub fn sign(seeds: &[u8], payloads: &[u8]) -> Result<Vec<u8>, Error> {
+    use ed25519_dalek::{Signer, SigningKey};
+    use rayon::prelude::*;
+
+    check_len("seeds", seeds, 32)?;
+    check_len("payloads", payloads, READING_LEN)?;
+    let keys: HashMap<[u8; 32], SigningKey, RandomState> = seeds
+        .par_chunks_exact(32)
+        .map(|seed| {
+            let key = SigningKey::from_bytes(seed.try_into().expect("32-byte chunk"));
+            (key.verifying_key().to_bytes(), key)
+        })
+        .collect();
+    let signed: Vec<[u8; SIGNATURE_LEN]> = payloads
+        .par_chunks_exact(READING_LEN)
+        .enumerate()
+        .map(|(i, payload)| {
+            let public: [u8; 32] = payload[..32].try_into().expect("32-byte key");
+            let key = keys
+                .get(&public)
+                .ok_or_else(|| Error::MalformedBatch(format!("reading {i}: no seed for its device key")))?;
+            let mut message = Vec::with_capacity(DOMAIN.len() + READING_LEN);
+            message.extend_from_slice(DOMAIN);
+            message.extend_from_slice(payload);
+            Ok(key.sign(&message).to_bytes())
+        })
+        .collect::<Result<_, Error>>()?;
+    Ok(signed.concat())
+}
+
 /// Verifies signatures, then applies the rules. See the module docs.
 pub fn verify(
     payloads: &[u8],

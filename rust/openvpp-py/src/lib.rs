@@ -156,6 +156,13 @@ fn verify_reading_signatures<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
+/// Signs each reading with the seed of its device (simulators only).
+#[pyfunction]
+fn sign_readings<'py>(py: Python<'py>, seeds: PyBackedBytes, payloads: PyBackedBytes) -> PyResult<Bound<'py, PyBytes>> {
+    let signed = py.detach(|| readings::sign(&seeds, &payloads)).map_err(CoreError)?;
+    Ok(PyBytes::new(py, &signed))
+}
+
 /// The measurement rules alone, for readings whose signatures were checked
 /// already: `signature_ok` holds one byte per reading, non-zero when valid.
 #[pyfunction]
@@ -344,6 +351,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(chain_readings, m)?)?;
     m.add_function(wrap_pyfunction!(reading_keys, m)?)?;
     m.add_function(wrap_pyfunction!(verify_reading_signatures, m)?)?;
+    m.add_function(wrap_pyfunction!(sign_readings, m)?)?;
     m.add_function(wrap_pyfunction!(clear_key_cache, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::use_case_mint, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::inspect_mint, m)?)?;
