@@ -40,7 +40,9 @@ class Day:
         ends = np.arange(start + STEP, stop + 1, STEP, dtype=np.int64)
         hours = np.array(
             [
-                (lambda t: t.hour + t.minute / 60 + t.second / 3600)(dt.datetime.fromtimestamp(int(e) - STEP // 2, zone))
+                (lambda t: t.hour + t.minute / 60 + t.second / 3600)(
+                    dt.datetime.fromtimestamp(int(e) - STEP // 2, zone)
+                )
                 for e in ends
             ]
         )

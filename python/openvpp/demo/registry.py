@@ -44,14 +44,15 @@ def free_port() -> int:
 async def start_server(
     data_dir: Path, port: int, health_port: int, log_path: Path, env: dict[str, str]
 ) -> asyncio.subprocess.Process:
-    log = log_path.open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir),
-        "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health_port}",
-        # The demo utility's VTN runs on this machine.
-        "--probe-private-addresses", "--settle-interval", "1",
-        stdout=log, stderr=log, env=env,
-    )  # fmt: skip
+    # The child keeps its own descriptor; ours closes once it has started.
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir),
+            "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health_port}",
+            # The demo utility's VTN runs on this machine.
+            "--probe-private-addresses", "--settle-interval", "1",
+            stdout=log, stderr=log, env=env,
+        )  # fmt: skip
     # Health has its own plaintext listener: probes need no client certificate.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as channel:
         health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs package types only sync channels
@@ -208,9 +209,7 @@ async def watch_and_follow(
     return entries, head, chain_ok, live
 
 
-async def prove(
-    stub: registry_pb2_grpc.RegistryServiceAsyncStub, device: FleetDevice
-) -> tuple[bool, bool, bytes, int]:
+async def prove(stub: registry_pb2_grpc.RegistryServiceAsyncStub, device: FleetDevice) -> tuple[bool, bool, bytes, int]:
     head = await stub.GetRegistryHead(registry_pb2.GetRegistryHeadRequest())
     proof = await stub.GetInclusionProof(registry_pb2.GetInclusionProofRequest(der_id=device.der_id, version=1))
     included = proof.root_hash == head.root_hash and merkle.verify_inclusion(

@@ -44,7 +44,7 @@ def net_export(ax: Axes, r: ReportData) -> None:
     ax.fill_between(x, y, 0, where=y < 0, step="pre", color=RED, alpha=0.6, label="net import")
     ax.axhline(0, color=GREY, lw=0.8)
     ax.set_ylabel("fleet net export per 15 min (kWh)")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=x[0].tzinfo if len(x) else None))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=x[0].tzinfo if len(x) else None))  # type: ignore[no-untyped-call]
     rate = ax.twinx()
     rate.step(x, r.export_rate, where="pre", color=BLUE, lw=1.8, label="export rate")
     rate.set_ylabel("export rate ($/kWh)", color=BLUE)
@@ -77,7 +77,7 @@ def dr_event(ax: Axes, r: ReportData) -> None:
         ax.step(x, base, where="pre", color=GREY, lw=2, ls="--", label="baseline (10-of-10, adjusted)")
         ax.step(x, actual, where="pre", color=BLUE, lw=2, label="actual")
         ax.fill_between(x, actual, base, where=base > actual, step="pre", color=GREEN, alpha=0.3, label="performance")
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=x[0].tzinfo))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=x[0].tzinfo))  # type: ignore[no-untyped-call]
     ax.set_ylabel("DR fleet net load per 15 min (kWh)")
     ax.legend(loc="lower left", fontsize=8, frameon=False)
     ax.set_title("The DR event: baseline against actual load")

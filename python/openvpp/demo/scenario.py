@@ -141,7 +141,9 @@ async def _scenario(
         routed = await run_routing(target, out, utility, bundles, fleet, suspended, dr, progress)
     console.print(
         f"utility endpoint pacific/vtn (OpenADR 3): {routed.endpoint_state}; programs "
-        + ", ".join(c.removeprefix("openadr3.program:") for c in routed.capabilities if c.startswith("openadr3.program:"))
+        + ", ".join(
+            c.removeprefix("openadr3.program:") for c in routed.capabilities if c.startswith("openadr3.program:")
+        )
         + f"; {routed.resolved} signed routes resolved, {routed.verified} verified with the published key"
     )
     minted = await run_tokens(target, data_dir, utility, fleet[7].der_id)
@@ -150,7 +152,7 @@ async def _scenario(
     console.print(
         f"utility: tariff {settlement.TARIFF} (TOU, {settlement.ZONE.key}); SOLAR and DR tokens on Token-2022, "
         f"reserves funded; DR event {event.event_id[:8]}… on {last_day:%a %d %b} "
-        f"{settlement.EVENT.start_hour:02.0f}:00–{settlement.EVENT.end_hour:02.0f}:00"
+        f"{settlement.EVENT.start_hour:02.0f}:00-{settlement.EVENT.end_hour:02.0f}:00"
     )
 
     # The day streams in while settlement runs and the utility backend follows.
@@ -196,11 +198,11 @@ async def _scenario(
     imported = int(timeline.day_imports.sum())
     summary = [
         ("devices", f"{accepted:,} registered by {len(bundles)} vendors ({bulk_seconds:.1f} s); "
-                    f"refused {sum(refused.values())}: " + ", ".join(f"{k} ×{v}" for k, v in sorted(refused.items()))),
+                    f"refused {sum(refused.values())}: " + ", ".join(f"{k} x{v}" for k, v in sorted(refused.items()))),
         ("enrolled", f"{routed.enrolled:,} in NEM, {routed.enrolled_dr:,} in DR, each with consent signed by its key"),
         ("readings", f"{streamed.verdicts.get('ACCEPTED', 0):,} accepted of {streamed.submitted:,} "
                      f"({streamed.submitted / streamed.seconds:,.0f}/s over mTLS)"),
-        ("readings refused", ", ".join(f"{k} ×{v}" for k, v in sorted(streamed.verdicts.items()) if k != "ACCEPTED")),
+        ("readings refused", ", ".join(f"{k} x{v}" for k, v in sorted(streamed.verdicts.items()) if k != "ACCEPTED")),
         ("energy (demo days)", f"{imported / 1000:,.0f} kWh imported, {exported / 1000:,.0f} kWh exported"),
         *[(f"credited {symbols.get(m, m)}", _coins(v)) for m, v in sorted(seen.credited.items())],
         *[(f"paid {symbols.get(m, m)}", f"{_coins(v)} on chain") for m, v in sorted(paid.items())],
@@ -273,7 +275,7 @@ def _write_report(
     txs += [("SOLAR redemption", "burn + stablecoin payout, one transaction", "", s) for s in redeemed.signatures[:3]]
     data = report.ReportData(
         title=f"OpenVPP demo: {len(timeline.blocks[-1].devices):,} devices, "
-        f"{timeline.days[0].date:%a %d %b %Y}" + (f" – {timeline.days[-1].date:%a %d %b}" if len(timeline.days) > 1 else ""),
+        f"{timeline.days[0].date:%a %d %b %Y}" + (f" to {timeline.days[-1].date:%a %d %b}" if len(timeline.days) > 1 else ""),
         interval_ends=ends,
         net_export_kwh=list((timeline.day_exports - timeline.day_imports) / 1000),
         export_rate=[settlement.export_rate(h) / 1e6 for h in hours],

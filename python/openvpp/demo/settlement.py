@@ -91,7 +91,7 @@ async def schedule_event(target: str, utility: Path, programs: Programs, day: dt
             program_id=DR_PROGRAM, start=Timestamp(seconds=int(start.timestamp())),
             end=Timestamp(seconds=int(end.timestamp())), incentive_micro_per_kwh=DR_INCENTIVE))).event  # fmt: skip
     programs.event = event
-    return event
+    return programs.event
 
 
 @dataclass
@@ -105,6 +105,8 @@ class Followed:
     rejected: Counter[str] = field(default_factory=Counter)
     last_cursor: int = 0
     gaps: int = 0
+    target: int = 2**63  # set when stopping: the head to catch up with
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 async def follow(target: str, utility: Path, started: float, seen: Followed, stop: asyncio.Event) -> None:
@@ -120,9 +122,11 @@ async def follow(target: str, utility: Path, started: float, seen: Followed, sto
                 pb.StreamSettlementsRequest(after_cursor=0, until_caught_up=True)
             ):
                 head = max(head, reply.head)
-        deadline = time.monotonic() + 30
-        while seen.last_cursor < head and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        seen.target = head
+        if seen.last_cursor >= head:
+            seen.reached.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(seen.reached.wait(), 30)
         call.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
@@ -146,6 +150,8 @@ async def _read(call: Any, started: float, seen: Followed) -> None:
             elif kind == "readings":
                 for reason, count in e.readings.rejected_by_reason.items():
                     seen.rejected[reason] += count
+        if seen.last_cursor >= seen.target:
+            seen.reached.set()
 
 
 @dataclass
@@ -156,9 +162,7 @@ class Redeemed:
     signatures: list[str] = field(default_factory=list)
 
 
-async def redeem(
-    target: str, bundles: dict[str, Path], fleet: list[FleetDevice], mint: str, how_many: int
-) -> Redeemed:
+async def redeem(target: str, bundles: dict[str, Path], fleet: list[FleetDevice], mint: str, how_many: int) -> Redeemed:
     """A few prosumers cash half of their SOLAR for the stablecoin, signing with their own keys."""
     out = Redeemed()
     for device in fleet:

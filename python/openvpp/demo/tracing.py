@@ -23,5 +23,5 @@ def install(console: bool) -> TracerProvider | None:
     if settings.exporter() == "none":
         return None
     provider = telemetry.install(settings)
-    GrpcAioInstrumentorClient().instrument()
+    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
     return provider
