@@ -43,6 +43,9 @@ def net_export(ax: Axes, r: ReportData) -> None:
     ax.fill_between(x, y, 0, where=y >= 0, step="pre", color=GREEN, alpha=0.75, label="net export")
     ax.fill_between(x, y, 0, where=y < 0, step="pre", color=RED, alpha=0.6, label="net import")
     ax.axhline(0, color=GREY, lw=0.8)
+    if len(r.event_ends):
+        start = r.event_ends[0] - dt.timedelta(minutes=15)
+        ax.axvspan(start, r.event_ends[-1], color=ORANGE, alpha=0.12, label="DR event")  # type: ignore[arg-type]
     ax.set_ylabel("fleet net export per 15 min (kWh)")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=x[0].tzinfo if len(x) else None))  # type: ignore[no-untyped-call]
     rate = ax.twinx()
@@ -79,7 +82,7 @@ def dr_event(ax: Axes, r: ReportData) -> None:
         ax.fill_between(x, actual, base, where=base > actual, step="pre", color=GREEN, alpha=0.3, label="performance")
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=x[0].tzinfo))  # type: ignore[no-untyped-call]
     ax.set_ylabel("DR fleet net load per 15 min (kWh)")
-    ax.legend(loc="lower left", fontsize=8, frameon=False)
+    ax.legend(loc="best", fontsize=8, frameon=False)
     ax.set_title("The DR event: baseline against actual load")
 
 

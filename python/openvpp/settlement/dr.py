@@ -50,6 +50,7 @@ METHOD = "10-of-10/adj20/v1"
 SLOT_S = 900
 DAYS = 10
 MIN_DAYS = 5
+DEVICES_PER_PASS = 250
 LOOKBACK_DAYS = 21
 ADJ_HOURS = 3
 ADJ_GAP_HOURS = 1
@@ -205,9 +206,20 @@ class DemandResponse:
         """Computes and credits every device whose readings now cover an ended event."""
         if program.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
             return 0
+        posted = 0
+        # A few hundred devices per write transaction: a big fleet's baselines
+        # take seconds, and SQLite's single writer must not wait that long.
+        while True:
+            credits, devices = await self._pass(program)
+            posted += credits
+            if devices == 0:
+                return posted
+
+    async def _pass(self, program: ProgramConfig) -> tuple[int, int]:
+        """(credits posted, devices settled) for at most one event's next devices."""
         now = self.clock()
         e = schema.dr_events
-        posted = 0
+        posted = settled = 0
         async with self.db.write() as conn:
             await conn.execute(
                 select(schema.program_settlements.c.program_id)
@@ -222,8 +234,10 @@ class DemandResponse:
             event_days = {dt.datetime.fromtimestamp(r.start_s, zone).date() for r in rows}
             for row in rows:
                 if row.end_s <= now:
-                    posted += await self._settle_event(conn, program, row, zone, event_days, versions)
-        return posted
+                    posted, settled = await self._settle_event(conn, program, row, zone, event_days, versions)
+                if settled:
+                    break
+        return posted, settled
 
     async def _ready_devices(self, conn: AsyncConnection, program: ProgramConfig, row: Any) -> list[str]:
         en, rd, res = schema.enrollments, schema.reading_devices, schema.dr_results
@@ -238,16 +252,17 @@ class DemandResponse:
                 en.c.der_id.not_in(done),
             )
             .order_by(en.c.der_id)
+            .limit(DEVICES_PER_PASS)
         )
         return [d for (d,) in await conn.execute(query)]
 
     async def _settle_event(
         self, conn: AsyncConnection, program: ProgramConfig, row: Any, zone: ZoneInfo, event_days: set[dt.date],
         versions: Any,
-    ) -> int:  # fmt: skip
+    ) -> tuple[int, int]:  # fmt: skip
         devices = await self._ready_devices(conn, program, row)
         if not devices:
-            return 0
+            return 0, 0
         event_day = dt.datetime.fromtimestamp(row.start_s, zone).date()
         windows = []
         for back in range(0, LOOKBACK_DAYS + 1):
@@ -272,7 +287,7 @@ class DemandResponse:
                 x.seq for x in readings[res.der_id] if x.interval_end > row.start_s and x.covered_from < row.end_s
             ]
             res.seq_first, res.seq_last = (min(inside), max(inside)) if inside else (0, 0)
-        return await self._credit(conn, program, row, results, versions)
+        return await self._credit(conn, program, row, results, versions), len(devices)
 
     async def _credit(
         self, conn: AsyncConnection, program: ProgramConfig, row: Any, results: list[Result], versions: Any

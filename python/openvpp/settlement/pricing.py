@@ -83,15 +83,27 @@ def pieces_of(device: int, row: Any) -> list[Piece]:
 
 
 class Pricer:
-    def __init__(self, db: Database, oracles: Oracles, *, limit: int = 200_000) -> None:
+    def __init__(self, db: Database, oracles: Oracles, *, limit: int = 50_000) -> None:
         self.db = db
         self.oracles = oracles
         self.limit = limit
 
     async def run(self, program: ProgramConfig, notify: Callable[[], None] = lambda: None) -> int:
-        """One pass over `program`; returns the number of credits posted."""
+        """Credits everything of `program` that can be priced; returns the number of credits posted.
+
+        At most `limit` readings per write transaction, so ingestion (SQLite's
+        one writer) never waits long behind a big backlog."""
+        posted = 0
+        while True:
+            credits, readings = await self._pass(program, notify)
+            posted += credits
+            # A full pass that credited nothing may be waiting on a price: the next cycle retries.
+            if readings < self.limit or not credits:
+                return posted
+
+    async def _pass(self, program: ProgramConfig, notify: Callable[[], None]) -> tuple[int, int]:
         if program.kind == pb.CREDIT_KIND_DR_PERFORMANCE:
-            return 0
+            return 0, 0
         async with self.db.write() as conn:
             await conn.execute(
                 select(schema.program_settlements.c.program_id)
@@ -100,7 +112,7 @@ class Pricer:
             )
             rows = await self._readings(conn, program.program_id)
             if not rows:
-                return 0
+                return 0, 0
             batches = {r.batch_id for r in rows if r.batch_id is not None}
             parents = await self._trace_parents(conn, batches)
             parent, links = tracecontext.parented(parents)
@@ -111,7 +123,7 @@ class Pricer:
                 span.set_attribute("openvpp.credits", posted)
         if posted:
             notify()
-        return posted
+        return posted, len(rows)
 
     async def _readings(self, conn: AsyncConnection, program_id: str) -> list[Any]:
         r, e, c = schema.readings, schema.enrollments, schema.pricing_cursors
