@@ -13,7 +13,9 @@ prosumers redeem; the ledger and the reserves are checked.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -247,11 +249,14 @@ async def _scenario(
     for name, ok in checks.items():
         if not ok:
             console.print(f"[red]check failed: {name}")
-    return DemoResult(
+    result = DemoResult(
         0 if all(checks.values()) else 1, checks, closing.ledger.ok,
         {symbols[m]: r.covered for m, r in closing.reserves.items()}, streamed.verdicts.get("ACCEPTED", 0),
         dict(streamed.verdicts), len(seen.paid), closing.dr.event.performance_wh, elapsed,
     )  # fmt: skip
+    # For scripts and CI: the same results, machine-readable.
+    (out / "summary.json").write_text(json.dumps(dataclasses.asdict(result), indent=2))
+    return result
 
 
 def _write_report(

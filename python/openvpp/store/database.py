@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -68,6 +70,10 @@ class Database:
         # caches can tell cheaply whether to look at the change logs.
         self.generation = 0
         self.on_commit: list[Callable[[], None]] = []
+        # SQLite has one writer, and its busy handler is not fair: under steady
+        # load a waiter can lose every race for longer than the busy timeout.
+        # Writers in this process queue here instead, first come first served.
+        self._writers = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -78,7 +84,7 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on exit, rolled back on any exception."""
-        async with self.engine.connect() as conn:
+        async with self._writers or contextlib.nullcontext(), self.engine.connect() as conn:
             await conn.execution_options(**{_WRITE: True})
             async with conn.begin():
                 yield conn
