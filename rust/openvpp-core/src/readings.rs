@@ -383,7 +383,7 @@ pub fn sign(seeds: &[u8], payloads: &[u8]) -> Result<Vec<u8>, Error> {
             let key = keys
                 .get(&public)
                 .ok_or_else(|| Error::MalformedBatch(format!("reading {i}: no seed for its device key")))?;
-            let mut message = Vec::with_capacity(DOMAIN.len() + READING_LEN);
+            let mut message = Vec::with_capacity(DOMAIN.len().saturating_add(READING_LEN));
             message.extend_from_slice(DOMAIN);
             message.extend_from_slice(payload);
             Ok(key.sign(&message).to_bytes())

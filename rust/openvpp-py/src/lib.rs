@@ -158,7 +158,11 @@ fn verify_reading_signatures<'py>(
 
 /// Signs each reading with the seed of its device (simulators only).
 #[pyfunction]
-fn sign_readings<'py>(py: Python<'py>, seeds: PyBackedBytes, payloads: PyBackedBytes) -> PyResult<Bound<'py, PyBytes>> {
+fn sign_readings<'py>(
+    py: Python<'py>,
+    seeds: PyBackedBytes,
+    payloads: PyBackedBytes,
+) -> PyResult<Bound<'py, PyBytes>> {
     let signed = py.detach(|| readings::sign(&seeds, &payloads)).map_err(CoreError)?;
     Ok(PyBytes::new(py, &signed))
 }
