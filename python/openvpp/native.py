@@ -80,7 +80,7 @@ READING_LEN = 72
 DEVICE_STATE_LEN = 88
 STORED_READING_LEN = 72
 READING_DOMAIN = b"openvpp/reading/v1"
-_DEVICE_STATE = struct.Struct("<32sBB6xQqQQQQ")
+DEVICE_STATE = struct.Struct("<32sBB6xQqQQQQ")
 
 
 class ReadingVerdict(enum.IntEnum):
@@ -122,7 +122,7 @@ class DeviceState:
     max_export_w: int = 0
 
     def pack(self) -> bytes:
-        return _DEVICE_STATE.pack(
+        return DEVICE_STATE.pack(
             self.key,
             self.active,
             self.has_baseline,
@@ -137,7 +137,7 @@ class DeviceState:
     @classmethod
     def unpack_all(cls, packed: bytes) -> list[DeviceState]:
         return [
-            cls(key, bool(active), bool(base), *rest) for key, active, base, *rest in _DEVICE_STATE.iter_unpack(packed)
+            cls(key, bool(active), bool(base), *rest) for key, active, base, *rest in DEVICE_STATE.iter_unpack(packed)
         ]
 
 

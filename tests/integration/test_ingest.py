@@ -18,7 +18,7 @@ from openvpp.integration import ca
 from openvpp.server import app as server_app
 from openvpp.settlement.ingest import Ingestor
 from openvpp.store import schema
-from openvpp.v1 import registry_pb2, registry_pb2_grpc, settlement_pb2, settlement_pb2_grpc
+from openvpp.v1 import common_pb2, registry_pb2, registry_pb2_grpc, settlement_pb2, settlement_pb2_grpc
 from tests import factories
 from tests.integration.mtls import Fabric, registry
 
@@ -105,6 +105,41 @@ async def test_a_vendor_cannot_submit_for_another_vendors_device(app: server_app
         ca.Identity(ca.Role.DEVICE_VENDOR, "solarco", 1), *batch([reading(device, 1, START, 0, 0)])
     )
     assert list(own.verdicts) == [V.ACCEPTED]
+
+
+async def test_two_writers_on_one_database_never_fork_a_device(app: server_app.App) -> None:
+    """Each ingestor caches device state; one that is stale (another replica
+    wrote since) must still answer from the database's truth."""
+    (device,) = await registered(app, "inv-a")
+    here, there = ingestor(app), ingestor(app)
+    r = [reading(device, s, START + (s - 1) * STEP, s * 10, s * 100) for s in range(1, 6)]
+    assert list((await here.submit(OPERATOR, *batch(r[0:2]))).verdicts) == [V.ACCEPTED, V.ACCEPTED]
+    assert list((await there.submit(OPERATOR, *batch(r[2:3]))).verdicts) == [V.ACCEPTED]
+    # `here` still believes seq 2 is the last: the replay must be a duplicate, not a second seq 3.
+    assert list((await here.submit(OPERATOR, *batch(r[2:3]))).verdicts) == [V.DUPLICATE]
+    assert list((await there.submit(OPERATOR, *batch(r[3:4]))).verdicts) == [V.ACCEPTED]
+    # Stale by one reading: seq 5 is in order, not a gap to estimate across.
+    outcome = await here.submit(OPERATOR, *batch(r[4:5]))
+    assert (list(outcome.verdicts), outcome.flags) == ([V.ACCEPTED], b"\x00")
+    check = await here.check()
+    assert (check.ok, check.readings) == (True, 5)
+    async with app.db.read() as conn:
+        state = (await conn.execute(select(schema.reading_devices))).one()
+    assert (state.last_seq, state.stored, state.import_wh) == (5, 5, 50)
+
+
+async def test_a_device_suspended_after_its_state_is_cached_is_refused(app: server_app.App) -> None:
+    (device,) = await registered(app, "inv-a")
+    ingest = ingestor(app)
+    assert list((await ingest.submit(OPERATOR, *batch([reading(device, 1, START, 0, 0)]))).verdicts) == [V.ACCEPTED]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        await registry_pb2_grpc.RegistryServiceStub(channel).SetDeviceStatus(
+            registry_pb2.SetDeviceStatusRequest(
+                der_id=str(device.pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="meter swap"
+            )
+        )
+    outcome = await ingest.submit(OPERATOR, *batch([reading(device, 2, START + STEP, 0, 0)]))
+    assert list(outcome.verdicts) == [V.DEVICE_NOT_ACTIVE]
 
 
 async def test_malformed_batches_are_refused_whole_and_nothing_is_written(app: server_app.App) -> None:

@@ -18,24 +18,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from solders.pubkey import Pubkey
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
 from openvpp.integration import ca
 from openvpp.settlement import events, tracecontext
+from openvpp.settlement.device_cache import GENESIS, DeviceCache, Held, StaleState
 from openvpp.store import schema
 from openvpp.store.database import Database
-from openvpp.v1 import common_pb2, registry_pb2, routing_pb2, settlement_pb2
+from openvpp.v1 import routing_pb2, settlement_pb2
 
-GENESIS = bytes(32)
 _STORED = struct.Struct("<32sQ32s")
 ACCEPTING = (native.ReadingVerdict.ACCEPTED, native.ReadingVerdict.SEQ_GAP)
 # Verdict code -> 1 when the reading is stored, for bytes.translate.
 _KEEP = bytes(1 if code in ACCEPTING else 0 for code in range(256))
 # seq, interval_end from a payload (after the 32-byte key).
 _FIELDS = struct.Struct("<32xQq")
+_STATE_COLUMNS = (
+    "has_baseline", "last_seq", "last_interval_end", "import_wh", "export_wh", "head_hash", "stored", "updated_at_us",
+)  # fmt: skip
+# A batch whose device states another writer changed is retried from the database this often.
+_ATTEMPTS = 3
 _COLUMNS = (
     "der_id", "seq", "interval_end", "covered_from", "import_wh", "export_wh", "flags", "missing", "payload",
     "signature", "digest", "chain_hash", "received_at_us", "batch_id",
@@ -96,6 +101,7 @@ class Ingestor:
         self.max_future_skew_s = max_future_skew_s
         self.max_age_s = max_age_s
         self.clock = clock
+        self.cache = DeviceCache()
 
     def _shape(self, payloads: bytes, signatures: bytes) -> int:
         count, rest = divmod(len(payloads), native.READING_LEN)
@@ -116,30 +122,56 @@ class Ingestor:
     ) -> BatchOutcome:
         self._shape(payloads, signatures)
         lowest = native.reading_keys(payloads)
+        keys = set(lowest)
         # Signatures need no state: they are checked off the event loop and
         # before the write lock, so one batch's verification overlaps
         # another's storage.
         signature_ok = await asyncio.to_thread(native.verify_reading_signatures, payloads, signatures)
-        async with self.db.write() as conn:
-            states, heads = await self._states(conn, caller, set(lowest))
-            stored = await self._stored(conn, lowest, states)
-            results = native.apply_reading_rules(
-                payloads,
-                signature_ok,
-                b"".join(s.pack() for s in states.values()),
-                stored,
-                now=int(self.clock()),
-                max_future_skew_s=self.max_future_skew_s,
-                max_age_s=self.max_age_s,
-            )
-            accepted = sum(1 for v in results.verdicts if v in ACCEPTING)
-            batch_id = await self._record_batch(conn, caller, batch_ref, results, accepted, states)
-            names = {k: str(Pubkey.from_bytes(k)) for k in states}
-            await self._store(conn, payloads, signatures, results, heads, batch_id, names)
-            await self._save_states(conn, results, heads, states, names)
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self.db.write() as conn:
+                    results, accepted, changed = await self._apply(
+                        conn, caller, payloads, signatures, signature_ok, lowest, batch_ref
+                    )
+                break
+            except (StaleState, IntegrityError):
+                # Another writer moved these devices on: start over from the database.
+                self.cache.forget(keys)
+                if attempt == _ATTEMPTS - 1:
+                    raise
+        self.cache.keep(changed)
         if self.notify is not None:
             self.notify()
         return BatchOutcome(results.verdicts, results.flags, accepted)
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        caller: ca.Identity,
+        payloads: bytes,
+        signatures: bytes,
+        signature_ok: bytes,
+        lowest: dict[bytes, int],
+        batch_ref: str,
+    ) -> tuple[native.ReadingResults, int, dict[bytes, Held]]:
+        held = await self.cache.load(conn, set(lowest))
+        if caller.role is not ca.Role.OPERATOR:
+            # Another vendor's devices look unknown: their existence is not this caller's business.
+            held = {k: h for k, h in held.items() if h.vendor == caller.namespace}
+        results = native.apply_reading_rules(
+            payloads,
+            signature_ok,
+            b"".join(h.packed for h in held.values()),
+            await self._stored(conn, lowest, held),
+            now=int(self.clock()),
+            max_future_skew_s=self.max_future_skew_s,
+            max_age_s=self.max_age_s,
+        )
+        accepted = sum(1 for v in results.verdicts if v in ACCEPTING)
+        batch_id = await self._record_batch(conn, caller, batch_ref, results, accepted, held)
+        heads, added = await self._store(conn, payloads, signatures, results, held, batch_id)
+        changed = await self._save_states(conn, results, held, heads, added)
+        return results, accepted, {**held, **changed}
 
     async def _record_batch(
         self,
@@ -148,7 +180,7 @@ class Ingestor:
         batch_ref: str,
         results: native.ReadingResults,
         accepted: int,
-        states: dict[bytes, native.DeviceState],
+        held: dict[bytes, Held],
     ) -> int:
         """The batch's row (counts and trace), and its event for every utility
         with a program these devices are enrolled in."""
@@ -160,10 +192,10 @@ class Ingestor:
             )
         )  # fmt: skip
         batch_id = int(row.inserted_primary_key[0])  # type: ignore[index]
-        if not states:
+        if not held:
             return batch_id
         e = schema.enrollments
-        der_ids = [str(Pubkey.from_bytes(k)) for k in states]
+        der_ids = [h.der_id for h in held.values()]
         utilities = {
             u for (u,) in await conn.execute(
                 select(e.c.utility_namespace).distinct()
@@ -178,55 +210,18 @@ class Ingestor:
         await events.append(conn, [(u, settlement_pb2.SettlementEvent(readings=message)) for u in sorted(utilities)])
         return batch_id
 
-    async def _states(
-        self, conn: AsyncConnection, caller: ca.Identity, keys: set[bytes]
-    ) -> tuple[dict[bytes, native.DeviceState], dict[bytes, tuple[bytes, int, bool]]]:
-        ids = {str(Pubkey.from_bytes(k)): k for k in keys}
-        query = select(schema.devices).where(schema.devices.c.der_id.in_(list(ids)))
-        if caller.role is not ca.Role.OPERATOR:
-            # Another vendor's devices look unknown: their existence is not this caller's business.
-            query = query.where(schema.devices.c.vendor_namespace == caller.namespace)
-        devices = {r.der_id: r for r in await conn.execute(query)}
-        kept = {
-            r.der_id: r
-            for r in await conn.execute(
-                select(schema.reading_devices).where(schema.reading_devices.c.der_id.in_(list(devices)))
-            )
-        }
-        states: dict[bytes, native.DeviceState] = {}
-        heads: dict[bytes, tuple[bytes, int, bool]] = {}
-        for der_id, row in devices.items():
-            caps = registry_pb2.DeviceRecord.FromString(row.record_bytes).capabilities
-            mine = kept.get(der_id)
-            key = ids[der_id]
-            states[key] = native.DeviceState(
-                key=key,
-                active=row.status == common_pb2.DEVICE_STATUS_ACTIVE,
-                has_baseline=bool(mine and mine.has_baseline),
-                last_seq=mine.last_seq if mine else 0,
-                last_interval_end=mine.last_interval_end if mine else 0,
-                import_wh=mine.import_wh if mine else 0,
-                export_wh=mine.export_wh if mine else 0,
-                max_import_w=caps.max_import_w,
-                max_export_w=caps.max_export_w,
-            )
-            heads[key] = (mine.head_hash if mine else GENESIS, mine.stored if mine else 0, mine is not None)
-        return states, heads
-
-    async def _stored(
-        self, conn: AsyncConnection, lowest: dict[bytes, int], states: dict[bytes, native.DeviceState]
-    ) -> bytes:
+    async def _stored(self, conn: AsyncConnection, lowest: dict[bytes, int], held: dict[bytes, Held]) -> bytes:
         """Digests of stored readings this batch may replay (seq not beyond what is kept)."""
         out: list[bytes] = []
         for key, low in lowest.items():
-            state = states.get(key)
-            if state is None or not state.has_baseline or low > state.last_seq:
+            h = held.get(key)
+            if h is None or not h.has_baseline or low > h.last_seq:
                 continue
             rows = await conn.execute(
                 select(schema.readings.c.seq, schema.readings.c.digest).where(
-                    schema.readings.c.der_id == str(Pubkey.from_bytes(key)),
+                    schema.readings.c.der_id == h.der_id,
                     schema.readings.c.seq >= low,
-                    schema.readings.c.seq <= state.last_seq,
+                    schema.readings.c.seq <= h.last_seq,
                 )
             )
             out.extend(_STORED.pack(key, r.seq, r.digest) for r in rows)
@@ -238,69 +233,73 @@ class Ingestor:
         payloads: bytes,
         signatures: bytes,
         results: native.ReadingResults,
-        heads: dict[bytes, tuple[bytes, int, bool]],
+        held: dict[bytes, Held],
         batch_id: int,
-        names: dict[bytes, str],
-    ) -> int:
+    ) -> tuple[dict[bytes, bytes], Counter[bytes]]:
         """Stores the accepted readings as signed bytes with their chain links
-        (computed in Rust) in one executemany; updates `heads` in place."""
+        (computed in Rust) in one executemany. Returns each device's new
+        chain head and how many readings it gained."""
         keep = results.verdicts.translate(_KEEP)
         kept = [i for i, k in enumerate(keep) if k]
         if not kept:
-            return 0
-        packed_heads = b"".join(k + heads[k][0] for k in heads)
+            return {}, Counter()
+        packed_heads = b"".join(k + h.head for k, h in held.items())
         digests, links, after = native.chain_readings(payloads, signatures, keep, packed_heads)
-        for j in range(0, len(after), 64):
-            key = after[j : j + 32]
-            _, stored, existed = heads[key]
-            heads[key] = (after[j + 32 : j + 64], stored, existed)
+        heads = {after[j : j + 32]: after[j + 32 : j + 64] for j in range(0, len(after), 64)}
         fields = _FIELDS.unpack_from
         now_us = time.time_ns() // 1000
+        keys = [payloads[i * 72 : i * 72 + 32] for i in kept]
         rows = [
-            (names[payloads[i * 72 : i * 72 + 32]], *fields(payloads, i * 72), results.covered_from[i],
+            (held[key].der_id, *fields(payloads, i * 72), results.covered_from[i],
              results.import_wh[i], results.export_wh[i], results.flags[i], results.missing[i],
              payloads[i * 72 : i * 72 + 72], signatures[i * 64 : i * 64 + 64], digests[k * 32 : k * 32 + 32],
              links[k * 32 : k * 32 + 32], now_us, batch_id)
-            for k, i in enumerate(kept)
+            for k, (i, key) in enumerate(zip(kept, keys, strict=True))
         ]  # fmt: skip
-        for i in kept:
-            key = payloads[i * 72 : i * 72 + 32]
-            link, stored, existed = heads[key]
-            heads[key] = (link, stored + 1, existed)
         await conn.exec_driver_sql(_insert_sql(conn), rows)
-        return len(rows)
+        return heads, Counter(keys)
 
     async def _save_states(
         self,
         conn: AsyncConnection,
         results: native.ReadingResults,
-        heads: dict[bytes, tuple[bytes, int, bool]],
-        before: dict[bytes, native.DeviceState],
-        names: dict[bytes, str],
-    ) -> None:
+        held: dict[bytes, Held],
+        heads: dict[bytes, bytes],
+        added: Counter[bytes],
+    ) -> dict[bytes, Held]:
+        """Writes back every device state the batch changed, each guarded by
+        the `stored` count it was read with (see device_cache)."""
         now_us = time.time_ns() // 1000
-        updates: list[dict[str, Any]] = []
-        inserts: list[dict[str, Any]] = []
-        for state in native.DeviceState.unpack_all(results.devices):
-            if state == before.get(state.key):
+        updates: list[tuple[Any, ...]] = []
+        inserts: list[tuple[Any, ...]] = []
+        changed: dict[bytes, Held] = {}
+        devices, size = results.devices, native.DEVICE_STATE.size
+        for j in range(0, len(devices), size):
+            packed = devices[j : j + size]
+            before = held[packed[:32]]
+            gained = added.get(before.packed[:32], 0)
+            if packed == before.packed and not gained:
                 continue
-            head, stored, existed = heads[state.key]
-            values = {
-                "has_baseline": int(state.has_baseline), "last_seq": state.last_seq,
-                "last_interval_end": state.last_interval_end, "import_wh": state.import_wh,
-                "export_wh": state.export_wh, "head_hash": head, "stored": stored, "updated_at_us": now_us,
-            }  # fmt: skip
-            (updates if existed else inserts).append({"key_der_id": names[state.key], **values})
-        table = schema.reading_devices
+            _, _, baseline, seq, end, imported, exported, _, _ = native.DEVICE_STATE.unpack(packed)
+            head, stored = heads.get(packed[:32], before.head), before.stored + gained
+            values = (baseline, seq, end, imported, exported, head, stored, now_us)
+            if before.existed:
+                updates.append((*values, before.der_id, before.stored))
+            else:
+                inserts.append((before.der_id, *values))
+            changed[packed[:32]] = Held(before.vendor, before.der_id, packed, head, stored, True)
+        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         if updates:
-            await conn.execute(
-                update(table)
-                .where(table.c.der_id == bindparam("key_der_id"))
-                .values({c: bindparam(c) for c in updates[0] if c != "key_der_id"}),
-                updates,
-            )
+            sets = ", ".join(f"{c} = {marker}" for c in _STATE_COLUMNS)
+            sql = f"UPDATE reading_devices SET {sets} WHERE der_id = {marker} AND stored = {marker}"
+            result = await conn.exec_driver_sql(sql, updates)
+            if result.rowcount != len(updates):
+                raise StaleState(f"{len(updates) - result.rowcount} device states changed underneath")
         if inserts:
-            await conn.execute(insert(table), [{"der_id": r.pop("key_der_id"), **r} for r in inserts])
+            columns = ("der_id", *_STATE_COLUMNS)
+            sql = f"INSERT INTO reading_devices ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+            await conn.exec_driver_sql(sql, inserts)
+        return changed
 
     async def check(self) -> ChainCheck:
         """Re-verifies every stored signature (in Rust batches) and every hash-chain link."""

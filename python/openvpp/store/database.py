@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,7 +34,16 @@ def sync_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+# The writer's page cache. A batch of readings from thousands of devices
+# touches index pages all over the file; SQLite's default 2 MiB cache makes
+# every batch re-read most of them.
+WRITER_CACHE_KIB = 65_536
+# Checkpoints run beside the writer (see Database); past this many WAL pages
+# the writer checkpoints itself, so the log stays bounded whatever happens.
+WAL_PAGES_LIMIT = 25_000
+
+
+def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
     # pysqlite's own transaction handling would defer BEGIN; we issue it
     # ourselves so write transactions take the write lock up front (BEGIN
     # IMMEDIATE) and cannot deadlock upgrading a read lock.
@@ -46,6 +56,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if writer:
+            cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -64,8 +77,16 @@ class Database:
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=10)
         self.engine = create_async_engine(parsed, **kwargs)
+        self._write_engine = self.engine
+        self._checkpointer: _Checkpointer | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, writer=False)
+            # One connection for every write (SQLite has one writer anyway), so
+            # one big page cache serves them all.
+            self._write_engine = create_async_engine(parsed, pool_size=1, max_overflow=0)
+            _configure_sqlite(self._write_engine, writer=True)
+            if parsed.database and parsed.database != ":memory:":
+                self._checkpointer = _Checkpointer(parsed.database)
         # Bumped after every committed write in this process, so in-memory
         # caches can tell cheaply whether to look at the change logs.
         self.generation = 0
@@ -84,16 +105,55 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on exit, rolled back on any exception."""
-        async with self._writers or contextlib.nullcontext(), self.engine.connect() as conn:
+        async with self._writers or contextlib.nullcontext(), self._write_engine.connect() as conn:
             await conn.execution_options(**{_WRITE: True})
             async with conn.begin():
                 yield conn
             self.generation += 1
             for listener in self.on_commit:
                 listener()
+        if self._checkpointer is not None:
+            self._checkpointer.kick()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self.engine.dispose()
+        if self._write_engine is not self.engine:
+            await self._write_engine.dispose()
+
+
+class _Checkpointer:
+    """Copies committed WAL pages back into the database file beside the
+    writer, on a connection of its own in a thread, instead of inside
+    whichever commit crosses SQLite's autocheckpoint threshold. PASSIVE
+    never waits for readers or the writer; at most one runs at a time.
+
+    Hand-written because it is one pragma on a schedule: neither
+    SQLAlchemy nor the driver offers a background checkpoint."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._task: asyncio.Task[None] | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    def kick(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._checkpoint))
+
+    def _checkpoint(self) -> None:
+        if self._connection is None:
+            self._connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._connection.execute("PRAGMA busy_timeout=30000")
+        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
