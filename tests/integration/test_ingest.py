@@ -3,6 +3,7 @@ per-device state across batches, and the tamper-evident chain check."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -126,6 +127,37 @@ async def test_two_writers_on_one_database_never_fork_a_device(app: server_app.A
     async with app.db.read() as conn:
         state = (await conn.execute(select(schema.reading_devices))).one()
     assert (state.last_seq, state.stored, state.import_wh) == (5, 5, 50)
+
+
+async def test_batches_sharing_one_commit_see_each_others_readings(app: server_app.App) -> None:
+    """Batches queued together are stored in one transaction: each must still
+    be judged against the state the batches before it left."""
+    alice, bob = await registered(app, "inv-a", "inv-b")
+    ingest = ingestor(app)
+    r = [reading(alice, s, START + (s - 1) * STEP, s * 10, s * 100) for s in range(1, 5)]
+    batches = [
+        [r[0], reading(bob, 1, START, 0, 0)],
+        [r[1], r[0]],  # seq 2 follows the batch before; seq 1 is now a replay
+        [reading(alice, 2, START + STEP, 21, 200)],  # seq 2 with other bytes
+        [r[3], reading(bob, 1, START, 0, 1)],  # alice skips seq 3; bob's seq 1 conflicts
+    ]
+    verified = [await ingest.verify(*batch(b)) for b in batches]
+    # Queued back to back, before the committer runs: one group, one transaction.
+    outcomes = await asyncio.gather(*(ingest.enqueue(OPERATOR, v, f"b{i}") for i, v in enumerate(verified)))
+    assert [[V(v) for v in o.verdicts] for o in outcomes] == [
+        [V.ACCEPTED, V.ACCEPTED], [V.ACCEPTED, V.DUPLICATE], [V.CONFLICT], [V.SEQ_GAP, V.CONFLICT],
+    ]  # fmt: skip
+    async with app.db.read() as conn:
+        refs = [row.batch_ref for row in await conn.execute(select(schema.reading_batches))]
+        state = (
+            await conn.execute(
+                select(schema.reading_devices).where(schema.reading_devices.c.der_id == str(alice.pubkey()))
+            )
+        ).one()
+    assert sorted(refs) == ["b0", "b1", "b2", "b3"]
+    assert (state.last_seq, state.import_wh) == (4, 40)
+    check = await ingest.check()
+    assert (check.ok, check.readings) == (True, 4)  # alice 1, 2, 4 and bob 1
 
 
 async def test_a_device_suspended_after_its_state_is_cached_is_refused(app: server_app.App) -> None:

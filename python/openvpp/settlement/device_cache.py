@@ -5,8 +5,9 @@ devices, so reading each device's registry record and reading state back
 from the database costs more than verifying and storing the readings. This
 cache holds both, and stays correct without trusting itself:
 
-- registry facts (vendor, status, power limits) are dropped when the
-  registry log moves past the entries that name the device, exactly as the
+- registry facts (vendor, status, power limits) and the utilities whose
+  programs the device is enrolled in are dropped when the registry or
+  route log moves past an entry that names the device, exactly as the
   route resolver's caches are;
 - reading state is written back with a guard (`stored` unchanged since it
   was read), so a writer that is not this process (another replica on
@@ -23,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
-from openvpp.store import routing_repo, schema
-from openvpp.v1 import common_pb2, registry_pb2
+from openvpp.store import route_log, routing_repo, schema
+from openvpp.v1 import common_pb2, registry_pb2, routing_pb2
 
 GENESIS = bytes(32)
 # Past this many registry changes, forgetting everything is cheaper than reading them.
@@ -45,6 +46,7 @@ class Held:
     head: bytes
     stored: int
     existed: bool
+    utilities: tuple[str, ...]
 
     @property
     def has_baseline(self) -> bool:
@@ -60,6 +62,7 @@ class DeviceCache:
         self.capacity = capacity
         self._held: dict[bytes, Held] = {}
         self._registry_seq = -1
+        self._route_seq = -1
 
     def __len__(self) -> int:
         return len(self._held)
@@ -67,6 +70,7 @@ class DeviceCache:
     async def load(self, conn: AsyncConnection, keys: set[bytes]) -> dict[bytes, Held]:
         """Every registered device among `keys` (read inside the batch's write transaction)."""
         await self._follow_registry(conn)
+        await self._follow_routes(conn)
         missing = [k for k in keys if k not in self._held]
         fresh = await _read(conn, missing) if missing else {}
         return {k: h for k in keys if (h := self._held.get(k) or fresh.get(k)) is not None}
@@ -82,7 +86,7 @@ class DeviceCache:
     def forget(self, keys: set[bytes] | None = None) -> None:
         if keys is None:
             self._held.clear()
-            self._registry_seq = -1
+            self._registry_seq = self._route_seq = -1
         else:
             for key in keys:
                 self._held.pop(key, None)
@@ -98,6 +102,18 @@ class DeviceCache:
             for change in changes:
                 self._held.pop(bytes(Pubkey.from_string(change.der_id)), None)
         self._registry_seq = head
+
+    async def _follow_routes(self, conn: AsyncConnection) -> None:
+        head = await route_log.head(conn)
+        if head == self._route_seq:
+            return
+        changes = [] if self._route_seq < 0 else await route_log.after(conn, self._route_seq, RESYNC_LIMIT + 1, None)
+        if self._route_seq < 0 or len(changes) > RESYNC_LIMIT or any(not c.der_id for c in changes):
+            self._held.clear()
+        else:
+            for change in changes:
+                self._held.pop(bytes(Pubkey.from_string(change.der_id)), None)
+        self._route_seq = head
 
 
 async def _read(conn: AsyncConnection, keys: list[bytes]) -> dict[bytes, Held]:
@@ -120,6 +136,14 @@ async def _read(conn: AsyncConnection, keys: list[bytes]) -> dict[bytes, Held]:
         .select_from(d.outerjoin(rd, rd.c.der_id == d.c.der_id))
         .where(d.c.der_id.in_(list(ids)))
     )
+    e = schema.enrollments
+    utilities: dict[str, set[str]] = {}
+    for der_id, utility in await conn.execute(
+        select(e.c.der_id, e.c.utility_namespace).where(
+            e.c.der_id.in_(list(ids)), e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE
+        )
+    ):
+        utilities.setdefault(der_id, set()).add(utility)
     out: dict[bytes, Held] = {}
     for row in await conn.execute(query):
         key = ids[row.der_id]
@@ -131,5 +155,6 @@ async def _read(conn: AsyncConnection, keys: list[bytes]) -> dict[bytes, Held]:
             caps.max_import_w, caps.max_export_w,
         )  # fmt: skip
         head = row.head_hash if existed else GENESIS
-        out[key] = Held(row.vendor_namespace, row.der_id, packed, head, row.stored or 0, existed)
+        enrolled = tuple(sorted(utilities.get(row.der_id, ())))
+        out[key] = Held(row.vendor_namespace, row.der_id, packed, head, row.stored or 0, existed, enrolled)
     return out

@@ -10,14 +10,16 @@ only returned once what it accepted is durable.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import context as otel_context
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -28,7 +30,7 @@ from openvpp.settlement import events, tracecontext
 from openvpp.settlement.device_cache import GENESIS, DeviceCache, Held, StaleState
 from openvpp.store import schema
 from openvpp.store.database import Database
-from openvpp.v1 import routing_pb2, settlement_pb2
+from openvpp.v1 import settlement_pb2
 
 _STORED = struct.Struct("<32sQ32s")
 ACCEPTING = (native.ReadingVerdict.ACCEPTED, native.ReadingVerdict.SEQ_GAP)
@@ -84,6 +86,28 @@ class ChainCheck:
         return not self.bad_signatures and not self.broken_links
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A well-formed batch with its signature verdicts (1 byte each) and the
+    lowest seq of each device in it."""
+
+    payloads: bytes
+    signatures: bytes
+    signature_ok: bytes
+    lowest: dict[bytes, int]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A verified batch waiting for its turn in a write transaction."""
+
+    caller: ca.Identity
+    verified: Verified
+    batch_ref: str
+    trace: otel_context.Context
+    done: asyncio.Future[BatchOutcome]
+
+
 class Ingestor:
     def __init__(
         self,
@@ -102,6 +126,8 @@ class Ingestor:
         self.max_age_s = max_age_s
         self.clock = clock
         self.cache = DeviceCache()
+        self._queue: deque[_Batch] = deque()
+        self._committer: asyncio.Task[None] | None = None
 
     def _shape(self, payloads: bytes, signatures: bytes) -> int:
         count, rest = divmod(len(payloads), native.READING_LEN)
@@ -120,41 +146,97 @@ class Ingestor:
     async def submit(
         self, caller: ca.Identity, payloads: bytes, signatures: bytes, batch_ref: str = ""
     ) -> BatchOutcome:
+        verified = await self.verify(payloads, signatures)
+        # Shielded: a caller that goes away does not take other callers' batches down with it.
+        return await asyncio.shield(self.enqueue(caller, verified, batch_ref))
+
+    async def verify(self, payloads: bytes, signatures: bytes) -> Verified:
+        """The stateless half: shape and signatures. It runs off the event loop
+        and outside the write transaction, so batches verify while others are
+        stored."""
         self._shape(payloads, signatures)
         lowest = native.reading_keys(payloads)
-        keys = set(lowest)
-        # Signatures need no state: they are checked off the event loop and
-        # before the write lock, so one batch's verification overlaps
-        # another's storage.
         signature_ok = await asyncio.to_thread(native.verify_reading_signatures, payloads, signatures)
+        return Verified(payloads, signatures, signature_ok, lowest)
+
+    def enqueue(self, caller: ca.Identity, verified: Verified, batch_ref: str = "") -> asyncio.Future[BatchOutcome]:
+        """Queues a verified batch for storage; batches are stored in the order queued."""
+        loop = asyncio.get_running_loop()
+        batch = _Batch(caller, verified, batch_ref, otel_context.get_current(), loop.create_future())
+        self._queue.append(batch)
+        if self._committer is None or self._committer.done():
+            # A context of its own: each batch is stored under its caller's trace (see _commit).
+            self._committer = loop.create_task(self._commit_queued(), context=contextvars.Context())
+        return batch.done
+
+    async def _commit_queued(self) -> None:
+        """Group commit: the batches that queued while the previous
+        transaction ran share the next one. Each still gets its own verdicts,
+        batch row and trace; together they pay for one commit and write each
+        touched index page once."""
+        while self._queue:
+            group: list[_Batch] = []
+            size = 0
+            while self._queue and (not group or size + len(self._queue[0].verified.signature_ok) <= self.max_batch * 2):
+                group.append(self._queue.popleft())
+                size += len(group[-1].verified.signature_ok)
+            try:
+                if not await self._store_group(group) and len(group) > 1:
+                    # One batch's failure must not become its neighbours': each is stored alone.
+                    for batch in group:
+                        await self._store_group([batch])
+            except BaseException:
+                # Shutting down: nothing more will be stored, so no caller is left waiting.
+                for batch in [*group, *self._queue]:
+                    batch.done.cancel()
+                self._queue.clear()
+                raise
+
+    async def _store_group(self, group: list[_Batch]) -> bool:
+        try:
+            outcomes = await self._commit(group)
+        except Exception as error:
+            if len(group) == 1 and not group[0].done.done():
+                group[0].done.set_exception(error)
+            return False
+        if self.notify is not None:
+            self.notify()
+        for batch, outcome in zip(group, outcomes, strict=True):
+            if not batch.done.done():
+                batch.done.set_result(outcome)
+        return True
+
+    async def _commit(self, group: list[_Batch]) -> list[BatchOutcome]:
         for attempt in range(_ATTEMPTS):
+            overlay: dict[bytes, Held] = {}
+            outcomes = []
             try:
                 async with self.db.write() as conn:
-                    results, accepted, changed = await self._apply(
-                        conn, caller, payloads, signatures, signature_ok, lowest, batch_ref
-                    )
+                    for batch in group:
+                        token = otel_context.attach(batch.trace)
+                        try:
+                            results, accepted, held = await self._apply(conn, batch, overlay)
+                        finally:
+                            otel_context.detach(token)
+                        overlay.update(held)
+                        outcomes.append(BatchOutcome(results.verdicts, results.flags, accepted))
                 break
             except (StaleState, IntegrityError):
                 # Another writer moved these devices on: start over from the database.
-                self.cache.forget(keys)
+                self.cache.forget({k for batch in group for k in batch.verified.lowest})
                 if attempt == _ATTEMPTS - 1:
                     raise
-        self.cache.keep(changed)
-        if self.notify is not None:
-            self.notify()
-        return BatchOutcome(results.verdicts, results.flags, accepted)
+        self.cache.keep(overlay)
+        return outcomes
 
     async def _apply(
-        self,
-        conn: AsyncConnection,
-        caller: ca.Identity,
-        payloads: bytes,
-        signatures: bytes,
-        signature_ok: bytes,
-        lowest: dict[bytes, int],
-        batch_ref: str,
+        self, conn: AsyncConnection, batch: _Batch, overlay: dict[bytes, Held]
     ) -> tuple[native.ReadingResults, int, dict[bytes, Held]]:
-        held = await self.cache.load(conn, set(lowest))
+        """One batch inside the group's transaction; `overlay` holds what the
+        batches before it in the group changed."""
+        v, caller = batch.verified, batch.caller
+        payloads, signatures, signature_ok, lowest = v.payloads, v.signatures, v.signature_ok, v.lowest
+        held = {k: overlay.get(k) or h for k, h in (await self.cache.load(conn, set(lowest))).items()}
         if caller.role is not ca.Role.OPERATOR:
             # Another vendor's devices look unknown: their existence is not this caller's business.
             held = {k: h for k, h in held.items() if h.vendor == caller.namespace}
@@ -168,7 +250,7 @@ class Ingestor:
             max_age_s=self.max_age_s,
         )
         accepted = sum(1 for v in results.verdicts if v in ACCEPTING)
-        batch_id = await self._record_batch(conn, caller, batch_ref, results, accepted, held)
+        batch_id = await self._record_batch(conn, batch, results, accepted, held)
         heads, added = await self._store(conn, payloads, signatures, results, held, batch_id)
         changed = await self._save_states(conn, results, held, heads, added)
         return results, accepted, {**held, **changed}
@@ -176,8 +258,7 @@ class Ingestor:
     async def _record_batch(
         self,
         conn: AsyncConnection,
-        caller: ca.Identity,
-        batch_ref: str,
+        batch: _Batch,
         results: native.ReadingResults,
         accepted: int,
         held: dict[bytes, Held],
@@ -187,24 +268,17 @@ class Ingestor:
         rejected = len(results.verdicts) - accepted
         row = await conn.execute(
             insert(schema.reading_batches).values(
-                batch_ref=batch_ref[:64], vendor_namespace=caller.namespace, accepted=accepted, rejected=rejected,
-                trace_parent=tracecontext.current(), received_at_us=time.time_ns() // 1000,
+                batch_ref=batch.batch_ref[:64], vendor_namespace=batch.caller.namespace, accepted=accepted,
+                rejected=rejected, trace_parent=tracecontext.current(), received_at_us=time.time_ns() // 1000,
             )
         )  # fmt: skip
         batch_id = int(row.inserted_primary_key[0])  # type: ignore[index]
         if not held:
             return batch_id
-        e = schema.enrollments
-        der_ids = [h.der_id for h in held.values()]
-        utilities = {
-            u for (u,) in await conn.execute(
-                select(e.c.utility_namespace).distinct()
-                .where(e.c.der_id.in_(der_ids), e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE)
-            )
-        }  # fmt: skip
+        utilities = {u for h in held.values() for u in h.utilities}
         reasons = Counter(native.ReadingVerdict(v).name for v in results.verdicts if v not in ACCEPTING)
         message = settlement_pb2.ReadingsBatchEvent(
-            batch_id=batch_ref, vendor_id=caller.namespace, accepted=accepted, rejected=rejected,
+            batch_id=batch.batch_ref, vendor_id=batch.caller.namespace, accepted=accepted, rejected=rejected,
             rejected_by_reason=dict(reasons),
         )  # fmt: skip
         await events.append(conn, [(u, settlement_pb2.SettlementEvent(readings=message)) for u in sorted(utilities)])
@@ -287,7 +361,7 @@ class Ingestor:
                 updates.append((*values, before.der_id, before.stored))
             else:
                 inserts.append((before.der_id, *values))
-            changed[packed[:32]] = Held(before.vendor, before.der_id, packed, head, stored, True)
+            changed[packed[:32]] = Held(before.vendor, before.der_id, packed, head, stored, True, before.utilities)
         marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         if updates:
             sets = ", ".join(f"{c} = {marker}" for c in _STATE_COLUMNS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from openvpp.integration import ca
 from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
 from openvpp.settlement import dr, ledger, payouts
-from openvpp.settlement.ingest import Ingestor
+from openvpp.settlement.ingest import BatchOutcome, Ingestor
 from openvpp.settlement.oracles import TariffVersion
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.redemption import Redemption
@@ -23,6 +24,8 @@ from openvpp.v1 import settlement_pb2 as pb
 from openvpp.v1 import settlement_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# Batches of one SubmitReadings stream verifying or waiting to be stored at once.
+READINGS_IN_FLIGHT = 3
 
 
 def _timestamp(micros: int) -> timestamp_pb2.Timestamp:
@@ -95,20 +98,74 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def SubmitReadings(
         self, request_iterator: AsyncIterator[pb.SubmitReadingsRequest], context: Context
     ) -> AsyncIterator[pb.SubmitReadingsResponse]:
+        """Pipelined per stream: while one batch is being stored the next ones
+        are already verifying. Responses keep the order of the requests, and
+        at most READINGS_IN_FLIGHT batches are held, so a fast sender is paced
+        by the stream's flow control rather than by server memory."""
         identity = caller()
-        async for request in request_iterator:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[asyncio.Task[pb.SubmitReadingsResponse] | None] = asyncio.Queue(READINGS_IN_FLIGHT)
+
+        async def read() -> None:
+            previous: asyncio.Future[None] | None = None
             try:
-                outcome = await self.ingestor.submit(identity, request.payloads, request.signatures, request.batch_id)
+                async for request in request_iterator:
+                    turn = loop.create_future()
+                    await queue.put(asyncio.create_task(self._one_batch(identity, request, previous, turn)))
+                    previous = turn
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(read())
+        pending: list[asyncio.Task[pb.SubmitReadingsResponse]] = []
+        try:
+            while (task := await queue.get()) is not None:
+                pending.append(task)
+                yield await task
+                pending.remove(task)
+            await reader
+        finally:
+            reader.cancel()
+            while not queue.empty():
+                if (left := queue.get_nowait()) is not None:
+                    left.cancel()
+            for task in pending:
+                task.cancel()
+
+    async def _one_batch(
+        self,
+        identity: ca.Identity,
+        request: pb.SubmitReadingsRequest,
+        previous: asyncio.Future[None] | None,
+        turn: asyncio.Future[None],
+    ) -> pb.SubmitReadingsResponse:
+        """Verifies alongside the stream's other batches, but queues for
+        storage only after the batch before it (`previous`), so a device's
+        readings are stored in the order they were sent."""
+        stored: asyncio.Future[BatchOutcome] | None = None
+        try:
+            try:
+                verified = await self.ingestor.verify(request.payloads, request.signatures)
             except errors.OpenVPPError as error:
-                yield pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
-                continue
-            yield pb.SubmitReadingsResponse(
-                batch_id=request.batch_id,
-                verdicts=outcome.verdicts.translate(_TO_PROTO_VERDICT),
-                flags=outcome.flags,
-                accepted=outcome.accepted,
-                rejected=outcome.rejected,
-            )
+                return pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
+            finally:
+                if previous is not None:
+                    await previous
+            stored = self.ingestor.enqueue(identity, verified, request.batch_id)
+        finally:
+            if not turn.done():
+                turn.set_result(None)
+        try:
+            outcome = await asyncio.shield(stored)
+        except errors.OpenVPPError as error:
+            return pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
+        return pb.SubmitReadingsResponse(
+            batch_id=request.batch_id,
+            verdicts=outcome.verdicts.translate(_TO_PROTO_VERDICT),
+            flags=outcome.flags,
+            accepted=outcome.accepted,
+            rejected=outcome.rejected,
+        )
 
     async def GetChainInfo(self, request: pb.GetChainInfoRequest, context: Context) -> pb.GetChainInfoResponse:
         coin = self.tokens.stablecoin
