@@ -7,6 +7,7 @@ variables so any OpenTelemetry deployment configures it the usual way.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,11 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (a container's share, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class TelemetrySettings(BaseSettings):
@@ -93,6 +99,12 @@ class Settings(BaseSettings):
         default=600.0, ge=0, description="how often the registry root is anchored on chain; 0 only on demand"
     )
     max_reading_batch: int = Field(default=20_000, ge=1, le=200_000, description="readings per SubmitReadings batch")
+    reading_verify_threads: int = Field(
+        default_factory=lambda: max(1, _cpus() - 1),
+        ge=1,
+        le=1024,
+        description="threads verifying reading signatures; default one fewer than the CPUs, so storing keeps one",
+    )
     reading_max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     reading_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=400 * 86_400)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=30)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import hashlib
 import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,8 +120,14 @@ class Ingestor:
         max_age_s: int = 7 * 86_400,
         clock: Callable[[], float] = time.time,
         notify: Callable[[], None] | None = None,
+        verify_threads: int = 1,
     ) -> None:
         self.db = db
+        # Verification gets a fixed number of threads, each batch on one of
+        # them, rather than every core: storing is the serial part of
+        # ingestion and must not wait for a core behind the next batches'
+        # signatures.
+        self._verifiers = ThreadPoolExecutor(verify_threads, thread_name_prefix="openvpp-verify")
         self.notify = notify
         self.max_batch = max_batch
         self.max_future_skew_s = max_future_skew_s
@@ -156,7 +164,11 @@ class Ingestor:
         stored."""
         self._shape(payloads, signatures)
         lowest = native.reading_keys(payloads)
-        signature_ok = await asyncio.to_thread(native.verify_reading_signatures, payloads, signatures)
+        call = functools.partial(native.verify_reading_signatures, payloads, signatures, parallel=False)
+        # The copied context carries the caller's trace into the worker thread.
+        signature_ok = await asyncio.get_running_loop().run_in_executor(
+            self._verifiers, contextvars.copy_context().run, call
+        )
         return Verified(payloads, signatures, signature_ok, lowest)
 
     def enqueue(self, caller: ca.Identity, verified: Verified, batch_ref: str = "") -> asyncio.Future[BatchOutcome]:

@@ -339,6 +339,15 @@ fn check_len(what: &str, buf: &[u8], item: usize) -> Result<usize, Error> {
 /// (its key is the payload's first 32 bytes). Needs no device state, so a
 /// caller can run it before taking the lock the rules need.
 pub fn verify_signatures(payloads: &[u8], signatures: &[u8]) -> Result<Vec<bool>, Error> {
+    verify_signatures_on(payloads, signatures, signature::Spread::Pool)
+}
+
+/// `verify_signatures`, with the caller choosing where the work runs.
+pub fn verify_signatures_on(
+    payloads: &[u8],
+    signatures: &[u8],
+    spread: signature::Spread,
+) -> Result<Vec<bool>, Error> {
     let n = check_len("payloads", payloads, READING_LEN)?;
     if signatures.len() != n.saturating_mul(SIGNATURE_LEN) {
         return Err(Error::MalformedBatch(format!(
@@ -350,11 +359,12 @@ pub fn verify_signatures(payloads: &[u8], signatures: &[u8]) -> Result<Vec<bool>
     for p in payloads.chunks_exact(READING_LEN) {
         keys.extend_from_slice(&p[..32]);
     }
-    let verdicts = signature::verify_batch(
+    let verdicts = signature::verify_batch_on(
         DOMAIN,
         &keys,
         signatures,
         Messages::Fixed { data: payloads, len: READING_LEN },
+        spread,
     )?;
     Ok(verdicts.iter().map(|v| *v == signature::Verdict::Valid).collect())
 }

@@ -399,6 +399,16 @@ struct Tally {
     bad: AtomicU64,
 }
 
+/// Where the chunks of a batch run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// Over the shared rayon pool, on every core.
+    Pool,
+    /// On the calling thread alone: for callers that budget cores
+    /// themselves, such as ingestion keeping a core free for storage.
+    Caller,
+}
+
 /// Verifies every item of a batch and returns one verdict per item.
 ///
 /// `domain` is prefixed to every message (domain separation between the
@@ -410,6 +420,17 @@ pub fn verify_batch(
     signatures: &[u8],
     messages: Messages<'_>,
 ) -> Result<Vec<Verdict>, Error> {
+    verify_batch_on(domain, public_keys, signatures, messages, Spread::Pool)
+}
+
+/// `verify_batch`, with the caller choosing where the chunks run.
+pub fn verify_batch_on(
+    domain: &[u8],
+    public_keys: &[u8],
+    signatures: &[u8],
+    messages: Messages<'_>,
+    spread: Spread,
+) -> Result<Vec<Verdict>, Error> {
     let n = check_shape(public_keys, signatures, &messages)?;
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
     let tally = Tally::default();
@@ -417,7 +438,7 @@ pub fn verify_batch(
         let len = CHUNK.min(n.saturating_sub(*start));
         verify_chunk(domain, public_keys, signatures, &messages, *start, len, &tally)
     };
-    let chunks: Vec<Vec<Verdict>> = if starts.len() > 1 {
+    let chunks: Vec<Vec<Verdict>> = if starts.len() > 1 && spread == Spread::Pool {
         starts.par_iter().map(run).collect::<Result<_, _>>()?
     } else {
         starts.iter().map(run).collect::<Result<_, _>>()?

@@ -145,13 +145,18 @@ fn verify_readings<'py>(
 }
 
 /// Rule 2 alone: one byte per reading, 1 when its signature verifies.
+/// `parallel=False` keeps the work on the calling thread.
 #[pyfunction]
+#[pyo3(signature = (payloads, signatures, parallel=true))]
 fn verify_reading_signatures<'py>(
     py: Python<'py>,
     payloads: PyBackedBytes,
     signatures: PyBackedBytes,
+    parallel: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let ok = py.detach(|| readings::verify_signatures(&payloads, &signatures)).map_err(CoreError)?;
+    let spread = if parallel { signature::Spread::Pool } else { signature::Spread::Caller };
+    let ok =
+        py.detach(|| readings::verify_signatures_on(&payloads, &signatures, spread)).map_err(CoreError)?;
     let bytes: Vec<u8> = ok.iter().map(|b| u8::from(*b)).collect();
     Ok(PyBytes::new(py, &bytes))
 }
