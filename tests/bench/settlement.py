@@ -202,6 +202,7 @@ async def measure(target: str, data: Path, tmp: Path, server_pid: int, args: arg
         "batch": args.batch,
         "streams": args.streams,
         "ingest_per_s": statistics.median(rates),
+        "ingest_rounds_per_s": rates,
         "verify_single_core_per_s": statistics.median(raw),
         "ingest_vs_single_core_verify": statistics.median(rates) / statistics.median(raw),
         "payouts": settled.payouts,
