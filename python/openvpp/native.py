@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -378,6 +378,12 @@ class PaymentIntent:
         return _INTENT.pack(self.recipient, self.mint, self.amount, self.create_ata)
 
 
+def pack_intents(intents: Iterable[tuple[bytes, bytes, int, bool]]) -> bytes:
+    """(recipient, mint, amount, create_ata) tuples packed as `PaymentIntent`s, without the objects."""
+    pack = _INTENT.pack
+    return b"".join(pack(*intent) for intent in intents)
+
+
 @dataclass(frozen=True, slots=True)
 class MintPayment:
     """How credits in `mint` are paid: from `source` (TRANSFER) or minted (MINT_TO)."""
@@ -422,7 +428,11 @@ class SettlementBatch:
 
     @property
     def netted(self) -> list[NettedPayment]:
-        return [NettedPayment(*fields) for fields in _NETTED.iter_unpack(self.netted_bytes)]
+        return [NettedPayment(*fields) for fields in self.netted_fields()]
+
+    def netted_fields(self) -> list[tuple[bytes, bytes, int, bool, int]]:
+        """`netted` as plain tuples in `NettedPayment`'s field order: cheaper by the ten thousand."""
+        return list(_NETTED.iter_unpack(self.netted_bytes))
 
     def verdict(self, i: int) -> SettlementVerdict:
         return SettlementVerdict(self.verdicts[i])

@@ -35,6 +35,8 @@ async def test_readings_are_credited_split_paid_once_and_the_ledger_checks(fabri
         (settlement,) = settled.settlements
         assert settlement.state == pb.SETTLEMENT_STATE_COMPLETED
         assert all(settlement.signatures)
+        assert settlement.HasField("completed_at")
+        assert settlement.completed_at.ToNanoseconds() >= settlement.created_at.ToNanoseconds() > 0
         # 80 base units per Wh; each device's credit is split 70/30 exactly to the base unit.
         owed = {d: (c[-1] - c[0]) * 80 for d, c in exports.items()}
         assert settlement.amount_base_units == sum(owed.values())

@@ -43,12 +43,13 @@ from openvpp.chain.base import (
     TransactionRecord,
 )
 from openvpp.store import schema
-from openvpp.store.database import Database
+from openvpp.store.database import Database, execute_rows, insert_rows
 
 LAMPORTS_PER_SOL = 1_000_000_000
 # Generous: a restored chain must still refuse a replay of anything recent.
 HISTORY_CAPACITY = 1_000_000
 _STATE_ID = 1
+_TRANSACTION_COLUMNS = ("signature", "slot", "error", "fee", "compute_units", "logs", "raw")
 
 
 def _new_blockhash() -> Hash:
@@ -283,51 +284,40 @@ class EmbeddedChain:
         landed: list[tuple[VersionedTransaction, bytes]],
         faucet: Sequence[Signature] = (),
     ) -> None:
-        addresses = list(dict.fromkeys(touched))
-        rows = []
-        for address in addresses:
+        live, gone = [], []
+        for address in dict.fromkeys(touched):
             account = self.svm.get_account(address)
             if account is not None and account.lamports > 0:
-                rows.append({"address": str(address), "account": bytes(account)})
+                live.append((str(address), bytes(account)))
+            else:
+                gone.append((str(address),))
         records = []
         for tx, raw in landed:
             outcome = self.svm.get_transaction(tx.signatures[0])
             failed = isinstance(outcome, FailedTransactionMetadata)
             meta = outcome.meta() if isinstance(outcome, FailedTransactionMetadata) else outcome
             records.append(
-                {
-                    "signature": str(tx.signatures[0]),
-                    "slot": self._slot,
-                    "error": error_json(outcome.err()) if failed else None,  # type: ignore[union-attr]
-                    "fee": meta.fee() if meta is not None else 0,
-                    "compute_units": meta.compute_units_consumed() if meta is not None else 0,
-                    "logs": json.dumps(list(meta.logs()) if meta is not None else []),
-                    "raw": raw,
-                }
+                (
+                    str(tx.signatures[0]),
+                    self._slot,
+                    error_json(outcome.err()) if failed else None,  # type: ignore[union-attr]
+                    meta.fee() if meta is not None else 0,
+                    meta.compute_units_consumed() if meta is not None else 0,
+                    json.dumps(list(meta.logs()) if meta is not None else []),
+                    raw,
+                )
             )
-        records.extend(
-            {
-                "signature": str(s),
-                "slot": self._slot,
-                "error": None,
-                "fee": 0,
-                "compute_units": 0,
-                "logs": "[]",
-                "raw": b"",
-            }
-            for s in faucet
-        )
+        records.extend((str(s), self._slot, None, 0, 0, "[]", b"") for s in faucet)
         try:
             async with self.db.write() as conn:
-                keys = [str(a) for a in addresses]
-                for i in range(0, len(keys), 500):
-                    await conn.execute(
-                        delete(schema.chain_accounts).where(schema.chain_accounts.c.address.in_(keys[i : i + 500]))
-                    )
-                if rows:
-                    await conn.execute(insert(schema.chain_accounts), rows)
-                if records:
-                    await conn.execute(insert(schema.chain_transactions), records)
+                await execute_rows(conn, "DELETE FROM chain_accounts WHERE address = ?", gone)
+                await execute_rows(
+                    conn,
+                    "INSERT INTO chain_accounts (address, account) VALUES (?, ?) "
+                    "ON CONFLICT (address) DO UPDATE SET account = excluded.account",
+                    live,
+                )
+                await insert_rows(conn, schema.chain_transactions, _TRANSACTION_COLUMNS, records)
                 await self._persist_state(conn)
         except BaseException:
             # The VM ran ahead of what is durable: rewind it to the database.

@@ -27,13 +27,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.chain.base import Chain, ChainError, Commitment, RecentBlockhash, SignatureStatus
 from openvpp.store import schema
-from openvpp.store.database import Database, insert_with_ids
+from openvpp.store.database import Database, execute_rows, insert_rows_with_ids
 
 log = logging.getLogger(__name__)
 
 
 # getSignatureStatuses answers at most 256 signatures per call.
 STATUS_PAGE = 256
+_ENQUEUED = (
+    "kind", "ref", "state", "raw", "signature", "last_valid_block_height", "attempts", "error", "created_at_us",
+    "updated_at_us",
+)  # fmt: skip
 
 
 class OutboxState(enum.IntEnum):
@@ -125,19 +129,26 @@ class Outbox:
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     async def enqueue_many(
-        self, conn: AsyncConnection, kind: str, work: Sequence[tuple[str, bytes]], last_valid: int
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        work: Sequence[tuple[str, bytes]],
+        last_valid: int,
+        *,
+        signatures: Sequence[str] | None = None,
     ) -> list[int]:
-        """`enqueue` for many (ref, signed transaction) pairs in one statement; ids in order."""
+        """`enqueue` for many (ref, signed transaction) pairs in one statement; ids
+        in order. `signatures`, when the signer already has them, saves parsing
+        every transaction again."""
         if kind not in self.handlers:
             raise ValueError(f"no handler registered for {kind!r}")
         now = _now_us()
+        sigs = signatures if signatures is not None else [signature_of(raw) for _, raw in work]
         rows = [
-            {"kind": kind, "ref": ref, "state": OutboxState.IN_FLIGHT, "raw": raw, "signature": signature_of(raw),
-             "last_valid_block_height": last_valid, "attempts": 1, "error": "", "created_at_us": now,
-             "updated_at_us": now}
-            for ref, raw in work
-        ]  # fmt: skip
-        return await insert_with_ids(conn, schema.chain_outbox, rows)
+            (kind, ref, OutboxState.IN_FLIGHT, raw, sig, last_valid, 1, "", now, now)
+            for (ref, raw), sig in zip(work, sigs, strict=True)
+        ]
+        return await insert_rows_with_ids(conn, schema.chain_outbox, _ENQUEUED, rows)
 
     async def submit(self, kind: str, ref: str, build: Callable[[RecentBlockhash], Awaitable[bytes]]) -> Outcome:
         """Persists work signed against a fresh blockhash, then drives it to a final state.
@@ -216,8 +227,7 @@ class Outbox:
             if time.monotonic() > deadline:
                 raise ChainError(f"{len(live)} transactions still in flight after {timeout_seconds:.0f}s")
             try:
-                for start in range(0, len(live), STATUS_PAGE):
-                    await self._step_many(live[start : start + STATUS_PAGE])
+                await self._step_many(live)
             except ChainError as exc:
                 log.warning("chain unavailable while sending %d transactions: %s", len(live), exc)
                 await asyncio.sleep(self.poll_seconds)
@@ -227,7 +237,9 @@ class Outbox:
         self._fault("persisted")
         await self.chain.send([r.raw for r in rows])
         self._fault("sent")
-        statuses = await self.chain.signature_statuses(signatures)
+        statuses: list[SignatureStatus | None] = []
+        for start in range(0, len(signatures), STATUS_PAGE):
+            statuses.extend(await self.chain.signature_statuses(signatures[start : start + STATUS_PAGE]))
         final: list[tuple[Any, OutboxState, SignatureStatus]] = []
         waiting = False
         for row, status in zip(rows, statuses, strict=True):
@@ -253,17 +265,27 @@ class Outbox:
             await asyncio.sleep(self.poll_seconds)
 
     async def _finish_many(self, final: list[tuple[Any, OutboxState, SignatureStatus]]) -> None:
+        table = schema.chain_outbox
         async with self.db.write() as conn:
+            # Only work still in flight is finished here: another driver may have finished some first.
+            live = {
+                i
+                for (i,) in await conn.execute(
+                    select(table.c.id)
+                    .where(table.c.id.in_([row.id for row, _, _ in final]), table.c.state == OutboxState.IN_FLIGHT)
+                    .with_for_update()
+                )
+            }
+            final = [f for f in final if f[0].id in live]
+            now = _now_us()
+            await execute_rows(
+                conn,
+                "UPDATE chain_outbox SET state = ?, slot = ?, error = ?, updated_at_us = ? WHERE id = ?",
+                [(state, status.slot, status.error or "", now, row.id) for row, state, status in final],
+            )
             batched: dict[str, list[tuple[str, Outcome]]] = {}
             for row, state, status in final:
                 outcome = Outcome(state, row.signature, status.slot, status.error or "")
-                changed = await conn.execute(
-                    update(schema.chain_outbox)
-                    .where(schema.chain_outbox.c.id == row.id, schema.chain_outbox.c.state == OutboxState.IN_FLIGHT)
-                    .values(state=state, slot=status.slot, error=outcome.error, updated_at_us=_now_us())
-                )
-                if not changed.rowcount:
-                    continue
                 handler = self.handlers[row.kind]
                 if handler.record_many is not None:
                     batched.setdefault(row.kind, []).append((row.ref, outcome))

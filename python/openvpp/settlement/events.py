@@ -13,17 +13,17 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 from google.protobuf import timestamp_pb2
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.store import schema
-from openvpp.store.database import Database
+from openvpp.store.database import Database, insert_rows
 from openvpp.v1 import settlement_pb2 as pb
 
 PAGE = 500
+_COLUMNS = ("seq", "utility_namespace", "body", "at_us")
 
 
 def timestamp(micros: int) -> timestamp_pb2.Timestamp:
@@ -39,14 +39,12 @@ async def append(conn: AsyncConnection, events: Sequence[tuple[str, pb.Settlemen
     head = (await conn.execute(select(head_table.c.seq).where(head_table.c.id == 1).with_for_update())).scalar_one()
     now = time.time_ns() // 1000
     at = timestamp(now)
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[int, str, bytes, int]] = []
     for i, (utility, event) in enumerate(events):
         event.cursor = head + i + 1
         event.at.CopyFrom(at)
-        rows.append(
-            {"seq": event.cursor, "utility_namespace": utility, "body": event.SerializeToString(), "at_us": now}
-        )
-    await conn.execute(schema.settlement_events.insert(), rows)
+        rows.append((event.cursor, utility, event.SerializeToString(), now))
+    await insert_rows(conn, schema.settlement_events, _COLUMNS, rows)
     await conn.execute(update(head_table).where(head_table.c.id == 1).values(seq=head + len(rows)))
     return int(head + len(rows))
 

@@ -31,7 +31,7 @@ from openvpp.integration import ca
 from openvpp.settlement import events, tracecontext
 from openvpp.settlement.device_cache import GENESIS, DeviceCache, Held, StaleState
 from openvpp.store import schema
-from openvpp.store.database import Database
+from openvpp.store.database import Database, execute_rows, insert_rows
 from openvpp.v1 import settlement_pb2
 
 _STORED = struct.Struct("<32sQ32s")
@@ -49,14 +49,6 @@ _COLUMNS = (
     "der_id", "seq", "interval_end", "covered_from", "import_wh", "export_wh", "flags", "missing", "payload",
     "signature", "digest", "chain_hash", "received_at_us", "batch_id",
 )  # fmt: skip
-
-
-def _insert_sql(conn: AsyncConnection) -> str:
-    """A plain positional INSERT: executemany with tuples skips per-row
-    parameter processing, which at tens of thousands of rows per batch is
-    most of the cost of going through the expression layer."""
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return f"INSERT INTO readings ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))})"
 
 
 def chain_hash(previous: bytes, payload: bytes, signature: bytes) -> bytes:
@@ -342,7 +334,7 @@ class Ingestor:
              links[k * 32 : k * 32 + 32], now_us, batch_id)
             for k, (i, key) in enumerate(zip(kept, keys, strict=True))
         ]  # fmt: skip
-        await conn.exec_driver_sql(_insert_sql(conn), rows)
+        await insert_rows(conn, schema.readings, _COLUMNS, rows)
         return heads, Counter(keys)
 
     async def _save_states(
@@ -374,17 +366,13 @@ class Ingestor:
             else:
                 inserts.append((before.der_id, *values))
             changed[packed[:32]] = Held(before.vendor, before.der_id, packed, head, stored, True, before.utilities)
-        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         if updates:
-            sets = ", ".join(f"{c} = {marker}" for c in _STATE_COLUMNS)
-            sql = f"UPDATE reading_devices SET {sets} WHERE der_id = {marker} AND stored = {marker}"
-            result = await conn.exec_driver_sql(sql, updates)
-            if result.rowcount != len(updates):
-                raise StaleState(f"{len(updates) - result.rowcount} device states changed underneath")
-        if inserts:
-            columns = ("der_id", *_STATE_COLUMNS)
-            sql = f"INSERT INTO reading_devices ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
-            await conn.exec_driver_sql(sql, inserts)
+            sets = ", ".join(f"{c} = ?" for c in _STATE_COLUMNS)
+            sql = f"UPDATE reading_devices SET {sets} WHERE der_id = ? AND stored = ?"
+            changed_rows = await execute_rows(conn, sql, updates)
+            if changed_rows != len(updates):
+                raise StaleState(f"{len(updates) - changed_rows} device states changed underneath")
+        await insert_rows(conn, schema.reading_devices, ("der_id", *_STATE_COLUMNS), inserts)
         return changed
 
     async def check(self) -> ChainCheck:

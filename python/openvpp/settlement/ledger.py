@@ -24,18 +24,26 @@ from openvpp.chain.base import Chain
 from openvpp.settlement import spl
 from openvpp.settlement.redemption import RedemptionState
 from openvpp.store import schema
-from openvpp.store.database import Database, insert_with_ids
+from openvpp.store.database import Database, insert_rows, insert_rows_with_ids
+from openvpp.v1 import settlement_pb2 as pb
 
 ISSUED = "issued:"
 PENDING = "pending:"
 PAID = "paid:"
 CHAIN_PAGE = 100
+_LINE = ("entry_id", "account", "mint", "amount")
+_CREDIT = (
+    "program_id", "kind", "der_id", "party", "wallet", "mint", "amount", "seq_first", "seq_last", "energy_wh",
+    "estimated_wh", "dr_event_id", "entry_id", "payout_id", "trace_parent", "created_at_us",
+)  # fmt: skip
 
 
 class PayoutState:
-    SENT = 1
-    CONFIRMED = 2
-    FAILED = 3
+    """Stored as the API's enum values."""
+
+    SENT = pb.PAYOUT_STATE_SENT
+    CONFIRMED = pb.PAYOUT_STATE_CONFIRMED
+    FAILED = pb.PAYOUT_STATE_FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +69,7 @@ async def post_entry(conn: AsyncConnection, kind: str, ref: str, lines: Sequence
         raise ValueError(f"unbalanced {kind} entry {ref}")
     entry = await conn.execute(insert(schema.ledger_entries).values(kind=kind, ref=ref, created_at_us=_now_us()))
     entry_id = int(entry.inserted_primary_key[0])  # type: ignore[index]
-    await conn.execute(
-        insert(schema.ledger_lines),
-        [{"entry_id": entry_id, "account": a, "mint": m, "amount": x} for a, m, x in lines if x],
-    )
+    await insert_rows(conn, schema.ledger_lines, _LINE, [(entry_id, a, m, x) for a, m, x in lines if x])
     return entry_id
 
 
@@ -80,13 +85,11 @@ async def post_credits(
     entry_id = await post_entry(conn, "credit", program_id, lines)
     now = _now_us()
     rows = [
-        {"program_id": program_id, "kind": kind, "der_id": c.der_id, "party": c.party, "wallet": c.wallet,
-         "mint": mint, "amount": c.amount, "seq_first": c.seq_first, "seq_last": c.seq_last,
-         "energy_wh": c.energy_wh, "estimated_wh": c.estimated_wh, "dr_event_id": c.dr_event_id,
-         "entry_id": entry_id, "payout_id": None, "trace_parent": trace_parent, "created_at_us": now}
+        (program_id, kind, c.der_id, c.party, c.wallet, mint, c.amount, c.seq_first, c.seq_last, c.energy_wh,
+         c.estimated_wh, c.dr_event_id, entry_id, None, trace_parent, now)
         for c in credits
     ]  # fmt: skip
-    return await insert_with_ids(conn, schema.credits, rows)
+    return await insert_rows_with_ids(conn, schema.credits, _CREDIT, rows)
 
 
 async def post_paid_many(conn: AsyncConnection, batches: Sequence[tuple[str, Sequence[tuple[str, str, int]]]]) -> None:
@@ -94,15 +97,15 @@ async def post_paid_many(conn: AsyncConnection, batches: Sequence[tuple[str, Seq
     if not batches:
         return
     now = _now_us()
-    entry_ids = await insert_with_ids(
-        conn, schema.ledger_entries, [{"kind": "payout", "ref": ref, "created_at_us": now} for ref, _ in batches]
+    entry_ids = await insert_rows_with_ids(
+        conn, schema.ledger_entries, ("kind", "ref", "created_at_us"), [("payout", ref, now) for ref, _ in batches]
     )
-    lines = []
+    lines: list[tuple[int, str, str, int]] = []
     for entry_id, (_, paid) in zip(entry_ids, batches, strict=True):
         for wallet, mint, amount in paid:
-            lines.append({"entry_id": entry_id, "account": PENDING + wallet, "mint": mint, "amount": -amount})
-            lines.append({"entry_id": entry_id, "account": PAID + wallet, "mint": mint, "amount": amount})
-    await conn.execute(insert(schema.ledger_lines), lines)
+            lines.append((entry_id, PENDING + wallet, mint, -amount))
+            lines.append((entry_id, PAID + wallet, mint, amount))
+    await insert_rows(conn, schema.ledger_lines, _LINE, lines)
 
 
 @dataclass

@@ -25,7 +25,8 @@ from typing import Any
 
 from opentelemetry import trace
 from solders.pubkey import Pubkey
-from sqlalchemy import bindparam, func, insert, select, update
+from solders.signature import Signature
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
@@ -37,13 +38,17 @@ from openvpp.settlement.ledger import PayoutState
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.tokens import UseCaseTokens
 from openvpp.store import schema
-from openvpp.store.database import Database, insert_with_ids
+from openvpp.store.database import Database, execute_rows, insert_rows_with_ids
 from openvpp.v1 import settlement_pb2 as pb
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("openvpp.settlement")
 # On chain, every payout transaction carries "openvpp/settlement/v1 <id>:<index>".
 MEMO_PREFIX = "openvpp/settlement/v1"
+_PAYOUT_COLUMNS = (
+    "settlement_id", "tx_index", "wallet", "mint", "program_id", "amount", "credits", "state", "signature",
+    "created_at_us", "updated_at_us",
+)  # fmt: skip
 
 
 class SettlementState(enum.IntEnum):
@@ -76,6 +81,8 @@ class SettlementView:
     signatures: tuple[str, ...]
     created_at_us: int
     digest: bytes
+    # 0 while any of its transactions is still in flight.
+    completed_at_us: int = 0
 
 
 def payout_message(row: Any) -> pb.Payout:
@@ -145,10 +152,11 @@ class Payouts:
         if not programs:
             return None
         async with self._lock:
+            started = _now_us()
             recent = await self.chain.latest_blockhash()
             mintable = {m: (await self.tokens.reserve(m)).mintable for m in {p.mint for p in programs}}
             async with self.db.write() as conn:
-                prepared = await self._prepare(conn, programs, mintable, recent, strict=strict)
+                prepared = await self._prepare(conn, programs, mintable, recent, started, strict=strict)
             if prepared is None:
                 return None
             if isinstance(prepared, list):
@@ -173,6 +181,7 @@ class Payouts:
         programs: Sequence[ProgramConfig],
         mintable: dict[str, int],
         recent: RecentBlockhash,
+        started: int,
         *,
         strict: bool,
     ) -> tuple[str, list[int]] | list[tuple[ProgramConfig, int, int]] | None:
@@ -207,7 +216,7 @@ class Payouts:
         chosen = [r for r in rows if r.mint not in held]
         if not chosen:
             return None
-        return await self._build_and_store(conn, programs, chosen, recent)
+        return await self._build_and_store(conn, programs, chosen, recent, started)
 
     async def _set_holds(
         self, conn: AsyncConnection, programs: Sequence[ProgramConfig], holds: list[tuple[ProgramConfig, int, int]]
@@ -228,15 +237,18 @@ class Payouts:
         await events.append(conn, changes)
 
     async def _build_and_store(
-        self, conn: AsyncConnection, programs: Sequence[ProgramConfig], chosen: list[Any], recent: RecentBlockhash
+        self,
+        conn: AsyncConnection,
+        programs: Sequence[ProgramConfig],
+        chosen: list[Any],
+        recent: RecentBlockhash,
+        started: int,
     ) -> tuple[str, list[int]]:
         mints = sorted({r.mint for r in chosen})
         known = await self._known_accounts(conn, mints)
-        intents = b"".join(
-            native.PaymentIntent(
-                key_bytes(r.wallet), key_bytes(r.mint), r.amount, (r.wallet, r.mint) not in known
-            ).pack()
-            for r in chosen
+        mint_keys = {m: key_bytes(m) for m in mints}
+        intents = native.pack_intents(
+            (key_bytes(r.wallet), mint_keys[r.mint], r.amount, (r.wallet, r.mint) not in known) for r in chosen
         )
         parent, links = tracecontext.parented(r.trace_parent for r in chosen)
         with _tracer.start_as_current_span("settlement.settle", context=parent, links=links) as span:
@@ -248,49 +260,51 @@ class Payouts:
             span.set_attribute("openvpp.credits", len(chosen))
             span.set_attribute("openvpp.transactions", len(batch.transactions))
             program_of = {x.mint: x for x in programs}
-            netted = batch.netted
-            counts = [0] * len(netted)
+            netted = batch.netted_fields()
+            # Each payout's wallet and mint as text, taken from its credits rather than re-encoded.
+            counts, owners = [0] * len(netted), [chosen[0]] * len(netted)
             claims: list[tuple[int, int]] = []
+            index, verdicts, included = batch.netted_index, batch.verdicts, native.SettlementVerdict.INCLUDED
             for i, r in enumerate(chosen):
-                if batch.verdicts[i] == native.SettlementVerdict.INCLUDED:
-                    counts[batch.netted_index[i]] += 1
-                    claims.append((r.id, batch.netted_index[i]))
+                if verdicts[i] == included:
+                    k = index[i]
+                    counts[k] += 1
+                    owners[k] = r
+                    claims.append((r.id, k))
                 else:
                     log.error("credit %d left pending: %s", r.id, batch.verdict(i).name)
             now = _now_us()
             await conn.execute(
                 insert(schema.settlements).values(
                     settlement_id=settlement_id, state=SettlementState.SENDING, transactions=len(batch.transactions),
-                    payouts=len(netted), credits=len(claims), amount=sum(n.amount for n in netted),
-                    digest=batch.digest, trace_parent=tracecontext.current(), created_at_us=now, updated_at_us=now,
+                    payouts=len(netted), credits=len(claims), amount=sum(n[2] for n in netted),
+                    digest=batch.digest, trace_parent=tracecontext.current(), created_at_us=started, updated_at_us=now,
                 )
             )  # fmt: skip
-            mint_names = {m: key_text(m) for m in {n.mint for n in netted}}
             payout_rows = [
-                {"settlement_id": settlement_id, "tx_index": n.transaction, "wallet": key_text(n.recipient),
-                 "mint": mint_names[n.mint], "program_id": program_of[mint_names[n.mint]].program_id,
-                 "amount": n.amount, "credits": counts[k], "state": PayoutState.SENT, "signature": None,
-                 "created_at_us": now, "updated_at_us": now}
-                for k, n in enumerate(netted)
+                (settlement_id, n[4], o.wallet, o.mint, program_of[o.mint].program_id, n[2], c, PayoutState.SENT,
+                 None, now, now)
+                for n, o, c in zip(netted, owners, counts, strict=True)
             ]  # fmt: skip
-            payout_ids = await insert_with_ids(conn, schema.payouts, payout_rows)
-            await conn.execute(
-                update(schema.credits)
-                .where(schema.credits.c.id == bindparam("cid"))
-                .values(payout_id=bindparam("pid")),
-                [{"cid": cid, "pid": payout_ids[k]} for cid, k in claims],
+            payout_ids = await insert_rows_with_ids(conn, schema.payouts, _PAYOUT_COLUMNS, payout_rows)
+            await execute_rows(
+                conn, "UPDATE credits SET payout_id = ? WHERE id = ?", [(payout_ids[k], cid) for cid, k in claims]
             )
             outbox_ids = await self.outbox.enqueue_many(
                 conn,
                 "payout",
                 [(f"{settlement_id}:{i}", raw) for i, raw in enumerate(batch.transactions)],
                 recent.last_valid_block_height,
+                signatures=[str(Signature.from_bytes(sig)) for sig in batch.signatures],
             )
+            created = events.timestamp(now)
             sent = []
-            for pid, row in zip(payout_ids, payout_rows, strict=True):
-                message = payout_message(_Row(id=pid, **row))
-                program = program_of[str(row["mint"])]
-                sent.append((program.utility, pb.SettlementEvent(program_id=program.program_id, payout_sent=message)))
+            for pid, (_, _, wallet, mint, program_id, amount, credits, *_) in zip(payout_ids, payout_rows, strict=True):
+                message = pb.Payout(
+                    payout_id=pid, settlement_id=settlement_id, wallet=wallet, mint=mint, amount_base_units=amount,
+                    state=PayoutState.SENT, credits=credits, created_at=created,
+                )  # fmt: skip
+                sent.append((program_of[mint].utility, pb.SettlementEvent(program_id=program_id, payout_sent=message)))
             await events.append(conn, sent)
         return settlement_id, outbox_ids
 
@@ -322,9 +336,12 @@ class Payouts:
         for settlement_id, per_tx in by_settlement.items():
             rows = (
                 await conn.execute(
-                    select(p).where(p.c.settlement_id == settlement_id, p.c.tx_index.in_(list(per_tx))).order_by(p.c.id)
+                    select(p.c.id, p.c.tx_index, p.c.wallet, p.c.mint, p.c.program_id, p.c.amount, p.c.credits,
+                           p.c.created_at_us)
+                    .where(p.c.settlement_id == settlement_id, p.c.tx_index.in_(list(per_tx)))
+                    .order_by(p.c.id)
                 )
-            ).all()
+            ).all()  # fmt: skip
             utilities = dict(
                 (await conn.execute(
                     select(schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace)
@@ -342,16 +359,11 @@ class Payouts:
                     span.set_attribute("solana.signature", outcome.signature)
                     span.set_attribute("openvpp.outcome", outcome.state.name)
             confirmed = {i for i, o in per_tx.items() if o.state is OutboxState.CONFIRMED}
-            updates = [
-                {"pid": r.id, "new_state": PayoutState.CONFIRMED if r.tx_index in confirmed else PayoutState.FAILED,
-                 "sig": per_tx[r.tx_index].signature, "now": now}
-                for r in rows
-            ]  # fmt: skip
-            await conn.execute(
-                update(p)
-                .where(p.c.id == bindparam("pid"))
-                .values(state=bindparam("new_state"), signature=bindparam("sig"), updated_at_us=bindparam("now")),
-                updates,
+            states = {i: PayoutState.CONFIRMED if i in confirmed else PayoutState.FAILED for i in per_tx}
+            await execute_rows(
+                conn,
+                "UPDATE payouts SET state = ?, signature = ?, updated_at_us = ? WHERE id = ?",
+                [(states[r.tx_index], per_tx[r.tx_index].signature, now, r.id) for r in rows],
             )
             paid = [r for r in rows if r.tx_index in confirmed]
             failed = [r.id for r in rows if r.tx_index not in confirmed]
@@ -360,19 +372,26 @@ class Payouts:
                 for r in paid:
                     per_signature[r.tx_index].append((r.wallet, r.mint, r.amount))
                 await ledger.post_paid_many(conn, [(per_tx[i].signature, per_signature[i]) for i in sorted(confirmed)])
-                await _remember_accounts(conn, [(r.wallet, r.mint) for r in paid])
+                await execute_rows(
+                    conn,
+                    "INSERT INTO token_accounts (wallet, mint) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    list({(r.wallet, r.mint) for r in paid}),
+                )
             if failed:
                 await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
             out = []
+            # One Timestamp per settlement, not per payout: they were all created together.
+            stamps = {t: events.timestamp(t) for t in {r.created_at_us for r in rows}}
             for r in rows:
-                ok = r.tx_index in confirmed
-                state = PayoutState.CONFIRMED if ok else PayoutState.FAILED
-                message = payout_message(
-                    _Row(**{**r._asdict(), "state": state, "signature": per_tx[r.tx_index].signature})
-                )
+                state = states[r.tx_index]
+                message = pb.Payout(
+                    payout_id=r.id, settlement_id=settlement_id, wallet=r.wallet, mint=r.mint,
+                    amount_base_units=r.amount, state=state, signature=per_tx[r.tx_index].signature,
+                    credits=r.credits, created_at=stamps[r.created_at_us],
+                )  # fmt: skip
                 event = (
                     pb.SettlementEvent(program_id=r.program_id, payout_confirmed=message)
-                    if ok
+                    if state == PayoutState.CONFIRMED
                     else pb.SettlementEvent(program_id=r.program_id, payout_failed=message)
                 )
                 out.append((utilities.get(r.program_id, ""), event))
@@ -429,6 +448,7 @@ class Payouts:
         return SettlementView(
             settlement_id, SettlementState(row.state), row.transactions, row.payouts, row.credits, row.amount,
             tuple(sigs.get(r, "") for r in refs), row.created_at_us, row.digest,
+            0 if row.state == SettlementState.SENDING else row.updated_at_us,
         )  # fmt: skip
 
     async def list(
@@ -449,20 +469,3 @@ class Payouts:
         async with self.db.read() as conn:
             rows = list((await conn.execute(query)).all())
         return rows[:limit], (str(rows[limit - 1].id) if len(rows) > limit else "")
-
-
-class _Row:
-    """Attribute access over a dict, for building messages from rows not yet read back."""
-
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
-
-
-async def _remember_accounts(conn: AsyncConnection, pairs: list[tuple[str, str]]) -> None:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    await conn.execute(
-        dialect.insert(schema.token_accounts).on_conflict_do_nothing(),
-        [{"wallet": w, "mint": m} for w, m in set(pairs)],
-    )

@@ -353,6 +353,7 @@ def _settlement(view: payouts.SettlementView) -> pb.Settlement:
         settlement_id=view.settlement_id, state=view.state.value, transactions=view.transactions,  # type: ignore[arg-type]
         payouts=view.payouts, credits=view.credits, amount_base_units=view.amount, signatures=view.signatures,
         created_at=_timestamp(view.created_at_us), digest=view.digest,
+        completed_at=_timestamp(view.completed_at_us) if view.completed_at_us else None,
     )  # fmt: skip
 
 

@@ -168,24 +168,63 @@ async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, A
     await conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changing), list(rows))
 
 
-async def insert_with_ids(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Inserts many rows and returns their ids in order.
+def driver_sql(conn: AsyncConnection, sql: str) -> str:
+    """`sql`, written with `?` markers, in the paramstyle of the connection's driver."""
+    return sql if conn.dialect.paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+async def execute_rows(conn: AsyncConnection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """One positional executemany of plain values; returns the rows changed.
+
+    Settlement writes tens of thousands of rows at a time, and below the
+    expression layer the driver takes tuples as they are: SQLAlchemy's
+    per-row parameter processing was most of the cost of these statements."""
+    if not rows:
+        return 0
+    result = await conn.exec_driver_sql(driver_sql(conn, sql), list(rows))
+    return int(result.rowcount)
+
+
+async def insert_rows(
+    conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """`execute_rows` for an INSERT of `columns`, one tuple per row."""
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    await execute_rows(conn, sql, rows)
+
+
+async def reserve_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
+    """Ids for `count` new rows of `table`, in order.
 
     SQLite does not promise RETURNING rows in insertion order for a many-row
     INSERT, so asking for them costs one statement per row. Reserving the ids
     first makes it one executemany: PostgreSQL draws them from the column's
     sequence; SQLite has a single writer (every write transaction begins
     IMMEDIATE), so the ids above the current maximum are this transaction's."""
-    if not rows:
+    if not count:
         return []
     if conn.dialect.name == "postgresql":
         drawn = await conn.execute(
             text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-            {"t": table.name, "n": len(rows)},
+            {"t": table.name, "n": count},
         )
-        ids = [int(r[0]) for r in drawn]
-    else:
-        top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
-        ids = list(range(int(top) + 1, int(top) + 1 + len(rows)))
-    await conn.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        return [int(r[0]) for r in drawn]
+    top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + count))
+
+
+async def insert_with_ids(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Inserts many rows (dicts) and returns their ids in order (see `reserve_ids`)."""
+    ids = await reserve_ids(conn, table, len(rows))
+    if ids:
+        await conn.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+    return ids
+
+
+async def insert_rows_with_ids(
+    conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """`insert_rows` that returns the new rows' ids in order (see `reserve_ids`)."""
+    ids = await reserve_ids(conn, table, len(rows))
+    await insert_rows(conn, table, ("id", *columns), [(i, *row) for i, row in zip(ids, rows, strict=True)])
     return ids

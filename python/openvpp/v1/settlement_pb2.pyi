@@ -1711,6 +1711,7 @@ class Settlement(_message.Message):
     SIGNATURES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
     settlement_id: _builtins.str
     state: Global___SettlementState.ValueType
     transactions: _builtins.int
@@ -1722,7 +1723,13 @@ class Settlement(_message.Message):
     @_builtins.property
     def signatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
-    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When paying began: pending credits were claimed from here on."""
+
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the last of its transactions reached a final state; unset while sending."""
+
     def __init__(
         self,
         *,
@@ -1735,10 +1742,11 @@ class Settlement(_message.Message):
         signatures: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         digest: _builtins.bytes = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "created_at", b"created_at", "credits", b"credits", "digest", b"digest", "payouts", b"payouts", "settlement_id", b"settlement_id", "signatures", b"signatures", "state", b"state", "transactions", b"transactions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "completed_at", b"completed_at", "created_at", b"created_at", "credits", b"credits", "digest", b"digest", "payouts", b"payouts", "settlement_id", b"settlement_id", "signatures", b"signatures", "state", b"state", "transactions", b"transactions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
