@@ -482,6 +482,17 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
     return SettlementBatch(txs, sigs, netted, verdicts, memoryview(index).cast("I"), digest)
 
 
+# (payout id, program, wallet, mint, amount, credits, state, signature, created at µs)
+PayoutEventRow = tuple[int, str, str, str, int, int, int, str, int]
+
+
+def encode_payout_events(settlement_id: str, rows: list[PayoutEventRow]) -> list[bytes]:
+    """Serialised `SettlementEvent`s of one settlement's payouts, one per row;
+    the state (SENT, CONFIRMED, FAILED) picks the event's arm. Without cursor
+    and time, as the event log stores bodies."""
+    return _rust.encode_payout_events(settlement_id, rows)
+
+
 # -- use-case mints -------------------------------------------------------------
 
 

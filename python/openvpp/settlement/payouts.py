@@ -85,36 +85,6 @@ class SettlementView:
     completed_at_us: int = 0
 
 
-class _PayoutEvents:
-    """A settlement's payout events, each stamped from a template per (kind,
-    program, mint, creation time) with only its own fields set: half the cost
-    of building every message anew, which at tens of thousands of payouts a
-    settlement is a tenth of paying them."""
-
-    def __init__(self, settlement_id: str) -> None:
-        self.settlement_id = settlement_id
-        self.templates: dict[tuple[str, str, str, int], pb.SettlementEvent] = {}
-
-    def __call__(
-        self, field: str, program_id: str, mint: str, state: int, created_at_us: int,
-        payout_id: int, wallet: str, amount: int, credits: int, signature: str = "",
-    ) -> pb.SettlementEvent:  # fmt: skip
-        key = (field, program_id, mint, created_at_us)
-        template = self.templates.get(key)
-        if template is None:
-            common = pb.Payout(settlement_id=self.settlement_id, mint=mint, state=state,  # type: ignore[arg-type]
-                               created_at=events.timestamp(created_at_us))  # fmt: skip
-            template = self.templates[key] = pb.SettlementEvent(program_id=program_id)
-            getattr(template, field).CopyFrom(common)
-        event = pb.SettlementEvent()
-        event.CopyFrom(template)
-        payout = getattr(event, field)
-        payout.payout_id, payout.wallet, payout.amount_base_units, payout.credits = payout_id, wallet, amount, credits
-        if signature:
-            payout.signature = signature
-        return event
-
-
 def payout_message(row: Any) -> pb.Payout:
     return pb.Payout(
         payout_id=row.id, settlement_id=row.settlement_id, wallet=row.wallet, mint=row.mint,
@@ -335,15 +305,15 @@ class Payouts:
                 recent.last_valid_block_height,
                 signatures=[str(Signature.from_bytes(sig)) for sig in batch.signatures],
             )
-            stamp = _PayoutEvents(settlement_id)
-            sent = [
-                (program_of[mint].utility,
-                 stamp("payout_sent", program_id, mint, PayoutState.SENT, now, pid, wallet, amount, credits))
+            bodies = native.encode_payout_events(settlement_id, [
+                (pid, program_id, wallet, mint, amount, credits, PayoutState.SENT, "", now)
                 for pid, (_, _, wallet, mint, program_id, amount, credits, *_) in zip(
                     payout_ids, payout_rows, strict=True
                 )
-            ]  # fmt: skip
-            await events.append(conn, sent)
+            ])  # fmt: skip
+            await events.append_bodies(
+                conn, [(program_of[row[3]].utility, b) for row, b in zip(payout_rows, bodies, strict=True)]
+            )
         return settlement_id, outbox_ids
 
     # -- outcomes -------------------------------------------------------------
@@ -413,15 +383,14 @@ class Payouts:
                 await _remember_accounts(conn, settlement_id, sorted(confirmed))
             if failed:
                 await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
-            stamp = _PayoutEvents(settlement_id)
-            out = []
-            for r in rows:
-                state = states[r.tx_index]
-                field = "payout_confirmed" if state == PayoutState.CONFIRMED else "payout_failed"
-                event = stamp(field, r.program_id, r.mint, state, r.created_at_us, r.id, r.wallet, r.amount, r.credits,
-                              per_tx[r.tx_index].signature)  # fmt: skip
-                out.append((utilities.get(r.program_id, ""), event))
-            await events.append(conn, out)
+            bodies = native.encode_payout_events(settlement_id, [
+                (r.id, r.program_id, r.wallet, r.mint, r.amount, r.credits, states[r.tx_index],
+                 per_tx[r.tx_index].signature, r.created_at_us)
+                for r in rows
+            ])  # fmt: skip
+            await events.append_bodies(
+                conn, [(utilities.get(r.program_id, ""), b) for r, b in zip(rows, bodies, strict=True)]
+            )
             await self._maybe_complete(conn, settlement_id, now)
 
     async def _maybe_complete(self, conn: AsyncConnection, settlement_id: str, now: int) -> None:

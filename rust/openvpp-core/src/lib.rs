@@ -1,6 +1,7 @@
 //! Pure-Rust hot path of OpenVPP. Nothing here knows about Python: the
 //! `openvpp-py` crate converts, releases the GIL and maps errors.
 
+pub mod events;
 pub mod pricing;
 pub mod readings;
 pub mod settlement;

@@ -2,6 +2,7 @@
 //! released, convert back. Errors become the Python classes of
 //! `openvpp.errors`, in one place.
 
+use openvpp_core::events;
 use openvpp_core::pricing;
 use openvpp_core::readings::{self, Outcome, Params};
 use openvpp_core::settlement;
@@ -344,6 +345,38 @@ type SettlementColumns<'py> = (
     Bound<'py, PyBytes>,
 );
 
+/// (payout id, program, wallet, mint, amount, credits, state, signature,
+/// created at in microseconds), as the payouts table holds it.
+type PayoutTuple = (u64, String, String, String, u64, u32, i32, String, i64);
+
+/// Serialised payout events of one settlement, one per row (see openvpp-core
+/// `events`).
+#[pyfunction]
+fn encode_payout_events<'py>(
+    py: Python<'py>,
+    settlement_id: &str,
+    rows: Vec<PayoutTuple>,
+) -> PyResult<Bound<'py, PyList>> {
+    let rows = rows
+        .into_iter()
+        .map(|(payout_id, program_id, wallet, mint, amount, credits, state, signature, created_at_us)| {
+            events::PayoutRow {
+                payout_id,
+                program_id,
+                wallet,
+                mint,
+                amount,
+                credits,
+                state,
+                signature,
+                created_at_us,
+            }
+        })
+        .collect();
+    let bodies = py.detach(|| events::encode_payout_events(settlement_id, rows)).map_err(CoreError)?;
+    PyList::new(py, bodies.iter().map(|b| PyBytes::new(py, b)))
+}
+
 /// Forgets the decompressed public keys kept between batches.
 #[pyfunction]
 fn clear_key_cache() {
@@ -362,6 +395,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_reading_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(sign_readings, m)?)?;
     m.add_function(wrap_pyfunction!(clear_key_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_payout_events, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::use_case_mint, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::inspect_mint, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
