@@ -97,6 +97,36 @@ async def test_a_landed_failure_shows_in_its_status_and_an_unknown_signature_is_
     assert missing is None
 
 
+async def test_a_forged_signature_is_refused_before_execution_and_nothing_lands(chain: Backend) -> None:
+    to = Keypair().pubkey()
+    raw = await chain.pay_lamports(to, 5_000_000)
+    # The last byte is the transfer's amount: the payer's signature no longer covers the message.
+    altered = raw[:-1] + bytes([raw[-1] ^ 1])
+    payer, second = Keypair(), Keypair()
+    await chain.chain.send([await chain.pay_lamports(payer.pubkey(), 1_000_000_000)])
+    two_signers = spl.signed(
+        [create_account(CreateAccountParams(from_pubkey=payer.pubkey(), to_pubkey=second.pubkey(), lamports=1_000_000,
+                                            space=0, owner=spl.TOKEN_PROGRAM_ID))],
+        payer,
+        [second],
+        (await chain.chain.latest_blockhash()).blockhash,
+    )  # fmt: skip
+    # The second signer's signature: bytes 65..129, after the count and the payer's.
+    forged_second = two_signers[:70] + bytes([two_signers[70] ^ 0x40]) + two_signers[71:]
+    refused = await chain.chain.send([altered, forged_second])
+    for sent in refused:
+        assert sent.error is not None
+        assert "SignatureFailure" in sent.error
+        assert not sent.already_processed
+    assert await chain.chain.signature_statuses([signature_of(altered), signature_of(forged_second)]) == [None, None]
+    assert await chain.lamports(to) == 0
+    assert await chain.lamports(second.pubkey()) == 0
+    # Refusing them recorded nothing: the genuine transactions still land.
+    assert [s.error for s in await chain.chain.send([raw, two_signers])] == [None, None]
+    assert await chain.lamports(to) == 5_000_000
+    assert await chain.lamports(second.pubkey()) == 1_000_000
+
+
 async def test_spl_token_mint_and_transfer_run_in_the_real_program(chain: Backend) -> None:
     authority, alice, bob = Keypair(), Keypair().pubkey(), Keypair().pubkey()
     mint = await chain.create_mint(authority.pubkey())

@@ -4,6 +4,10 @@ made as durable as the database.
 LiteSVM keeps everything in memory and accepts only its newest blockhash.
 This wrapper adds what a cluster has and a VM lacks: blocks on a wall-clock
 cadence, blockhashes valid for `MAX_BLOCKHASH_AGE` blocks, and persistence.
+Like a validator, it checks signatures in a batch stage ahead of execution
+(the Rust core, strict ed25519, on every core with the GIL released)
+rather than one by one inside the VM, where they were a fifth of the time
+a settlement spends executing.
 Each batch of sent transactions commits, in one database transaction, the
 post-state of every account they could write and their signature statuses,
 so a restart (or a kill at any moment) resumes from a state in which every
@@ -24,7 +28,7 @@ from solders.address_lookup_table_account import AddressLookupTable
 from solders.clock import Clock
 from solders.hash import Hash
 from solders.litesvm import LiteSVM
-from solders.message import MessageV0
+from solders.message import MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
@@ -33,6 +37,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openvpp import native
 from openvpp.chain.base import (
     MAX_BLOCKHASH_AGE,
     ChainError,
@@ -65,6 +70,25 @@ def error_json(err: object) -> str:
 
 ALREADY_PROCESSED = json.dumps("AlreadyProcessed")
 BLOCKHASH_NOT_FOUND = json.dumps("BlockhashNotFound")
+SIGNATURE_FAILURE = json.dumps("SignatureFailure")
+
+
+def signatures_valid(transactions: Sequence[VersionedTransaction | None]) -> list[bool]:
+    """Whether each transaction carries a valid signature of every required
+    signer over its message, verified as one batch. A transaction whose
+    signature count disagrees with its header passes through: the VM's
+    sanitising refuses it with the cluster's own error."""
+    items: list[native.SignedItem] = []
+    spans: list[tuple[int, int]] = []
+    for tx in transactions:
+        first = len(items)
+        if tx is not None and len(tx.signatures) == tx.message.header.num_required_signatures:
+            message = to_bytes_versioned(tx.message)
+            keys = tx.message.account_keys
+            items.extend(native.SignedItem(bytes(keys[i]), bytes(sig), message) for i, sig in enumerate(tx.signatures))
+        spans.append((first, len(items)))
+    verdicts = native.verify_ed25519(b"", items) if items else []
+    return [all(v is native.SignatureVerdict.VALID for v in verdicts[a:b]) for a, b in spans]
 
 
 def writable_accounts(svm: LiteSVM, tx: VersionedTransaction) -> list[Pubkey]:
@@ -117,8 +141,9 @@ class EmbeddedChain:
 
     @staticmethod
     def _new_vm() -> LiteSVM:
-        # Our own blockhash queue replaces LiteSVM's newest-only check.
-        return LiteSVM().with_blockhash_check(False).with_transaction_history(HISTORY_CAPACITY)
+        # Our own blockhash queue replaces LiteSVM's newest-only check, and
+        # `send` verifies signatures before anything reaches the VM.
+        return LiteSVM().with_blockhash_check(False).with_sigverify(False).with_transaction_history(HISTORY_CAPACITY)
 
     @classmethod
     async def open(cls, db: Database, **kwargs: float | Callable[[], float] | None) -> EmbeddedChain:
@@ -241,16 +266,19 @@ class EmbeddedChain:
                 except ValueError:
                     parsed.append(None)
             seen = await self._landed_before([tx.signatures[0] for tx in parsed if tx is not None])
+            signed = signatures_valid(parsed)
             results: list[SendResult] = []
             landed: list[tuple[VersionedTransaction, bytes]] = []
             touched: list[Pubkey] = []
-            for tx, raw in zip(parsed, transactions, strict=True):
+            for tx, raw, valid in zip(parsed, transactions, signed, strict=True):
                 if tx is None or not tx.signatures:
                     results.append(SendResult(Signature.default(), "malformed transaction"))
                     continue
                 signature = tx.signatures[0]
                 made = self._blockhashes.get(tx.message.recent_blockhash)
-                if signature in seen:
+                if not valid:
+                    results.append(SendResult(signature, SIGNATURE_FAILURE))
+                elif signature in seen:
                     results.append(SendResult(signature, ALREADY_PROCESSED, already_processed=True))
                 elif made is None or self._height > made + MAX_BLOCKHASH_AGE:
                     results.append(SendResult(signature, BLOCKHASH_NOT_FOUND))
