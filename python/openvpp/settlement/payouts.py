@@ -18,10 +18,10 @@ import enum
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import trace
 from solders.pubkey import Pubkey
@@ -83,6 +83,49 @@ class SettlementView:
     digest: bytes
     # 0 while any of its transactions is still in flight.
     completed_at_us: int = 0
+
+
+class _Credit(NamedTuple):
+    """A pending credit as settling reads it. Rows are copied into these
+    because attribute access on a SQLAlchemy row costs several times as
+    much, which at tens of thousands of credits is a visible share of a
+    settlement."""
+
+    id: int
+    program_id: str
+    wallet: str
+    mint: str
+    amount: int
+    trace_parent: str
+    known: bool
+
+
+class _Paid(NamedTuple):
+    """A payout as recording its outcome reads it (see `_Credit`)."""
+
+    id: int
+    tx_index: int
+    wallet: str
+    mint: str
+    program_id: str
+    amount: int
+    credits: int
+    created_at_us: int
+
+
+def _included(batch: native.SettlementBatch, chosen: list[_Credit]) -> tuple[list[_Credit], list[int]]:
+    """The credits a batch pays, and the netted payment of each."""
+    included = native.SettlementVerdict.INCLUDED
+    if batch.verdicts.count(included) == len(chosen):
+        return chosen, batch.netted_index.tolist()
+    kept, where = [], []
+    for i, r in enumerate(chosen):
+        if batch.verdicts[i] == included:
+            kept.append(r)
+            where.append(batch.netted_index[i])
+        else:
+            log.error("credit %d left pending: %s", r.id, batch.verdict(i).name)
+    return kept, where
 
 
 def payout_message(row: Any) -> pb.Payout:
@@ -189,7 +232,7 @@ class Payouts:
         ids = [x.program_id for x in programs]
         await conn.execute(select(ps.c.program_id).where(ps.c.program_id.in_(ids)).with_for_update())
         ta = schema.token_accounts
-        rows = (
+        found = (
             await conn.execute(
                 # `known`: the wallet's token account exists, so its payout need not create it.
                 select(
@@ -207,6 +250,7 @@ class Payouts:
                 .limit(self.max_credits)
             )
         ).all()
+        rows = list(map(_Credit._make, found))
         in_flight = dict(
             (await conn.execute(
                 select(p.c.mint, func.sum(p.c.amount)).where(p.c.state == PayoutState.SENT).group_by(p.c.mint)
@@ -251,7 +295,7 @@ class Payouts:
         self,
         conn: AsyncConnection,
         programs: Sequence[ProgramConfig],
-        chosen: list[Any],
+        chosen: list[_Credit],
         recent: RecentBlockhash,
         started: int,
     ) -> tuple[str, list[int]]:
@@ -269,34 +313,32 @@ class Payouts:
             span.set_attribute("openvpp.transactions", len(batch.transactions))
             program_of = {x.mint: x for x in programs}
             netted = batch.netted_fields()
-            # Each payout's wallet and mint as text, taken from its credits rather than re-encoded.
-            counts, owners = [0] * len(netted), [chosen[0]] * len(netted)
-            claims: list[tuple[int, int]] = []
-            index, verdicts, included = batch.netted_index, batch.verdicts, native.SettlementVerdict.INCLUDED
-            for i, r in enumerate(chosen):
-                if verdicts[i] == included:
-                    k = index[i]
-                    counts[k] += 1
-                    owners[k] = r
-                    claims.append((r.id, k))
-                else:
-                    log.error("credit %d left pending: %s", r.id, batch.verdict(i).name)
+            kept, where = _included(batch, chosen)
+            # Each payout's wallet and mint as text, taken from one of its credits rather than re-encoded.
+            owner_of = dict(zip(where, kept, strict=True))
+            counts = Counter(where)
+            # A transfer too large for any transaction pays nobody and gets no payout row.
+            live = range(len(netted)) if len(owner_of) == len(netted) else sorted(owner_of)
             now = _now_us()
             await conn.execute(
                 insert(schema.settlements).values(
                     settlement_id=settlement_id, state=SettlementState.SENDING, transactions=len(batch.transactions),
-                    payouts=len(netted), credits=len(claims), amount=sum(n[2] for n in netted),
+                    payouts=len(live), credits=len(kept), amount=sum(netted[k][2] for k in live),
                     digest=batch.digest, trace_parent=tracecontext.current(), created_at_us=started, updated_at_us=now,
                 )
             )  # fmt: skip
-            payout_rows = [
-                (settlement_id, n[4], o.wallet, o.mint, program_of[o.mint].program_id, n[2], c, PayoutState.SENT,
-                 None, now, now)
-                for n, o, c in zip(netted, owners, counts, strict=True)
-            ]  # fmt: skip
+            payout_rows = []
+            for k in live:
+                owner, (_, _, amount, _, tx_index) = owner_of[k], netted[k]
+                payout_rows.append((settlement_id, tx_index, owner.wallet, owner.mint,
+                                    program_of[owner.mint].program_id, amount, counts[k], PayoutState.SENT, None, now,
+                                    now))  # fmt: skip
             payout_ids = await insert_rows_with_ids(conn, schema.payouts, _PAYOUT_COLUMNS, payout_rows)
+            payout_of = dict(zip(live, payout_ids, strict=True))
             await execute_rows(
-                conn, "UPDATE credits SET payout_id = ? WHERE id = ?", [(payout_ids[k], cid) for cid, k in claims]
+                conn,
+                "UPDATE credits SET payout_id = ? WHERE id = ?",
+                list(zip(map(payout_of.__getitem__, where), [r.id for r in kept], strict=True)),
             )
             outbox_ids = await self.outbox.enqueue_many(
                 conn,
@@ -342,7 +384,7 @@ class Payouts:
             by_settlement[settlement_id][int(index)] = outcome
         now = _now_us()
         for settlement_id, per_tx in by_settlement.items():
-            rows = (
+            found = (
                 await conn.execute(
                     select(p.c.id, p.c.tx_index, p.c.wallet, p.c.mint, p.c.program_id, p.c.amount, p.c.credits,
                            p.c.created_at_us)
@@ -350,6 +392,7 @@ class Payouts:
                     .order_by(p.c.id)
                 )
             ).all()  # fmt: skip
+            rows = list(map(_Paid._make, found))
             utilities = dict(
                 (await conn.execute(
                     select(schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace)
