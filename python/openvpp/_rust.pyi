@@ -1,6 +1,8 @@
 # Exact stub of the native extension built from rust/openvpp-py; checked by
 # mypy.stubtest in `make lint`. Import through openvpp.native, never directly.
 
+from typing import Any
+
 __version__: str
 
 _Columns = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
@@ -54,7 +56,20 @@ def encode_payout_events(
 def reading_keys(payloads: bytes) -> tuple[bytes, bytes]: ...
 def verify_reading_signatures(payloads: bytes, signatures: bytes, parallel: bool = True) -> bytes: ...
 def sign_readings(seeds: bytes, payloads: bytes) -> bytes: ...
-def chain_readings(payloads: bytes, signatures: bytes, keep: bytes, heads: bytes) -> tuple[bytes, bytes, bytes]: ...
+def stage_readings(
+    payloads: bytes,
+    signatures: bytes,
+    results: _Columns,
+    before: bytes,
+    heads: bytes,
+    stored: list[int],
+    existed: bytes,
+    der_ids: list[str],
+    batch_id: int,
+    now_us: int,
+) -> tuple[
+    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[int, bytes, bytes, int]]
+]: ...
 
 _Instruction = tuple[bytes, list[tuple[bytes, bool, bool]], bytes]
 _Metadata = tuple[bytes | None, bytes, str, str, str, list[tuple[str, str]]]

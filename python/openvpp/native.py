@@ -7,6 +7,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import Any
 
 from opentelemetry import trace
 
@@ -17,6 +18,8 @@ PUBLIC_KEY_LEN = 32
 SIGNATURE_LEN = 64
 
 _tracer = trace.get_tracer("openvpp.native")
+# A batch's outcomes as the Rust core returns them (see ReadingResults).
+Columns = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
 
 
 class SignatureVerdict(enum.IntEnum):
@@ -153,9 +156,11 @@ class ReadingResults:
     covered_from: memoryview
     missing: memoryview
     devices: bytes
+    # As the Rust core returned them, for stage_readings.
+    columns: Columns
 
     @classmethod
-    def from_columns(cls, columns: tuple[bytes, ...]) -> ReadingResults:
+    def from_columns(cls, columns: Columns) -> ReadingResults:
         verdicts, flags, device, imp, exp, covered, missing, devices = columns
         return cls(
             verdicts,
@@ -166,6 +171,7 @@ class ReadingResults:
             memoryview(covered).cast("q"),
             memoryview(missing).cast("Q"),
             devices,
+            columns,
         )
 
     def verdict(self, i: int) -> ReadingVerdict:
@@ -201,16 +207,51 @@ def reading_keys(payloads: bytes) -> dict[bytes, int]:
     return {keys[i * 32 : i * 32 + 32]: low[i] for i in range(len(low))}
 
 
-def chain_readings(payloads: bytes, signatures: bytes, keep: bytes, heads: bytes) -> tuple[bytes, bytes, bytes]:
-    """Extends per-device hash chains over the kept readings (keep: one byte each).
+@dataclass(frozen=True, slots=True)
+class StagedBatch:
+    """What storing a batch writes: readings rows (the ingest column order),
+    state updates (values, then der_id and the stored count they were read
+    with), state inserts (der_id, then values), and each changed device as
+    (index in the table, packed state, chain head, stored count)."""
 
-    `heads` is key[32] || hash[32] per device; returns (payload digests,
-    chain links) 32 bytes per kept reading, and the heads after, same layout.
-    """
-    with _tracer.start_as_current_span("native.chain_readings") as span:
-        digests, links, after = _rust.chain_readings(payloads, signatures, keep, heads)
-        span.set_attribute("openvpp.batch.size", len(keep))
-    return digests, links, after
+    readings: list[tuple[Any, ...]]
+    updates: list[tuple[Any, ...]]
+    inserts: list[tuple[Any, ...]]
+    changed: list[tuple[int, bytes, bytes, int]]
+
+
+def stage_readings(
+    payloads: bytes,
+    signatures: bytes,
+    results: ReadingResults,
+    table: DeviceTable,
+    *,
+    batch_id: int,
+    now_us: int,
+) -> StagedBatch:
+    """Extends each device's hash chain over the batch's accepted readings
+    (link = SHA-256(previous link || payload || signature)) and builds the
+    rows that store them and the device states they change."""
+    with _tracer.start_as_current_span("native.stage_readings") as span:
+        staged = _rust.stage_readings(
+            payloads, signatures, results.columns, table.packed, table.heads, table.stored, table.existed,
+            table.der_ids, batch_id, now_us,
+        )  # fmt: skip
+        span.set_attribute("openvpp.batch.size", len(results.verdicts))
+    return StagedBatch(*staged)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTable:
+    """The devices a batch may touch, column by column in one order: packed
+    states (the rules' input), chain heads (32 bytes each), stored counts,
+    whether a state row exists (one byte each) and der_ids."""
+
+    packed: bytes
+    heads: bytes
+    stored: list[int]
+    existed: bytes
+    der_ids: list[str]
 
 
 def verify_readings(
@@ -253,7 +294,7 @@ def apply_reading_rules(
     )
 
 
-def _traced_readings(span_name: str, call: Callable[[], tuple[bytes, ...]]) -> ReadingResults:
+def _traced_readings(span_name: str, call: Callable[[], Columns]) -> ReadingResults:
     with _tracer.start_as_current_span(span_name) as span:
         results = ReadingResults.from_columns(call())
         span.set_attribute("openvpp.batch.size", len(results.verdicts))

@@ -19,7 +19,6 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry import context as otel_context
 from sqlalchemy import insert, select
@@ -36,10 +35,6 @@ from openvpp.v1 import settlement_pb2
 
 _STORED = struct.Struct("<32sQ32s")
 ACCEPTING = (native.ReadingVerdict.ACCEPTED, native.ReadingVerdict.SEQ_GAP)
-# Verdict code -> 1 when the reading is stored, for bytes.translate.
-_KEEP = bytes(1 if code in ACCEPTING else 0 for code in range(256))
-# seq, interval_end from a payload (after the 32-byte key).
-_FIELDS = struct.Struct("<32xQq")
 _STATE_COLUMNS = (
     "has_baseline", "last_seq", "last_interval_end", "import_wh", "export_wh", "head_hash", "stored", "updated_at_us",
 )  # fmt: skip
@@ -239,24 +234,29 @@ class Ingestor:
         """One batch inside the group's transaction; `overlay` holds what the
         batches before it in the group changed."""
         v, caller = batch.verified, batch.caller
-        payloads, signatures, signature_ok, lowest = v.payloads, v.signatures, v.signature_ok, v.lowest
-        held = {k: overlay.get(k) or h for k, h in (await self.cache.load(conn, set(lowest))).items()}
+        held = await self.cache.load(conn, set(v.lowest))
+        if overlay:
+            held = {k: overlay.get(k) or h for k, h in held.items()}
         if caller.role is not ca.Role.OPERATOR:
             # Another vendor's devices look unknown: their existence is not this caller's business.
             held = {k: h for k, h in held.items() if h.vendor == caller.namespace}
+        devices = list(held.values())
+        table = native.DeviceTable(
+            b"".join([h.packed for h in devices]), b"".join([h.head for h in devices]), [h.stored for h in devices],
+            bytes([h.existed for h in devices]), [h.der_id for h in devices],
+        )  # fmt: skip
         results = native.apply_reading_rules(
-            payloads,
-            signature_ok,
-            b"".join(h.packed for h in held.values()),
-            await self._stored(conn, lowest, held),
+            v.payloads,
+            v.signature_ok,
+            table.packed,
+            await self._stored(conn, v.lowest, held),
             now=int(self.clock()),
             max_future_skew_s=self.max_future_skew_s,
             max_age_s=self.max_age_s,
         )
-        accepted = sum(1 for v in results.verdicts if v in ACCEPTING)
+        accepted = results.accepted
         batch_id = await self._record_batch(conn, batch, results, accepted, held)
-        heads, added = await self._store(conn, payloads, signatures, results, held, batch_id)
-        changed = await self._save_states(conn, results, held, heads, added)
+        changed = await self._store(conn, v, results, table, devices, batch_id)
         return results, accepted, {**held, **changed}
 
     async def _record_batch(
@@ -280,10 +280,14 @@ class Ingestor:
         if not held:
             return batch_id
         utilities = {u for h in held.values() for u in h.utilities}
-        reasons = Counter(native.ReadingVerdict(v).name for v in results.verdicts if v not in ACCEPTING)
+        reasons = {
+            native.ReadingVerdict(code).name: n
+            for code, n in Counter(results.verdicts).items()
+            if code not in ACCEPTING
+        }
         message = settlement_pb2.ReadingsBatchEvent(
             batch_id=batch.batch_ref, vendor_id=batch.caller.namespace, accepted=accepted, rejected=rejected,
-            rejected_by_reason=dict(reasons),
+            rejected_by_reason=reasons,
         )  # fmt: skip
         await events.append(conn, [(u, settlement_pb2.SettlementEvent(readings=message)) for u in sorted(utilities)])
         return batch_id
@@ -308,72 +312,33 @@ class Ingestor:
     async def _store(
         self,
         conn: AsyncConnection,
-        payloads: bytes,
-        signatures: bytes,
+        verified: Verified,
         results: native.ReadingResults,
-        held: dict[bytes, Held],
+        table: native.DeviceTable,
+        devices: list[Held],
         batch_id: int,
-    ) -> tuple[dict[bytes, bytes], Counter[bytes]]:
-        """Stores the accepted readings as signed bytes with their chain links
-        (computed in Rust) in one executemany. Returns each device's new
-        chain head and how many readings it gained."""
-        keep = results.verdicts.translate(_KEEP)
-        kept = [i for i, k in enumerate(keep) if k]
-        if not kept:
-            return {}, Counter()
-        packed_heads = b"".join(k + h.head for k, h in held.items())
-        digests, links, after = native.chain_readings(payloads, signatures, keep, packed_heads)
-        heads = {after[j : j + 32]: after[j + 32 : j + 64] for j in range(0, len(after), 64)}
-        fields = _FIELDS.unpack_from
-        now_us = time.time_ns() // 1000
-        keys = [payloads[i * 72 : i * 72 + 32] for i in kept]
-        rows = [
-            (held[key].der_id, *fields(payloads, i * 72), results.covered_from[i],
-             results.import_wh[i], results.export_wh[i], results.flags[i], results.missing[i],
-             payloads[i * 72 : i * 72 + 72], signatures[i * 64 : i * 64 + 64], digests[k * 32 : k * 32 + 32],
-             links[k * 32 : k * 32 + 32], now_us, batch_id)
-            for k, (i, key) in enumerate(zip(kept, keys, strict=True))
-        ]  # fmt: skip
-        await insert_rows(conn, schema.readings, _COLUMNS, rows)
-        return heads, Counter(keys)
-
-    async def _save_states(
-        self,
-        conn: AsyncConnection,
-        results: native.ReadingResults,
-        held: dict[bytes, Held],
-        heads: dict[bytes, bytes],
-        added: Counter[bytes],
     ) -> dict[bytes, Held]:
-        """Writes back every device state the batch changed, each guarded by
-        the `stored` count it was read with (see device_cache)."""
-        now_us = time.time_ns() // 1000
-        updates: list[tuple[Any, ...]] = []
-        inserts: list[tuple[Any, ...]] = []
-        changed: dict[bytes, Held] = {}
-        devices, size = results.devices, native.DEVICE_STATE.size
-        for j in range(0, len(devices), size):
-            packed = devices[j : j + size]
-            before = held[packed[:32]]
-            gained = added.get(before.packed[:32], 0)
-            if packed == before.packed and not gained:
-                continue
-            _, _, baseline, seq, end, imported, exported, _, _ = native.DEVICE_STATE.unpack(packed)
-            head, stored = heads.get(packed[:32], before.head), before.stored + gained
-            values = (baseline, seq, end, imported, exported, head, stored, now_us)
-            if before.existed:
-                updates.append((*values, before.der_id, before.stored))
-            else:
-                inserts.append((before.der_id, *values))
-            changed[packed[:32]] = Held(before.vendor, before.der_id, packed, head, stored, True, before.utilities)
-        if updates:
+        """Stores the accepted readings as signed bytes with their chain links,
+        and writes back every device state the batch changed, each guarded by
+        the `stored` count it was read with (see device_cache). The rows come
+        whole from the Rust core; each table gets one executemany. Returns
+        the changed devices."""
+        staged = native.stage_readings(
+            verified.payloads, verified.signatures, results, table, batch_id=batch_id, now_us=time.time_ns() // 1000
+        )
+        await insert_rows(conn, schema.readings, _COLUMNS, staged.readings)
+        if staged.updates:
             sets = ", ".join(f"{c} = ?" for c in _STATE_COLUMNS)
             sql = f"UPDATE reading_devices SET {sets} WHERE der_id = ? AND stored = ?"
-            changed_rows = await execute_rows(conn, sql, updates)
-            if changed_rows != len(updates):
-                raise StaleState(f"{len(updates) - changed_rows} device states changed underneath")
-        await insert_rows(conn, schema.reading_devices, ("der_id", *_STATE_COLUMNS), inserts)
-        return changed
+            changed_rows = await execute_rows(conn, sql, staged.updates)
+            if changed_rows != len(staged.updates):
+                raise StaleState(f"{len(staged.updates) - changed_rows} device states changed underneath")
+        await insert_rows(conn, schema.reading_devices, ("der_id", *_STATE_COLUMNS), staged.inserts)
+        return {
+            packed[:32]: Held(d.vendor, d.der_id, packed, head, stored, True, d.utilities)
+            for i, packed, head, stored in staged.changed
+            for d in (devices[i],)
+        }
 
     async def check(self) -> ChainCheck:
         """Re-verifies every stored signature (in Rust batches) and every hash-chain link."""

@@ -81,6 +81,25 @@ impl Verdict {
     pub fn is_accepted(self) -> bool {
         matches!(self, Verdict::Accepted | Verdict::SeqGap)
     }
+
+    pub fn from_code(code: u8) -> Option<Verdict> {
+        const ALL: [Verdict; 13] = [
+            Verdict::Accepted,
+            Verdict::Duplicate,
+            Verdict::Conflict,
+            Verdict::BadSignature,
+            Verdict::UnknownDevice,
+            Verdict::DeviceNotActive,
+            Verdict::SeqGap,
+            Verdict::OutOfOrder,
+            Verdict::CounterDecreased,
+            Verdict::BeyondCapability,
+            Verdict::OutsideSkew,
+            Verdict::InvalidInterval,
+            Verdict::ReservedFlags,
+        ];
+        ALL.get(usize::from(code)).copied()
+    }
 }
 
 /// One decoded 72-byte payload.
@@ -215,6 +234,61 @@ pub struct Outcome {
     pub missing: u64,
 }
 
+/// A batch's outcomes as the columns they travel in between calls: verdict
+/// codes, flags, device index (u32 LE), import Wh, export Wh (u64 LE),
+/// covered-from (i64 LE), missing (u64 LE).
+pub struct OutcomeColumns<'a> {
+    pub verdicts: &'a [u8],
+    pub flags: &'a [u8],
+    pub device: &'a [u8],
+    pub import_wh: &'a [u8],
+    pub export_wh: &'a [u8],
+    pub covered_from: &'a [u8],
+    pub missing: &'a [u8],
+}
+
+impl OutcomeColumns<'_> {
+    pub fn decode(&self) -> Result<Vec<Outcome>, Error> {
+        let n = self.verdicts.len();
+        let sizes = [
+            (self.flags, 1),
+            (self.device, 4),
+            (self.import_wh, 8),
+            (self.export_wh, 8),
+            (self.covered_from, 8),
+            (self.missing, 8),
+        ];
+        if sizes.iter().any(|(column, size)| column.len() != n.saturating_mul(*size)) {
+            return Err(Error::MalformedBatch(format!("outcome columns do not all hold {n} items")));
+        }
+        let columns = self
+            .verdicts
+            .iter()
+            .zip(self.flags)
+            .zip(self.device.chunks_exact(4))
+            .zip(self.import_wh.chunks_exact(8))
+            .zip(self.export_wh.chunks_exact(8))
+            .zip(self.covered_from.chunks_exact(8))
+            .zip(self.missing.chunks_exact(8));
+        columns
+            .enumerate()
+            .map(|(i, ((((((code, flags), device), import), export), covered), missing))| {
+                let verdict = Verdict::from_code(*code)
+                    .ok_or_else(|| Error::MalformedBatch(format!("outcome {i}: unknown verdict code")))?;
+                Ok(Outcome {
+                    verdict,
+                    flags: *flags,
+                    device: u32::from_le_bytes(device.try_into().unwrap_or_default()),
+                    import_wh: le_u64(import),
+                    export_wh: le_u64(export),
+                    covered_from: le_i64(covered),
+                    missing: le_u64(missing),
+                })
+            })
+            .collect()
+    }
+}
+
 impl Outcome {
     fn rejected(verdict: Verdict, device: u32) -> Outcome {
         Outcome { verdict, flags: 0, device, import_wh: 0, export_wh: 0, covered_from: 0, missing: 0 }
@@ -266,66 +340,70 @@ pub fn distinct_keys(payloads: &[u8]) -> Result<Vec<([u8; 32], u64)>, Error> {
     Ok(out)
 }
 
-/// Digests and hash-chain links of the kept readings of a batch.
-pub struct Chained {
-    /// SHA-256 of each kept payload, in batch order (32 bytes each).
-    pub digests: Vec<u8>,
-    /// chain_hash of each kept reading (32 bytes each).
-    pub links: Vec<u8>,
-    /// The heads after the batch: key[32] || hash[32] per input head, same order.
-    pub heads: Vec<u8>,
+/// What storing a batch writes, derived from its outcomes.
+pub struct Staged {
+    /// Index of each stored reading (accepted, with or without a gap), in batch order.
+    pub kept: Vec<usize>,
+    /// SHA-256 of each stored payload.
+    pub digests: Vec<[u8; 32]>,
+    /// chain_hash of each stored reading.
+    pub links: Vec<[u8; 32]>,
+    /// Per device of the table, its chain head after the batch.
+    pub heads: Vec<[u8; 32]>,
+    /// Per device of the table, how many readings it gained.
+    pub gained: Vec<u64>,
 }
 
-/// Extends each device's hash chain over the readings of a batch marked in
-/// `keep` (one byte per reading, non-zero to store it), in batch order:
-/// link = SHA-256(previous link || payload || signature). `heads` holds
-/// key[32] || head hash[32] for every device the kept readings belong to.
-pub fn chain(payloads: &[u8], signatures: &[u8], keep: &[u8], heads: &[u8]) -> Result<Chained, Error> {
+/// Extends each device's hash chain over the readings of a batch that its
+/// outcomes accept, in batch order: link = SHA-256(previous link || payload
+/// || signature). `heads` holds the chain head (32 bytes) of every device of
+/// the table the outcomes index into, in table order.
+pub fn stage(
+    payloads: &[u8],
+    signatures: &[u8],
+    outcomes: &[Outcome],
+    heads: &[u8],
+) -> Result<Staged, Error> {
     let n = check_len("payloads", payloads, READING_LEN)?;
-    if signatures.len() != n.saturating_mul(SIGNATURE_LEN) || keep.len() != n {
-        return Err(Error::MalformedBatch(format!("{n} readings need {n} signatures and {n} keep flags")));
+    if signatures.len() != n.saturating_mul(SIGNATURE_LEN) || outcomes.len() != n {
+        return Err(Error::MalformedBatch(format!("{n} readings need {n} signatures and {n} outcomes")));
     }
-    check_len("heads", heads, 64)?;
-    let mut table: HashMap<[u8; 32], [u8; 32], RandomState> = HashMap::with_hasher(RandomState::default());
-    let mut order: Vec<[u8; 32]> = Vec::new();
-    for h in heads.chunks_exact(64) {
-        let mut key = [0u8; 32];
-        let mut hash = [0u8; 32];
-        key.copy_from_slice(&h[..32]);
-        hash.copy_from_slice(&h[32..]);
-        if table.insert(key, hash).is_some() {
-            return Err(Error::MalformedBatch("a device appears twice in the heads".into()));
-        }
-        order.push(key);
-    }
-    let kept = keep.iter().filter(|k| **k != 0).count();
-    let mut digests = Vec::with_capacity(kept.saturating_mul(32));
-    let mut links = Vec::with_capacity(kept.saturating_mul(32));
-    for (i, (payload, signature)) in
-        payloads.chunks_exact(READING_LEN).zip(signatures.chunks_exact(SIGNATURE_LEN)).enumerate()
-    {
-        if keep[i] == 0 {
+    check_len("heads", heads, 32)?;
+    let mut after: Vec<[u8; 32]> =
+        heads.chunks_exact(32).map(|h| h.try_into().unwrap_or([0u8; 32])).collect();
+    let mut gained = vec![0u64; after.len()];
+    let kept_count = outcomes.iter().filter(|o| o.verdict.is_accepted()).count();
+    let mut staged = Staged {
+        kept: Vec::with_capacity(kept_count),
+        digests: Vec::with_capacity(kept_count),
+        links: Vec::with_capacity(kept_count),
+        heads: Vec::new(),
+        gained: Vec::new(),
+    };
+    let readings = payloads.chunks_exact(READING_LEN).zip(signatures.chunks_exact(SIGNATURE_LEN));
+    for (i, ((payload, signature), outcome)) in readings.zip(outcomes).enumerate() {
+        if !outcome.verdict.is_accepted() {
             continue;
         }
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&payload[..32]);
-        let head = table.get_mut(&key).ok_or_else(|| {
-            Error::MalformedBatch(format!("reading {i} belongs to a device without a head"))
-        })?;
-        digests.extend_from_slice(&payload_digest(payload));
+        let d = outcome.device as usize;
+        let (Some(head), Some(count)) = (after.get_mut(d), gained.get_mut(d)) else {
+            return Err(Error::MalformedBatch(format!(
+                "reading {i} belongs to device {d}, which has no head"
+            )));
+        };
         let mut hash = Sha256::new();
         hash.update(*head);
         hash.update(payload);
         hash.update(signature);
         *head = hash.finalize().into();
-        links.extend_from_slice(head);
+        *count = count.saturating_add(1);
+        staged.kept.push(i);
+        staged.digests.push(payload_digest(payload));
+        staged.links.push(*head);
     }
-    let mut out = Vec::with_capacity(heads.len());
-    for key in order {
-        out.extend_from_slice(&key);
-        out.extend_from_slice(&table[&key]);
-    }
-    Ok(Chained { digests, links, heads: out })
+    staged.heads = after;
+    staged.gained = gained;
+    Ok(staged)
 }
 
 fn check_len(what: &str, buf: &[u8], item: usize) -> Result<usize, Error> {

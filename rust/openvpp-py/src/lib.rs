@@ -15,6 +15,7 @@ use solana_keypair::Keypair;
 use solana_message::AddressLookupTableAccount;
 use solana_pubkey::Pubkey;
 
+mod ingest;
 mod tokens;
 
 // Batches allocate megabytes per call; the system allocator returns those
@@ -211,24 +212,6 @@ fn reading_keys<'py>(
     Ok((PyBytes::new(py, &keys), PyBytes::new(py, &seqs)))
 }
 
-/// Extends per-device hash chains over the kept readings of a batch; returns
-/// (digests, links, heads), see openvpp-core `readings::chain`.
-#[pyfunction]
-fn chain_readings<'py>(
-    py: Python<'py>,
-    payloads: PyBackedBytes,
-    signatures: PyBackedBytes,
-    keep: PyBackedBytes,
-    heads: PyBackedBytes,
-) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let chained = py.detach(|| readings::chain(&payloads, &signatures, &keep, &heads)).map_err(CoreError)?;
-    Ok((
-        PyBytes::new(py, &chained.digests),
-        PyBytes::new(py, &chained.links),
-        PyBytes::new(py, &chained.heads),
-    ))
-}
-
 /// Prices packed energy items against packed UTC segments; returns verdict
 /// codes, amounts (u64 LE) and the carries after (u128 LE per account).
 #[pyfunction]
@@ -390,7 +373,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply_reading_rules, m)?)?;
     m.add_function(wrap_pyfunction!(price_energy, m)?)?;
     m.add_function(wrap_pyfunction!(build_settlement, m)?)?;
-    m.add_function(wrap_pyfunction!(chain_readings, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest::stage_readings, m)?)?;
     m.add_function(wrap_pyfunction!(reading_keys, m)?)?;
     m.add_function(wrap_pyfunction!(verify_reading_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(sign_readings, m)?)?;
