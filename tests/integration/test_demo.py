@@ -9,14 +9,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from openvpp.demo.scenario import last_weekday
 
 
+def _text(output: bytes | str | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
+@pytest.mark.timeout(300)
 def test_a_small_demo_pays_and_its_ledger_and_reserves_check_out(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "openvpp", "demo", "--devices", "24", "--seed", "11", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "openvpp", "demo", "--devices", "24", "--seed", "11", "--out", str(tmp_path)],
+            capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as stuck:
+        # What the demo and its server last said, rather than only "timeout".
+        log = tmp_path / "server.log"
+        server = log.read_text()[-4000:] if log.exists() else ""
+        pytest.fail(f"demo still running after 240 s\n{_text(stuck.stdout)[-4000:]}\n--- server.log\n{server}")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     result = json.loads((tmp_path / "summary.json").read_text())
     assert all(result["checks"].values()), result["checks"]

@@ -11,10 +11,11 @@ import grpc
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from solders.transaction import Transaction
 
 from openvpp import errors, native
-from openvpp.chain.base import MAX_BLOCKHASH_AGE
+from openvpp.chain.base import MAX_BLOCKHASH_AGE, SignatureStatus
 from openvpp.chain.embedded import EmbeddedChain
 from openvpp.integration import ca
 from openvpp.settlement import spl
@@ -143,6 +144,29 @@ async def test_token_creation_refuses_bad_input_and_other_tenants(tokens: Tokens
     async with fabric.channel(tokens.world.utility) as channel:
         listed = await settlement(channel).ListUseCaseTokens(pb.ListUseCaseTokensRequest())
     assert [t.symbol for t in listed.tokens] == ["SOLAR"]
+
+
+async def test_a_token_is_created_when_the_chain_moves_to_a_new_block_as_its_mint_confirms(
+    tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording the mint enqueues the reserve, signed against a blockhash the
+    embedded chain must first record. With a fresh block at that moment, that
+    used to wait for the write lock the recording transaction held: the call
+    never returned."""
+    chain = tokens.chain
+    answer = chain.signature_statuses
+
+    async def then_a_new_block(signatures: list[Signature]) -> list[SignatureStatus | None]:
+        statuses = await answer(signatures)
+        chain.produce_blocks(1)
+        return statuses
+
+    monkeypatch.setattr(chain, "signature_statuses", then_a_new_block)
+    async with tokens.fabric.channel(tokens.world.utility) as channel:
+        created = await settlement(channel).CreateUseCaseToken(solar(symbol="NEM"), timeout=30)
+    assert created.token.state == pb.USE_CASE_TOKEN_STATE_ACTIVE
+    (reserve,) = await chain.accounts([Pubkey.from_string(created.token.reserve_account)])
+    assert reserve is not None
 
 
 async def test_funding_the_reserve_moves_treasury_stablecoin_and_coverage_is_read_from_chain(tokens: Tokens) -> None:

@@ -58,6 +58,8 @@ class Outcome:
     signature: str
     slot: int | None
     error: str
+    # For a handler that signs follow-on work when recording (see Handler.follows_on).
+    recent: RecentBlockhash | None = None
 
 
 # Signs the work anew against a fresh blockhash; None: it cannot be re-signed.
@@ -75,6 +77,12 @@ class Handler:
     rebuild: Builder | None = None
     # Records many outcomes of this kind at once (same contract as `record`).
     record_many: ManyRecorder | None = None
+    # Its recorder signs and enqueues the next piece of work (a token's
+    # reserve after its mint). The blockhash for it is fetched before the
+    # recording transaction opens and handed over in `Outcome.recent`: the
+    # embedded chain records each blockhash it hands out, which needs the
+    # write lock the recording transaction already holds.
+    follows_on: bool = False
 
 
 def _now_us() -> int:
@@ -266,6 +274,8 @@ class Outbox:
 
     async def _finish_many(self, final: list[tuple[Any, OutboxState, SignatureStatus]]) -> None:
         table = schema.chain_outbox
+        follows_on = any(self.handlers[row.kind].follows_on for row, _, _ in final)
+        recent = await self.chain.latest_blockhash() if follows_on else None
         async with self.db.write() as conn:
             # Only work still in flight is finished here: another driver may have finished some first.
             live = {
@@ -285,7 +295,7 @@ class Outbox:
             )
             batched: dict[str, list[tuple[str, Outcome]]] = {}
             for row, state, status in final:
-                outcome = Outcome(state, row.signature, status.slot, status.error or "")
+                outcome = Outcome(state, row.signature, status.slot, status.error or "", recent)
                 handler = self.handlers[row.kind]
                 if handler.record_many is not None:
                     batched.setdefault(row.kind, []).append((row.ref, outcome))
@@ -325,8 +335,9 @@ class Outbox:
         await self._expired(row)
 
     async def _finish(self, row: Any, state: OutboxState, status: SignatureStatus) -> None:
-        outcome = Outcome(state, row.signature, status.slot, status.error or "")
         handler = self.handlers[row.kind]
+        recent = await self.chain.latest_blockhash() if handler.follows_on else None
+        outcome = Outcome(state, row.signature, status.slot, status.error or "", recent)
         async with self.db.write() as conn:
             changed = await conn.execute(
                 update(schema.chain_outbox)

@@ -172,7 +172,7 @@ class UseCaseTokens:
         self.stablecoin = stablecoin
         self.extra_allowed = extra_allowed
         self._mint_locks: dict[str, asyncio.Lock] = {}
-        outbox.register("token_mint", Handler(self._record_mint, self._build_mint))
+        outbox.register("token_mint", Handler(self._record_mint, self._build_mint, follows_on=True))
         outbox.register("token_reserve", Handler(self._record_reserve, self._build_reserve))
         outbox.register("reserve_fund", Handler(_record_nothing, self._build_fund))
         outbox.register("treasury_seed", Handler(_record_nothing, self._build_treasury_seed))
@@ -290,7 +290,8 @@ class UseCaseTokens:
         if outcome.state is not OutboxState.CONFIRMED:
             await _set_state(conn, str(mint), TokenState.FAILED)
             return
-        recent = await self.chain.latest_blockhash()
+        recent = outcome.recent
+        assert recent is not None, "token_mint is registered with follows_on"
         row = (
             await conn.execute(select(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == str(mint)))
         ).one()

@@ -66,6 +66,10 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
+class NestedWriteError(RuntimeError):
+    """A programming error: a write transaction opened while the same task holds one."""
+
+
 class Database:
     """Owns the engine; hands out short read or write transactions."""
 
@@ -95,6 +99,7 @@ class Database:
         # load a waiter can lose every race for longer than the busy timeout.
         # Writers in this process queue here instead, first come first served.
         self._writers = asyncio.Lock() if self.is_sqlite else None
+        self._writing: set[asyncio.Task[Any]] = set()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -104,14 +109,26 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on exit, rolled back on any exception."""
-        async with self._writers or contextlib.nullcontext(), self._write_engine.connect() as conn:
-            await conn.execution_options(**{_WRITE: True})
-            async with conn.begin():
-                yield conn
-            self.generation += 1
-            for listener in self.on_commit:
-                listener()
+        """A write transaction: committed on exit, rolled back on any exception.
+
+        One per task at a time: a second one opened inside the first would
+        wait for ever for the first's lock (SQLite) or for rows it has
+        locked (PostgreSQL), so it is refused at once instead."""
+        task = asyncio.current_task()
+        if task in self._writing:
+            raise NestedWriteError("a write transaction was opened inside another in the same task")
+        if task is not None:
+            self._writing.add(task)
+        try:
+            async with self._writers or contextlib.nullcontext(), self._write_engine.connect() as conn:
+                await conn.execution_options(**{_WRITE: True})
+                async with conn.begin():
+                    yield conn
+                self.generation += 1
+                for listener in self.on_commit:
+                    listener()
+        finally:
+            self._writing.discard(task)
         if self._checkpointer is not None:
             self._checkpointer.kick()
 
