@@ -65,6 +65,7 @@ def stage_readings(
     stored: list[int],
     existed: bytes,
     der_ids: list[str],
+    numbers: list[int],
     batch_id: int,
     now_us: int,
 ) -> tuple[

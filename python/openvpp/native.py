@@ -235,7 +235,7 @@ def stage_readings(
     with _tracer.start_as_current_span("native.stage_readings") as span:
         staged = _rust.stage_readings(
             payloads, signatures, results.columns, table.packed, table.heads, table.stored, table.existed,
-            table.der_ids, batch_id, now_us,
+            table.der_ids, table.numbers, batch_id, now_us,
         )  # fmt: skip
         span.set_attribute("openvpp.batch.size", len(results.verdicts))
     return StagedBatch(*staged)
@@ -245,13 +245,15 @@ def stage_readings(
 class DeviceTable:
     """The devices a batch may touch, column by column in one order: packed
     states (the rules' input), chain heads (32 bytes each), stored counts,
-    whether a state row exists (one byte each) and der_ids."""
+    whether a state row exists (one byte each), der_ids (keying state rows)
+    and registry numbers (keying readings)."""
 
     packed: bytes
     heads: bytes
     stored: list[int]
     existed: bytes
     der_ids: list[str]
+    numbers: list[int]
 
 
 def verify_readings(

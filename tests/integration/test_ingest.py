@@ -12,6 +12,7 @@ import grpc
 import pytest
 from solders.keypair import Keypair
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
 from openvpp.client.errors import describe_status
@@ -47,6 +48,12 @@ async def registered(app: server_app.App, *labels: str) -> list[Keypair]:
     return keys
 
 
+async def device_number(conn: AsyncConnection, device: Keypair) -> int:
+    """Readings are keyed by the device's registry number."""
+    d = schema.devices
+    return int((await conn.execute(select(d.c.registered_seq).where(d.c.der_id == str(device.pubkey())))).scalar_one())
+
+
 def ingestor(app: server_app.App) -> Ingestor:
     return Ingestor(app.db, clock=lambda: START + 10 * STEP)
 
@@ -77,9 +84,8 @@ async def test_each_verdict_and_state_carried_across_batches(app: server_app.App
     ]  # fmt: skip
     assert (outcome.accepted, outcome.rejected) == (1, 5)
     async with app.db.read() as conn:
-        rows = (
-            await conn.execute(select(schema.readings).order_by(schema.readings.c.der_id, schema.readings.c.seq))
-        ).all()
+        r, d = schema.readings, schema.devices
+        rows = (await conn.execute(select(d.c.der_id, r).join(d, d.c.registered_seq == r.c.device))).all()
         state = (
             await conn.execute(
                 select(schema.reading_devices).where(schema.reading_devices.c.der_id == str(alice.pubkey()))
@@ -199,7 +205,7 @@ async def test_the_check_finds_a_tampered_reading_and_a_broken_link(app: server_
     async with app.db.write() as conn:
         await conn.execute(
             update(schema.readings)
-            .where(schema.readings.c.der_id == str(device.pubkey()), schema.readings.c.seq == 3)
+            .where(schema.readings.c.device == await device_number(conn, device), schema.readings.c.seq == 3)
             .values(payload=bytes(tampered))
         )
     check = await ingest.check()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -29,11 +28,11 @@ def table(existed: bytes) -> native.DeviceTable:
     # A head and a stored count of their own per device, so rows taken from the wrong device show.
     return native.DeviceTable(
         DEVICES, b"".join(bytes([d + 1]) * 32 for d in range(COUNT)), [100 + d for d in range(COUNT)], existed,
-        [f"der-{d}" for d in range(COUNT)],
+        [f"der-{d}" for d in range(COUNT)], [1_000 + d for d in range(COUNT)],
     )  # fmt: skip
 
 
-def test_rows_carry_each_accepted_reading_with_its_own_device_chain() -> None:
+def test_rows_carry_each_accepted_reading_keyed_by_its_device_number_with_its_own_device_chain() -> None:
     out = results()
     devices = table(bytes([1]) * COUNT)
     staged = native.stage_readings(PAYLOADS, SIGNATURES, out, devices, batch_id=7, now_us=123)
@@ -48,8 +47,8 @@ def test_rows_carry_each_accepted_reading_with_its_own_device_chain() -> None:
         gained[d] += 1
         seq, end = int.from_bytes(payload[32:40], "little"), int.from_bytes(payload[40:48], "little", signed=True)
         expected.append(
-            (f"der-{d}", seq, end, out.covered_from[i], out.import_wh[i], out.export_wh[i], out.flags[i],
-             out.missing[i], payload, signature, hashlib.sha256(payload).digest(), heads[d], 123, 7)
+            (1_000 + d, seq, end, out.covered_from[i], out.import_wh[i], out.export_wh[i], out.flags[i],
+             out.missing[i], payload, signature, heads[d], 123, 7)
         )  # fmt: skip
     assert 0 < len(expected) < len(out.verdicts)
     assert staged.readings == expected
@@ -77,10 +76,11 @@ def test_a_device_without_a_state_row_is_inserted_not_updated() -> None:
 @pytest.mark.parametrize(
     "broken",
     [
-        lambda t: native.DeviceTable(t.packed, t.heads[:-1], t.stored, t.existed, t.der_ids),
-        lambda t: native.DeviceTable(t.packed, t.heads, t.stored[:-1], t.existed, t.der_ids),
-        lambda t: native.DeviceTable(t.packed, t.heads, t.stored, t.existed[:-1], t.der_ids),
-        lambda t: native.DeviceTable(t.packed[:-88], t.heads, t.stored, t.existed, t.der_ids),
+        lambda t: native.DeviceTable(t.packed, t.heads[:-1], t.stored, t.existed, t.der_ids, t.numbers),
+        lambda t: native.DeviceTable(t.packed, t.heads, t.stored[:-1], t.existed, t.der_ids, t.numbers),
+        lambda t: native.DeviceTable(t.packed, t.heads, t.stored, t.existed[:-1], t.der_ids, t.numbers),
+        lambda t: native.DeviceTable(t.packed[:-88], t.heads, t.stored, t.existed, t.der_ids, t.numbers),
+        lambda t: native.DeviceTable(t.packed, t.heads, t.stored, t.existed, t.der_ids, t.numbers[:-1]),
     ],
 )
 def test_device_columns_that_disagree_are_refused(broken: Any) -> None:

@@ -42,6 +42,7 @@ class Held:
 
     vendor: str
     der_id: str
+    number: int  # devices.registered_seq: the device's key in readings
     packed: bytes
     head: bytes
     stored: int
@@ -122,6 +123,7 @@ async def _read(conn: AsyncConnection, keys: list[bytes]) -> dict[bytes, Held]:
     query = (
         select(
             d.c.der_id,
+            d.c.registered_seq,
             d.c.vendor_namespace,
             d.c.status,
             d.c.record_bytes,
@@ -156,5 +158,7 @@ async def _read(conn: AsyncConnection, keys: list[bytes]) -> dict[bytes, Held]:
         )  # fmt: skip
         head = row.head_hash if existed else GENESIS
         enrolled = tuple(sorted(utilities.get(row.der_id, ())))
-        out[key] = Held(row.vendor_namespace, row.der_id, packed, head, row.stored or 0, existed, enrolled)
+        out[key] = Held(
+            row.vendor_namespace, row.der_id, row.registered_seq, packed, head, row.stored or 0, existed, enrolled
+        )
     return out

@@ -272,11 +272,13 @@ class DemandResponse:
                 day, zone, start_local.hour * 60 + start_local.minute, (row.end_s - row.start_s) // SLOT_S
             )
             windows.append(and_(schema.readings.c.interval_end > lo, schema.readings.c.covered_from < hi))
-        r = schema.readings
+        r, d = schema.readings, schema.devices
         readings: dict[str, list[Any]] = defaultdict(list)
         for chunk in range(0, len(devices), 500):
-            query = select(r.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.import_wh, r.c.export_wh).where(
-                r.c.der_id.in_(devices[chunk : chunk + 500]), or_(*windows)
+            query = (
+                select(d.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.import_wh, r.c.export_wh)
+                .join(d, d.c.registered_seq == r.c.device)
+                .where(d.c.der_id.in_(devices[chunk : chunk + 500]), or_(*windows))
             )
             for x in await conn.execute(query):
                 readings[x.der_id].append(x)

@@ -41,8 +41,8 @@ _STATE_COLUMNS = (
 # A batch whose device states another writer changed is retried from the database this often.
 _ATTEMPTS = 3
 _COLUMNS = (
-    "der_id", "seq", "interval_end", "covered_from", "import_wh", "export_wh", "flags", "missing", "payload",
-    "signature", "digest", "chain_hash", "received_at_us", "batch_id",
+    "device", "seq", "interval_end", "covered_from", "import_wh", "export_wh", "flags", "missing", "payload",
+    "signature", "chain_hash", "received_at_us", "batch_id",
 )  # fmt: skip
 
 
@@ -243,7 +243,7 @@ class Ingestor:
         devices = list(held.values())
         table = native.DeviceTable(
             b"".join([h.packed for h in devices]), b"".join([h.head for h in devices]), [h.stored for h in devices],
-            bytes([h.existed for h in devices]), [h.der_id for h in devices],
+            bytes([h.existed for h in devices]), [h.der_id for h in devices], [h.number for h in devices],
         )  # fmt: skip
         results = native.apply_reading_rules(
             v.payloads,
@@ -295,18 +295,15 @@ class Ingestor:
     async def _stored(self, conn: AsyncConnection, lowest: dict[bytes, int], held: dict[bytes, Held]) -> bytes:
         """Digests of stored readings this batch may replay (seq not beyond what is kept)."""
         out: list[bytes] = []
+        r = schema.readings
         for key, low in lowest.items():
             h = held.get(key)
             if h is None or not h.has_baseline or low > h.last_seq:
                 continue
             rows = await conn.execute(
-                select(schema.readings.c.seq, schema.readings.c.digest).where(
-                    schema.readings.c.der_id == h.der_id,
-                    schema.readings.c.seq >= low,
-                    schema.readings.c.seq <= h.last_seq,
-                )
+                select(r.c.seq, r.c.payload).where(r.c.device == h.number, r.c.seq >= low, r.c.seq <= h.last_seq)
             )
-            out.extend(_STORED.pack(key, r.seq, r.digest) for r in rows)
+            out.extend(_STORED.pack(key, seq, hashlib.sha256(payload).digest()) for seq, payload in rows)
         return b"".join(out)
 
     async def _store(
@@ -335,7 +332,7 @@ class Ingestor:
                 raise StaleState(f"{len(staged.updates) - changed_rows} device states changed underneath")
         await insert_rows(conn, schema.reading_devices, ("der_id", *_STATE_COLUMNS), staged.inserts)
         return {
-            packed[:32]: Held(d.vendor, d.der_id, packed, head, stored, True, d.utilities)
+            packed[:32]: Held(d.vendor, d.der_id, d.number, packed, head, stored, True, d.utilities)
             for i, packed, head, stored in staged.changed
             for d in (devices[i],)
         }
@@ -345,18 +342,20 @@ class Ingestor:
         bad: list[tuple[str, int]] = []
         broken: list[tuple[str, int]] = []
         devices = total = 0
+        kept, d, rd = schema.readings, schema.devices, schema.reading_devices
         async with self.db.read() as conn:
-            heads = {r.der_id: r.head_hash for r in await conn.execute(select(schema.reading_devices))}
-            for der_id, head in heads.items():
+            heads = await conn.execute(
+                select(d.c.der_id, d.c.registered_seq, rd.c.head_hash).join(rd, rd.c.der_id == d.c.der_id)
+            )
+            for der_id, number, head in heads.all():
                 devices += 1
                 rows = (
                     await conn.execute(
-                        select(schema.readings.c.seq, schema.readings.c.payload, schema.readings.c.signature,
-                               schema.readings.c.chain_hash)
-                        .where(schema.readings.c.der_id == der_id)
-                        .order_by(schema.readings.c.seq)
+                        select(kept.c.seq, kept.c.payload, kept.c.signature, kept.c.chain_hash)
+                        .where(kept.c.device == number)
+                        .order_by(kept.c.seq)
                     )
-                ).all()  # fmt: skip
+                ).all()
                 total += len(rows)
                 items = [native.SignedItem(r.payload[:32], r.signature, r.payload) for r in rows]
                 verdicts = native.verify_ed25519(native.READING_DOMAIN, items)

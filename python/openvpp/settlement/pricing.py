@@ -126,19 +126,18 @@ class Pricer:
         return posted, len(rows)
 
     async def _readings(self, conn: AsyncConnection, program_id: str) -> list[Any]:
-        r, e, c = schema.readings, schema.enrollments, schema.pricing_cursors
+        r, d, e, c = schema.readings, schema.devices, schema.enrollments, schema.pricing_cursors
         query = (
-            select(r.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.export_wh, r.c.flags, r.c.missing,
+            select(e.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.export_wh, r.c.flags, r.c.missing,
                    r.c.payload, r.c.batch_id, c.c.carry)
+            # Cursor before readings, so each device's readings are read from its cursor on, not from the start.
             .select_from(
-                r.join(e, and_(e.c.der_id == r.c.der_id, e.c.program_id == program_id))
-                .outerjoin(c, and_(c.c.der_id == r.c.der_id, c.c.program_id == program_id))
+                e.join(d, d.c.der_id == e.c.der_id)
+                .outerjoin(c, and_(c.c.der_id == e.c.der_id, c.c.program_id == program_id))
+                .join(r, and_(r.c.device == d.c.registered_seq, r.c.seq >= func.coalesce(c.c.next_seq, 0)))
             )
-            .where(
-                e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE,
-                r.c.seq >= func.coalesce(c.c.next_seq, 0),
-            )
-            .order_by(r.c.der_id, r.c.seq)
+            .where(e.c.program_id == program_id, e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE)
+            .order_by(e.c.der_id, r.c.seq)
             .limit(self.limit)
         )  # fmt: skip
         return list((await conn.execute(query)).all())

@@ -340,10 +340,15 @@ reading_devices = Table(
 
 # Accepted readings as their original signed bytes, hash-chained per device:
 # chain_hash = SHA-256(previous chain_hash || payload || signature).
+# Keyed by the device's registry number (devices.registered_seq, unique and
+# never reused) rather than its 44-character der_id: a batch from thousands
+# of devices inserts at one place per device all over this key, so its index
+# must stay small to stay cached as the table grows. The payload's SHA-256,
+# needed only to tell a replay from a conflict, is computed when needed.
 readings = Table(
     "readings",
     metadata,
-    Column("der_id", String(44), primary_key=True),
+    Column("device", BigInteger, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("covered_from", BigInteger, nullable=False),
     Column("interval_end", BigInteger, nullable=False, index=True),
@@ -353,7 +358,6 @@ readings = Table(
     Column("missing", BigInteger, nullable=False),
     Column("payload", LargeBinary(72), nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
-    Column("digest", LargeBinary(32), nullable=False),
     Column("chain_hash", LargeBinary(32), nullable=False),
     Column("received_at_us", BigInteger, nullable=False),
     Column("batch_id", BigInteger, nullable=True),

@@ -344,8 +344,6 @@ pub fn distinct_keys(payloads: &[u8]) -> Result<Vec<([u8; 32], u64)>, Error> {
 pub struct Staged {
     /// Index of each stored reading (accepted, with or without a gap), in batch order.
     pub kept: Vec<usize>,
-    /// SHA-256 of each stored payload.
-    pub digests: Vec<[u8; 32]>,
     /// chain_hash of each stored reading.
     pub links: Vec<[u8; 32]>,
     /// Per device of the table, its chain head after the batch.
@@ -375,7 +373,6 @@ pub fn stage(
     let kept_count = outcomes.iter().filter(|o| o.verdict.is_accepted()).count();
     let mut staged = Staged {
         kept: Vec::with_capacity(kept_count),
-        digests: Vec::with_capacity(kept_count),
         links: Vec::with_capacity(kept_count),
         heads: Vec::new(),
         gained: Vec::new(),
@@ -398,7 +395,6 @@ pub fn stage(
         *head = hash.finalize().into();
         *count = count.saturating_add(1);
         staged.kept.push(i);
-        staged.digests.push(payload_digest(payload));
         staged.links.push(*head);
     }
     staged.heads = after;

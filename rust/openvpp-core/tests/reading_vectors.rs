@@ -102,7 +102,6 @@ fn staging_chains_exactly_the_accepted_readings_of_each_device() {
             .finalize()
             .into();
         assert_eq!(staged.links[kept.len()], link, "reading {i}");
-        assert_eq!(staged.digests[kept.len()], <[u8; 32]>::from(Sha256::digest(payload)), "reading {i}");
         expect[d] = link;
         gained[d] += 1;
         kept.push(i);

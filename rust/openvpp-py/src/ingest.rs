@@ -32,12 +32,13 @@ fn malformed(why: String) -> PyErr {
 
 /// Rows for one batch, given the rules' outcome columns (`results`, ending
 /// with the device table after) and, per device of the table before, its
-/// packed state, chain head, stored count, whether its state row exists, and
-/// der_id. Returns (readings rows, state updates guarded by the stored count
+/// packed state, chain head, stored count, whether its state row exists,
+/// der_id (the key of its state row) and registry number (the key of its
+/// readings). Returns (readings rows, state updates guarded by the stored count
 /// read, state inserts, changed devices as (index, packed state, head,
 /// stored)).
 #[pyfunction]
-#[pyo3(signature = (payloads, signatures, results, before, heads, stored, existed, der_ids, batch_id, now_us))]
+#[pyo3(signature = (payloads, signatures, results, before, heads, stored, existed, der_ids, numbers, batch_id, now_us))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn stage_readings<'py>(
     py: Python<'py>,
@@ -49,6 +50,7 @@ pub(crate) fn stage_readings<'py>(
     stored: Vec<u64>,
     existed: PyBackedBytes,
     der_ids: Vec<Bound<'py, PyAny>>,
+    numbers: Vec<i64>,
     batch_id: i64,
     now_us: i64,
 ) -> PyResult<Staged<'py>> {
@@ -59,6 +61,7 @@ pub(crate) fn stage_readings<'py>(
         || devices.checked_mul(32) != Some(heads.len())
         || stored.len() != devices
         || existed.len() != devices
+        || numbers.len() != devices
     {
         return Err(malformed(format!("the device columns do not all describe {devices} devices")));
     }
@@ -87,8 +90,8 @@ pub(crate) fn stage_readings<'py>(
         let payload = payload_of[i];
         let reading = Reading::decode(payload.try_into().map_err(|_| malformed(format!("payload {i}")))?);
         let o = &outcomes[i];
-        let items: [Bound<'py, PyAny>; 14] = [
-            der_ids[o.device as usize].clone(),
+        let items: [Bound<'py, PyAny>; 13] = [
+            numbers[o.device as usize].into_pyobject(py)?.into_any(),
             reading.seq.into_pyobject(py)?.into_any(),
             reading.interval_end.into_pyobject(py)?.into_any(),
             o.covered_from.into_pyobject(py)?.into_any(),
@@ -98,7 +101,6 @@ pub(crate) fn stage_readings<'py>(
             o.missing.into_pyobject(py)?.into_any(),
             PyBytes::new(py, payload).into_any(),
             PyBytes::new(py, signature_of[i]).into_any(),
-            PyBytes::new(py, &staged.digests[k]).into_any(),
             PyBytes::new(py, &staged.links[k]).into_any(),
             now.clone(),
             batch_id.clone(),
