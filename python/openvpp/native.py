@@ -182,6 +182,14 @@ class ReadingResults:
         return self.verdicts.count(ReadingVerdict.ACCEPTED) + self.verdicts.count(ReadingVerdict.SEQ_GAP)
 
 
+def verify_transactions(transactions: Sequence[bytes]) -> list[bool]:
+    """Whether each wire transaction carries a valid signature of every
+    required signer over its message, checked as one batch with the GIL
+    released. A transaction whose shape the check cannot read passes: the
+    chain's own decoding and sanitising refuse it with the cluster's error."""
+    return [ok == 1 for ok in _rust.verify_transactions(transactions)]
+
+
 def verify_reading_signatures(payloads: bytes, signatures: bytes, *, parallel: bool = True) -> bytes:
     """One byte per reading, 1 when its signature verifies (GIL released: run
     it in a thread). `parallel=False` keeps the work on the calling thread

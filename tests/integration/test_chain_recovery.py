@@ -11,6 +11,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openvpp.chain import embedded
 from openvpp.chain.base import RecentBlockhash
 from openvpp.chain.embedded import LAMPORTS_PER_SOL, EmbeddedChain
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
@@ -155,3 +156,29 @@ async def test_balances_survive_a_restart_exactly(db: Database) -> None:
     restarted = await EmbeddedChain.open(db, slot_seconds=None)
     assert [await balance(restarted, w, payments.mint) for w in wallets] == before == [AMOUNT] * 5
     assert await restarted.block_height() == await chain.block_height()
+
+
+async def test_statuses_answered_from_memory_are_the_durable_ones(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain, payments = await setup(db)
+    recent = await chain.latest_blockhash()
+    landed = await payments.build(f"{Keypair().pubkey()}:1", recent)
+    (sent,) = await chain.send([landed])
+    restarted = await EmbeddedChain.open(db, slot_seconds=None)
+    assert await chain.signature_statuses([sent.signature]) == await restarted.signature_statuses([sent.signature])
+
+    # A commit that fails leaves no status behind, in this process or the next.
+    lost = await payments.build(f"{Keypair().pubkey()}:1", recent)
+
+    async def failing(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(embedded, "insert_rows", failing)
+    with pytest.raises(OSError, match="disk full"):
+        await chain.send([lost])
+    monkeypatch.undo()
+    signature = VersionedTransaction.from_bytes(lost).signatures[0]
+    assert await chain.signature_statuses([signature]) == [None]
+    again = await EmbeddedChain.open(db, slot_seconds=None)
+    assert await again.signature_statuses([signature]) == [None]

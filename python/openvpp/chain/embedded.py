@@ -28,12 +28,12 @@ from solders.address_lookup_table_account import AddressLookupTable
 from solders.clock import Clock
 from solders.hash import Hash
 from solders.litesvm import LiteSVM
-from solders.message import MessageV0, to_bytes_versioned
+from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
-from solders.transaction_metadata import FailedTransactionMetadata
+from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,6 +53,9 @@ from openvpp.store.database import Database, execute_rows, insert_rows
 LAMPORTS_PER_SOL = 1_000_000_000
 # Generous: a restored chain must still refuse a replay of anything recent.
 HISTORY_CAPACITY = 1_000_000
+# Statuses of transactions this process made durable, answered without the
+# database: the outbox asks for every one it sent right after sending it.
+RECENT_STATUSES = 100_000
 _STATE_ID = 1
 _TRANSACTION_COLUMNS = ("signature", "slot", "error", "fee", "compute_units", "logs", "raw")
 
@@ -71,24 +74,6 @@ def error_json(err: object) -> str:
 ALREADY_PROCESSED = json.dumps("AlreadyProcessed")
 BLOCKHASH_NOT_FOUND = json.dumps("BlockhashNotFound")
 SIGNATURE_FAILURE = json.dumps("SignatureFailure")
-
-
-def signatures_valid(transactions: Sequence[VersionedTransaction | None]) -> list[bool]:
-    """Whether each transaction carries a valid signature of every required
-    signer over its message, verified as one batch. A transaction whose
-    signature count disagrees with its header passes through: the VM's
-    sanitising refuses it with the cluster's own error."""
-    items: list[native.SignedItem] = []
-    spans: list[tuple[int, int]] = []
-    for tx in transactions:
-        first = len(items)
-        if tx is not None and len(tx.signatures) == tx.message.header.num_required_signatures:
-            message = to_bytes_versioned(tx.message)
-            keys = tx.message.account_keys
-            items.extend(native.SignedItem(bytes(keys[i]), bytes(sig), message) for i, sig in enumerate(tx.signatures))
-        spans.append((first, len(items)))
-    verdicts = native.verify_ed25519(b"", items) if items else []
-    return [all(v is native.SignatureVerdict.VALID for v in verdicts[a:b]) for a, b in spans]
 
 
 def writable_accounts(svm: LiteSVM, tx: VersionedTransaction) -> list[Pubkey]:
@@ -138,6 +123,7 @@ class EmbeddedChain:
         self._blockhashes: dict[Hash, int] = {}
         self._current = _new_blockhash()
         self._current_persisted = False
+        self._recent: dict[str, SignatureStatus] = {}
 
     @staticmethod
     def _new_vm() -> LiteSVM:
@@ -154,6 +140,7 @@ class EmbeddedChain:
 
     async def _restore(self) -> None:
         self.svm = self._new_vm()
+        self._recent = {}
         async with self.db.read() as conn:
             state = (await conn.execute(select(schema.chain_state))).first()
             accounts = (await conn.execute(select(schema.chain_accounts))).all()
@@ -266,9 +253,9 @@ class EmbeddedChain:
                 except ValueError:
                     parsed.append(None)
             seen = await self._landed_before([tx.signatures[0] for tx in parsed if tx is not None])
-            signed = signatures_valid(parsed)
+            signed = native.verify_transactions(transactions)
             results: list[SendResult] = []
-            landed: list[tuple[VersionedTransaction, bytes]] = []
+            landed: list[tuple[VersionedTransaction, bytes, TransactionMetadata | FailedTransactionMetadata]] = []
             touched: list[Pubkey] = []
             for tx, raw, valid in zip(parsed, transactions, signed, strict=True):
                 if tx is None or not tx.signatures:
@@ -288,7 +275,7 @@ class EmbeddedChain:
                         error = error_json(meta.err())
                         results.append(SendResult(signature, error, already_processed=error == ALREADY_PROCESSED))
                         continue
-                    landed.append((tx, raw))
+                    landed.append((tx, raw, meta))
                     touched.extend(writable_accounts(self.svm, tx))
                     results.append(SendResult(signature))
             if landed:
@@ -309,7 +296,7 @@ class EmbeddedChain:
     async def _commit(
         self,
         touched: list[Pubkey],
-        landed: list[tuple[VersionedTransaction, bytes]],
+        landed: list[tuple[VersionedTransaction, bytes, TransactionMetadata | FailedTransactionMetadata]],
         faucet: Sequence[Signature] = (),
     ) -> None:
         live, gone = [], []
@@ -319,9 +306,8 @@ class EmbeddedChain:
                 live.append((str(address), bytes(account)))
             else:
                 gone.append((str(address),))
-        records = []
-        for tx, raw in landed:
-            outcome = self.svm.get_transaction(tx.signatures[0])
+        records: list[tuple[str, int, str | None, int, int, str, bytes]] = []
+        for tx, raw, outcome in landed:
             failed = isinstance(outcome, FailedTransactionMetadata)
             meta = outcome.meta() if isinstance(outcome, FailedTransactionMetadata) else outcome
             records.append(
@@ -351,20 +337,24 @@ class EmbeddedChain:
             # The VM ran ahead of what is durable: rewind it to the database.
             await self._restore()
             raise
+        self._remember(records)
+
+    def _remember(self, records: list[tuple[str, int, str | None, int, int, str, bytes]]) -> None:
+        if len(self._recent) + len(records) > RECENT_STATUSES:
+            self._recent = dict(list(self._recent.items())[len(self._recent) // 2 :])
+        for signature, slot, error, *_ in records:
+            self._recent[signature] = SignatureStatus(slot, error, Commitment.FINALIZED)
 
     async def signature_statuses(self, signatures: Sequence[Signature]) -> list[SignatureStatus | None]:
-        if not signatures:
-            return []
-        async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(
-                    schema.chain_transactions.c.signature,
-                    schema.chain_transactions.c.slot,
-                    schema.chain_transactions.c.error,
-                ).where(schema.chain_transactions.c.signature.in_([str(s) for s in signatures]))
-            )
-            found = {r.signature: SignatureStatus(r.slot, r.error, Commitment.FINALIZED) for r in rows}
-        return [found.get(str(s)) for s in signatures]
+        keys = [str(s) for s in signatures]
+        found = {k: self._recent[k] for k in keys if k in self._recent}
+        missing = [k for k in keys if k not in found]
+        if missing:
+            t = schema.chain_transactions
+            async with self.db.read() as conn:
+                rows = await conn.execute(select(t.c.signature, t.c.slot, t.c.error).where(t.c.signature.in_(missing)))
+                found.update((r.signature, SignatureStatus(r.slot, r.error, Commitment.FINALIZED)) for r in rows)
+        return [found.get(k) for k in keys]
 
     async def transaction(self, signature: Signature) -> TransactionRecord | None:
         async with self.db.read() as conn:

@@ -7,6 +7,7 @@ pub mod readings;
 pub mod settlement;
 pub mod signature;
 pub mod tokens;
+pub mod wire;
 
 /// A call whose inputs cannot be read as a batch at all. Per-item problems
 /// are verdicts, never errors.

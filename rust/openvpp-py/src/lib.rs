@@ -7,6 +7,7 @@ use openvpp_core::pricing;
 use openvpp_core::readings::{self, Outcome, Params};
 use openvpp_core::settlement;
 use openvpp_core::signature::{self, Messages, PackedMessages};
+use openvpp_core::wire;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList};
@@ -159,6 +160,23 @@ fn verify_reading_signatures<'py>(
     let spread = if parallel { signature::Spread::Pool } else { signature::Spread::Caller };
     let ok =
         py.detach(|| readings::verify_signatures_on(&payloads, &signatures, spread)).map_err(CoreError)?;
+    let bytes: Vec<u8> = ok.iter().map(|b| u8::from(*b)).collect();
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// One byte per wire transaction: 1 when its signatures verify (or its shape
+/// is left to the chain to refuse), 0 when one of them does not.
+#[pyfunction]
+fn verify_transactions<'py>(
+    py: Python<'py>,
+    transactions: Vec<PyBackedBytes>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let ok = py
+        .detach(|| {
+            let raws: Vec<&[u8]> = transactions.iter().map(|t| &t[..]).collect();
+            wire::verify_transactions(&raws)
+        })
+        .map_err(CoreError)?;
     let bytes: Vec<u8> = ok.iter().map(|b| u8::from(*b)).collect();
     Ok(PyBytes::new(py, &bytes))
 }
@@ -379,6 +397,7 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sign_readings, m)?)?;
     m.add_function(wrap_pyfunction!(clear_key_cache, m)?)?;
     m.add_function(wrap_pyfunction!(encode_payout_events, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_transactions, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::use_case_mint, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::inspect_mint, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
