@@ -8,7 +8,9 @@ TLS, sequence and counter rules, the hash chain, SQLite), so its rate as a
 fraction of the yardstick is the cost of the rest. Targets: >= 50,000
 readings/s and >= 0.60x the single-core verification rate.
 
-Payouts: one Settle over every enrolled device's new readings. The call
+Payouts: a Settle over every enrolled device's new readings, once to create
+every wallet's token account, then three times in steady state (one more
+interval per device each time), reported as the median. Each call
 first credits them (prices readings into ledger credits), then pays: nets,
 builds, stores, sends and confirms every payout transaction on the embedded
 chain and records it. The payout rate is timed by the server, from the
@@ -184,7 +186,7 @@ async def measure(target: str, data: Path, tmp: Path, server_pid: int, args: arg
     vendor, _ = await _setup(target, data, args.devices, tmp, keys)
     utility = data / "partners" / "pge"
     mint = await configure(target, utility)
-    start = (int(time.time()) // STEP - args.rounds * args.per_device - 2) * STEP
+    start = (int(time.time()) // STEP - args.rounds * args.per_device - args.settlements - 2) * STEP
     rounds = sign_rounds(keys, args.per_device, args.rounds, start)
     raw = [yardstick(r) for r in rounds[: min(3, len(rounds))]]
     rates, rss = [], []
@@ -196,12 +198,18 @@ async def measure(target: str, data: Path, tmp: Path, server_pid: int, args: arg
             rates.append(await ingest(stub, [batches(part, args.batch) for part in split]))
             rss.append(rss_kib(server_pid))
     first_per_s, _, first = await settle(target, utility)
-    # Steady state: every wallet's token account exists; one more interval each, then pay.
-    (more,) = sign_rounds(keys, 1, 1, start, first_seq=args.rounds * args.per_device + 1)
-    async with grpc.aio.secure_channel(target, credentials(vendor)) as channel:
-        stub = settlement_pb2_grpc.SettlementServiceStub(channel)
-        await ingest(stub, [batches(more, args.batch)])
-    payouts_per_s, call_per_s, settled = await settle(target, utility)
+    # Steady state: every wallet's token account exists. Each settlement pays
+    # one more interval per device; the median of several is reported, as one
+    # settlement is a single sample of a second or so on a shared machine.
+    steady: list[tuple[float, float, pb.Settlement]] = []
+    for k in range(args.settlements):
+        (more,) = sign_rounds(keys, 1, 1, start, first_seq=args.rounds * args.per_device + 1 + k)
+        async with grpc.aio.secure_channel(target, credentials(vendor)) as channel:
+            stub = settlement_pb2_grpc.SettlementServiceStub(channel)
+            await ingest(stub, [batches(more, args.batch)])
+        steady.append(await settle(target, utility))
+    settled = steady[0][2]
+    assert all(s.payouts == settled.payouts for _, _, s in steady)
     return {
         "first_payouts_per_s": first_per_s,
         "first_payout_transactions": first.transactions,
@@ -215,8 +223,9 @@ async def measure(target: str, data: Path, tmp: Path, server_pid: int, args: arg
         "ingest_vs_single_core_verify": statistics.median(rates) / statistics.median(raw),
         "payouts": settled.payouts,
         "payout_transactions": settled.transactions,
-        "payouts_per_s": payouts_per_s,
-        "settle_call_payouts_per_s": call_per_s,
+        "payouts_per_s": statistics.median(x[0] for x in steady),
+        "payouts_per_s_settlements": [x[0] for x in steady],
+        "settle_call_payouts_per_s": statistics.median(x[1] for x in steady),
         "settle_call_credits": settled.credits,
         "build_only_payouts_per_s": build_yardstick(keys, mint),
         "server_rss_kib": rss,
@@ -231,6 +240,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--streams", type=int, default=2)
+    parser.add_argument("--settlements", type=int, default=3, help="steady-state settlements timed (median)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -280,8 +290,12 @@ def report(r: dict[str, object]) -> None:
         ">= 0.60x",
         "yes" if f("ingest_vs_single_core_verify") >= 0.6 else "NO",
     )
+    each = r["payouts_per_s_settlements"]
+    assert isinstance(each, list)
     table.add_row(
-        f"payouts confirmed ({r['payouts']:,} in {r['payout_transactions']:,} transactions)",
+        f"payouts confirmed ({r['payouts']:,} in {r['payout_transactions']:,} transactions; median of "
+        + ", ".join(f"{x:,.0f}" for x in each)
+        + ")",
         f"{f('payouts_per_s'):,.0f}/s",
         ">= 20,000/s",
         "yes" if f("payouts_per_s") >= 20_000 else "NO",
