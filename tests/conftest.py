@@ -94,8 +94,10 @@ async def app(server_settings: Settings) -> AsyncIterator[server_app.App]:
 
 
 @pytest.fixture
-async def fabric(tmp_path: Path, database_url: str) -> AsyncIterator[Fabric]:
-    """A server requiring client certificates, set up exactly as `openvpp init` does."""
+async def fabric(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> AsyncIterator[Fabric]:
+    """A server requiring client certificates, set up exactly as `openvpp init` does;
+    a test's `settings` marker overrides settings."""
+    marker = request.node.get_closest_marker("settings")
     data_dir = tmp_path / "fabric"
     await asyncio.to_thread(bootstrap.initialise, data_dir, ["localhost"], ["127.0.0.1"], database_url)
     settings = Settings(
@@ -108,6 +110,7 @@ async def fabric(tmp_path: Path, database_url: str) -> AsyncIterator[Fabric]:
         probe_private_addresses=True,
         probe_timeout_seconds=5,
         settle_interval_seconds=0,
+        **(marker.kwargs if marker else {}),
     )
     running = await server_app.start(settings)
     try:

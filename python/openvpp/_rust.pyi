@@ -49,6 +49,7 @@ def build_settlement(
     lookup_addresses: bytes | None = None,
     memo: bytes | None = None,
     memo_index_base: int = 0,
+    batch_payments: bool = True,
 ) -> tuple[list[bytes], bytes, bytes, bytes, bytes, bytes]: ...
 def clear_key_cache() -> None: ...
 def encode_payout_events(

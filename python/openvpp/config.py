@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     settle_interval_seconds: float = Field(
         default=2.0, ge=0, description="how often pending readings are credited and credits paid; 0 only on demand"
     )
+    payout_batch_instructions: bool = Field(
+        default=True,
+        description="pay through the token programs' Batch instruction (one invocation per transaction); "
+        "turn off on a cluster whose token programs predate it",
+    )
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
     def resolved_database_url(self) -> str:

@@ -503,6 +503,8 @@ class SettlementParams:
     # Written into each transaction as `memo:NNNNNN` (index from memo_index_base).
     memo: bytes | None = None
     memo_index_base: int = 0
+    # Each token program's payments in one `Batch` instruction per transaction.
+    batch_payments: bool = True
 
 
 def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> SettlementBatch:
@@ -526,6 +528,7 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
             b"".join(params.lookup_addresses) if params.lookup_table else None,
             params.memo,
             params.memo_index_base,
+            params.batch_payments,
         )
         span.set_attribute("openvpp.batch.size", len(verdicts))
         span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(SettlementVerdict.INCLUDED))

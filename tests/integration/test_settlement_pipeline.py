@@ -3,11 +3,16 @@ mTLS on both databases."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
+import pytest
 from solders.keypair import Keypair
+from solders.signature import Signature
+from solders.transaction import VersionedTransaction
 
+from openvpp.settlement import spl
 from openvpp.v1 import settlement_pb2 as pb
 from tests.integration.mtls import Fabric
 from tests.integration.settlement_world import STEP, aligned_now, reading, settlement_world, signed_points
@@ -16,7 +21,14 @@ from tests.rpc import expect_error
 INSTALLER = Keypair()
 
 
-async def test_readings_are_credited_split_paid_once_and_the_ledger_checks(fabric: Fabric, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "batching",
+    [True, pytest.param(False, marks=pytest.mark.settings(payout_batch_instructions=False))],
+    ids=["batch-instruction", "one-by-one"],
+)
+async def test_readings_are_credited_split_paid_once_and_the_ledger_checks(
+    fabric: Fabric, tmp_path: Path, batching: bool
+) -> None:
     split = [
         pb.SplitShare(party=pb.PARTY_OWNER, bps=7_000),
         pb.SplitShare(party=pb.PARTY_INSTALLER, wallet=str(INSTALLER.pubkey()), bps=3_000),
@@ -57,6 +69,35 @@ async def test_readings_are_credited_split_paid_once_and_the_ledger_checks(fabri
         payouts = await w.utility_call("ListPayouts", pb.ListPayoutsRequest(settlement_id=settlement.settlement_id))
         assert len(payouts.payouts) == settlement.payouts == 4
         assert {p.signature for p in payouts.payouts} <= set(settlement.signatures)
+        # Four payments of one token program: one Batch invocation, or four.
+        assert await token_invocations(fabric, settlement.signatures) == ([4] if batching else [1, 1, 1, 1])
+
+
+async def token_invocations(fabric: Fabric, signatures: Sequence[str]) -> list[int]:
+    """Per token-program invocation on chain, how many payments it made."""
+    assert fabric.app.settlement is not None
+    counts = []
+    for signature in signatures:
+        record = await fabric.app.settlement.chain.transaction(Signature.from_string(signature))
+        assert record is not None
+        assert record.error is None
+        message = VersionedTransaction.from_bytes(record.raw).message
+        keys = message.account_keys
+        for ix in message.instructions:
+            if keys[ix.program_id_index] == spl.TOKEN_2022_PROGRAM_ID:
+                counts.append(batch_length(bytes(ix.data)))
+    return counts
+
+
+def batch_length(data: bytes) -> int:
+    """Inner instructions of a token `Batch` (tag 255), else 1."""
+    if data[0] != 255:
+        return 1
+    at, n = 1, 0
+    while at < len(data):
+        at += 2 + data[at + 1]
+        n += 1
+    return n
 
 
 async def test_a_gap_is_split_over_the_missing_intervals_and_marked_estimated(fabric: Fabric, tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ class Params:
     units_per_ata: int = 30_000
     max_locks: int = 64
     table: AddressLookupTableAccount | None = None
+    batch: bool = True
 
 
 @functools.cache
@@ -89,6 +90,22 @@ def instructions(
             AccountMeta(authority, True, False),
         ]
     out.append(Instruction(m.program, data, metas))
+    return out
+
+
+def batched(body: list[Instruction]) -> list[Instruction]:
+    """Each token program's payments as one `Batch` (tag 255, then per inner
+    instruction its account count, data length and data), after every other
+    instruction; a program with one payment keeps it plain."""
+    tokens = (TOKEN, TOKEN_2022)
+    out = [ix for ix in body if ix.program_id not in tokens]
+    for program in dict.fromkeys(ix.program_id for ix in body if ix.program_id in tokens):
+        payments = [ix for ix in body if ix.program_id == program]
+        if len(payments) == 1:
+            out.extend(payments)
+            continue
+        data = b"\xff" + b"".join(bytes([len(ix.accounts), len(ix.data)]) + ix.data for ix in payments)
+        out.append(Instruction(program, data, [meta for ix in payments for meta in ix.accounts]))
     return out
 
 
@@ -150,7 +167,7 @@ def build(
         budget = [set_compute_unit_limit(transfers * p.units_per_transfer + atas * p.units_per_ata)]
         if p.compute_unit_price:
             budget.append(set_compute_unit_price(p.compute_unit_price))
-        message = MessageV0.try_compile(payer, budget + body, tables, p.blockhash)
+        message = MessageV0.try_compile(payer, budget + (batched(body) if p.batch else body), tables, p.blockhash)
         locks = len(message.account_keys) + sum(
             len(t.writable_indexes) + len(t.readonly_indexes) for t in message.address_table_lookups
         )

@@ -39,8 +39,16 @@ def accounts_locked(raw: bytes) -> int:
     return len(message.account_keys) + loaded
 
 
+def token_invocations(raw: bytes) -> list[bytes]:
+    """The data of each top-level token-program instruction of a transaction."""
+    message = VersionedTransaction.from_bytes(raw).message
+    tokens = {TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID}
+    return [ix.data for ix in message.instructions if message.account_keys[ix.program_id_index] in tokens]
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batch", "one-by-one"])
 @pytest.mark.parametrize("program", list(native.TokenProgram))
-def test_minted_credits_arrive_exactly_netted(program: native.TokenProgram) -> None:
+def test_minted_credits_arrive_exactly_netted(program: native.TokenProgram, batched: bool) -> None:
     chain, authority = Chain(), Keypair()
     mint = chain.create_mint(authority.pubkey(), 6, PROGRAMS[program])
     stranger_mint = Keypair().pubkey()
@@ -54,7 +62,7 @@ def test_minted_credits_arrive_exactly_netted(program: native.TokenProgram) -> N
     batch = native.build_settlement(
         b"".join(i.pack() for i in intents),
         native.MintPayment(bytes(mint), program, 6, native.PaymentMode.MINT_TO).pack(),
-        params(chain, authority, compute_unit_price=1_000),
+        params(chain, authority, compute_unit_price=1_000, batch_payments=batched),
     )
     expected: dict[bytes, int] = {}
     for i, intent in enumerate(intents[:-1]):
@@ -65,16 +73,22 @@ def test_minted_credits_arrive_exactly_netted(program: native.TokenProgram) -> N
             assert batch.verdict(i) is native.SettlementVerdict.NOTHING_TO_PAY
     assert batch.verdict(len(intents) - 1) is native.SettlementVerdict.UNKNOWN_MINT
     assert {n.recipient: n.amount for n in batch.netted} == expected
-    for raw, signature in zip(batch.transactions, batch.signatures, strict=True):
+    for t, (raw, signature) in enumerate(zip(batch.transactions, batch.signatures, strict=True)):
         assert len(raw) <= native.MAX_TRANSACTION_SIZE
         assert accounts_locked(raw) <= 64
         assert bytes(VersionedTransaction.from_bytes(raw).signatures[0]) == signature
+        paid = sum(1 for n in batch.netted if n.transaction == t)
+        invocations = token_invocations(raw)
+        # Batched: one invocation of the token program (a Batch once it pays two or more).
+        assert len(invocations) == (1 if batched else paid)
+        assert (invocations[0][0] == 255) == (batched and paid > 1)
         chain.send_raw(raw)
     for recipient, amount in expected.items():
         assert chain.token_balance(Pubkey.from_bytes(recipient), mint, PROGRAMS[program]) == amount
 
 
-def test_transfers_from_a_reserve_with_existing_accounts_and_two_signers() -> None:
+@pytest.mark.parametrize("batched", [True, False], ids=["batch", "one-by-one"])
+def test_transfers_from_a_reserve_with_existing_accounts_and_two_signers(batched: bool) -> None:
     chain, authority = Chain(), Keypair()
     usdc = chain.create_mint(authority.pubkey(), 6)
     reserve = chain.create_ata(authority.pubkey(), usdc)
@@ -88,10 +102,11 @@ def test_transfers_from_a_reserve_with_existing_accounts_and_two_signers() -> No
         native.MintPayment(
             bytes(usdc), native.TokenProgram.TOKEN, 6, native.PaymentMode.TRANSFER, bytes(reserve)
         ).pack(),
-        params(chain, authority),
+        params(chain, authority, batch_payments=batched),
     )
     for raw in batch.transactions:
         assert len(VersionedTransaction.from_bytes(raw).signatures) == 2
+        assert len(token_invocations(raw)) == 1 or not batched
         chain.send_raw(raw)
     assert [chain.token_balance(r, usdc) for r in recipients] == [1_000 + i for i in range(30)]
     assert chain.token_balance(authority.pubkey(), usdc) == 10_000_000 - sum(1_000 + i for i in range(30))
@@ -160,7 +175,7 @@ def test_overflowing_net_is_refused_for_that_recipient_only() -> None:
 @st.composite
 def settlement_cases(
     draw: st.DrawFn,
-) -> tuple[list[native.PaymentIntent], list[native.MintPayment], bool, list[Pubkey]]:
+) -> tuple[list[native.PaymentIntent], list[native.MintPayment], bool, list[Pubkey], bool]:
     mints = [
         native.MintPayment(
             bytes(Keypair().pubkey()),
@@ -195,15 +210,15 @@ def settlement_cases(
                 table.append(ref.ata(Pubkey(r), Pubkey(m.mint), programs[m.program]))
         table += [ref.TOKEN, ref.SYSTEM, *(Pubkey(r) for r in recipients[::3])]
         table = table[:256]
-    return intents, mints, draw(st.booleans()), table
+    return intents, mints, draw(st.booleans()), table, draw(st.booleans())
 
 
 @settings(max_examples=40, deadline=None)
 @given(settlement_cases())
 def test_rust_builds_exactly_what_the_python_reference_builds(
-    case: tuple[list[native.PaymentIntent], list[native.MintPayment], bool, list[Pubkey]],
+    case: tuple[list[native.PaymentIntent], list[native.MintPayment], bool, list[Pubkey], bool],
 ) -> None:
-    intents, mints, two_signers, table = case
+    intents, mints, two_signers, table, batched = case
     table_key = Pubkey(bytes([9] * 32))
     payer = Keypair.from_seed(bytes(32))
     authority = Keypair.from_seed(bytes([1] * 32)) if two_signers else payer
@@ -218,6 +233,7 @@ def test_rust_builds_exactly_what_the_python_reference_builds(
             compute_unit_price=5,
             lookup_table=bytes(table_key) if table else None,
             lookup_addresses=[bytes(k) for k in table],
+            batch_payments=batched,
         ),
     )
     programs = {native.TokenProgram.TOKEN: ref.TOKEN, native.TokenProgram.TOKEN_2022: ref.TOKEN_2022}
@@ -236,6 +252,7 @@ def test_rust_builds_exactly_what_the_python_reference_builds(
             blockhash,
             compute_unit_price=5,
             table=AddressLookupTableAccount(table_key, table) if table else None,
+            batch=batched,
         ),
     )
     assert batch.transactions == txs

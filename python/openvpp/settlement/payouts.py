@@ -146,6 +146,7 @@ class Payouts:
         tokens: UseCaseTokens,
         *,
         max_credits: int = 200_000,
+        batch_payments: bool = True,
         notify: Any = None,
     ) -> None:
         self.db = db
@@ -154,6 +155,7 @@ class Payouts:
         self.keyring = keyring
         self.tokens = tokens
         self.max_credits = max_credits
+        self.batch_payments = batch_payments
         self.notify = notify or (lambda: None)
         self._lock = asyncio.Lock()
         outbox.register("payout", Handler(self._record, self._rebuild, self._record_many))
@@ -165,6 +167,7 @@ class Payouts:
             blockhash=bytes(recent.blockhash),
             memo=f"{MEMO_PREFIX} {settlement_id}".encode(),
             memo_index_base=first_index,
+            batch_payments=self.batch_payments,
         )
 
     async def _mints(self, conn: AsyncConnection, mints: Sequence[str]) -> bytes:

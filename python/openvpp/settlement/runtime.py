@@ -134,7 +134,8 @@ async def open_settlement(settings: Settings, db: Database, registry: Registry) 
         oracles = Oracles(db)
         programs = ProgramSettlements(db)
         dr = DemandResponse(db, oracles, programs)
-        payouts = Payouts(db, chain, outbox, keyring, tokens, notify=event_log.notify)
+        batching = settings.payout_batch_instructions
+        payouts = Payouts(db, chain, outbox, keyring, tokens, batch_payments=batching, notify=event_log.notify)
         ledger = Ledger(db, chain)
         pipeline = Pipeline(programs, Pricer(db, oracles), dr, payouts, event_log)
         # Finishing one piece of work can enqueue the next (a token's reserve after its mint).

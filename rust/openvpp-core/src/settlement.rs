@@ -127,6 +127,9 @@ pub struct Config {
     /// (which the chain would drop as a duplicate).
     pub memo: Option<Vec<u8>>,
     pub memo_index_base: u32,
+    /// Pay through one `Batch` instruction per token program and transaction
+    /// (see `batched`); off for clusters whose token programs predate it.
+    pub batch_payments: bool,
 }
 
 /// The SPL Memo program (v2).
@@ -231,6 +234,60 @@ fn instructions_for(
     .map_err(|e| Error::MalformedBatch(format!("token instruction: {e}")))?;
     out.push(pay);
     Ok(out)
+}
+
+/// The token programs' `Batch` instruction: runs several of the program's
+/// own instructions in one invocation. Its data is this tag, then per inner
+/// instruction its account count and data length (a byte each) and its
+/// data; its accounts are the inner instructions' accounts in order.
+const BATCH_TAG: u8 = 255;
+/// Upper bound of the bytes a `Batch` adds to a transaction over its inner
+/// instructions sent one by one: its program index, tag and two length
+/// prefixes. Each inner instruction sheds a byte of framing (three become
+/// two), which more than pays for longer prefixes once they pass 127.
+const BATCH_OVERHEAD: usize = 4;
+
+fn is_token_program(program: &Pubkey) -> bool {
+    *program == spl_token_2022_interface::id() || *program == spl_token_2022_interface::inline_spl_token::id()
+}
+
+/// `body` with each token program's payments merged into one `Batch`,
+/// placed after every other instruction (the token accounts they pay are
+/// created by those). A program invocation costs the VM far more than the
+/// token logic it runs (a fresh stack, heap and serialised accounts each
+/// time), so one invocation instead of one per payment runs a full payout
+/// transaction in about a third of the time. A program with a single
+/// payment keeps the plain instruction.
+fn batched(body: &[Instruction]) -> Vec<Instruction> {
+    let mut out: Vec<Instruction> =
+        body.iter().filter(|ix| !is_token_program(&ix.program_id)).cloned().collect();
+    let mut programs: Vec<Pubkey> = Vec::new();
+    for ix in body.iter().filter(|ix| is_token_program(&ix.program_id)) {
+        if !programs.contains(&ix.program_id) {
+            programs.push(ix.program_id);
+        }
+    }
+    for program in programs {
+        let payments: Vec<&Instruction> = body.iter().filter(|ix| ix.program_id == program).collect();
+        let framed: Option<Vec<(u8, u8)>> = payments
+            .iter()
+            .map(|ix| Some((u8::try_from(ix.accounts.len()).ok()?, u8::try_from(ix.data.len()).ok()?)))
+            .collect();
+        match framed {
+            Some(frames) if payments.len() > 1 => {
+                let mut data = vec![BATCH_TAG];
+                let mut accounts = Vec::new();
+                for (ix, (count, len)) in payments.iter().zip(frames) {
+                    data.extend_from_slice(&[count, len]);
+                    data.extend_from_slice(&ix.data);
+                    accounts.extend(ix.accounts.iter().cloned());
+                }
+                out.push(Instruction { program_id: program, accounts, data });
+            }
+            _ => out.extend(payments.into_iter().cloned()),
+        }
+    }
+    out
 }
 
 /// Running net of one (mint, recipient): the sum (None once it overflowed),
@@ -346,6 +403,11 @@ impl Estimate {
             })
             .count();
         let statics = self.keys.len().saturating_sub(loaded);
+        let batches = if packer.config.batch_payments {
+            self.invoked.iter().filter(|p| is_token_program(p)).count().saturating_mul(BATCH_OVERHEAD)
+        } else {
+            0
+        };
         let lookups = if packer.tables.is_empty() {
             1
         } else {
@@ -361,6 +423,7 @@ impl Estimate {
             .saturating_add(32) // blockhash
             .saturating_add(shortvec_len(self.instructions))
             .saturating_add(self.instruction_bytes)
+            .saturating_add(batches)
             .saturating_add(lookups);
         let size = 1usize.saturating_add(packer.signers.saturating_mul(64)).saturating_add(message);
         (size, self.keys.len())
@@ -408,7 +471,11 @@ impl Packer<'_> {
         index: u32,
     ) -> Result<Option<v0::Message>, Error> {
         let mut all = self.budget(transfers, atas, index);
-        all.extend_from_slice(body);
+        if self.config.batch_payments {
+            all.extend(batched(body));
+        } else {
+            all.extend_from_slice(body);
+        }
         let message = v0::Message::try_compile(
             &self.config.payer.pubkey(),
             &all,
@@ -569,4 +636,40 @@ fn flush(
     }
     messages.push(message);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use solana_instruction::AccountMeta;
+
+    fn ix(program: Pubkey, accounts: usize, data: &[u8]) -> Instruction {
+        let metas = (0..accounts).map(|_| AccountMeta::new(Pubkey::new_unique(), false)).collect();
+        Instruction { program_id: program, accounts: metas, data: data.to_vec() }
+    }
+
+    #[test]
+    fn batch_frames_each_program_after_the_other_instructions() {
+        let legacy = spl_token_2022_interface::inline_spl_token::id();
+        let t22 = spl_token_2022_interface::id();
+        let other = Pubkey::new_unique();
+        let body = [ix(t22, 4, &[14, 1]), ix(other, 2, &[9]), ix(legacy, 3, &[7]), ix(t22, 4, &[14, 2, 3])];
+        let out = batched(&body);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0], body[1]);
+        // Token-2022 appeared first, so its batch comes first; the legacy
+        // program has one payment and keeps the plain instruction.
+        assert_eq!(out[1].program_id, t22);
+        assert_eq!(out[1].data, vec![BATCH_TAG, 4, 2, 14, 1, 4, 3, 14, 2, 3]);
+        let accounts: Vec<_> = body[0].accounts.iter().chain(&body[3].accounts).cloned().collect();
+        assert_eq!(out[1].accounts, accounts);
+        assert_eq!(out[2], body[2]);
+    }
+
+    #[test]
+    fn an_instruction_too_long_to_frame_leaves_the_program_unbatched() {
+        let t22 = spl_token_2022_interface::id();
+        let body = [ix(t22, 4, &[1; 300]), ix(t22, 4, &[2])];
+        assert_eq!(batched(&body), body.to_vec());
+    }
 }

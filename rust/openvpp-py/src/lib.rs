@@ -255,7 +255,7 @@ fn price_energy<'py>(
 #[pyo3(signature = (
     intents, mints, payer, authority, blockhash, compute_unit_price, compute_units_per_transfer,
     compute_units_per_ata, max_account_locks, lookup_table=None, lookup_addresses=None, memo=None,
-    memo_index_base=0,
+    memo_index_base=0, batch_payments=true,
 ))]
 #[allow(clippy::too_many_arguments, reason = "a flat, typed signature is the clearest FFI surface")]
 fn build_settlement<'py>(
@@ -273,6 +273,7 @@ fn build_settlement<'py>(
     lookup_addresses: Option<PyBackedBytes>,
     memo: Option<PyBackedBytes>,
     memo_index_base: u32,
+    batch_payments: bool,
 ) -> PyResult<SettlementColumns<'py>> {
     let keypair = |what: &str, b: &[u8]| {
         Keypair::try_from(b)
@@ -312,6 +313,7 @@ fn build_settlement<'py>(
         lookup_table: table,
         memo: memo.map(|m| m.to_vec()),
         memo_index_base,
+        batch_payments,
     };
     let batch = py.detach(|| settlement::build(&intents, &mints, &config)).map_err(CoreError)?;
     let transactions = PyList::new(py, batch.transactions.iter().map(|t| PyBytes::new(py, t)))?;

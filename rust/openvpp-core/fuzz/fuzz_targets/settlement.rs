@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         lookup_table: None,
         memo: None,
         memo_index_base: 0,
+        batch_payments: data[0] & 0x80 != 0,
     };
     if let Ok(batch) = build(&intent_bytes[..whole], mint_bytes, &config) {
         assert_eq!(batch.verdicts.len(), whole / INTENT_LEN);
