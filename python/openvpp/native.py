@@ -357,11 +357,17 @@ class PriceSegment:
 class PricedBatch:
     verdicts: bytes
     amounts: memoryview
+    # Each item's exact value in units of 1 / denominator (0 unless priced).
+    values: list[int]
     carries: list[int]
     denominator: int
 
     def verdict(self, i: int) -> PriceVerdict:
         return PriceVerdict(self.verdicts[i])
+
+
+def _u128s(packed: bytes) -> list[int]:
+    return [int.from_bytes(packed[i : i + 16], "little") for i in range(0, len(packed), 16)]
 
 
 def price_energy(items: bytes, segments: bytes, carries: Sequence[int], divisor: int) -> PricedBatch:
@@ -373,13 +379,14 @@ def price_energy(items: bytes, segments: bytes, carries: Sequence[int], divisor:
     """
     packed_carries = b"".join(c.to_bytes(16, "little") for c in carries)
     with _tracer.start_as_current_span("native.price_energy") as span:
-        verdicts, amounts, out_carries = _rust.price_energy(items, segments, packed_carries, divisor)
+        verdicts, amounts, values, out_carries = _rust.price_energy(items, segments, packed_carries, divisor)
         span.set_attribute("openvpp.batch.size", len(verdicts))
         span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(PriceVerdict.PRICED))
     return PricedBatch(
         verdicts,
         memoryview(amounts).cast("Q"),
-        [int.from_bytes(out_carries[i : i + 16], "little") for i in range(0, len(out_carries), 16)],
+        _u128s(values),
+        _u128s(out_carries),
         DAY_SECONDS * 1000 * divisor,
     )
 
@@ -537,7 +544,7 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
 
 
 # (payout id, program, wallet, mint, amount, credits, state, signature, created at µs)
-PayoutEventRow = tuple[int, str, str, str, int, int, int, str, int]
+PayoutEventRow = tuple[int, str, str, str, int, int, int, str, int, list[int]]
 
 
 def encode_payout_events(settlement_id: str, rows: list[PayoutEventRow]) -> list[bytes]:

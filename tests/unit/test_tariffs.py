@@ -9,7 +9,6 @@ import pytest
 
 from openvpp import errors, native
 from openvpp.settlement.oracles import TariffVersion, check_periods, feed_segments, tariff_segments
-from openvpp.settlement.programs import split_amount
 from openvpp.v1 import settlement_pb2 as pb
 
 ALL = 0b111_1111
@@ -92,19 +91,3 @@ def test_feed_points_expire_at_their_maximum_age() -> None:
     points = [(1_000, 50, 400), (1_600, 60, 300), (10_000, 70, 200)]
     assert feed_segments(points, 900, 0, 20_000, 1) == [(1_000, 1_600, 50), (1_600, 2_500, 60), (10_000, 10_900, 70)]
     assert feed_segments(points, 900, 0, 20_000, 2)[0] == (1_000, 1_600, 400)
-
-
-@pytest.mark.parametrize(
-    ("amount", "shares", "expected"),
-    [
-        (10, [3_333, 3_333, 3_334], [3, 3, 4]),
-        (1, [5_000, 5_000], [1, 0]),
-        (99_999, [7_000, 3_000], [69_999, 30_000]),
-        (7, [2_500, 2_500, 2_500, 2_500], [2, 2, 2, 1]),
-        (0, [10_000], [0]),
-    ],
-)
-def test_splits_are_exact_to_the_base_unit(amount: int, shares: list[int], expected: list[int]) -> None:
-    parts = split_amount(amount, shares)
-    assert parts == expected
-    assert sum(parts) == amount

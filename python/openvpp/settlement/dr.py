@@ -12,8 +12,14 @@ Baseline method "10-of-10/adj20/v1", reproducible from stored readings:
   * day-of adjustment: the ratio of actual to baseline load over the three
     hours ending one hour before the event, clamped to 0.8 - 1.2 (1 when
     the baseline there is not positive);
+  * actual per interval is floored at zero unless the program's
+    dr_includes_exports is set (load reduction only: exports stay NEM's;
+    with it set, NEM does not credit exports inside the event instead);
   * performance = sum over intervals of max(0, adjusted baseline - actual),
-    floored to whole Wh.
+    floored to whole Wh;
+  * value: performance spread evenly over the event's 15-minute intervals
+    (whole Wh, remainder in the last), each at the event's incentive or the
+    tariff's incentive of that interval.
 All arithmetic is exact (fractions); only the final figures are floored.
 """
 
@@ -38,11 +44,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openvpp import errors, native
 from openvpp.integration import ca
 from openvpp.routing.programs import denied, program_not_found
-from openvpp.settlement import events, ledger, pricing, tracecontext
+from openvpp.settlement import ledger, pricing, valuation
 from openvpp.settlement.oracles import Oracles, local_instant, tariff_segments
-from openvpp.settlement.programs import ProgramConfig, ProgramSettlements, split_amount
+from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
 from openvpp.store import schema
-from openvpp.store.database import Database, upsert
+from openvpp.store.database import Database
 from openvpp.v1 import routing_pb2
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -97,7 +103,10 @@ def day_windows(day: dt.date, zone: ZoneInfo, start_minute: int, slots: int) -> 
     return begin - (ADJ_HOURS + ADJ_GAP_HOURS) * 3600, begin, begin + slots * SLOT_S
 
 
-def baseline(der_id: str, readings: Sequence[Any], event: Any, zone: ZoneInfo, event_days: set[dt.date]) -> Result:
+def baseline(
+    der_id: str, readings: Sequence[Any], event: Any, zone: ZoneInfo, event_days: set[dt.date],
+    includes_exports: bool = False,
+) -> Result:  # fmt: skip
     start_local = dt.datetime.fromtimestamp(event.start_s, zone)
     event_day = start_local.date()
     start_minute = start_local.hour * 60 + start_local.minute
@@ -105,6 +114,9 @@ def baseline(der_id: str, readings: Sequence[Any], event: Any, zone: ZoneInfo, e
     result = Result(der_id)
     adj_lo, begin, _end = day_windows(event_day, zone, start_minute, slots)
     result.actual = [load(readings, begin + k * SLOT_S, begin + (k + 1) * SLOT_S)[0] for k in range(slots)]
+    if not includes_exports:
+        # Load reduction only: exporting during the event earns NEM, not DR as well.
+        result.actual = [max(Fraction(0), a) for a in result.actual]
     actual_adj, _ = load(readings, adj_lo, adj_lo + ADJ_HOURS * 3600)
     weekend = event_day.weekday() >= 5
     for back in range(1, LOOKBACK_DAYS + 1):
@@ -283,7 +295,7 @@ class DemandResponse:
             for x in await conn.execute(query):
                 readings[x.der_id].append(x)
         days = event_days - {event_day}
-        results = [baseline(d, readings[d], row, zone, days) for d in devices]
+        results = [baseline(d, readings[d], row, zone, days, program.dr_includes_exports) for d in devices]
         for res in results:
             inside = [
                 x.seq for x in readings[res.der_id] if x.interval_end > row.start_s and x.covered_from < row.end_s
@@ -294,65 +306,54 @@ class DemandResponse:
     async def _credit(
         self, conn: AsyncConnection, program: ProgramConfig, row: Any, results: list[Result], versions: Any
     ) -> int:
-        decimals = (
-            await conn.execute(
-                select(schema.use_case_tokens.c.decimals).where(schema.use_case_tokens.c.mint == program.mint)
-            )
-        ).scalar_one()
-        multiplier, divisor = pricing.scale(program.kind, decimals)
+        conv = await valuation.for_program(conn, program.kind, program.mint)
         if row.incentive:
-            segments = [(row.start_s, row.end_s, row.incentive * multiplier)]
+            segments = [(row.start_s, row.end_s, row.incentive * conv.multiplier)]
         else:
             segments = tariff_segments(
-                versions, row.start_s, row.end_s, lambda p: p.incentive_micro_per_kwh * multiplier
+                versions, row.start_s, row.end_s, lambda p: p.incentive_micro_per_kwh * conv.multiplier
             )
-        c = schema.pricing_cursors
-        carry_rows = dict(
-            (await conn.execute(
-                select(c.c.der_id, c.c.carry).where(c.c.program_id == program.program_id, c.c.der_id.in_([x.der_id for x in results]))
-            )).all()
-        )  # fmt: skip
-        carries = [int(carry_rows.get(x.der_id, 0)) for x in results]
-        items = b"".join(
-            native.PriceItem(i, row.start_s, row.end_s, x.performance_wh).pack() for i, x in enumerate(results)
-        )
-        segs = b"".join(native.PriceSegment(a, b, rate).pack() for a, b, rate in segments)
-        priced = native.price_energy(items, segs, carries, divisor)
+        pieces = [p for i, x in enumerate(results) for p in slot_pieces(i, row.start_s, row.end_s, x.performance_wh)]
+        shares = [
+            [valuation.Share(party, wallet, bps) for party, wallet, bps in program.wallets(x.der_id)] for x in results
+        ]
+        wallets = sorted({s.wallet for unit in shares for s in unit})
+        carries = await valuation.load_carries(conn, program.mint, wallets, conv.denominator)
+        packed = b"".join(native.PriceSegment(a, b, rate).pack() for a, b, rate in segments)
+        priced = valuation.price_shares(conv, carries, shares, pieces, {0: packed}, [0] * len(results))
+        await valuation.store_carries(conn, program.mint, priced.carries, conv.denominator)
+        credited = [0] * len(results)
         credits: list[ledger.NewCredit] = []
+        for c in priced.credits:
+            x = results[c.unit]
+            credited[c.unit] += c.amount
+            credits.append(ledger.NewCredit(
+                x.der_id, c.share.party, c.share.wallet, c.amount, x.seq_first, x.seq_last, x.performance_wh, 0,
+                row.event_id, c.share.bps, c.exact, c.carry_after, conv.denominator, row.start_s, row.end_s,
+            ))  # fmt: skip
         now = time.time_ns() // 1000
         result_rows = []
         for i, x in enumerate(results):
-            amount = priced.amounts[i] if priced.verdicts[i] == native.PriceVerdict.PRICED else 0
-            shares = program.wallets(x.der_id)
-            for (party, wallet, _), part in zip(shares, split_amount(amount, [s[2] for s in shares]), strict=True):
-                if part:
-                    credits.append(ledger.NewCredit(
-                        x.der_id, party, wallet, part, x.seq_first, x.seq_last, x.performance_wh, 0, row.event_id))  # fmt: skip
             result_rows.append({
                 "event_id": row.event_id, "der_id": x.der_id, "baseline_wh": math.floor(sum(x.adjusted, Fraction(0))),
                 "actual_wh": math.floor(sum(x.actual, Fraction(0))), "performance_wh": x.performance_wh,
                 "adjustment_bps": int(x.factor * 10_000), "baseline_days": json.dumps([d.isoformat() for d in x.days]),
                 "intervals": json.dumps([[math.floor(b), math.floor(a)] for b, a in zip(x.adjusted, x.actual, strict=True)]),
-                "credited": amount, "note": x.note, "computed_at_us": now,
+                "credited": credited[i], "note": x.note, "computed_at_us": now,
             })  # fmt: skip
         await conn.execute(insert(schema.dr_results), result_rows)
-        await upsert(
-            conn, c,
-            [{"program_id": program.program_id, "der_id": x.der_id, "next_seq": 0, "carry": str(priced.carries[i])}
-             for i, x in enumerate(results)],
-            ("program_id", "der_id"),
-        )  # fmt: skip
-        if not credits:
-            return 0
-        ids = await ledger.post_credits(
-            conn, program.program_id, program.kind, program.mint, credits, tracecontext.current()
-        )
-        await events.append(
-            conn,
-            [(program.utility, pb.SettlementEvent(program_id=program.program_id, credit=pricing.credit_message(i, program, cr)))
-             for i, cr in zip(ids, credits, strict=True)],
-        )  # fmt: skip
-        return len(credits)
+        return await pricing.post_and_announce(conn, program, conv, credits)
+
+
+def slot_pieces(device: int, start: int, end: int, energy: int) -> list[pricing.Piece]:
+    """Performance spread evenly over the event's 15-minute intervals (whole Wh,
+    the remainder in the last), each priced at its own interval's incentive."""
+    slots = (end - start) // SLOT_S
+    parts = [energy // slots] * slots
+    parts[-1] += energy - sum(parts)
+    return [
+        pricing.Piece(device, 0, start + k * SLOT_S, start + (k + 1) * SLOT_S, e, False) for k, e in enumerate(parts)
+    ]
 
 
 def event_message(event: DrEvent, results: Sequence[Any]) -> pb.DrEvent:

@@ -280,8 +280,9 @@ class Ingestor:
         if not held:
             return batch_id
         utilities = {u for h in held.values() for u in h.utilities}
+        # Keyed by the API's ReadingVerdict names, as the proto documents.
         reasons = {
-            native.ReadingVerdict(code).name: n
+            "READING_VERDICT_" + native.ReadingVerdict(code).name: n
             for code, n in Counter(results.verdicts).items()
             if code not in ACCEPTING
         }

@@ -34,7 +34,8 @@ CHAIN_PAGE = 100
 _LINE = ("entry_id", "account", "mint", "amount")
 _CREDIT = (
     "program_id", "kind", "der_id", "party", "wallet", "mint", "amount", "seq_first", "seq_last", "energy_wh",
-    "estimated_wh", "dr_event_id", "entry_id", "payout_id", "trace_parent", "created_at_us",
+    "estimated_wh", "dr_event_id", "entry_id", "payout_id", "trace_parent", "created_at_us", "share_bps",
+    "exact_share", "carry_after", "denominator", "interval_start", "interval_end",
 )  # fmt: skip
 
 
@@ -57,6 +58,13 @@ class NewCredit:
     energy_wh: int
     estimated_wh: int
     dr_event_id: str = ""
+    share_bps: int = 10_000
+    # The party's exact share and its remainder after, in units of 1 / denominator.
+    exact_share: int = 0
+    carry_after: int = 0
+    denominator: int = 1
+    interval_start: int = 0
+    interval_end: int = 0
 
 
 def _now_us() -> int:
@@ -76,7 +84,9 @@ async def post_entry(conn: AsyncConnection, kind: str, ref: str, lines: Sequence
 async def post_credits(
     conn: AsyncConnection, program_id: str, kind: int, mint: str, credits: Sequence[NewCredit], trace_parent: str
 ) -> list[int]:
-    """Posts credits (positive amounts) as one entry; returns their ids in order."""
+    """Posts credits as one entry; returns their ids in order. A credit of
+    amount 0 moves nothing: it records a share that only its party's
+    remainder carried, and is never paid."""
     per_wallet: dict[str, int] = defaultdict(int)
     for c in credits:
         per_wallet[c.wallet] += c.amount
@@ -86,7 +96,8 @@ async def post_credits(
     now = _now_us()
     rows = [
         (program_id, kind, c.der_id, c.party, c.wallet, mint, c.amount, c.seq_first, c.seq_last, c.energy_wh,
-         c.estimated_wh, c.dr_event_id, entry_id, None, trace_parent, now)
+         c.estimated_wh, c.dr_event_id, entry_id, None, trace_parent, now, c.share_bps, str(c.exact_share),
+         str(c.carry_after), str(c.denominator), c.interval_start, c.interval_end)
         for c in credits
     ]  # fmt: skip
     return await insert_rows_with_ids(conn, schema.credits, _CREDIT, rows)
@@ -128,6 +139,7 @@ class TokenCheck:
     paid: int = 0
     pending: int = 0
     redeemed: int = 0
+    redemptions: int = 0
     supply: int = 0
     holders: int = 0
     mismatches: list[str] = field(default_factory=list)
@@ -239,7 +251,7 @@ class Ledger:
             ).all()
             redeemed_rows = (
                 await conn.execute(
-                    select(r.c.mint, r.c.holder, func.sum(r.c.amount))
+                    select(r.c.mint, r.c.holder, func.sum(r.c.amount), func.count())
                     .where(r.c.state == RedemptionState.COMPLETED)
                     .group_by(r.c.mint, r.c.holder)
                 )
@@ -267,12 +279,16 @@ class Ledger:
         for mint, wallet, amount in paid_rows:
             paid_by[mint][wallet] = int(amount)
         redeemed_by: dict[str, dict[str, int]] = defaultdict(dict)
-        for mint, holder, amount in redeemed_rows:
+        redemptions: dict[str, int] = defaultdict(int)
+        for mint, holder, amount, count in redeemed_rows:
             redeemed_by[mint][holder] = int(amount)
+            redemptions[mint] += int(count)
         wanted = sorted(set(credited) | set(paid_by) | set(journal)) if mints is None else sorted(mints)
         tokens = [
             await self._check_token(m, credited.get(m, 0), journal[m], paid_by[m], redeemed_by[m]) for m in wanted
         ]
+        for t in tokens:
+            t.redemptions = redemptions.get(t.mint, 0)
         return LedgerCheck(entries, unbalanced, tokens, problems)
 
     async def _check_token(

@@ -248,7 +248,7 @@ class Payouts:
                     ta.c.wallet.is_not(None).label("known"),
                 )
                 .select_from(c.outerjoin(ta, and_(ta.c.wallet == c.c.wallet, ta.c.mint == c.c.mint)))
-                .where(c.c.payout_id.is_(None), c.c.program_id.in_(ids))
+                .where(c.c.payout_id.is_(None), c.c.program_id.in_(ids), c.c.amount > 0)
                 .order_by(c.c.id)
                 .limit(self.max_credits)
             )
@@ -350,10 +350,14 @@ class Payouts:
                 recent.last_valid_block_height,
                 signatures=[str(Signature.from_bytes(sig)) for sig in batch.signatures],
             )
+            paid_by: dict[int, list[int]] = defaultdict(list)
+            for k, r in zip(where, kept, strict=True):
+                paid_by[k].append(r.id)
+            # The sent event names every credit it pays, so a backend links readings to signatures exactly.
             bodies = native.encode_payout_events(settlement_id, [
-                (pid, program_id, wallet, mint, amount, credits, PayoutState.SENT, "", now)
-                for pid, (_, _, wallet, mint, program_id, amount, credits, *_) in zip(
-                    payout_ids, payout_rows, strict=True
+                (pid, program_id, wallet, mint, amount, credits, PayoutState.SENT, "", now, paid_by[k])
+                for k, pid, (_, _, wallet, mint, program_id, amount, credits, *_) in zip(
+                    live, payout_ids, payout_rows, strict=True
                 )
             ])  # fmt: skip
             await events.append_bodies(
@@ -431,7 +435,7 @@ class Payouts:
                 await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
             bodies = native.encode_payout_events(settlement_id, [
                 (r.id, r.program_id, r.wallet, r.mint, r.amount, r.credits, states[r.tx_index],
-                 per_tx[r.tx_index].signature, r.created_at_us)
+                 per_tx[r.tx_index].signature, r.created_at_us, [])
                 for r in rows
             ])  # fmt: skip
             await events.append_bodies(

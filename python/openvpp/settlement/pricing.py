@@ -5,8 +5,8 @@ not credited yet, whenever the reading arrived: store-and-forward after an
 outage is paid like live data (readings older than the ingestion age limit
 are refused at the door).
 
-Per (program, device) a cursor names the next reading to price and the
-rounding remainder carried. A pass holds the program's row lock (one
+Per (program, device) a cursor names the next reading to price; rounding
+remainders are carried per receiving party (see valuation). A pass holds the program's row lock (one
 writer per program across replicas), prices every device's readings from
 its cursor in one Rust call, and credits each device's longest priced
 prefix: a reading whose interval has no valid price stops its device
@@ -20,10 +20,12 @@ interval's rate, and counted as estimated.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from opentelemetry import trace
@@ -31,9 +33,9 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
-from openvpp.settlement import events, ledger, tracecontext
+from openvpp.settlement import events, ledger, tracecontext, valuation
 from openvpp.settlement.oracles import Oracles, Segment, feed_segments, tariff_segments
-from openvpp.settlement.programs import ProgramConfig, split_amount
+from openvpp.settlement.programs import ProgramConfig
 from openvpp.store import schema
 from openvpp.store.database import Database, upsert
 from openvpp.v1 import routing_pb2
@@ -42,18 +44,6 @@ from openvpp.v1 import settlement_pb2 as pb
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("openvpp.settlement")
 _LEN = struct.Struct("<I")
-PRICE_DECIMALS = 6  # prices are micro-units of the stablecoin
-
-
-def scale(kind: int, decimals: int) -> tuple[int, int]:
-    """(rate multiplier, divisor) turning a per-kWh rate into token base units."""
-    if kind == pb.CREDIT_KIND_KWH_REWARD:
-        return 10**decimals, 1
-    if kind == pb.CREDIT_KIND_CO2_REWARD:
-        return 10**decimals, 1000  # g/kWh x kWh = g; 1000 g per token
-    if decimals >= PRICE_DECIMALS:
-        return 10 ** (decimals - PRICE_DECIMALS), 1
-    return 1, 10 ** (PRICE_DECIMALS - decimals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +119,7 @@ class Pricer:
         r, d, e, c = schema.readings, schema.devices, schema.enrollments, schema.pricing_cursors
         query = (
             select(e.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.export_wh, r.c.flags, r.c.missing,
-                   r.c.payload, r.c.batch_id, c.c.carry)
+                   r.c.payload, r.c.batch_id)
             # Cursor before readings, so each device's readings are read from its cursor on, not from the start.
             .select_from(
                 e.join(d, d.c.der_id == e.c.der_id)
@@ -152,13 +142,10 @@ class Pricer:
         )
         return [t for (t,) in rows]
 
-    async def segments(self, conn: AsyncConnection, program: ProgramConfig, start: int, end: int) -> list[Segment]:
-        token = (
-            await conn.execute(
-                select(schema.use_case_tokens.c.decimals).where(schema.use_case_tokens.c.mint == program.mint)
-            )
-        ).scalar_one()
-        multiplier, _ = scale(program.kind, token)
+    async def segments(
+        self, conn: AsyncConnection, program: ProgramConfig, conv: valuation.Conversion, start: int, end: int
+    ) -> list[Segment]:
+        multiplier = conv.multiplier
         if program.kind == pb.CREDIT_KIND_KWH_REWARD:
             return [(start, end, multiplier)]
         if program.price_feed_id:
@@ -171,114 +158,138 @@ class Pricer:
         versions = await self.oracles._versions(conn, program.tariff_id)
         return tariff_segments(versions, start, end, lambda p: p.export_price_micro_per_kwh * multiplier)
 
+    async def _exclusions(
+        self, conn: AsyncConnection, program: ProgramConfig, devices: list[str], start: int, end: int
+    ) -> dict[str, tuple[tuple[int, int], ...]]:
+        """Event windows of DR programs that pay exports, per device enrolled in them:
+        NEM does not credit that export energy a second time."""
+        if program.kind != pb.CREDIT_KIND_NEM_EXPORT:
+            return {}
+        e, ps, en = schema.dr_events, schema.program_settlements, schema.enrollments
+        found: dict[str, list[tuple[int, int]]] = {}
+        for i in range(0, len(devices), 500):
+            rows = await conn.execute(
+                select(en.c.der_id, e.c.start_s, e.c.end_s)
+                .select_from(e.join(ps, ps.c.program_id == e.c.program_id).join(en, en.c.program_id == e.c.program_id))
+                .where(
+                    ps.c.dr_includes_exports == 1, ps.c.kind == pb.CREDIT_KIND_DR_PERFORMANCE,
+                    en.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE, en.c.der_id.in_(devices[i : i + 500]),
+                    e.c.start_s < end, e.c.end_s > start,
+                )
+            )  # fmt: skip
+            for row in rows:
+                found.setdefault(row.der_id, []).append((row.start_s, row.end_s))
+        return {d: tuple(sorted(w)) for d, w in found.items()}
+
     async def _price(self, conn: AsyncConnection, program: ProgramConfig, rows: list[Any]) -> int:
         devices: list[str] = []
-        carries: list[int] = []
         pieces: list[Piece] = []
         for row in rows:
             if not devices or devices[-1] != row.der_id:
                 devices.append(row.der_id)
-                carries.append(int(row.carry or 0))
             pieces.extend(pieces_of(len(devices) - 1, row))
         start = min(p.start for p in pieces)
         end = max(p.end for p in pieces)
-        segments = await self.segments(conn, program, start, end)
-        decimals = (
-            await conn.execute(
-                select(schema.use_case_tokens.c.decimals).where(schema.use_case_tokens.c.mint == program.mint)
-            )
-        ).scalar_one()
-        _, divisor = scale(program.kind, decimals)
-        packed_segments = b"".join(native.PriceSegment(a, b, r).pack() for a, b, r in segments)
-
-        def run(chosen: list[Piece]) -> tuple[list[int], list[int], list[int]]:
-            """Verdicts, amounts and carries; energy-free pieces (a baseline
-            reading, an idle interval) need no price and never wait for one."""
-            priceable = [p for p in chosen if p.energy]
-            if not priceable:
-                return [native.PriceVerdict.PRICED] * len(chosen), [0] * len(chosen), list(carries)
-            items = b"".join(native.PriceItem(p.device, p.start, p.end, p.energy).pack() for p in priceable)
-            result = native.price_energy(items, packed_segments, carries, divisor)
-            verdicts, amounts, k = [], [], 0
-            for p in chosen:
-                if p.energy:
-                    verdicts.append(result.verdicts[k])
-                    amounts.append(result.amounts[k])
-                    k += 1
-                else:
-                    verdicts.append(native.PriceVerdict.PRICED)
-                    amounts.append(0)
-            return verdicts, amounts, result.carries
-
-        verdicts, amounts, out_carries = run(pieces)
+        conv = await valuation.for_program(conn, program.kind, program.mint)
+        segments = await self.segments(conn, program, conv, start, end)
+        exclusions = await self._exclusions(conn, program, devices, start, end)
+        group_of = [exclusions.get(d, ()) for d in devices]
+        packed = {
+            g: b"".join(native.PriceSegment(a, b, r).pack() for a, b, r in carve(segments, g)) for g in set(group_of)
+        }
+        shares = [[valuation.Share(party, wallet, bps) for party, wallet, bps in program.wallets(d)] for d in devices]
+        wallets = sorted({s.wallet for unit in shares for s in unit})
+        carries = await valuation.load_carries(conn, program.mint, wallets, conv.denominator)
+        priced = valuation.price_shares(conv, carries, shares, pieces, packed, group_of)
         # A device is credited up to its first reading without a price; if any
         # device stopped early, price the kept prefixes again so carries match.
         blocked: dict[int, int] = {}
         for i, p in enumerate(pieces):
-            if verdicts[i] != native.PriceVerdict.PRICED and p.device not in blocked:
+            if priced.verdicts[i] != native.PriceVerdict.PRICED and p.device not in blocked:
                 blocked[p.device] = p.seq
-                if verdicts[i] != native.PriceVerdict.NO_PRICE:
-                    reason = native.PriceVerdict(verdicts[i]).name
+                if priced.verdicts[i] != native.PriceVerdict.NO_PRICE:
+                    reason = native.PriceVerdict(priced.verdicts[i]).name
                     log.error("reading %s/%d cannot be priced: %s", devices[p.device], p.seq, reason)
         if blocked:
             pieces = [p for p in pieces if p.seq < blocked.get(p.device, 2**64)]
-            verdicts, amounts, out_carries = run(pieces)
-        return await self._post(conn, program, devices, pieces, amounts, out_carries)
+            priced = valuation.price_shares(conv, carries, shares, pieces, packed, group_of)
+        return await self._post(conn, program, conv, devices, pieces, priced)
 
     async def _post(
         self,
         conn: AsyncConnection,
         program: ProgramConfig,
+        conv: valuation.Conversion,
         devices: list[str],
         pieces: list[Piece],
-        amounts: list[int],
-        carries: list[int],
+        priced: valuation.SharesPriced,
     ) -> int:
-        totals: dict[int, list[int]] = {}  # device -> [amount, energy, estimated, first seq, last seq]
-        for i, p in enumerate(pieces):
-            t = totals.setdefault(p.device, [0, 0, 0, p.seq, p.seq])
-            t[0] += amounts[i]
-            t[1] += p.energy
-            t[2] += p.energy if p.estimated else 0
-            t[4] = p.seq
+        totals: dict[int, list[int]] = {}  # device -> [energy, estimated, first seq, last seq, start, end]
+        for p in pieces:
+            t = totals.setdefault(p.device, [0, 0, p.seq, p.seq, p.start, p.end])
+            t[0] += p.energy
+            t[1] += p.energy if p.estimated else 0
+            t[3] = p.seq
+            t[4], t[5] = min(t[4], p.start), max(t[5], p.end)
         if not totals:
             return 0
-        credits: list[ledger.NewCredit] = []
-        for d, (amount, energy, estimated, first, last) in totals.items():
-            shares = program.wallets(devices[d])
-            for (party, wallet, _), part in zip(shares, split_amount(amount, [s[2] for s in shares]), strict=True):
-                if part:
-                    credits.append(ledger.NewCredit(devices[d], party, wallet, part, first, last, energy, estimated))
         await upsert(
             conn,
             schema.pricing_cursors,
-            [
-                {"program_id": program.program_id, "der_id": devices[d], "next_seq": t[4] + 1,
-                 "carry": str(carries[d])}
-                for d, t in totals.items()
-            ],
+            [{"program_id": program.program_id, "der_id": devices[d], "next_seq": t[3] + 1, "carry": "0"}
+             for d, t in totals.items()],
             ("program_id", "der_id"),
         )  # fmt: skip
-        if not credits:
-            return 0
-        trace_parent = tracecontext.current()
-        ids = await ledger.post_credits(conn, program.program_id, program.kind, program.mint, credits, trace_parent)
-        await events.append(
-            conn,
-            [
-                (
-                    program.utility,
-                    pb.SettlementEvent(program_id=program.program_id, credit=credit_message(i, program, c)),
-                )
-                for i, c in zip(ids, credits, strict=True)
-            ],
-        )
-        return len(credits)
+        await valuation.store_carries(conn, program.mint, priced.carries, conv.denominator)
+        credits = []
+        for c in priced.credits:
+            energy, estimated, first, last, a, b = totals[c.unit]
+            credits.append(ledger.NewCredit(
+                devices[c.unit], c.share.party, c.share.wallet, c.amount, first, last, energy, estimated, "",
+                c.share.bps, c.exact, c.carry_after, conv.denominator, a, b,
+            ))  # fmt: skip
+        return await post_and_announce(conn, program, conv, credits)
 
 
-def credit_message(credit_id: int, program: ProgramConfig, c: ledger.NewCredit) -> pb.Credit:
+async def post_and_announce(
+    conn: AsyncConnection, program: ProgramConfig, conv: valuation.Conversion, credits: list[ledger.NewCredit]
+) -> int:
+    """Posts credits (those of amount 0 too: they carry their party's remainder
+    and a statement shows them) and appends one event per credit."""
+    if not credits:
+        return 0
+    trace_parent = tracecontext.current()
+    ids = await ledger.post_credits(conn, program.program_id, program.kind, program.mint, credits, trace_parent)
+    await events.append(
+        conn,
+        [
+            (program.utility, pb.SettlementEvent(program_id=program.program_id, credit=credit_message(i, program, c, conv)))
+            for i, c in zip(ids, credits, strict=True)
+        ],
+    )  # fmt: skip
+    return len(credits)
+
+
+def carve(segments: list[Segment], windows: tuple[tuple[int, int], ...]) -> list[Segment]:
+    """`segments` with rate 0 inside `windows` (sorted, non-overlapping per program)."""
+    out: list[Segment] = []
+    for a, b, rate in segments:
+        cuts = sorted({a, b, *(x for w in windows for x in w if a < x < b)})
+        for lo, hi in itertools.pairwise(cuts):
+            inside = any(s <= lo and hi <= e for s, e in windows)
+            out.append((lo, hi, 0 if inside else rate))
+    return out
+
+
+def credit_message(
+    credit_id: int, program: ProgramConfig, c: ledger.NewCredit, conv: valuation.Conversion
+) -> pb.Credit:
+    share = Fraction(c.exact_share, c.denominator)
     return pb.Credit(
         credit_id=credit_id, program_id=program.program_id, kind=program.kind, der_id=c.der_id, party=c.party,  # type: ignore[arg-type]
         wallet=c.wallet, mint=program.mint, amount_base_units=c.amount, seq_first=c.seq_first, seq_last=c.seq_last,
-        energy_wh=c.energy_wh, estimated_wh=c.estimated_wh, dr_event_id=c.dr_event_id,
+        energy_wh=c.energy_wh, estimated_wh=c.estimated_wh, dr_event_id=c.dr_event_id, share_bps=c.share_bps,
+        exact_share=valuation.rational(share), carry_after=valuation.rational(Fraction(c.carry_after, c.denominator)),
+        interval_start=events.timestamp(c.interval_start * 1_000_000),
+        interval_end=events.timestamp(c.interval_end * 1_000_000), value=valuation.rational(conv.value(share, c.share_bps)),
     )  # fmt: skip

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from openvpp import errors
 from openvpp.integration import ca
 from openvpp.routing.programs import denied, program_not_found
+from openvpp.settlement import valuation
 from openvpp.store import routing_repo, schema
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
@@ -43,29 +44,19 @@ class ProgramConfig:
     price_feed_id: str
     split: tuple[Share, ...]
     hold_reason: str
+    dr_includes_exports: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> ProgramConfig:
         split = tuple(Share(s["party"], s["wallet"], s["bps"]) for s in json.loads(row.split))
         return cls(
             row.program_id, row.utility_namespace, row.version, row.kind, row.mint, row.tariff_id, row.price_feed_id,
-            split, row.hold_reason,
+            split, row.hold_reason, bool(row.dr_includes_exports),
         )  # fmt: skip
 
     def wallets(self, der_id: str) -> list[tuple[int, str, int]]:
         """(party, wallet, bps) for one device's credit."""
         return [(s.party, s.wallet or der_id, s.bps) for s in self.split]
-
-
-def split_amount(amount: int, shares: Sequence[int]) -> list[int]:
-    """Splits by basis points exactly: floors, then the leftover base units go
-    one each to the largest remainders (earlier shares first on ties)."""
-    parts = [amount * bps // BPS for bps in shares]
-    left = amount - sum(parts)
-    by_remainder = sorted(range(len(shares)), key=lambda i: (-(amount * shares[i] % BPS), i))
-    for i in by_remainder[:left]:
-        parts[i] += 1
-    return parts
 
 
 def _check_split(split: Sequence[pb.SplitShare]) -> tuple[Share, ...]:
@@ -107,6 +98,10 @@ class ProgramSettlements:
             raise errors.InvalidArgument.field("tariff_id", "DR needs a tariff (its time zone and incentives)")
         if request.kind == pb.CREDIT_KIND_NEM_EXPORT and not (request.tariff_id or request.price_feed_id):
             raise errors.InvalidArgument.field("tariff_id", "NEM export needs a tariff or a price feed")
+        if request.dr_includes_exports and request.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
+            raise errors.InvalidArgument.field(
+                "dr_includes_exports", "only a DR program's performance can include exports"
+            )
         async with self.db.write() as conn:
             program = await routing_repo.program(conn, request.program_id)
             if program is None:
@@ -122,6 +117,13 @@ class ProgramSettlements:
                     f"{request.mint or 'mint'} is not a use-case token of {request.program_id}", "TOKEN_NOT_OF_PROGRAM",
                     violations=[errors.FieldViolation("mint", "must be a token created for this program")],
                 )  # fmt: skip
+            valuation.check(
+                request.kind,
+                token.unit,
+                token.decimals,
+                token.redemption_value,
+                await valuation.stablecoin_decimals(conn),
+            )
             for field, table, key, value in (
                 ("tariff_id", schema.tariffs, schema.tariffs.c.tariff_id, request.tariff_id),
                 ("price_feed_id", schema.price_feeds, schema.price_feeds.c.feed_id, request.price_feed_id),
@@ -146,7 +148,7 @@ class ProgramSettlements:
                 "utility_namespace": utility, "kind": request.kind, "mint": request.mint,
                 "tariff_id": request.tariff_id, "price_feed_id": request.price_feed_id,
                 "split": json.dumps([{"party": s.party, "wallet": s.wallet, "bps": s.bps} for s in split]),
-                "updated_at_us": time.time_ns() // 1000,
+                "updated_at_us": time.time_ns() // 1000, "dr_includes_exports": int(request.dr_includes_exports),
             }  # fmt: skip
             if existing is None:
                 await conn.execute(

@@ -25,10 +25,11 @@ from openvpp import errors
 from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.settlement import spl
+from openvpp.settlement import events, spl
 from openvpp.settlement.tokens import UseCaseTokens
 from openvpp.store import schema
 from openvpp.store.database import Database
+from openvpp.v1 import settlement_pb2 as pb
 
 
 class RedemptionState(enum.IntEnum):
@@ -57,6 +58,12 @@ class Redemption:
             row.signature or "", row.error,
         )  # fmt: skip
 
+    def message(self) -> pb.Redemption:
+        return pb.Redemption(
+            redemption_id=self.redemption_id, mint=self.mint, holder=self.holder, amount_base_units=self.amount,
+            payout_base_units=self.payout, state=self.state.value, signature=self.signature, error=self.error,  # type: ignore[arg-type]
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -75,6 +82,22 @@ _FINAL = {
 
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+async def _announce(conn: AsyncConnection, redemption_id: str) -> None:
+    """A redemption event for the token's utility, in the transaction that changed it."""
+    r, t = schema.redemptions, schema.use_case_tokens
+    row = (
+        await conn.execute(
+            select(r, t.c.utility_namespace, t.c.program_id)
+            .join(t, t.c.mint == r.c.mint)
+            .where(r.c.redemption_id == redemption_id)
+        )
+    ).one()
+    event = pb.SettlementEvent(
+        program_id=row.program_id, redemption=pb.RedemptionEvent(redemption=Redemption.from_row(row).message())
+    )
+    await events.append(conn, [(row.utility_namespace, event)])
 
 
 class Redemptions:
@@ -142,6 +165,7 @@ class Redemptions:
                     updated_at_us=now,
                 )
             )
+            await _announce(conn, redemption_id)
         return Prepared(redemption_id, bytes(tx), payout, recent.last_valid_block_height)
 
     async def _row(self, redemption_id: str) -> Any:
@@ -191,6 +215,7 @@ class Redemptions:
             )
             if changed.rowcount:
                 await self.outbox.enqueue(conn, "redemption", redemption_id, raw, row.last_valid_block_height)
+                await _announce(conn, redemption_id)
         return await self._wait(signature, redemption_id)
 
     async def _wait(self, _signature: str, redemption_id: str) -> Redemption:
@@ -205,3 +230,4 @@ class Redemptions:
             .where(schema.redemptions.c.redemption_id == redemption_id)
             .values(state=_FINAL[outcome.state], error=outcome.error, updated_at_us=_now_us())
         )
+        await _announce(conn, redemption_id)

@@ -32,6 +32,7 @@ from openvpp.settlement.pricing import Pricer
 from openvpp.settlement.programs import ProgramSettlements
 from openvpp.settlement.redemption import Redemptions
 from openvpp.settlement.stablecoin import Stablecoin, ensure_fee_payer, open_stablecoin
+from openvpp.settlement.statement import Statements
 from openvpp.settlement.tokens import UseCaseTokens
 from openvpp.store.database import Database
 
@@ -95,6 +96,7 @@ class Settlement:
     ledger: Ledger
     event_log: EventLog
     pipeline: Pipeline
+    statements: Statements
     lock_fd: int | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -143,7 +145,7 @@ async def open_settlement(settings: Settings, db: Database, registry: Registry) 
             log.info("finished %d on-chain operations left in flight", len(finished))
         return Settlement(
             chain, keyring, outbox, stablecoin, tokens, redemptions, anchorer, oracles, programs, dr, payouts, ledger,
-            event_log, pipeline, fd,
+            event_log, pipeline, Statements(db), fd,
         )  # fmt: skip
     except BaseException:
         await chain.close()

@@ -70,16 +70,7 @@ def reserve_message(view: ReserveView) -> pb.Reserve:
 
 
 def redemption_message(r: Redemption) -> pb.Redemption:
-    return pb.Redemption(
-        redemption_id=r.redemption_id,
-        mint=r.mint,
-        holder=r.holder,
-        amount_base_units=r.amount,
-        payout_base_units=r.payout,
-        state=r.state.value,  # type: ignore[arg-type]
-        signature=r.signature,
-        error=r.error,
-    )
+    return r.message()
 
 
 # Rust verdict codes start at 0 (accepted); the proto enum keeps 0 for UNSPECIFIED.
@@ -279,6 +270,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             price_feed_id=config.price_feed_id,
             split=[pb.SplitShare(party=s.party, wallet=s.wallet, bps=s.bps) for s in config.split],  # type: ignore[arg-type]
             version=config.version, hold_reason=config.hold_reason, pending_base_units=pending, paid_base_units=paid,
+            dr_includes_exports=config.dr_includes_exports,
         )  # fmt: skip
 
     async def CreateDrEvent(self, request: pb.CreateDrEventRequest, context: Context) -> pb.CreateDrEventResponse:
@@ -331,6 +323,13 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def CheckLedger(self, request: pb.CheckLedgerRequest, context: Context) -> pb.CheckLedgerResponse:
         return check_message(await self.s.ledger.check())
 
+    async def GetStatement(self, request: pb.GetStatementRequest, context: Context) -> pb.GetStatementResponse:
+        return await self.s.statements.get(
+            caller(), request.wallet, request.mint,
+            _micros(getattr(request, "from")) if request.HasField("from") else None,
+            _micros(request.to) if request.HasField("to") else None,
+        )  # fmt: skip
+
     async def StreamSettlements(
         self, request: pb.StreamSettlementsRequest, context: Context
     ) -> AsyncIterator[pb.StreamSettlementsResponse]:
@@ -340,6 +339,10 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             viewer, request.after_cursor, until_caught_up=request.until_caught_up
         ):
             yield pb.StreamSettlementsResponse(events=page, head=head)
+
+
+def _micros(t: Any) -> int:
+    return int(t.seconds) * 1_000_000 + int(t.nanos) // 1000
 
 
 def _tariff(version: TariffVersion) -> pb.Tariff:
@@ -370,6 +373,7 @@ def check_message(check: ledger.LedgerCheck) -> pb.CheckLedgerResponse:
                 paid_base_units=t.paid,
                 pending_base_units=t.pending,
                 redeemed_base_units=t.redeemed,
+                redemptions=t.redemptions,
                 supply_base_units=t.supply,
                 holders=t.holders,
                 holder_mismatches=t.mismatches[:100],

@@ -437,10 +437,11 @@ program_settlements = Table(
     Column("split", Text, nullable=False),
     Column("hold_reason", Text, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    Column("dr_includes_exports", SmallInteger, nullable=False, server_default="0"),
 )
 
-# Per (program, device): the next reading to price and the rounding
-# remainder carried (in units of 1 / (86,400 x 1000 x divisor)).
+# Per (program, device): the next reading to price. `carry` is unused since
+# remainders are carried per receiving party (party_carries); always "0".
 pricing_cursors = Table(
     "pricing_cursors",
     metadata,
@@ -448,6 +449,18 @@ pricing_cursors = Table(
     Column("der_id", String(44), primary_key=True),
     Column("next_seq", BigInteger, nullable=False),
     Column("carry", String(40), nullable=False),
+)
+
+# Per (receiving wallet, token): the open rounding remainder, in units of
+# 1 / denominator (the token's pricing denominator, fixed per mint), so each
+# party is paid floor(exact sum of its shares) however credits are batched.
+party_carries = Table(
+    "party_carries",
+    metadata,
+    Column("wallet", String(44), primary_key=True),
+    Column("mint", String(44), primary_key=True),
+    Column("carry", String(48), nullable=False),
+    Column("denominator", String(48), nullable=False),
 )
 
 ledger_entries = Table(
@@ -492,6 +505,14 @@ credits = Table(
     Column("payout_id", BigInteger, nullable=True, index=True),
     Column("trace_parent", String(64), nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
+    # How the amount was made: the party's basis points, its exact share and
+    # its remainder after, both in units of 1 / denominator; the interval covered.
+    Column("share_bps", Integer, nullable=False, server_default="10000"),
+    Column("exact_share", String(48), nullable=False, server_default="0"),
+    Column("carry_after", String(48), nullable=False, server_default="0"),
+    Column("denominator", String(48), nullable=False, server_default="1"),
+    Column("interval_start", BigInteger, nullable=False, server_default="0"),
+    Column("interval_end", BigInteger, nullable=False, server_default="0"),
 )
 
 settlements = Table(

@@ -154,22 +154,42 @@ class _CreditKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CreditKind
     DESCRIPTOR: _descriptor.EnumDescriptor
     CREDIT_KIND_UNSPECIFIED: _CreditKind.ValueType  # 0
     CREDIT_KIND_NEM_EXPORT: _CreditKind.ValueType  # 1
-    """Exported kWh x the export rate of its interval (tariff or feed price)."""
+    """Exported energy x the export rate of its interval (tariff or feed price)."""
     CREDIT_KIND_DR_PERFORMANCE: _CreditKind.ValueType  # 2
-    """DR performance (baseline - actual, floored at zero) x the incentive."""
+    """DR performance x the incentive; see ProgramSettlement.dr_includes_exports."""
     CREDIT_KIND_KWH_REWARD: _CreditKind.ValueType  # 3
     """One whole token per exported kWh."""
     CREDIT_KIND_CO2_REWARD: _CreditKind.ValueType  # 4
     """One whole token per kg CO2 avoided by exported kWh (feed intensity)."""
 
 class CreditKind(_CreditKind, metaclass=_CreditKindEnumTypeWrapper):
-    """-- programs -------------------------------------------------------------------"""
+    """-- programs -------------------------------------------------------------------
+
+    What a program pays for, and how a credit's value becomes token base units.
+
+    Stablecoin-priced kinds (NEM_EXPORT, DR_PERFORMANCE) are worth
+      value = energy_wh x price_micro_per_kwh / 1000   stablecoin micro-units
+    and pay, in a token redeemable for `redemption_value_base_units` stablecoin
+    base units per whole token (stablecoin with `s` decimals, token with `d`),
+      tokens = value x 10^d / (redemption_value x 10^(6 - s))   base units,
+    so redeeming what a credit minted yields its stablecoin value (floor).
+    Reward kinds pay in the token's own unit: KWH_REWARD needs a TOKEN_UNIT_KWH
+    token (tokens = energy_wh x 10^d / 1000), CO2_REWARD a TOKEN_UNIT_KG_CO2
+    token (tokens = energy_wh x intensity_g_per_kwh x 10^d / 10^6).
+    ConfigureProgramSettlement refuses a token whose unit does not fit
+    (FAILED_PRECONDITION TOKEN_UNIT_MISMATCH).
+
+    Rounding: every party of a split has its own remainder per (wallet, token),
+    kept across credits, pricing passes, settlements and restarts. What a party
+    is paid over any period is floor(exact sum of its shares) minus at most the
+    one open remainder, whatever the cadence; see Credit.exact_share.
+    """
 
 CREDIT_KIND_UNSPECIFIED: CreditKind.ValueType  # 0
 CREDIT_KIND_NEM_EXPORT: CreditKind.ValueType  # 1
-"""Exported kWh x the export rate of its interval (tariff or feed price)."""
+"""Exported energy x the export rate of its interval (tariff or feed price)."""
 CREDIT_KIND_DR_PERFORMANCE: CreditKind.ValueType  # 2
-"""DR performance (baseline - actual, floored at zero) x the incentive."""
+"""DR performance x the incentive; see ProgramSettlement.dr_includes_exports."""
 CREDIT_KIND_KWH_REWARD: CreditKind.ValueType  # 3
 """One whole token per exported kWh."""
 CREDIT_KIND_CO2_REWARD: CreditKind.ValueType  # 4
@@ -1233,6 +1253,32 @@ class PublishPriceFeedResponse(_message.Message):
 Global___PublishPriceFeedResponse: _TypeAlias = PublishPriceFeedResponse  # noqa: Y015
 
 @_typing.final
+class Rational(_message.Message):
+    """An exact non-negative rational, numerator / denominator, as decimal
+    strings (they may exceed 64 bits). Always in lowest terms.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMERATOR_FIELD_NUMBER: _builtins.int
+    DENOMINATOR_FIELD_NUMBER: _builtins.int
+    numerator: _builtins.str
+    denominator: _builtins.str
+    def __init__(
+        self,
+        *,
+        numerator: _builtins.str = ...,
+        denominator: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["denominator", b"denominator", "numerator", b"numerator"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rational: _TypeAlias = Rational  # noqa: Y015
+
+@_typing.final
 class SplitShare(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1272,6 +1318,7 @@ class ProgramSettlement(_message.Message):
     HOLD_REASON_FIELD_NUMBER: _builtins.int
     PENDING_BASE_UNITS_FIELD_NUMBER: _builtins.int
     PAID_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    DR_INCLUDES_EXPORTS_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     kind: Global___CreditKind.ValueType
     mint: _builtins.str
@@ -1282,6 +1329,7 @@ class ProgramSettlement(_message.Message):
     """Why payouts are held (e.g. RESERVE_SHORT), empty when they flow."""
     pending_base_units: _builtins.int
     paid_base_units: _builtins.int
+    dr_includes_exports: _builtins.bool
     @_builtins.property
     def split(self) -> _containers.RepeatedCompositeFieldContainer[Global___SplitShare]:
         """Basis points summing to 10,000; empty pays the owner everything."""
@@ -1299,10 +1347,11 @@ class ProgramSettlement(_message.Message):
         hold_reason: _builtins.str = ...,
         pending_base_units: _builtins.int = ...,
         paid_base_units: _builtins.int = ...,
+        dr_includes_exports: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hold_reason", b"hold_reason", "kind", b"kind", "mint", b"mint", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "price_feed_id", b"price_feed_id", "program_id", b"program_id", "split", b"split", "tariff_id", b"tariff_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dr_includes_exports", b"dr_includes_exports", "hold_reason", b"hold_reason", "kind", b"kind", "mint", b"mint", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "price_feed_id", b"price_feed_id", "program_id", b"program_id", "split", b"split", "tariff_id", b"tariff_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1318,11 +1367,21 @@ class ConfigureProgramSettlementRequest(_message.Message):
     TARIFF_ID_FIELD_NUMBER: _builtins.int
     PRICE_FEED_ID_FIELD_NUMBER: _builtins.int
     SPLIT_FIELD_NUMBER: _builtins.int
+    DR_INCLUDES_EXPORTS_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     kind: Global___CreditKind.ValueType
     mint: _builtins.str
     tariff_id: _builtins.str
     price_feed_id: _builtins.str
+    dr_includes_exports: _builtins.bool
+    """DR programs only; no kWh is paid twice either way.
+    false (default): performance is load reduction only. Actual net load is
+      floored at zero per interval, performance = max(0, baseline - actual),
+      and exports during the event stay NEM's.
+    true: performance includes exports (actual net load may be negative), and
+      NEM programs do not credit the export energy of a device enrolled in
+      this program inside this program's event windows.
+    """
     @_builtins.property
     def split(self) -> _containers.RepeatedCompositeFieldContainer[Global___SplitShare]: ...
     def __init__(
@@ -1334,10 +1393,11 @@ class ConfigureProgramSettlementRequest(_message.Message):
         tariff_id: _builtins.str = ...,
         price_feed_id: _builtins.str = ...,
         split: _abc.Iterable[Global___SplitShare] | None = ...,
+        dr_includes_exports: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "mint", b"mint", "price_feed_id", b"price_feed_id", "program_id", b"program_id", "split", b"split", "tariff_id", b"tariff_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dr_includes_exports", b"dr_includes_exports", "kind", b"kind", "mint", b"mint", "price_feed_id", b"price_feed_id", "program_id", b"program_id", "split", b"split", "tariff_id", b"tariff_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1610,6 +1670,7 @@ class Payout(_message.Message):
     SIGNATURE_FIELD_NUMBER: _builtins.int
     CREDITS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    CREDIT_IDS_FIELD_NUMBER: _builtins.int
     payout_id: _builtins.int
     settlement_id: _builtins.str
     wallet: _builtins.str
@@ -1620,6 +1681,13 @@ class Payout(_message.Message):
     credits: _builtins.int
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def credit_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The credits this payout pays, on payout_sent (confirmed and failed name
+        the same payout_id). A failed payout's credits are named again by the
+        payout that later pays them.
+        """
+
     def __init__(
         self,
         *,
@@ -1632,10 +1700,11 @@ class Payout(_message.Message):
         signature: _builtins.str = ...,
         credits: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        credit_ids: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "created_at", b"created_at", "credits", b"credits", "mint", b"mint", "payout_id", b"payout_id", "settlement_id", b"settlement_id", "signature", b"signature", "state", b"state", "wallet", b"wallet"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "created_at", b"created_at", "credit_ids", b"credit_ids", "credits", b"credits", "mint", b"mint", "payout_id", b"payout_id", "settlement_id", b"settlement_id", "signature", b"signature", "state", b"state", "wallet", b"wallet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1658,6 +1727,12 @@ class Credit(_message.Message):
     ENERGY_WH_FIELD_NUMBER: _builtins.int
     ESTIMATED_WH_FIELD_NUMBER: _builtins.int
     DR_EVENT_ID_FIELD_NUMBER: _builtins.int
+    SHARE_BPS_FIELD_NUMBER: _builtins.int
+    EXACT_SHARE_FIELD_NUMBER: _builtins.int
+    CARRY_AFTER_FIELD_NUMBER: _builtins.int
+    INTERVAL_START_FIELD_NUMBER: _builtins.int
+    INTERVAL_END_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
     credit_id: _builtins.int
     program_id: _builtins.str
     kind: Global___CreditKind.ValueType
@@ -1673,6 +1748,33 @@ class Credit(_message.Message):
     estimated_wh: _builtins.int
     """Of energy_wh, how much was split over missing intervals."""
     dr_event_id: _builtins.str
+    share_bps: _builtins.int
+    """This party's basis points of the split."""
+    @_builtins.property
+    def exact_share(self) -> Global___Rational:
+        """This party's exact share of the value in token base units, before
+        rounding; amount_base_units is what carrying the party's remainder made
+        of it.
+        """
+
+    @_builtins.property
+    def carry_after(self) -> Global___Rational:
+        """The party's open remainder in this token after this credit, in base
+        units (below one): the carry from before + exact_share - amount.
+        """
+
+    @_builtins.property
+    def interval_start(self) -> _timestamp_pb2.Timestamp:
+        """The interval the readings cover (the event window for DR)."""
+
+    @_builtins.property
+    def interval_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def value(self) -> Global___Rational:
+        """The whole credit's value before the split: stablecoin micro-units for
+        NEM and DR, Wh for KWH_REWARD, g CO2 for CO2_REWARD.
+        """
+
     def __init__(
         self,
         *,
@@ -1689,10 +1791,16 @@ class Credit(_message.Message):
         energy_wh: _builtins.int = ...,
         estimated_wh: _builtins.int = ...,
         dr_event_id: _builtins.str = ...,
+        share_bps: _builtins.int = ...,
+        exact_share: Global___Rational | None = ...,
+        carry_after: Global___Rational | None = ...,
+        interval_start: _timestamp_pb2.Timestamp | None = ...,
+        interval_end: _timestamp_pb2.Timestamp | None = ...,
+        value: Global___Rational | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["carry_after", b"carry_after", "exact_share", b"exact_share", "interval_end", b"interval_end", "interval_start", b"interval_start", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "credit_id", b"credit_id", "der_id", b"der_id", "dr_event_id", b"dr_event_id", "energy_wh", b"energy_wh", "estimated_wh", b"estimated_wh", "kind", b"kind", "mint", b"mint", "party", b"party", "program_id", b"program_id", "seq_first", b"seq_first", "seq_last", b"seq_last", "wallet", b"wallet"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "carry_after", b"carry_after", "credit_id", b"credit_id", "der_id", b"der_id", "dr_event_id", b"dr_event_id", "energy_wh", b"energy_wh", "estimated_wh", b"estimated_wh", "exact_share", b"exact_share", "interval_end", b"interval_end", "interval_start", b"interval_start", "kind", b"kind", "mint", b"mint", "party", b"party", "program_id", b"program_id", "seq_first", b"seq_first", "seq_last", b"seq_last", "share_bps", b"share_bps", "value", b"value", "wallet", b"wallet"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2027,6 +2135,7 @@ class TokenCheck(_message.Message):
     HOLDERS_FIELD_NUMBER: _builtins.int
     HOLDER_MISMATCHES_FIELD_NUMBER: _builtins.int
     OK_FIELD_NUMBER: _builtins.int
+    REDEMPTIONS_FIELD_NUMBER: _builtins.int
     mint: _builtins.str
     credited_base_units: _builtins.int
     paid_base_units: _builtins.int
@@ -2035,6 +2144,8 @@ class TokenCheck(_message.Message):
     supply_base_units: _builtins.int
     holders: _builtins.int
     ok: _builtins.bool
+    redemptions: _builtins.int
+    """Completed redemptions of this token."""
     @_builtins.property
     def holder_mismatches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Holders whose on-chain balance differs from paid - redeemed."""
@@ -2051,10 +2162,11 @@ class TokenCheck(_message.Message):
         holders: _builtins.int = ...,
         holder_mismatches: _abc.Iterable[_builtins.str] | None = ...,
         ok: _builtins.bool = ...,
+        redemptions: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credited_base_units", b"credited_base_units", "holder_mismatches", b"holder_mismatches", "holders", b"holders", "mint", b"mint", "ok", b"ok", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "redeemed_base_units", b"redeemed_base_units", "supply_base_units", b"supply_base_units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credited_base_units", b"credited_base_units", "holder_mismatches", b"holder_mismatches", "holders", b"holders", "mint", b"mint", "ok", b"ok", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "redeemed_base_units", b"redeemed_base_units", "redemptions", b"redemptions", "supply_base_units", b"supply_base_units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2154,6 +2266,11 @@ Global___ReadingsBatchEvent: _TypeAlias = ReadingsBatchEvent  # noqa: Y015
 
 @_typing.final
 class RedemptionEvent(_message.Message):
+    """Sent when a redemption is prepared, when it is submitted and when it is
+    final (COMPLETED with the burn and the stablecoin paid, FAILED or EXPIRED),
+    to the utility whose token it redeems.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REDEMPTION_FIELD_NUMBER: _builtins.int
@@ -2171,6 +2288,158 @@ class RedemptionEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RedemptionEvent: _TypeAlias = RedemptionEvent  # noqa: Y015
+
+@_typing.final
+class GetStatementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    wallet: _builtins.str
+    """The receiving account (an owner's device address or a party's wallet)."""
+    mint: _builtins.str
+    @_builtins.property
+    def to(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        wallet: _builtins.str = ...,
+        mint: _builtins.str = ...,
+        to: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "to", b"to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "mint", b"mint", "to", b"to", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementRequest: _TypeAlias = GetStatementRequest  # noqa: Y015
+
+@_typing.final
+class StatementBalance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDITED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAID_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    REDEEMED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PENDING_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    HELD_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    CARRY_FIELD_NUMBER: _builtins.int
+    credited_base_units: _builtins.int
+    paid_base_units: _builtins.int
+    redeemed_base_units: _builtins.int
+    pending_base_units: _builtins.int
+    """credited - paid: owed, not yet on chain."""
+    held_base_units: _builtins.int
+    """paid - redeemed: what the wallet holds on chain from these payouts."""
+    @_builtins.property
+    def carry(self) -> Global___Rational:
+        """The open remainder carried for this account and token (below one base unit)."""
+
+    def __init__(
+        self,
+        *,
+        credited_base_units: _builtins.int = ...,
+        paid_base_units: _builtins.int = ...,
+        redeemed_base_units: _builtins.int = ...,
+        pending_base_units: _builtins.int = ...,
+        held_base_units: _builtins.int = ...,
+        carry: Global___Rational | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["carry", b"carry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["carry", b"carry", "credited_base_units", b"credited_base_units", "held_base_units", b"held_base_units", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "redeemed_base_units", b"redeemed_base_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementBalance: _TypeAlias = StatementBalance  # noqa: Y015
+
+@_typing.final
+class StatementLine(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    CREDIT_FIELD_NUMBER: _builtins.int
+    PAYOUT_FIELD_NUMBER: _builtins.int
+    REDEMPTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When it was credited, confirmed or redeemed."""
+
+    @_builtins.property
+    def credit(self) -> Global___Credit: ...
+    @_builtins.property
+    def payout(self) -> Global___Payout:
+        """Confirmed payouts, with their signature and credit_ids."""
+
+    @_builtins.property
+    def redemption(self) -> Global___Redemption:
+        """Completed redemptions: burned amount and stablecoin paid."""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        credit: Global___Credit | None = ...,
+        payout: Global___Payout | None = ...,
+        redemption: Global___Redemption | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "credit", b"credit", "line", b"line", "payout", b"payout", "redemption", b"redemption"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "credit", b"credit", "line", b"line", "payout", b"payout", "redemption", b"redemption"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_line: _TypeAlias = _typing.Literal["credit", "payout", "redemption"]  # noqa: Y015
+    _WhichOneofArgType_line: _TypeAlias = _typing.Literal["line", b"line"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_line) -> _WhichOneofReturnType_line | None: ...
+
+Global___StatementLine: _TypeAlias = StatementLine  # noqa: Y015
+
+@_typing.final
+class GetStatementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_FIELD_NUMBER: _builtins.int
+    MINT_FIELD_NUMBER: _builtins.int
+    TOKEN_DECIMALS_FIELD_NUMBER: _builtins.int
+    REDEMPTION_VALUE_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    STABLECOIN_DECIMALS_FIELD_NUMBER: _builtins.int
+    OPENING_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    CLOSING_FIELD_NUMBER: _builtins.int
+    wallet: _builtins.str
+    mint: _builtins.str
+    token_decimals: _builtins.int
+    redemption_value_base_units: _builtins.int
+    stablecoin_decimals: _builtins.int
+    @_builtins.property
+    def opening(self) -> Global___StatementBalance: ...
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementLine]:
+        """In time order, then credits before payouts before redemptions."""
+
+    @_builtins.property
+    def closing(self) -> Global___StatementBalance: ...
+    def __init__(
+        self,
+        *,
+        wallet: _builtins.str = ...,
+        mint: _builtins.str = ...,
+        token_decimals: _builtins.int = ...,
+        redemption_value_base_units: _builtins.int = ...,
+        stablecoin_decimals: _builtins.int = ...,
+        opening: Global___StatementBalance | None = ...,
+        lines: _abc.Iterable[Global___StatementLine] | None = ...,
+        closing: Global___StatementBalance | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closing", b"closing", "opening", b"opening"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closing", b"closing", "lines", b"lines", "mint", b"mint", "opening", b"opening", "redemption_value_base_units", b"redemption_value_base_units", "stablecoin_decimals", b"stablecoin_decimals", "token_decimals", b"token_decimals", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementResponse: _TypeAlias = GetStatementResponse  # noqa: Y015
 
 @_typing.final
 class SettlementEvent(_message.Message):

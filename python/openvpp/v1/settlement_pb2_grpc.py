@@ -152,6 +152,11 @@ class SettlementServiceStub:
                 request_serializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerResponse.FromString,
                 _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/openvpp.v1.SettlementService/GetStatement',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetStatementRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetStatementResponse.FromString,
+                _registered_method=True)
         self.StreamSettlements = channel.unary_stream(
                 '/openvpp.v1.SettlementService/StreamSettlements',
                 request_serializer=openvpp_dot_v1_dot_settlement__pb2.StreamSettlementsRequest.SerializeToString,
@@ -331,6 +336,16 @@ class SettlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatement(self, request, context):
+        """One receiving account's statement in one token: every credit with the
+        readings, energy, value, share and remainder behind it, every confirmed
+        payout with its signature, every completed redemption, and the opening
+        and closing balances. An auditor can recompute every payout from it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def StreamSettlements(self, request, context):
         """Utility: every settlement event of its programs from a cursor, then
         live. Resume with the last cursor received: no gap, no duplicate.
@@ -456,6 +471,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.CheckLedger,
                     request_deserializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_settlement__pb2.CheckLedgerResponse.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetStatementRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetStatementResponse.SerializeToString,
             ),
             'StreamSettlements': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamSettlements,
@@ -1087,6 +1107,33 @@ class SettlementService:
             '/openvpp.v1.SettlementService/CheckLedger',
             openvpp_dot_v1_dot_settlement__pb2.CheckLedgerRequest.SerializeToString,
             openvpp_dot_v1_dot_settlement__pb2.CheckLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/GetStatement',
+            openvpp_dot_v1_dot_settlement__pb2.GetStatementRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.GetStatementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,6 +96,12 @@ class SettlementServiceStub:
     journal entry balanced, and chain supply and balances equal to what
     the ledger says was paid.
     """
+    GetStatement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetStatementRequest, _settlement_pb2.GetStatementResponse]
+    """One receiving account's statement in one token: every credit with the
+    readings, energy, value, share and remainder behind it, every confirmed
+    payout with its signature, every completed redemption, and the opening
+    and closing balances. An auditor can recompute every payout from it.
+    """
     StreamSettlements: _grpc.UnaryStreamMultiCallable[_settlement_pb2.StreamSettlementsRequest, _settlement_pb2.StreamSettlementsResponse]
     """Utility: every settlement event of its programs from a cursor, then
     live. Resume with the last cursor received: no gap, no duplicate.
@@ -168,6 +174,12 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """Proves credited = paid + pending per token to the base unit, every
     journal entry balanced, and chain supply and balances equal to what
     the ledger says was paid.
+    """
+    GetStatement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetStatementRequest, _settlement_pb2.GetStatementResponse]  # type: ignore[assignment]
+    """One receiving account's statement in one token: every credit with the
+    readings, energy, value, share and remainder behind it, every confirmed
+    payout with its signature, every completed redemption, and the opening
+    and closing balances. An auditor can recompute every payout from it.
     """
     StreamSettlements: _aio.UnaryStreamMultiCallable[_settlement_pb2.StreamSettlementsRequest, _settlement_pb2.StreamSettlementsResponse]  # type: ignore[assignment]
     """Utility: every settlement event of its programs from a cursor, then
@@ -376,6 +388,18 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Proves credited = paid + pending per token to the base unit, every
         journal entry balanced, and chain supply and balances equal to what
         the ledger says was paid.
+        """
+
+    @_abc_1.abstractmethod
+    def GetStatement(
+        self,
+        request: _settlement_pb2.GetStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.GetStatementResponse, _abc.Awaitable[_settlement_pb2.GetStatementResponse]]:
+        """One receiving account's statement in one token: every credit with the
+        readings, energy, value, share and remainder behind it, every confirmed
+        payout with its signature, every completed redemption, and the opening
+        and closing balances. An auditor can recompute every payout from it.
         """
 
     @_abc_1.abstractmethod

@@ -39,6 +39,8 @@ pub struct Payout {
     pub credits: u32,
     #[prost(message, optional, tag = "9")]
     pub created_at: Option<Timestamp>,
+    #[prost(uint64, repeated, tag = "10")]
+    pub credit_ids: Vec<u64>,
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
@@ -76,6 +78,8 @@ pub struct PayoutRow {
     pub state: i32,
     pub signature: String,
     pub created_at_us: i64,
+    /// The credits this payout pays (named only when it is sent).
+    pub credit_ids: Vec<u64>,
 }
 
 fn timestamp(micros: i64) -> Timestamp {
@@ -101,6 +105,7 @@ pub fn encode_payout_events(settlement_id: &str, rows: Vec<PayoutRow>) -> Result
                 signature: row.signature,
                 credits: row.credits,
                 created_at: Some(timestamp(row.created_at_us)),
+                credit_ids: row.credit_ids,
             };
             let arm = match row.state {
                 SENT => PayoutArm::Sent(payout),
@@ -132,6 +137,7 @@ mod tests {
             state,
             signature: signature.into(),
             created_at_us: 1_700_000_000_123_456,
+            credit_ids: vec![3, 9],
         }
     }
 
@@ -147,6 +153,7 @@ mod tests {
         assert_eq!(p.settlement_id, "s-1");
         assert_eq!(p.signature, "sig");
         assert_eq!(p.created_at, Some(Timestamp { seconds: 1_700_000_000, nanos: 123_456_000 }));
+        assert_eq!(p.credit_ids, vec![3, 9]);
     }
 
     #[test]

@@ -80,11 +80,14 @@ impl Segment {
     }
 }
 
-/// The result: one verdict and amount per item, and the carries after.
+/// The result: one verdict, amount and exact value per item, and the carries after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Priced {
     pub verdicts: Vec<Verdict>,
     pub amounts: Vec<u64>,
+    /// Each item's exact value in units of 1 / `denominator` (0 unless priced),
+    /// so a statement can show what a credit was worth before rounding.
+    pub values: Vec<u128>,
     /// Remainders per account, in units of 1 / `denominator`.
     pub carries: Vec<u128>,
     pub denominator: u128,
@@ -125,7 +128,9 @@ pub fn price(items: &[u8], segments: &[u8], carries: &[u8], divisor: u64) -> Res
     }
     let mut verdicts = Vec::with_capacity(items.len());
     let mut amounts = Vec::with_capacity(items.len());
+    let mut values = Vec::with_capacity(items.len());
     for item in &items {
+        let mut value = 0;
         let (verdict, amount) = match price_one(item, &segments, carries.len()) {
             Ok(numerator) => {
                 let slot = &mut carries[item.account as usize];
@@ -136,6 +141,7 @@ pub fn price(items: &[u8], segments: &[u8], carries: &[u8], divisor: u64) -> Res
                     Some((whole, rest)) => match u64::try_from(whole) {
                         Ok(amount) => {
                             *slot = rest;
+                            value = numerator;
                             (Verdict::Priced, amount)
                         }
                         Err(_) => (Verdict::Overflow, 0),
@@ -147,8 +153,9 @@ pub fn price(items: &[u8], segments: &[u8], carries: &[u8], divisor: u64) -> Res
         };
         verdicts.push(verdict);
         amounts.push(amount);
+        values.push(value);
     }
-    Ok(Priced { verdicts, amounts, carries, denominator })
+    Ok(Priced { verdicts, amounts, values, carries, denominator })
 }
 
 /// energy × Σ(overlap × rate) × (86 400 / duration): the item's exact value
@@ -214,6 +221,9 @@ mod tests {
         let out = price(&items, &segment(0, 900, 1000), &[0; 16], 3).unwrap();
         assert_eq!(out.amounts, vec![0, 0, 1]);
         assert_eq!(out.carries, vec![0]);
+        // Each third is worth 1/3 of a base unit: 86 400 × 1000 × 3 / 3 units of 1 / denominator.
+        assert_eq!(out.values, vec![86_400_000; 3]);
+        assert_eq!(out.denominator, 259_200_000);
     }
 
     #[test]

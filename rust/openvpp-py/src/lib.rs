@@ -230,8 +230,11 @@ fn reading_keys<'py>(
     Ok((PyBytes::new(py, &keys), PyBytes::new(py, &seqs)))
 }
 
+type PricedTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+
 /// Prices packed energy items against packed UTC segments; returns verdict
-/// codes, amounts (u64 LE) and the carries after (u128 LE per account).
+/// codes, amounts (u64 LE), exact values (u128 LE per item) and the carries
+/// after (u128 LE per account).
 #[pyfunction]
 #[pyo3(signature = (items, segments, carries, divisor))]
 fn price_energy<'py>(
@@ -240,12 +243,13 @@ fn price_energy<'py>(
     segments: PyBackedBytes,
     carries: PyBackedBytes,
     divisor: u64,
-) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+) -> PyResult<PricedTuple<'py>> {
     let priced = py.detach(|| pricing::price(&items, &segments, &carries, divisor)).map_err(CoreError)?;
     let verdicts: Vec<u8> = priced.verdicts.iter().map(|v| *v as u8).collect();
     let amounts: Vec<u8> = priced.amounts.iter().flat_map(|a| a.to_le_bytes()).collect();
+    let values: Vec<u8> = priced.values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let carries: Vec<u8> = priced.carries.iter().flat_map(|c| c.to_le_bytes()).collect();
-    Ok((PyBytes::new(py, &verdicts), PyBytes::new(py, &amounts), PyBytes::new(py, &carries)))
+    Ok((PyBytes::new(py, &verdicts), PyBytes::new(py, &amounts), PyBytes::new(py, &values), PyBytes::new(py, &carries)))
 }
 
 /// Nets packed intents, packs them into v0 transactions and signs them.
@@ -350,7 +354,7 @@ type SettlementColumns<'py> = (
 
 /// (payout id, program, wallet, mint, amount, credits, state, signature,
 /// created at in microseconds), as the payouts table holds it.
-type PayoutTuple = (u64, String, String, String, u64, u32, i32, String, i64);
+type PayoutTuple = (u64, String, String, String, u64, u32, i32, String, i64, Vec<u64>);
 
 /// Serialised payout events of one settlement, one per row (see openvpp-core
 /// `events`).
@@ -362,7 +366,7 @@ fn encode_payout_events<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let rows = rows
         .into_iter()
-        .map(|(payout_id, program_id, wallet, mint, amount, credits, state, signature, created_at_us)| {
+        .map(|(payout_id, program_id, wallet, mint, amount, credits, state, signature, created_at_us, credit_ids)| {
             events::PayoutRow {
                 payout_id,
                 program_id,
@@ -373,6 +377,7 @@ fn encode_payout_events<'py>(
                 state,
                 signature,
                 created_at_us,
+                credit_ids,
             }
         })
         .collect();
