@@ -100,6 +100,7 @@ TABLE: dict[str, frozenset[Role]] = {
     _SETTLEMENT + "GetBalance": ANY_ROLE,
     _SETTLEMENT + "ListPayouts": ANY_ROLE,
     _SETTLEMENT + "CheckLedger": UTILITIES,
+    _SETTLEMENT + "GetStatement": ANY_ROLE,
     _SETTLEMENT + "StreamSettlements": UTILITIES,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,

@@ -36,7 +36,10 @@ WH_PER_KWH = 1000
 U64 = 2**64
 STABLECOIN_PRICED = (pb.CREDIT_KIND_NEM_EXPORT, pb.CREDIT_KIND_DR_PERFORMANCE)
 # The token unit a reward kind pays in; stablecoin-priced kinds pay in any unit.
-REWARD_UNIT: dict[int, int] = {pb.CREDIT_KIND_KWH_REWARD: pb.TOKEN_UNIT_KWH, pb.CREDIT_KIND_CO2_REWARD: pb.TOKEN_UNIT_KG_CO2}
+REWARD_UNIT: dict[int, int] = {
+    pb.CREDIT_KIND_KWH_REWARD: pb.TOKEN_UNIT_KWH,
+    pb.CREDIT_KIND_CO2_REWARD: pb.TOKEN_UNIT_KG_CO2,
+}
 
 
 @dataclass(frozen=True, slots=True)
