@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
@@ -100,18 +101,12 @@ async def fabric(request: pytest.FixtureRequest, tmp_path: Path, database_url: s
     marker = request.node.get_closest_marker("settings")
     data_dir = tmp_path / "fabric"
     await asyncio.to_thread(bootstrap.initialise, data_dir, ["localhost"], ["127.0.0.1"], database_url)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        listen="127.0.0.1:0",
-        health_listen="127.0.0.1:0",
-        watch_poll_seconds=0.2,
-        shutdown_grace_seconds=2,
-        probe_private_addresses=True,
-        probe_timeout_seconds=5,
-        settle_interval_seconds=0,
-        **(marker.kwargs if marker else {}),
-    )
+    values: dict[str, Any] = {
+        "data_dir": data_dir, "database_url": database_url, "listen": "127.0.0.1:0", "health_listen": "127.0.0.1:0",
+        "watch_poll_seconds": 0.2, "shutdown_grace_seconds": 2, "probe_private_addresses": True,
+        "probe_timeout_seconds": 5, "settle_interval_seconds": 0,
+    }  # fmt: skip
+    settings = Settings(**{**values, **(marker.kwargs if marker else {})})
     running = await server_app.start(settings)
     try:
         yield Fabric(running, data_dir)

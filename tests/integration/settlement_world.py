@@ -90,6 +90,9 @@ async def settlement_world(
     split: list[pb.SplitShare] | None = None,
     tariff: list[pb.TariffPeriod] | None = None,
     price_feed_id: str = "",
+    decimals: int = 6,
+    redemption_value: int = 1_000_000,
+    unit: int = pb.TOKEN_UNIT_USD,
 ) -> AsyncIterator[SettlementWorld]:
     async with world(fabric, tmp_path) as w:
         async with fabric.channel(w.utility) as channel:
@@ -97,8 +100,8 @@ async def settlement_world(
             token = (
                 await stub.CreateUseCaseToken(
                     pb.CreateUseCaseTokenRequest(
-                        program_id="pge/nem", name="PG&E Solar", symbol="SOLAR", unit=pb.TOKEN_UNIT_USD, decimals=6,
-                        redemption_value_base_units=1_000_000,
+                        program_id="pge/nem", name="PG&E Solar", symbol="SOLAR", unit=unit, decimals=decimals,
+                        redemption_value_base_units=redemption_value,
                     )
                 )
             ).token  # fmt: skip

@@ -248,7 +248,8 @@ def _check_statement(statement: pb.GetStatementResponse, exact: Fraction, want: 
     for c in credits:
         # Every amount is recomputable: the carry before, plus the exact share, minus what was paid.
         carry += _fraction(c.exact_share) - c.amount_base_units
-        assert _fraction(c.carry_after) == carry and 0 <= carry < 1
+        assert _fraction(c.carry_after) == carry
+        assert 0 <= carry < 1
     assert _fraction(statement.closing.carry) == exact - want
     paid_ids = {i for p in payouts for i in p.credit_ids}
     assert paid_ids == {c.credit_id for c in credits if c.amount_base_units}

@@ -89,7 +89,7 @@ async def test_only_a_dr_program_can_include_exports_and_rewards_need_their_unit
                     tariff_id="pge/tou",
                     dr_includes_exports=True,
                 ),
-            ),  # fmt: skip
+            ),
             grpc.StatusCode.INVALID_ARGUMENT,
             "INVALID_FIELD",
         )
@@ -98,7 +98,7 @@ async def test_only_a_dr_program_can_include_exports_and_rewards_need_their_unit
             w.utility_call(
                 "ConfigureProgramSettlement",
                 pb.ConfigureProgramSettlementRequest(program_id="pge/nem", kind=pb.CREDIT_KIND_KWH_REWARD, mint=w.mint),
-            ),  # fmt: skip
+            ),
             grpc.StatusCode.FAILED_PRECONDITION,
             "TOKEN_UNIT_MISMATCH",
         )

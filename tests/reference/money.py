@@ -20,6 +20,7 @@ CreditKind and ConfigureProgramSettlementRequest comments):
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def interval_value(s: Scenario, device: int, start: int, end: int, energy: int) 
 def device_value(s: Scenario, device: int) -> Fraction:
     total = Fraction(0)
     readings = s.readings[device]
-    for before, r in zip(readings, readings[1:], strict=False):
+    for before, r in itertools.pairwise(readings):
         energy = r.exported_wh - before.exported_wh
         start = before.interval_end
         intervals = r.seq - before.seq
