@@ -100,7 +100,7 @@ async def settlement_world(
             token = (
                 await stub.CreateUseCaseToken(
                     pb.CreateUseCaseTokenRequest(
-                        program_id="pge/nem", name="PG&E Solar", symbol="SOLAR", unit=unit, decimals=decimals,
+                        program_id="pge/nem", name="PG&E Solar", symbol="SOLAR", unit=unit, decimals=decimals,  # type: ignore[arg-type]
                         redemption_value_base_units=redemption_value,
                     )
                 )

@@ -118,7 +118,7 @@ async def _shared(fabric: Fabric, tmp_path: Path) -> Shared:
 async def _program(w: World, code: str, kind: int) -> None:
     async with w.channel(w.utility) as channel:
         stub = routing_pb2_grpc.RoutingServiceStub(channel)
-        await stub.CreateProgram(routing_pb2.CreateProgramRequest(code=code, name=code, kind=kind))
+        await stub.CreateProgram(routing_pb2.CreateProgramRequest(code=code, name=code, kind=kind))  # type: ignore[arg-type]
         await stub.AttachEndpoint(routing_pb2.AttachEndpointRequest(program_id=f"pge/{code}", endpoint_id="pge/vtn"))
 
 

@@ -4,6 +4,10 @@ on how the cadence happened to batch the readings."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +112,20 @@ async def test_the_readme_token_redeems_for_what_the_export_was_worth(fabric: Fa
         # 145,120 x 10^3 / 150,000 = 967.47: 967 base units, not 145 (the token's decimals alone).
         assert balance.on_chain_base_units == 967
         assert 967 * VALUE // 10**DECIMALS == 145_050
+        # The auditor's view: `openvpp statement --csv` shows how 967 was made.
+        command = [sys.executable, "-m", "openvpp", "statement", "--target", fabric.target, "--bundle",
+                   str(fabric.data_dir / "operator"), "--wallet", str(device.pubkey()), "--mint", w.mint, "--csv"]  # fmt: skip
+        run = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        (credit, payout) = list(csv.DictReader(io.StringIO(run.stdout)))
+        assert (credit["kind"], credit["energy_wh"], credit["value"]) == ("credit", "1814", "145120")
+        assert (credit["exact_share"], credit["amount_base_units"], credit["carry_after"]) == (
+            "14512/15",
+            "967",
+            "7/15",
+        )
+        assert (payout["kind"], payout["amount_base_units"], payout["credit_ids"]) == ("payout", "967", credit["id"])
+        assert payout["signature"]
 
 
 async def test_a_backend_links_every_reading_to_its_signature_and_follows_redemptions(

@@ -97,7 +97,8 @@ def device_value(s: Scenario, device: int) -> Fraction:
 
 def tokens(s: Scenario, value_micro: Fraction) -> Fraction:
     """Token base units a stablecoin-priced value pays (DESIGN: Value of a credit)."""
-    return value_micro * 10**s.decimals / (s.redemption_value * Fraction(10) ** (6 - s.stablecoin_decimals))
+    scale = Fraction(10) ** (6 - s.stablecoin_decimals)
+    return Fraction(value_micro * 10**s.decimals) / (s.redemption_value * scale)
 
 
 def exact_shares(s: Scenario, owners: Sequence[str]) -> dict[str, Fraction]:
@@ -117,4 +118,4 @@ def paid(s: Scenario, owners: Sequence[str]) -> dict[str, int]:
 
 def redeemable(s: Scenario, amount: int) -> int:
     """Stablecoin base units `amount` token base units redeem for."""
-    return amount * s.redemption_value // 10**s.decimals
+    return int(amount * s.redemption_value // 10**s.decimals)

@@ -17,7 +17,7 @@ from openvpp.cli.devices import device
 from openvpp.cli.endpoints import endpoint
 from openvpp.cli.partners import certificate, partner
 from openvpp.cli.routes import program, route
-from openvpp.cli.settlement import balance, ledger, settle, settlements
+from openvpp.cli.settlement import balance, ledger, settle, settlements, statement
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -160,6 +160,6 @@ def demo(devices: int, days: int, seed: int, out: Path, trace_console: bool) -> 
 
 for group in (
     partner, certificate, endpoint, device, program, route, chain, token, reserve, registry_group, ledger, settle,
-    balance, settlements,
+    balance, settlements, statement,
 ):  # fmt: skip
     main.add_command(group)
