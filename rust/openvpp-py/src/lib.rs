@@ -249,7 +249,12 @@ fn price_energy<'py>(
     let amounts: Vec<u8> = priced.amounts.iter().flat_map(|a| a.to_le_bytes()).collect();
     let values: Vec<u8> = priced.values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let carries: Vec<u8> = priced.carries.iter().flat_map(|c| c.to_le_bytes()).collect();
-    Ok((PyBytes::new(py, &verdicts), PyBytes::new(py, &amounts), PyBytes::new(py, &values), PyBytes::new(py, &carries)))
+    Ok((
+        PyBytes::new(py, &verdicts),
+        PyBytes::new(py, &amounts),
+        PyBytes::new(py, &values),
+        PyBytes::new(py, &carries),
+    ))
 }
 
 /// Nets packed intents, packs them into v0 transactions and signs them.
@@ -366,8 +371,8 @@ fn encode_payout_events<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let rows = rows
         .into_iter()
-        .map(|(payout_id, program_id, wallet, mint, amount, credits, state, signature, created_at_us, credit_ids)| {
-            events::PayoutRow {
+        .map(
+            |(
                 payout_id,
                 program_id,
                 wallet,
@@ -378,8 +383,21 @@ fn encode_payout_events<'py>(
                 signature,
                 created_at_us,
                 credit_ids,
-            }
-        })
+            )| {
+                events::PayoutRow {
+                    payout_id,
+                    program_id,
+                    wallet,
+                    mint,
+                    amount,
+                    credits,
+                    state,
+                    signature,
+                    created_at_us,
+                    credit_ids,
+                }
+            },
+        )
         .collect();
     let bodies = py.detach(|| events::encode_payout_events(settlement_id, rows)).map_err(CoreError)?;
     PyList::new(py, bodies.iter().map(|b| PyBytes::new(py, b)))
