@@ -64,6 +64,13 @@ cargo-test: ## Rust unit tests and the shared vectors
 pytest: build ## Python unit and integration tests (SQLite and PostgreSQL)
 	$(BIN)/pytest
 
+MONEY_EXAMPLES ?= 500
+
+.PHONY: money-soak
+money-soak: build ## The end-to-end money property test at length (MONEY_EXAMPLES per storage backend)
+	OPENVPP_MONEY_EXAMPLES=$(MONEY_EXAMPLES) $(BIN)/pytest tests/integration/test_money_property.py \
+		--hypothesis-show-statistics --timeout=0
+
 FUZZ_SECONDS ?= 20
 CARGO_TOOLS := $(abspath .cargo-tools)
 
