@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from solders.keypair import Keypair
 from solders.transaction import Transaction
 
+from openvpp.integration import ca
 from openvpp.v1 import settlement_pb2 as pb
 from tests.integration.mtls import Fabric
 from tests.integration.settlement_world import (
@@ -27,6 +30,7 @@ from tests.integration.settlement_world import (
     settlement_world,
 )
 from tests.reference import money
+from tests.rpc import expect_error
 
 INSTALLER = str(Keypair().pubkey())
 SPLIT = [pb.SplitShare(party=pb.PARTY_OWNER, bps=9_500),
@@ -179,3 +183,30 @@ async def test_a_backend_links_every_reading_to_its_signature_and_follows_redemp
         check = await stub.CheckLedger(pb.CheckLedgerRequest())
         assert check.ok
         assert {t.mint: t.redemptions for t in check.tokens}[w.mint] == 1
+
+
+async def test_a_statement_refuses_bad_input_and_other_tenants(fabric: Fabric, tmp_path: Path) -> None:
+    async with settlement_world(fabric, tmp_path, devices=1) as w:
+        owner = str(w.devices[0].pubkey())
+        utility = w.stub(w.routing.utility)
+        await expect_error(
+            utility.GetStatement(pb.GetStatementRequest(wallet="not-base58!", mint=w.mint)),
+            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ADDRESS", "wallet",
+        )  # fmt: skip
+        await expect_error(
+            utility.GetStatement(pb.GetStatementRequest(wallet=owner, mint=str(Keypair().pubkey()))),
+            grpc.StatusCode.NOT_FOUND, "TOKEN_NOT_FOUND",
+        )  # fmt: skip
+        backwards = pb.GetStatementRequest(wallet=owner, mint=w.mint, to=Timestamp(seconds=1))
+        getattr(backwards, "from").CopyFrom(Timestamp(seconds=2))
+        await expect_error(utility.GetStatement(backwards), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "to")
+        # Its own vendor and utility may read it; another vendor, and another utility, may not.
+        assert (await w.stub(w.routing.solarco).GetStatement(pb.GetStatementRequest(wallet=owner, mint=w.mint))).wallet
+        assert (await utility.GetStatement(pb.GetStatementRequest(wallet=owner, mint=w.mint))).wallet == owner
+        other = await fabric.onboard(ca.Role.UTILITY, "atlantic")
+        for bundle in (w.routing.voltbox, other):
+            await expect_error(
+                w.stub(bundle).GetStatement(pb.GetStatementRequest(wallet=owner, mint=w.mint)),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CROSS_TENANT",
+            )

@@ -99,10 +99,10 @@ class Statements:
             )
         ).all()
         kind = (await conn.execute(select(ps.c.kind).where(ps.c.program_id == token.program_id))).scalar()
+        coin_decimals = await valuation.stablecoin_decimals(conn)
         conv = valuation.conversion(
-            kind or pb.CREDIT_KIND_NEM_EXPORT, token.decimals, token.redemption_value,
-            await valuation.stablecoin_decimals(conn),
-        )  # fmt: skip
+            kind or pb.CREDIT_KIND_NEM_EXPORT, token.decimals, token.redemption_value, coin_decimals
+        )
         inside = [x for x in credits if lo <= x.created_at_us < hi]
         inside_paid = [x for x in paid if lo <= x.updated_at_us < hi]
         inside_redeemed = [x for x in redeemed if lo <= x.updated_at_us < hi]
@@ -139,7 +139,7 @@ class Statements:
         lines.sort(key=lambda t: t[:3])
         return pb.GetStatementResponse(
             wallet=wallet, mint=mint, token_decimals=token.decimals, redemption_value_base_units=token.redemption_value,
-            stablecoin_decimals=await valuation.stablecoin_decimals(conn), opening=opening.message(),
+            stablecoin_decimals=coin_decimals, opening=opening.message(),
             lines=[t[3] for t in lines], closing=closing.message(),
         )  # fmt: skip
 
