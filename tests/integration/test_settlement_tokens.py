@@ -216,7 +216,7 @@ async def test_redemption_burns_and_pays_atomically_in_one_transaction(tokens: T
     holder = Keypair()
     await _fund_and_issue(tokens, holder.pubkey(), 10_000)
     coin = Pubkey.from_string(tokens.token.stablecoin_mint)
-    async with tokens.fabric.channel(tokens.world.solarco) as channel:
+    async with tokens.fabric.channel(tokens.world.utility) as channel:
         stub = settlement(channel)
         prepared = await stub.PrepareRedemption(
             pb.PrepareRedemptionRequest(mint=tokens.token.mint, holder=str(holder.pubkey()), amount_base_units=4_000)
@@ -252,7 +252,7 @@ async def test_redemption_burns_and_pays_atomically_in_one_transaction(tokens: T
 async def test_a_redemption_whose_burn_fails_pays_nothing(tokens: Tokens) -> None:
     holder = Keypair()
     await _fund_and_issue(tokens, holder.pubkey(), 1_000)
-    async with tokens.fabric.channel(tokens.world.solarco) as channel:
+    async with tokens.fabric.channel(tokens.world.utility) as channel:
         stub = settlement(channel)
         prepared = await stub.PrepareRedemption(
             pb.PrepareRedemptionRequest(mint=tokens.token.mint, holder=str(holder.pubkey()), amount_base_units=1_000)
@@ -286,7 +286,7 @@ async def test_a_redemption_whose_burn_fails_pays_nothing(tokens: Tokens) -> Non
 async def test_redemption_refusals_and_expiry(tokens: Tokens) -> None:
     holder = Keypair()
     await _fund_and_issue(tokens, holder.pubkey(), 1_000)
-    async with tokens.fabric.channel(tokens.world.solarco) as channel:
+    async with tokens.fabric.channel(tokens.world.utility) as channel:
         stub = settlement(channel)
 
         def ask(**fields: object) -> pb.PrepareRedemptionRequest:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Row
 
 from openvpp import errors
 from openvpp.integration import ca
+from openvpp.kernel.tenancy import cross_tenant
 from openvpp.store import endpoint_repo, partner_repo, route_log
 from openvpp.store import routing_repo as repo
 from openvpp.store.database import Database
@@ -52,7 +53,7 @@ class ProgramState:
 
 
 def denied(what: str) -> errors.PermissionDenied:
-    return errors.PermissionDenied(f"a partner may only {what}", "CROSS_TENANT")
+    return cross_tenant(what)
 
 
 def program_not_found(program_id: str) -> errors.NotFound:

@@ -1,16 +1,15 @@
 """Authentication from the TLS auth context and the one authorization table (role x RPC).
 
 Identity comes only from the verified client certificate, never from
-metadata or request fields. The table says which roles may call each RPC;
-tenant rules (a vendor acts only in its own namespace) live in the domain,
-which receives the caller's identity.
+metadata or request fields. The table says which roles may call each RPC
+and whose data it touches (`kernel.tenancy.Scope`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from cryptography import x509
@@ -18,6 +17,7 @@ from cryptography import x509
 from openvpp import errors
 from openvpp.integration import ca
 from openvpp.integration.partners import Partners
+from openvpp.kernel.tenancy import Scope
 from openvpp.server.interceptors import rewrap
 
 Role = ca.Role
@@ -33,77 +33,91 @@ _INTEGRATION = "/openvpp.v1.IntegrationService/"
 _ROUTING = "/openvpp.v1.RoutingService/"
 _SETTLEMENT = "/openvpp.v1.SettlementService/"
 
-# Roles allowed per RPC. Health needs no identity; anything else absent is refused.
-TABLE: dict[str, frozenset[Role]] = {
-    _REGISTRY + "RegisterDevice": VENDORS,
-    _REGISTRY + "BulkRegisterDevices": VENDORS,
-    _REGISTRY + "UpdateDevice": VENDORS,
-    _REGISTRY + "SetDeviceStatus": VENDORS,
-    _REGISTRY + "RegisterDeviceCertificate": VENDORS,
-    _REGISTRY + "GetDevice": ANY_ROLE,
-    _REGISTRY + "ListDevices": ANY_ROLE,
-    _REGISTRY + "WatchRegistry": ANY_ROLE,
-    _REGISTRY + "GetRegistryHead": ANY_ROLE,
-    _REGISTRY + "GetInclusionProof": ANY_ROLE,
-    _REGISTRY + "AnchorRegistry": OPERATOR,
-    _INTEGRATION + "OnboardPartner": OPERATOR,
-    _INTEGRATION + "ListPartners": OPERATOR,
-    _INTEGRATION + "SuspendPartner": OPERATOR,
-    _INTEGRATION + "ReinstatePartner": OPERATOR,
-    _INTEGRATION + "GetPartner": ANY_ROLE,
-    _INTEGRATION + "IssueCertificate": ANY_ROLE,
-    _INTEGRATION + "RenewCertificate": ANY_ROLE,
-    _INTEGRATION + "RevokeCertificate": ANY_ROLE,
-    _INTEGRATION + "ListCertificates": ANY_ROLE,
-    _INTEGRATION + "GetCrl": ANY_ROLE,
-    _INTEGRATION + "RegisterEndpoint": PARTIES,
-    _INTEGRATION + "ValidateEndpoint": PARTIES,
-    _INTEGRATION + "GetEndpoint": PARTIES,
-    _INTEGRATION + "ListEndpoints": PARTIES,
-    _INTEGRATION + "RemoveEndpoint": PARTIES,
-    _ROUTING + "CreateProgram": UTILITIES,
-    _ROUTING + "AttachEndpoint": UTILITIES,
-    _ROUTING + "DetachEndpoint": UTILITIES,
-    _ROUTING + "GetProgram": ANY_ROLE,
-    _ROUTING + "ListPrograms": ANY_ROLE,
-    _ROUTING + "EnrollDevice": PARTIES,
-    _ROUTING + "UnenrollDevice": PARTIES,
-    _ROUTING + "ListEnrollments": PARTIES,
-    _ROUTING + "Resolve": PARTIES,
-    _ROUTING + "ResolveBatch": PARTIES,
-    _ROUTING + "WatchRoutes": PARTIES,
-    _ROUTING + "Diagnose": PARTIES,
-    _ROUTING + "GetRoutingKey": ANY_ROLE,
-    _SETTLEMENT + "GetChainInfo": ANY_ROLE,
-    _SETTLEMENT + "CreateUseCaseToken": UTILITIES,
-    _SETTLEMENT + "GetUseCaseToken": ANY_ROLE,
-    _SETTLEMENT + "ListUseCaseTokens": ANY_ROLE,
-    _SETTLEMENT + "FundReserve": UTILITIES,
-    _SETTLEMENT + "GetReserve": ANY_ROLE,
+
+class Rule(NamedTuple):
+    """Who may call an RPC: the roles, and whose data it touches (the tenant scope)."""
+
+    roles: frozenset[Role]
+    scope: Scope
+
+
+PUBLIC_DATA, OWNED, PRIVATE, FILTERED = Scope.PUBLIC, Scope.OWNED, Scope.PRIVATE, Scope.FILTERED
+OPERATOR_ONLY, SIGNED = Scope.OPERATOR, Scope.SIGNED
+
+# Role x RPC x tenant. Health needs no identity; anything else absent is
+# refused. The scope is applied by the domain (`kernel.tenancy`), which
+# receives the caller's identity; the descriptor-driven tenant test checks
+# every RPC against it.
+TABLE: dict[str, Rule] = {
+    _REGISTRY + "RegisterDevice": Rule(VENDORS, OWNED),
+    _REGISTRY + "BulkRegisterDevices": Rule(VENDORS, OWNED),
+    _REGISTRY + "UpdateDevice": Rule(VENDORS, OWNED),
+    _REGISTRY + "SetDeviceStatus": Rule(VENDORS, OWNED),
+    _REGISTRY + "RegisterDeviceCertificate": Rule(VENDORS, OWNED),
+    _REGISTRY + "GetDevice": Rule(ANY_ROLE, PUBLIC_DATA),
+    _REGISTRY + "ListDevices": Rule(ANY_ROLE, PUBLIC_DATA),
+    _REGISTRY + "WatchRegistry": Rule(ANY_ROLE, PUBLIC_DATA),
+    _REGISTRY + "GetRegistryHead": Rule(ANY_ROLE, PUBLIC_DATA),
+    _REGISTRY + "GetInclusionProof": Rule(ANY_ROLE, PUBLIC_DATA),
+    _REGISTRY + "AnchorRegistry": Rule(OPERATOR, OPERATOR_ONLY),
+    _INTEGRATION + "OnboardPartner": Rule(OPERATOR, OPERATOR_ONLY),
+    _INTEGRATION + "ListPartners": Rule(OPERATOR, OPERATOR_ONLY),
+    _INTEGRATION + "SuspendPartner": Rule(OPERATOR, OPERATOR_ONLY),
+    _INTEGRATION + "ReinstatePartner": Rule(OPERATOR, OPERATOR_ONLY),
+    _INTEGRATION + "GetPartner": Rule(ANY_ROLE, OWNED),
+    _INTEGRATION + "IssueCertificate": Rule(ANY_ROLE, OWNED),
+    _INTEGRATION + "RenewCertificate": Rule(ANY_ROLE, OWNED),
+    _INTEGRATION + "RevokeCertificate": Rule(ANY_ROLE, OWNED),
+    _INTEGRATION + "ListCertificates": Rule(ANY_ROLE, OWNED),
+    _INTEGRATION + "GetCrl": Rule(ANY_ROLE, PUBLIC_DATA),
+    _INTEGRATION + "RegisterEndpoint": Rule(PARTIES, OWNED),
+    _INTEGRATION + "ValidateEndpoint": Rule(PARTIES, OWNED),
+    _INTEGRATION + "GetEndpoint": Rule(PARTIES, OWNED),
+    _INTEGRATION + "ListEndpoints": Rule(PARTIES, FILTERED),
+    _INTEGRATION + "RemoveEndpoint": Rule(PARTIES, OWNED),
+    _ROUTING + "CreateProgram": Rule(UTILITIES, OWNED),
+    _ROUTING + "AttachEndpoint": Rule(UTILITIES, OWNED),
+    _ROUTING + "DetachEndpoint": Rule(UTILITIES, OWNED),
+    _ROUTING + "GetProgram": Rule(ANY_ROLE, PUBLIC_DATA),
+    _ROUTING + "ListPrograms": Rule(ANY_ROLE, PUBLIC_DATA),
+    _ROUTING + "EnrollDevice": Rule(PARTIES, OWNED),
+    _ROUTING + "UnenrollDevice": Rule(PARTIES, OWNED),
+    _ROUTING + "ListEnrollments": Rule(PARTIES, FILTERED),
+    _ROUTING + "Resolve": Rule(PARTIES, OWNED),
+    _ROUTING + "ResolveBatch": Rule(PARTIES, FILTERED),
+    _ROUTING + "WatchRoutes": Rule(PARTIES, FILTERED),
+    _ROUTING + "Diagnose": Rule(PARTIES, OWNED),
+    _ROUTING + "GetRoutingKey": Rule(ANY_ROLE, PUBLIC_DATA),
+    _SETTLEMENT + "GetChainInfo": Rule(ANY_ROLE, PUBLIC_DATA),
+    _SETTLEMENT + "CreateUseCaseToken": Rule(UTILITIES, OWNED),
+    _SETTLEMENT + "GetUseCaseToken": Rule(ANY_ROLE, PUBLIC_DATA),
+    _SETTLEMENT + "ListUseCaseTokens": Rule(ANY_ROLE, PUBLIC_DATA),
+    _SETTLEMENT + "FundReserve": Rule(UTILITIES, OWNED),
+    _SETTLEMENT + "GetReserve": Rule(ANY_ROLE, PUBLIC_DATA),
     # The holder's signature on the transaction is what authorises a
     # redemption; any partner may relay one for its customers.
-    _SETTLEMENT + "PrepareRedemption": ANY_ROLE,
-    _SETTLEMENT + "SubmitRedemption": ANY_ROLE,
-    _SETTLEMENT + "GetRedemption": ANY_ROLE,
-    _SETTLEMENT + "SubmitReadings": VENDORS,
-    _SETTLEMENT + "PublishTariff": UTILITIES,
-    _SETTLEMENT + "GetTariff": ANY_ROLE,
-    _SETTLEMENT + "RegisterPriceFeed": UTILITIES,
+    _SETTLEMENT + "PrepareRedemption": Rule(ANY_ROLE, OWNED),
+    _SETTLEMENT + "SubmitRedemption": Rule(ANY_ROLE, PRIVATE),
+    _SETTLEMENT + "GetRedemption": Rule(ANY_ROLE, PRIVATE),
+    _SETTLEMENT + "SubmitReadings": Rule(VENDORS, OWNED),
+    _SETTLEMENT + "PublishTariff": Rule(UTILITIES, OWNED),
+    _SETTLEMENT + "GetTariff": Rule(ANY_ROLE, PUBLIC_DATA),
+    _SETTLEMENT + "RegisterPriceFeed": Rule(UTILITIES, OWNED),
     # The oracle key's signature over the points is what authorises them.
-    _SETTLEMENT + "PublishPriceFeed": ANY_ROLE,
-    _SETTLEMENT + "ConfigureProgramSettlement": UTILITIES,
-    _SETTLEMENT + "GetProgramSettlement": ANY_ROLE,
-    _SETTLEMENT + "CreateDrEvent": UTILITIES,
-    _SETTLEMENT + "GetDrEvent": UTILITIES,
-    _SETTLEMENT + "Settle": UTILITIES,
-    _SETTLEMENT + "GetSettlement": ANY_ROLE,
-    _SETTLEMENT + "GetBalance": ANY_ROLE,
-    _SETTLEMENT + "ListPayouts": ANY_ROLE,
-    _SETTLEMENT + "CheckLedger": UTILITIES,
-    _SETTLEMENT + "GetStatement": ANY_ROLE,
-    _SETTLEMENT + "StreamSettlements": UTILITIES,
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,
+    _SETTLEMENT + "PublishPriceFeed": Rule(ANY_ROLE, SIGNED),
+    _SETTLEMENT + "ConfigureProgramSettlement": Rule(UTILITIES, OWNED),
+    _SETTLEMENT + "GetProgramSettlement": Rule(ANY_ROLE, OWNED),
+    _SETTLEMENT + "CreateDrEvent": Rule(UTILITIES, OWNED),
+    _SETTLEMENT + "GetDrEvent": Rule(UTILITIES, PRIVATE),
+    _SETTLEMENT + "Settle": Rule(UTILITIES, OWNED),
+    _SETTLEMENT + "GetSettlement": Rule(ANY_ROLE, PRIVATE),
+    _SETTLEMENT + "GetBalance": Rule(ANY_ROLE, FILTERED),
+    _SETTLEMENT + "ListPayouts": Rule(ANY_ROLE, FILTERED),
+    _SETTLEMENT + "CheckLedger": Rule(UTILITIES, FILTERED),
+    _SETTLEMENT + "GetStatement": Rule(ANY_ROLE, OWNED),
+    _SETTLEMENT + "StreamSettlements": Rule(UTILITIES, FILTERED),
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
 }
 PUBLIC = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
@@ -141,7 +155,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         except ValueError:
             raise errors.Unauthenticated("the client certificate cannot be read", "CERT_UNREADABLE") from None
         identity = await self.partners.authenticate(ca.identity_of(cert))
-        if identity.role not in TABLE[method]:
+        if identity.role not in TABLE[method].roles:
             raise errors.PermissionDenied(
                 f"role {identity.role.value} may not call {method.rsplit('/', 1)[-1]}", "ROLE_NOT_ALLOWED"
             )

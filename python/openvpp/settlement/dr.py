@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
 from openvpp.integration import ca
+from openvpp.kernel.tenancy import Viewer
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import ledger, pricing, valuation
 from openvpp.settlement.oracles import Oracles, local_instant, tariff_segments
@@ -204,10 +205,19 @@ class DemandResponse:
             )  # fmt: skip
         return event
 
-    async def get(self, event_id: str) -> tuple[DrEvent, list[Any]]:
+    async def get(self, viewer: Viewer, event_id: str) -> tuple[DrEvent, list[Any]]:
+        """An event with its per-device baselines and loads (customers' personal
+        data): for the program's utility and the operator only; for anyone
+        else the event does not exist."""
         e, r = schema.dr_events, schema.dr_results
         async with self.db.read() as conn:
-            row = (await conn.execute(select(e).where(e.c.event_id == event_id))).first()
+            query = select(e).where(e.c.event_id == event_id)
+            if not viewer.everything:
+                owner = schema.programs.c.utility_namespace
+                query = query.where(
+                    e.c.program_id.in_(select(schema.programs.c.program_id).where(owner == (viewer.utility or "")))
+                )
+            row = (await conn.execute(query)).first()
             if row is None:
                 raise errors.NotFound(f"no DR event {event_id}", "DR_EVENT_NOT_FOUND")
             results = list((await conn.execute(select(r).where(r.c.event_id == event_id).order_by(r.c.der_id))).all())

@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from solders.pubkey import Pubkey
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
 from openvpp.chain.base import Chain
-from openvpp.settlement import spl
+from openvpp.kernel.tenancy import Viewer
+from openvpp.settlement import scope, spl
 from openvpp.settlement.redemption import RedemptionState
 from openvpp.store import schema
 from openvpp.store.database import Database, insert_rows, insert_rows_with_ids
@@ -171,7 +172,9 @@ class Ledger:
         self.db = db
         self.chain = chain
 
-    async def balances(self, wallet: str) -> list[Balance]:
+    async def balances(self, viewer: Viewer, wallet: str) -> list[Balance]:
+        """One account's balances in the tokens the viewer may see: a utility's
+        own tokens, any token for a vendor's own device address."""
         try:
             owner = Pubkey.from_string(wallet)
         except ValueError:
@@ -181,7 +184,9 @@ class Ledger:
             credited = _sums(
                 (
                     await conn.execute(
-                        select(c.c.mint, func.sum(c.c.amount)).where(c.c.wallet == wallet).group_by(c.c.mint)
+                        select(c.c.mint, func.sum(c.c.amount))
+                        .where(c.c.wallet == wallet, scope.wallet(viewer, c.c.mint, c.c.wallet))
+                        .group_by(c.c.mint)
                     )
                 ).all()
             )
@@ -189,7 +194,11 @@ class Ledger:
                 (
                     await conn.execute(
                         select(p.c.mint, func.sum(p.c.amount))
-                        .where(p.c.wallet == wallet, p.c.state == PayoutState.CONFIRMED)
+                        .where(
+                            p.c.wallet == wallet,
+                            p.c.state == PayoutState.CONFIRMED,
+                            scope.wallet(viewer, p.c.mint, p.c.wallet),
+                        )
                         .group_by(p.c.mint)
                     )
                 ).all()
@@ -198,7 +207,11 @@ class Ledger:
                 (
                     await conn.execute(
                         select(r.c.mint, func.sum(r.c.amount))
-                        .where(r.c.holder == wallet, r.c.state == RedemptionState.COMPLETED)
+                        .where(
+                            r.c.holder == wallet,
+                            r.c.state == RedemptionState.COMPLETED,
+                            scope.wallet(viewer, r.c.mint, r.c.holder),
+                        )
                         .group_by(r.c.mint)
                     )
                 ).all()
@@ -213,46 +226,61 @@ class Ledger:
             for m, a in zip(mints, accounts, strict=True)
         ]  # fmt: skip
 
-    async def program_totals(self, program_id: str) -> tuple[int, int]:
-        """(pending, paid) base units of one program's credits."""
+    async def program_totals(self, program_id: str, viewer: Viewer) -> tuple[int, int]:
+        """(pending, paid) base units of one program's credits (a vendor's: of its devices)."""
         c, p = schema.credits, schema.payouts
+        mine = scope.credits(viewer) if viewer.vendor is not None else true()
         async with self.db.read() as conn:
             credited = (
-                await conn.execute(select(func.coalesce(func.sum(c.c.amount), 0)).where(c.c.program_id == program_id))
+                await conn.execute(
+                    select(func.coalesce(func.sum(c.c.amount), 0)).where(c.c.program_id == program_id, mine)
+                )
             ).scalar_one()
             paid = (await conn.execute(
                 select(func.coalesce(func.sum(c.c.amount), 0)).select_from(c.join(p, c.c.payout_id == p.c.id))
-                .where(c.c.program_id == program_id, p.c.state == PayoutState.CONFIRMED)
+                .where(c.c.program_id == program_id, p.c.state == PayoutState.CONFIRMED, mine)
             )).scalar_one()  # fmt: skip
         return int(credited) - int(paid), int(paid)
 
-    async def check(self, mints: Sequence[str] | None = None) -> LedgerCheck:
+    async def check(self, viewer: Viewer) -> LedgerCheck:
+        """The ledger's invariants over the tokens the viewer may see: every
+        token for the operator, a utility's own tokens otherwise."""
         lines, c, p, r = schema.ledger_lines, schema.credits, schema.payouts, schema.redemptions
+        in_lines, in_credits = scope.mints(viewer, lines.c.mint), scope.mints(viewer, c.c.mint)
+        in_payouts, in_redemptions = scope.mints(viewer, p.c.mint), scope.mints(viewer, r.c.mint)
         async with self.db.read() as conn:
-            entries = int((await conn.execute(select(func.count()).select_from(schema.ledger_entries))).scalar_one())
+            counted = (
+                select(func.count()).select_from(schema.ledger_entries)
+                if viewer.everything
+                else select(func.count(func.distinct(lines.c.entry_id))).where(in_lines)
+            )
+            entries = int((await conn.execute(counted)).scalar_one())
             unbalanced = [
                 int(e) for (e,) in await conn.execute(
-                    select(lines.c.entry_id).group_by(lines.c.entry_id).having(func.sum(lines.c.amount) != 0))
+                    select(lines.c.entry_id).where(in_lines).group_by(lines.c.entry_id)
+                    .having(func.sum(lines.c.amount) != 0))
             ]  # fmt: skip
             by_account = (
                 await conn.execute(
-                    select(lines.c.mint, lines.c.account, func.sum(lines.c.amount)).group_by(
-                        lines.c.mint, lines.c.account
-                    )
+                    select(lines.c.mint, lines.c.account, func.sum(lines.c.amount))
+                    .where(in_lines)
+                    .group_by(lines.c.mint, lines.c.account)
                 )
             ).all()
-            credited = _sums((await conn.execute(select(c.c.mint, func.sum(c.c.amount)).group_by(c.c.mint))).all())
+            credited = _sums(
+                (await conn.execute(select(c.c.mint, func.sum(c.c.amount)).where(in_credits).group_by(c.c.mint))).all()
+            )
             paid_rows = (
                 await conn.execute(
                     select(p.c.mint, p.c.wallet, func.sum(p.c.amount))
-                    .where(p.c.state == PayoutState.CONFIRMED)
+                    .where(p.c.state == PayoutState.CONFIRMED, in_payouts)
                     .group_by(p.c.mint, p.c.wallet)
                 )
             ).all()
             redeemed_rows = (
                 await conn.execute(
                     select(r.c.mint, r.c.holder, func.sum(r.c.amount), func.count())
-                    .where(r.c.state == RedemptionState.COMPLETED)
+                    .where(r.c.state == RedemptionState.COMPLETED, in_redemptions)
                     .group_by(r.c.mint, r.c.holder)
                 )
             ).all()
@@ -260,14 +288,15 @@ class Ledger:
             joined = (
                 select(p.c.id, p.c.amount, func.coalesce(func.sum(c.c.amount), 0).label("credited"))
                 .select_from(p.outerjoin(c, c.c.payout_id == p.c.id))
-                .where(p.c.state != PayoutState.FAILED)
+                .where(p.c.state != PayoutState.FAILED, in_payouts)
                 .group_by(p.c.id, p.c.amount)
             ).subquery()
             wrong_payouts = [
                 int(i) for (i,) in await conn.execute(select(joined.c.id).where(joined.c.amount != joined.c.credited))
             ]
             failed_holding = int((await conn.execute(
-                select(func.count()).select_from(c.join(p, c.c.payout_id == p.c.id)).where(p.c.state == PayoutState.FAILED)
+                select(func.count()).select_from(c.join(p, c.c.payout_id == p.c.id))
+                .where(p.c.state == PayoutState.FAILED, in_payouts)
             )).scalar_one())  # fmt: skip
         problems = [f"payout {i} differs from the sum of its credits" for i in wrong_payouts]
         if failed_holding:
@@ -283,7 +312,7 @@ class Ledger:
         for mint, holder, amount, count in redeemed_rows:
             redeemed_by[mint][holder] = int(amount)
             redemptions[mint] += int(count)
-        wanted = sorted(set(credited) | set(paid_by) | set(journal)) if mints is None else sorted(mints)
+        wanted = sorted(set(credited) | set(paid_by) | set(journal))
         tokens = [
             await self._check_token(m, credited.get(m, 0), journal[m], paid_by[m], redeemed_by[m]) for m in wanted
         ]

@@ -33,7 +33,9 @@ from openvpp import errors, native
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.settlement import events, ledger, tracecontext
+from openvpp.kernel import pagination
+from openvpp.kernel.tenancy import Viewer
+from openvpp.settlement import events, ledger, scope, tracecontext
 from openvpp.settlement.ledger import PayoutState
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.tokens import UseCaseTokens
@@ -219,7 +221,7 @@ class Payouts:
             self.notify()
             await self.outbox.drive_many(outbox_ids)
             self.notify()
-            return await self.get(settlement_id)
+            return await self.get(Viewer(True), settlement_id)
 
     async def _prepare(
         self,
@@ -478,42 +480,59 @@ class Payouts:
 
     # -- reading --------------------------------------------------------------
 
-    async def get(self, settlement_id: str) -> SettlementView:
-        s, o = schema.settlements, schema.chain_outbox
+    async def get(self, viewer: Viewer, settlement_id: str) -> SettlementView:
+        """The whole settlement for the operator; for anyone else its part:
+        the payouts of the caller's programs or to its devices, and only the
+        transactions that carry them. A settlement with no such part does
+        not exist for that caller."""
+        s, o, p = schema.settlements, schema.chain_outbox, schema.payouts
+        missing = errors.NotFound(f"no settlement {settlement_id}", "SETTLEMENT_NOT_FOUND")
         async with self.db.read() as conn:
             row = (await conn.execute(select(s).where(s.c.settlement_id == settlement_id))).first()
             if row is None:
-                raise errors.NotFound(f"no settlement {settlement_id}", "SETTLEMENT_NOT_FOUND")
-            refs = [f"{settlement_id}:{i}" for i in range(row.transactions)]
+                raise missing
+            counts = (row.transactions, row.payouts, row.credits, row.amount)
+            tx_indexes = list(range(row.transactions))
+            if not viewer.everything:
+                mine = (
+                    await conn.execute(
+                        select(p.c.tx_index, p.c.amount, p.c.credits).where(
+                            p.c.settlement_id == settlement_id, scope.payouts(viewer)
+                        )
+                    )
+                ).all()
+                if not mine:
+                    raise missing
+                tx_indexes = sorted({m.tx_index for m in mine})
+                counts = (len(tx_indexes), len(mine), sum(m.credits for m in mine), sum(m.amount for m in mine))
+            refs = [f"{settlement_id}:{i}" for i in tx_indexes]
             sigs = dict(
                 (
                     await conn.execute(select(o.c.ref, o.c.signature).where(o.c.kind == "payout", o.c.ref.in_(refs)))
                 ).all()
             )
         return SettlementView(
-            settlement_id, SettlementState(row.state), row.transactions, row.payouts, row.credits, row.amount,
+            settlement_id, SettlementState(row.state), *counts,
             tuple(sigs.get(r, "") for r in refs), row.created_at_us, row.digest,
             0 if row.state == SettlementState.SENDING else row.updated_at_us,
         )  # fmt: skip
 
     async def list(
-        self, wallet: str, mint: str, settlement_id: str, page_size: int, token: str
+        self, viewer: Viewer, wallet: str, mint: str, settlement_id: str, page_size: int, token: str
     ) -> tuple[list[Any], str]:
+        """Payouts in id order, only the caller's part (see `scope.payouts`)."""
         if page_size > 1000:
             raise errors.InvalidArgument.field("page_size", "must be at most 1000", "OUT_OF_RANGE")
-        try:
-            after = int(token) if token else 0
-        except ValueError:
-            raise errors.InvalidArgument.field("page_token", "is not a token this server issued") from None
+        after = pagination.decode(token)
         limit = page_size or 100
         p = schema.payouts
-        query = select(p).where(p.c.id > after).order_by(p.c.id).limit(limit + 1)
+        query = select(p).where(p.c.id > after, scope.payouts(viewer)).order_by(p.c.id).limit(limit + 1)
         for column, value in ((p.c.wallet, wallet), (p.c.mint, mint), (p.c.settlement_id, settlement_id)):
             if value:
                 query = query.where(column == value)
         async with self.db.read() as conn:
             rows = list((await conn.execute(query)).all())
-        return rows[:limit], (str(rows[limit - 1].id) if len(rows) > limit else "")
+        return rows[:limit], (pagination.encode(rows[limit - 1].id) if len(rows) > limit else "")
 
 
 async def _remember_accounts(conn: AsyncConnection, settlement_id: str, tx_indexes: list[int]) -> None:

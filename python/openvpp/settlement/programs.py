@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, update
 
 from openvpp import errors
 from openvpp.integration import ca
+from openvpp.kernel.tenancy import Viewer, cross_tenant
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import valuation
 from openvpp.store import routing_repo, schema
@@ -185,6 +186,25 @@ class ProgramSettlements:
         if row is None:
             raise errors.NotFound(f"program {program_id} has no settlement configured", "PROGRAM_SETTLEMENT_NOT_FOUND")
         return ProgramConfig.from_row(row)
+
+    async def visible(self, viewer: Viewer, program_id: str) -> ProgramConfig:
+        """A program's settlement for its utility and the operator, and for a
+        vendor with a device enrolled in it (the program and its token are
+        public; its split and totals concern only those parties)."""
+        config = await self.get(program_id)
+        if viewer.everything or viewer.utility == config.utility:
+            return config
+        if viewer.vendor is not None:
+            en = schema.enrollments
+            async with self.db.read() as conn:
+                enrolled = await conn.execute(
+                    select(en.c.der_id)
+                    .where(en.c.program_id == program_id, en.c.vendor_namespace == viewer.vendor)
+                    .limit(1)
+                )
+                if enrolled.first() is not None:
+                    return config
+        raise cross_tenant("read the settlement of its own programs or of programs its devices are enrolled in")
 
     async def all(self, utility: str | None = None) -> list[ProgramConfig]:
         query = select(schema.program_settlements).order_by(schema.program_settlements.c.program_id)

@@ -18,14 +18,15 @@ from typing import Any
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
 from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.settlement import events, spl
+from openvpp.kernel.tenancy import Viewer, cross_tenant
+from openvpp.settlement import events, scope, spl
 from openvpp.settlement.tokens import UseCaseTokens
 from openvpp.store import schema
 from openvpp.store.database import Database
@@ -109,7 +110,10 @@ class Redemptions:
         self.tokens = tokens
         outbox.register("redemption", Handler(self._record))
 
-    async def prepare(self, mint: str, holder: str, amount: int) -> Prepared:
+    async def prepare(self, viewer: Viewer, mint: str, holder: str, amount: int) -> Prepared:
+        """A redemption relayed by the token's utility, the vendor of the
+        holding device, or the operator; the holder's signature on the
+        returned transaction is what finally authorises it."""
         if amount <= 0:
             raise errors.InvalidArgument.field("amount_base_units", "must be positive")
         try:
@@ -117,6 +121,8 @@ class Redemptions:
         except ValueError:
             raise errors.InvalidArgument.field("holder", "must be a base58 Solana address", "INVALID_ADDRESS") from None
         reserve = await self.tokens.reserve(mint)
+        if not await self._relays(viewer, mint, holder):
+            raise cross_tenant("relay redemptions of its own tokens or for its own devices")
         payout = amount * reserve.redemption_value // reserve.scale
         if payout == 0:
             raise errors.InvalidArgument.field(
@@ -168,22 +174,29 @@ class Redemptions:
             await _announce(conn, redemption_id)
         return Prepared(redemption_id, bytes(tx), payout, recent.last_valid_block_height)
 
-    async def _row(self, redemption_id: str) -> Any:
+    async def _relays(self, viewer: Viewer, mint: str, holder: str) -> bool:
+        async with self.db.read() as conn:
+            found = await conn.execute(select(literal(1)).where(scope.wallet(viewer, literal(mint), literal(holder))))
+            return found.first() is not None
+
+    async def _row(self, viewer: Viewer, redemption_id: str) -> Any:
+        """A redemption the viewer may see; for anyone else it does not exist."""
+        r = schema.redemptions
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    select(schema.redemptions).where(schema.redemptions.c.redemption_id == redemption_id)
+                    select(r).where(r.c.redemption_id == redemption_id, scope.wallet(viewer, r.c.mint, r.c.holder))
                 )
             ).first()
         if row is None:
             raise errors.NotFound(f"no redemption {redemption_id}", "REDEMPTION_NOT_FOUND")
         return row
 
-    async def get(self, redemption_id: str) -> Redemption:
-        return Redemption.from_row(await self._row(redemption_id))
+    async def get(self, viewer: Viewer, redemption_id: str) -> Redemption:
+        return Redemption.from_row(await self._row(viewer, redemption_id))
 
-    async def submit(self, redemption_id: str, raw: bytes) -> Redemption:
-        row = await self._row(redemption_id)
+    async def submit(self, viewer: Viewer, redemption_id: str, raw: bytes) -> Redemption:
+        row = await self._row(viewer, redemption_id)
         if row.state != RedemptionState.PREPARED:
             if row.signature is None:
                 raise errors.FailedPrecondition(
@@ -222,7 +235,7 @@ class Redemptions:
         outbox_id = await self.outbox.find("redemption", redemption_id)
         if outbox_id is not None:
             await self.outbox.drive(outbox_id)
-        return await self.get(redemption_id)
+        return await self.get(Viewer(True), redemption_id)
 
     async def _record(self, conn: AsyncConnection, redemption_id: str, outcome: Outcome) -> None:
         await conn.execute(

@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from openvpp import errors
 from openvpp.integration import ca
+from openvpp.kernel.tenancy import Viewer
 from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
 from openvpp.settlement import dr, ledger, payouts
@@ -207,7 +208,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def PrepareRedemption(
         self, request: pb.PrepareRedemptionRequest, context: Context
     ) -> pb.PrepareRedemptionResponse:
-        prepared = await self.redemptions.prepare(request.mint, request.holder, request.amount_base_units)
+        prepared = await self.redemptions.prepare(
+            Viewer.of(caller()), request.mint, request.holder, request.amount_base_units
+        )
         return pb.PrepareRedemptionResponse(
             redemption_id=prepared.redemption_id,
             transaction=prepared.transaction,
@@ -218,12 +221,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def SubmitRedemption(
         self, request: pb.SubmitRedemptionRequest, context: Context
     ) -> pb.SubmitRedemptionResponse:
-        redemption = await self.redemptions.submit(request.redemption_id, request.transaction)
+        redemption = await self.redemptions.submit(Viewer.of(caller()), request.redemption_id, request.transaction)
         return pb.SubmitRedemptionResponse(redemption=redemption_message(redemption))
 
     async def GetRedemption(self, request: pb.GetRedemptionRequest, context: Context) -> pb.GetRedemptionResponse:
         return pb.GetRedemptionResponse(
-            redemption=redemption_message(await self.redemptions.get(request.redemption_id))
+            redemption=redemption_message(await self.redemptions.get(Viewer.of(caller()), request.redemption_id))
         )
 
     # -- oracles --------------------------------------------------------------
@@ -260,11 +263,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def GetProgramSettlement(
         self, request: pb.GetProgramSettlementRequest, context: Context
     ) -> pb.GetProgramSettlementResponse:
-        config = await self.s.programs.get(request.program_id)
-        return pb.GetProgramSettlementResponse(settlement=await self._program(config))
+        viewer = Viewer.of(caller())
+        config = await self.s.programs.visible(viewer, request.program_id)
+        return pb.GetProgramSettlementResponse(settlement=await self._program(config, viewer))
 
-    async def _program(self, config: ProgramConfig) -> pb.ProgramSettlement:
-        pending, paid = await self.s.ledger.program_totals(config.program_id)
+    async def _program(self, config: ProgramConfig, viewer: Viewer | None = None) -> pb.ProgramSettlement:
+        pending, paid = await self.s.ledger.program_totals(config.program_id, viewer or Viewer(True))
         return pb.ProgramSettlement(
             program_id=config.program_id, kind=config.kind, mint=config.mint, tariff_id=config.tariff_id,  # type: ignore[arg-type]
             price_feed_id=config.price_feed_id,
@@ -282,7 +286,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return pb.CreateDrEventResponse(event=dr.event_message(event, []))
 
     async def GetDrEvent(self, request: pb.GetDrEventRequest, context: Context) -> pb.GetDrEventResponse:
-        event, results = await self.s.dr.get(request.event_id)
+        event, results = await self.s.dr.get(Viewer.of(caller()), request.event_id)
         return pb.GetDrEventResponse(
             event=dr.event_message(event, results), devices=[dr.result_message(r) for r in results]
         )
@@ -295,10 +299,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         return pb.SettleResponse(settlements=settled, credits_posted=result.credits_posted)
 
     async def GetSettlement(self, request: pb.GetSettlementRequest, context: Context) -> pb.GetSettlementResponse:
-        return pb.GetSettlementResponse(settlement=_settlement(await self.s.payouts.get(request.settlement_id)))
+        return pb.GetSettlementResponse(
+            settlement=_settlement(await self.s.payouts.get(Viewer.of(caller()), request.settlement_id))
+        )
 
     async def GetBalance(self, request: pb.GetBalanceRequest, context: Context) -> pb.GetBalanceResponse:
-        balances = await self.s.ledger.balances(request.wallet)
+        balances = await self.s.ledger.balances(Viewer.of(caller()), request.wallet)
         return pb.GetBalanceResponse(
             wallet=request.wallet,
             balances=[
@@ -316,12 +322,17 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
 
     async def ListPayouts(self, request: pb.ListPayoutsRequest, context: Context) -> pb.ListPayoutsResponse:
         rows, token = await self.s.payouts.list(
-            request.wallet, request.mint, request.settlement_id, request.page_size, request.page_token
+            Viewer.of(caller()),
+            request.wallet,
+            request.mint,
+            request.settlement_id,
+            request.page_size,
+            request.page_token,
         )
         return pb.ListPayoutsResponse(payouts=[payouts.payout_message(r) for r in rows], next_page_token=token)
 
     async def CheckLedger(self, request: pb.CheckLedgerRequest, context: Context) -> pb.CheckLedgerResponse:
-        return check_message(await self.s.ledger.check())
+        return check_message(await self.s.ledger.check(Viewer.of(caller())))
 
     async def GetStatement(self, request: pb.GetStatementRequest, context: Context) -> pb.GetStatementResponse:
         return await self.s.statements.get(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
 from openvpp.integration import ca
-from openvpp.routing.programs import denied
+from openvpp.kernel.tenancy import cross_tenant as denied
 from openvpp.settlement import events, valuation
 from openvpp.settlement.ledger import PayoutState
 from openvpp.settlement.redemption import Redemption, RedemptionState
