@@ -29,12 +29,15 @@ class OpenVPPError(Exception):
         *,
         violations: Sequence[FieldViolation] = (),
         metadata: Mapping[str, str] | None = None,
+        retry_after_seconds: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
         self.violations = tuple(violations)
         self.metadata = dict(metadata or {})
+        # Sent as google.rpc.RetryInfo: when a retry may succeed.
+        self.retry_after_seconds = retry_after_seconds
 
 
 class InvalidArgument(OpenVPPError):
@@ -67,6 +70,10 @@ class Unauthenticated(OpenVPPError):
 
 class PermissionDenied(OpenVPPError):
     """The caller is known but may not do this."""
+
+
+class Aborted(OpenVPPError):
+    """A concurrent change won a race the server retried and still lost; retry the call."""
 
 
 class Unavailable(OpenVPPError):

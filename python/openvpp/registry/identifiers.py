@@ -11,6 +11,7 @@ from openvpp.errors import InvalidArgument
 from openvpp.v1 import common_pb2
 
 PUBLIC_KEY_LEN = 32
+MAX_DER_ID_LEN = 44
 MAX_NAME_LEN = 253
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _NAMESPACE_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
@@ -26,6 +27,11 @@ def decode_der_id(der_id: str, field: str) -> bytes:
     """The 32 key bytes of a base58 der_id, or INVALID_ARGUMENT naming `field`."""
     if not der_id:
         raise InvalidArgument.field(field, "must not be empty", "EMPTY_FIELD")
+    # Base58 decoding is quadratic in the input: bound it before decoding.
+    if len(der_id) > MAX_DER_ID_LEN:
+        raise InvalidArgument.field(
+            field, f"is longer than {MAX_DER_ID_LEN} characters, the base58 form of a 32-byte key", "WRONG_KEY_LENGTH"
+        )
     try:
         raw: bytes = base58.b58decode(der_id.encode("ascii"))
     except (ValueError, UnicodeEncodeError):

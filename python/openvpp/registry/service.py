@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from sqlalchemy.engine import Row
 
 from openvpp import errors, native
 from openvpp.integration.ca import Identity, Role
+from openvpp.kernel import pagination
 from openvpp.registry import identifiers, merkle, records
 from openvpp.registry.log import LogNotifier, LogWriter
 from openvpp.store import registry_repo as repo
@@ -566,19 +565,8 @@ def _alias_rows(item: records.ValidatedRecord) -> list[dict[str, Any]]:
 
 
 def _encode_page_token(registered_seq: int) -> str:
-    return base64.urlsafe_b64encode(f"devices:{registered_seq}".encode()).decode().rstrip("=")
+    return pagination.encode(registered_seq, "devices")
 
 
 def _decode_page_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind != "devices" or not value.isdigit():
-            raise ValueError(text)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise errors.InvalidArgument.field(
-            "page_token", "is not a token this service issued", "INVALID_PAGE_TOKEN"
-        ) from None
+    return pagination.decode(token, "devices")

@@ -33,6 +33,7 @@ from openvpp.routing.routes import RouteBuilder, RoutingKey
 from openvpp.routing.servicer import RoutingServicer
 from openvpp.routing.watch import RouteWatch
 from openvpp.server.auth import AuthInterceptor
+from openvpp.server.edge import EdgeInterceptor
 from openvpp.server.errors import to_rpc_status
 from openvpp.server.interceptors import ErrorInterceptor
 from openvpp.settlement.ingest import Ingestor
@@ -183,6 +184,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         ),
         ErrorInterceptor(),
         AuthInterceptor(partners, insecure=settings.insecure),
+        EdgeInterceptor(),
     ]
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),

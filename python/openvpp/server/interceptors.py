@@ -16,7 +16,13 @@ from openvpp.server.errors import to_rpc_status
 log = logging.getLogger(__name__)
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: Exception, method: str) -> None:
+def is_panic(exc: BaseException) -> bool:
+    """A Rust panic surfaces as PyO3's PanicException, a BaseException: it
+    must become INTERNAL for that call, never take the server down."""
+    return type(exc).__name__ == "PanicException"
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
     if isinstance(exc, errors.OpenVPPError):
         status = rpc_status.to_status(to_rpc_status(exc))
         await context.abort(status.code, status.details, status.trailing_metadata)
@@ -47,6 +53,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     raise
                 except Exception as exc:
                     await _abort(context, exc, method)
+                except BaseException as exc:
+                    if not is_panic(exc):
+                        raise
+                    await _abort(context, exc, method)
 
             return wrapped
 
@@ -58,6 +68,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 except (grpc.aio.AbortError, grpc.aio.UsageError):
                     raise
                 except Exception as exc:
+                    await _abort(context, exc, method)
+                except BaseException as exc:
+                    if not is_panic(exc):
+                        raise
                     await _abort(context, exc, method)
 
             return wrapped

@@ -20,6 +20,7 @@ from google.protobuf import timestamp_pb2
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openvpp import errors
 from openvpp.store import schema
 from openvpp.store.database import Database, insert_rows
 from openvpp.v1 import settlement_pb2 as pb
@@ -92,6 +93,13 @@ class EventLog:
         one page in memory: gRPC's flow control stops the writer, and the
         writer stops reading."""
         cursor = after
+        if after > await self.head():
+            # The rule of every stream (WatchRegistry, WatchRoutes): a cursor
+            # this log never issued is refused, not silently waited on.
+            raise errors.FailedPrecondition(
+                f"after_cursor {after} is beyond the settlement event log head; is this the same server?",
+                "CURSOR_AHEAD_OF_LOG",
+            )
         while True:
             self._changed.clear()
             head = await self.head()

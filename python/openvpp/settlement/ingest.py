@@ -224,7 +224,11 @@ class Ingestor:
                 # Another writer moved these devices on: start over from the database.
                 self.cache.forget({k for batch in group for k in batch.verified.lowest})
                 if attempt == _ATTEMPTS - 1:
-                    raise
+                    raise errors.Aborted(
+                        f"these devices' states changed under {_ATTEMPTS} attempts in a row; send the batch again",
+                        "CONCURRENT_UPDATE",
+                        retry_after_seconds=0.1,
+                    ) from None
         self.cache.keep(overlay)
         return outcomes
 

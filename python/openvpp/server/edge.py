@@ -1,0 +1,195 @@
+"""The request edge: every request is decoded and bounded before any domain code runs.
+
+Undecodable bytes, an oversize string or bytes field, too many repeated
+items, an integer the store cannot hold and a timestamp outside the
+representable years are refused here with INVALID_ARGUMENT naming the
+field, on every RPC kind, streaming included. The checks are one linear
+walk over the fields that are set; nothing is parsed (base58, PEM, DER,
+URLs) before they pass, so no request can make parsing expensive.
+
+The maxima are part of the contract; the README lists them. Hand-written
+because it is a property of our own schema: protobuf validation libraries
+need annotations compiled into the protos and a second runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from openvpp import errors
+from openvpp.kernel.pagination import MAX_STORED
+
+KIB, MIB = 1024, 1024 * 1024
+# Identifiers (der_ids, namespaces, `<utility>/<code>` ids, mints, wallets)
+# fit in 320 characters; any string field without its own entry below is
+# bounded by this.
+MAX_STRING = 320
+MAX_BYTES = 4 * KIB
+MAX_REPEATED = 1000
+# google.protobuf.Timestamp's range: 0001-01-01 to 9999-12-31.
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+# (message, field) -> maximum length in characters (strings) or bytes.
+LENGTHS: dict[tuple[str, str], int] = {
+    ("openvpp.v1.SignedDeviceRecord", "record"): 64 * KIB,
+    ("openvpp.v1.SignedDeviceRecord", "signature"): 128,
+    ("openvpp.v1.RegisterDeviceCertificateRequest", "certificate_der"): 16 * KIB,
+    ("openvpp.v1.SetDeviceStatusRequest", "reason"): 1 * KIB,
+    ("openvpp.v1.UnenrollDeviceRequest", "reason"): 1 * KIB,
+    ("openvpp.v1.SuspendPartnerRequest", "reason"): 1 * KIB,
+    ("openvpp.v1.ReinstatePartnerRequest", "reason"): 1 * KIB,
+    ("openvpp.v1.SignedConsent", "payload"): 4 * KIB,
+    ("openvpp.v1.SignedConsent", "signature"): 128,
+    ("openvpp.v1.OnboardPartnerRequest", "csr_pem"): 16 * KIB,
+    ("openvpp.v1.IssueCertificateRequest", "csr_pem"): 16 * KIB,
+    ("openvpp.v1.RenewCertificateRequest", "csr_pem"): 16 * KIB,
+    ("openvpp.v1.RegisterEndpointRequest", "url"): 2 * KIB,
+    ("openvpp.v1.RegisterEndpointRequest", "trust_anchors_pem"): 64 * KIB,
+    ("openvpp.v1.CreateUseCaseTokenRequest", "uri"): 2 * KIB,
+    # The largest Solana transaction (one 1,232-byte packet).
+    ("openvpp.v1.SubmitRedemptionRequest", "transaction"): 1232,
+    # Reading batches and price points are bounded by the message size and
+    # by the per-batch counts the domain checks.
+    ("openvpp.v1.SubmitReadingsRequest", "payloads"): 64 * MIB,
+    ("openvpp.v1.SubmitReadingsRequest", "signatures"): 64 * MIB,
+    ("openvpp.v1.PublishPriceFeedRequest", "points"): 64 * MIB,
+    ("openvpp.v1.PublishPriceFeedRequest", "signature"): 128,
+    ("openvpp.v1.ListDevicesRequest", "page_token"): 128,
+    ("openvpp.v1.ListProgramsRequest", "page_token"): 1 * KIB,
+    ("openvpp.v1.ListEnrollmentsRequest", "page_token"): 1 * KIB,
+    ("openvpp.v1.ListPartnersRequest", "page_token"): 1 * KIB,
+    ("openvpp.v1.ListEndpointsRequest", "page_token"): 1 * KIB,
+    ("openvpp.v1.ListPayoutsRequest", "page_token"): 128,
+}
+# (message, field) -> most items in a repeated field.
+COUNTS: dict[tuple[str, str], int] = {
+    # The per-call batch the resolver enforces (max_resolve_batch) is the real bound.
+    ("openvpp.v1.ResolveBatchRequest", "identifiers"): 200_000,
+}
+
+_TEXT = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
+_UNSIGNED = (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64)
+
+
+def _long(path: str, limit: int, unit: str) -> errors.InvalidArgument:
+    return errors.InvalidArgument.field(path, f"is longer than {limit:,} {unit}", "FIELD_TOO_LONG")
+
+
+def check(message: Message, path: str = "") -> None:
+    """Refuses the first field outside its bounds (InvalidArgument naming it)."""
+    name = message.DESCRIPTOR.full_name
+    if name == "google.protobuf.Timestamp":
+        seconds = message.seconds  # type: ignore[attr-defined]
+        if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+            raise errors.InvalidArgument.field(f"{path}seconds", "is outside years 1 to 9999", "OUT_OF_RANGE")
+        return
+    for field, value in message.ListFields():
+        where = f"{path}{field.name}"
+        key = (name, field.name)
+        items = value if field.is_repeated else (value,)
+        if field.is_repeated and len(items) > COUNTS.get(key, MAX_REPEATED):
+            raise errors.InvalidArgument.field(
+                where, f"has more than {COUNTS.get(key, MAX_REPEATED):,} items", "TOO_MANY_ITEMS"
+            )
+        if field.type in _TEXT:
+            limit = LENGTHS.get(key, MAX_STRING if field.type == FieldDescriptor.TYPE_STRING else MAX_BYTES)
+            unit = "characters" if field.type == FieldDescriptor.TYPE_STRING else "bytes"
+            for i, item in enumerate(items):
+                if len(item) > limit:
+                    raise _long(f"{where}[{i}]" if field.is_repeated else where, limit, unit)
+        elif field.type in _UNSIGNED:
+            for i, item in enumerate(items):
+                if item > MAX_STORED:
+                    raise errors.InvalidArgument.field(
+                        f"{where}[{i}]" if field.is_repeated else where, f"must be at most {MAX_STORED}", "OUT_OF_RANGE"
+                    )
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for i, item in enumerate(items):
+                check(item, f"{where}[{i}]." if field.is_repeated else f"{where}.")
+
+
+class Refused:
+    """What the decoder hands on in place of a request it refused."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: errors.OpenVPPError) -> None:
+        self.error = error
+
+
+def decoder(parse: Callable[[bytes], Message], type_name: str) -> Callable[[bytes], Message | Refused]:
+    def decode(raw: bytes) -> Message | Refused:
+        try:
+            message = parse(raw)
+        except (DecodeError, RuntimeError, ValueError):
+            return Refused(
+                errors.InvalidArgument(f"the request is not a valid {type_name} message", "MALFORMED_REQUEST")
+            )
+        try:
+            check(message)
+        except errors.InvalidArgument as error:
+            return Refused(error)
+        return message
+
+    return decode
+
+
+async def _refusing(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, Refused):
+            raise request.error
+        yield request
+
+
+class EdgeInterceptor(grpc.aio.ServerInterceptor):
+    """Innermost: decodes with the checks above and raises what they refuse
+    inside the handler, where the error interceptor turns it into a status."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        parse = handler.request_deserializer if handler is not None else None
+        # Health and reflection are the libraries' own, and decode their own requests.
+        if handler is None or parse is None or not handler_call_details.method.startswith("/openvpp."):
+            return handler
+        message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
+        decode = decoder(parse, message_type.full_name if message_type is not None else "request")
+        serialize: Any = handler.response_serializer
+        behavior: Any = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+        if handler.unary_unary:
+
+            async def unary_unary(request: Any, context: Any) -> Any:
+                if isinstance(request, Refused):
+                    raise request.error
+                return await behavior(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, decode, serialize)
+        if handler.unary_stream:
+
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                if isinstance(request, Refused):
+                    raise request.error
+                async for response in behavior(request, context):
+                    yield response
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, decode, serialize)
+        if handler.stream_unary:
+
+            async def stream_unary(requests: Any, context: Any) -> Any:
+                return await behavior(_refusing(requests), context)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, decode, serialize)
+
+        async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+            async for response in behavior(_refusing(requests), context):
+                yield response
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream, decode, serialize)
