@@ -64,7 +64,7 @@ class Mutator:
             self._fill(message, field, depth)
         return message
 
-    def _fill(self, message: Message, field: FieldDescriptor, depth: int) -> None:
+    def _fill(self, message: Message, field: Any, depth: int) -> None:
         if field.type == F.TYPE_MESSAGE:
             if depth >= 3 or field.message_type.GetOptions().map_entry:
                 return
@@ -79,7 +79,7 @@ class Mutator:
         else:
             setattr(message, field.name, value)
 
-    def _value(self, field: FieldDescriptor) -> Any:
+    def _value(self, field: Any) -> Any:
         if field.name in self.pool and field.type in (F.TYPE_STRING, F.TYPE_BYTES):
             return self.rng.choice(self.pool[field.name])
         if field.type == F.TYPE_STRING:
@@ -96,7 +96,7 @@ class Mutator:
 
     def bend(self, message: Message, depth: int = 0) -> None:
         """Sets one field (possibly nested) to something hostile."""
-        fields = list(message.DESCRIPTOR.fields)
+        fields: list[Any] = list(message.DESCRIPTOR.fields)
         if not fields:
             return
         field = self.rng.choice(fields)
@@ -120,7 +120,7 @@ class Mutator:
         except (ValueError, TypeError):
             pass
 
-    def _hostile(self, field: FieldDescriptor) -> Iterator[Any]:
+    def _hostile(self, field: Any) -> Iterator[Any]:
         rng = self.rng
         if field.type == F.TYPE_STRING:
             yield from ("", "0OIl0OIl", "1" * 44, "1" * 45, "x" * 321, "é\u0000\ud7ff" * 10, "../../etc/passwd")

@@ -47,7 +47,7 @@ async def _snapshot(fabric: Fabric) -> tuple[int, ...]:
     return tuple(int(v) for v in row)
 
 
-async def _send(channel: grpc.aio.Channel, case: api_fuzz.Case) -> grpc.StatusCode:
+async def _send(channel: Any, case: api_fuzz.Case) -> grpc.StatusCode:
     method = case.method
     target = api_fuzz.path(method)
     if not method.client_streaming and not method.server_streaming:
@@ -109,7 +109,8 @@ async def test_hostile_requests_to_every_rpc(fabric: Fabric, tmp_path: Path) -> 
                     bad.append(f"{api_fuzz.path(case.method)} {case.kind} -> {code.name} but wrote")
             print(f"\nfuzz: {REQUESTS} requests over {len(api_fuzz.methods())} RPCs: {dict(sorted(tally.items()))}")
             assert not bad, "\n".join(bad[:40])
-            health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            health_stub: Any = health_pb2_grpc.HealthStub(channel)
+            health = await health_stub.Check(health_pb2.HealthCheckRequest())
             assert health.status == health_pb2.HealthCheckResponse.SERVING
             found = await registry(channel).GetDevice(
                 registry_pb2.GetDeviceRequest(identifier=common_pb2.DeviceIdentifier(der_id=der_id))
@@ -148,7 +149,7 @@ async def test_undecodable_bytes_are_invalid_argument_on_every_rpc_kind(fabric: 
             code = await _send(channel, api_fuzz.Case(method, "bytes", garbage))
             assert code == grpc.StatusCode.INVALID_ARGUMENT, api_fuzz.path(method)
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await channel.unary_unary("/openvpp.v1.RegistryService/GetDevice")(garbage)
+            await channel.unary_unary("/openvpp.v1.RegistryService/GetDevice")(garbage)  # type: ignore[arg-type]
         assert "MALFORMED_REQUEST" in str(caught.value.trailing_metadata())
 
 
