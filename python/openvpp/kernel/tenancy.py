@@ -32,6 +32,8 @@ class Scope(enum.Enum):
     # for anyone else it does not exist (NOT_FOUND).
     PRIVATE = "private"
     # An answer made of many tenants' rows: only the caller's part is in it.
+    # For batches (readings, bulk registration, batch resolution) each item
+    # of another tenant is refused in place and the rest proceed.
     FILTERED = "filtered"
     # Only the operator, whose role sees every tenant.
     OPERATOR = "operator"

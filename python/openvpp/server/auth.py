@@ -50,7 +50,7 @@ OPERATOR_ONLY, SIGNED = Scope.OPERATOR, Scope.SIGNED
 # every RPC against it.
 TABLE: dict[str, Rule] = {
     _REGISTRY + "RegisterDevice": Rule(VENDORS, OWNED),
-    _REGISTRY + "BulkRegisterDevices": Rule(VENDORS, OWNED),
+    _REGISTRY + "BulkRegisterDevices": Rule(VENDORS, FILTERED),
     _REGISTRY + "UpdateDevice": Rule(VENDORS, OWNED),
     _REGISTRY + "SetDeviceStatus": Rule(VENDORS, OWNED),
     _REGISTRY + "RegisterDeviceCertificate": Rule(VENDORS, OWNED),
@@ -73,7 +73,7 @@ TABLE: dict[str, Rule] = {
     _INTEGRATION + "RegisterEndpoint": Rule(PARTIES, OWNED),
     _INTEGRATION + "ValidateEndpoint": Rule(PARTIES, OWNED),
     _INTEGRATION + "GetEndpoint": Rule(PARTIES, OWNED),
-    _INTEGRATION + "ListEndpoints": Rule(PARTIES, FILTERED),
+    _INTEGRATION + "ListEndpoints": Rule(PARTIES, OWNED),
     _INTEGRATION + "RemoveEndpoint": Rule(PARTIES, OWNED),
     _ROUTING + "CreateProgram": Rule(UTILITIES, OWNED),
     _ROUTING + "AttachEndpoint": Rule(UTILITIES, OWNED),
@@ -99,7 +99,7 @@ TABLE: dict[str, Rule] = {
     _SETTLEMENT + "PrepareRedemption": Rule(ANY_ROLE, OWNED),
     _SETTLEMENT + "SubmitRedemption": Rule(ANY_ROLE, PRIVATE),
     _SETTLEMENT + "GetRedemption": Rule(ANY_ROLE, PRIVATE),
-    _SETTLEMENT + "SubmitReadings": Rule(VENDORS, OWNED),
+    _SETTLEMENT + "SubmitReadings": Rule(VENDORS, FILTERED),
     _SETTLEMENT + "PublishTariff": Rule(UTILITIES, OWNED),
     _SETTLEMENT + "GetTariff": Rule(ANY_ROLE, PUBLIC_DATA),
     _SETTLEMENT + "RegisterPriceFeed": Rule(UTILITIES, OWNED),
