@@ -13,11 +13,21 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf.timestamp_pb2 import Timestamp
 from solders.keypair import Keypair
 
 from openvpp.integration import ca
-from openvpp.v1 import common_pb2, integration_pb2, registry_pb2, routing_pb2, settlement_pb2
-from openvpp.v1 import integration_pb2_grpc, registry_pb2_grpc, routing_pb2_grpc, settlement_pb2_grpc
+from openvpp.v1 import (
+    common_pb2,
+    integration_pb2,
+    integration_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+    routing_pb2,
+    routing_pb2_grpc,
+    settlement_pb2,
+    settlement_pb2_grpc,
+)
 from tests import factories
 from tests.integration.mtls import Fabric
 from tests.integration.routing_world import consent_for
@@ -106,7 +116,7 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
         await stub.RegisterPriceFeed(
             settlement_pb2.RegisterPriceFeedRequest(code="spot", oracle_key=str(ORACLE.pubkey()), max_age_seconds=1800)
         )
-        for program, kind in (
+        for program, credit_kind in (
             (t.nem, settlement_pb2.CREDIT_KIND_NEM_EXPORT),
             (t.dr, settlement_pb2.CREDIT_KIND_DR_PERFORMANCE),
         ):
@@ -121,7 +131,7 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
             await stub.FundReserve(settlement_pb2.FundReserveRequest(mint=token.mint, amount_base_units=1_000_000_000))
             await stub.ConfigureProgramSettlement(
                 settlement_pb2.ConfigureProgramSettlementRequest(
-                    program_id=program, kind=kind, mint=token.mint, tariff_id=f"{utility}/tou"
+                    program_id=program, kind=credit_kind, mint=token.mint, tariff_id=f"{utility}/tou"
                 )
             )
             if program == t.nem:
@@ -131,7 +141,7 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
         start = (int(time.time()) // STEP - 8) * STEP
         event = await stub.CreateDrEvent(
             settlement_pb2.CreateDrEventRequest(
-                program_id=t.dr, start={"seconds": start}, end={"seconds": start + STEP}, incentive_micro_per_kwh=400_000
+                program_id=t.dr, start=Timestamp(seconds=start), end=Timestamp(seconds=start + STEP), incentive_micro_per_kwh=400_000
             )
         )  # fmt: skip
         t.dr_event_id = event.event.event_id

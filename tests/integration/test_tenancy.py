@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from solders.keypair import Keypair
 
 from openvpp.client.errors import describe
@@ -72,9 +73,9 @@ def _future_event(t: Tenant) -> settlement_pb2.CreateDrEventRequest:
     start = (int(time.time()) // STEP + 8) * STEP
     return settlement_pb2.CreateDrEventRequest(
         program_id=t.dr,
-        start={"seconds": start},
-        end={"seconds": start + STEP},
-        incentive_micro_per_kwh=1,  # type: ignore[arg-type]
+        start=Timestamp(seconds=start),
+        end=Timestamp(seconds=start + STEP),
+        incentive_micro_per_kwh=1,
     )
 
 
@@ -93,7 +94,7 @@ def _marked(t: Tenant, messages: list[Any]) -> list[Any]:
     return [m for m in messages if any(k in m.SerializeToString() for k in markers)]
 
 
-R, I, G, S = registry_pb2, integration_pb2, routing_pb2, settlement_pb2
+R, N, G, S = registry_pb2, integration_pb2, routing_pb2, settlement_pb2
 SPECS: dict[str, Spec] = {
     "RegisterDevice": Spec(
         lambda t: R.RegisterDeviceRequest(signed_record=factories.signed(Keypair(), f"n{uuid.uuid4().hex[:8]}", namespace=t.vendor)),
@@ -124,36 +125,36 @@ SPECS: dict[str, Spec] = {
     "GetInclusionProof": Spec(lambda t: R.GetInclusionProofRequest(der_id=str(t.device.pubkey()), version=1)),
     "AnchorRegistry": Spec(lambda t: R.AnchorRegistryRequest()),
     "OnboardPartner": Spec(
-        lambda t: (ns := f"p{uuid.uuid4().hex[:10]}") and I.OnboardPartnerRequest(
-            kind=I.PARTNER_KIND_AGGREGATOR, legal_name="x", namespace=ns, csr_pem=_csr(ns)),
+        lambda t: (ns := f"p{uuid.uuid4().hex[:10]}") and N.OnboardPartnerRequest(
+            kind=N.PARTNER_KIND_AGGREGATOR, legal_name="x", namespace=ns, csr_pem=_csr(ns)),
     ),
-    "GetPartner": Spec(lambda t: I.GetPartnerRequest(namespace=t.utility), frozenset({UTILITY})),
-    "ListPartners": Spec(lambda t: I.ListPartnersRequest()),
-    "SuspendPartner": Spec(lambda t: I.SuspendPartnerRequest(namespace=f"{t.utility}-spare", reason="x")),
-    "ReinstatePartner": Spec(lambda t: I.ReinstatePartnerRequest(namespace=f"{t.utility}-spare", reason="x")),
+    "GetPartner": Spec(lambda t: N.GetPartnerRequest(namespace=t.utility), frozenset({UTILITY})),
+    "ListPartners": Spec(lambda t: N.ListPartnersRequest()),
+    "SuspendPartner": Spec(lambda t: N.SuspendPartnerRequest(namespace=f"{t.utility}-spare", reason="x")),
+    "ReinstatePartner": Spec(lambda t: N.ReinstatePartnerRequest(namespace=f"{t.utility}-spare", reason="x")),
     "IssueCertificate": Spec(
-        lambda t: I.IssueCertificateRequest(namespace=t.utility, csr_pem=_csr(t.utility)), frozenset({UTILITY})
+        lambda t: N.IssueCertificateRequest(namespace=t.utility, csr_pem=_csr(t.utility)), frozenset({UTILITY})
     ),
     "RenewCertificate": Spec(
-        lambda t: I.RenewCertificateRequest(serial=t.spare_serial, csr_pem=_csr(t.utility)), frozenset({UTILITY})
+        lambda t: N.RenewCertificateRequest(serial=t.spare_serial, csr_pem=_csr(t.utility)), frozenset({UTILITY})
     ),
-    "RevokeCertificate": Spec(lambda t: I.RevokeCertificateRequest(
-        serial=t.spare_serial, reason=I.REVOCATION_REASON_KEY_COMPROMISE), frozenset({UTILITY})),
-    "ListCertificates": Spec(lambda t: I.ListCertificatesRequest(namespace=t.utility), frozenset({UTILITY})),
-    "GetCrl": Spec(lambda t: I.GetCrlRequest()),
+    "RevokeCertificate": Spec(lambda t: N.RevokeCertificateRequest(
+        serial=t.spare_serial, reason=N.REVOCATION_REASON_KEY_COMPROMISE), frozenset({UTILITY})),
+    "ListCertificates": Spec(lambda t: N.ListCertificatesRequest(namespace=t.utility), frozenset({UTILITY})),
+    "GetCrl": Spec(lambda t: N.GetCrlRequest()),
     "RegisterEndpoint": Spec(
-        lambda t: I.RegisterEndpointRequest(
+        lambda t: N.RegisterEndpointRequest(
             namespace=t.utility, name=f"e{uuid.uuid4().hex[:8]}", url="https://127.0.0.1:1",
-            protocol=I.ENDPOINT_PROTOCOL_OPENVPP_GRPC, auth_mode=I.ENDPOINT_AUTH_MODE_MUTUAL_TLS),
+            protocol=N.ENDPOINT_PROTOCOL_OPENVPP_GRPC, auth_mode=N.ENDPOINT_AUTH_MODE_MUTUAL_TLS),
         frozenset({UTILITY}),
     ),
-    "ValidateEndpoint": Spec(lambda t: I.ValidateEndpointRequest(endpoint_id=f"{t.utility}/vtn"), frozenset({UTILITY})),
-    "GetEndpoint": Spec(lambda t: I.GetEndpointRequest(endpoint_id=f"{t.utility}/vtn"), frozenset({UTILITY})),
+    "ValidateEndpoint": Spec(lambda t: N.ValidateEndpointRequest(endpoint_id=f"{t.utility}/vtn"), frozenset({UTILITY})),
+    "GetEndpoint": Spec(lambda t: N.GetEndpointRequest(endpoint_id=f"{t.utility}/vtn"), frozenset({UTILITY})),
     "ListEndpoints": Spec(
-        lambda t: I.ListEndpointsRequest(namespace=t.utility), frozenset({UTILITY}),
+        lambda t: N.ListEndpointsRequest(namespace=t.utility), frozenset({UTILITY}),
         items=lambda t, rs: [e for r in rs for e in r.endpoints if e.namespace == t.utility],
     ),
-    "RemoveEndpoint": Spec(lambda t: I.RemoveEndpointRequest(endpoint_id=f"{t.utility}/spare"), frozenset({UTILITY})),
+    "RemoveEndpoint": Spec(lambda t: N.RemoveEndpointRequest(endpoint_id=f"{t.utility}/spare"), frozenset({UTILITY})),
     "CreateProgram": Spec(
         lambda t: G.CreateProgramRequest(utility_namespace=t.utility, code=f"c{uuid.uuid4().hex[:8]}", name="x",
                                          kind=G.PROGRAM_KIND_NET_ENERGY_METERING),
