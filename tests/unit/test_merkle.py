@@ -53,3 +53,22 @@ def test_every_audit_path_verifies_and_only_for_its_own_leaf(data: st.DataObject
 def test_out_of_range_index_never_verifies() -> None:
     leaves = leaves_of(4)
     assert not merkle.verify_inclusion(leaves[0], 4, 4, [], merkle.root(leaves))
+
+
+def test_persisted_subtrees_give_the_same_roots_and_paths_as_the_whole_tree() -> None:
+    import random
+
+    rng = random.Random(7)
+    leaves = leaves_of(300)
+    store: dict[merkle.Node, bytes] = {}
+    size = 0
+    while size < len(leaves):
+        step = min(rng.randrange(1, 20), len(leaves) - size)
+        store.update(merkle.grow(size, {p: store[p] for p in merkle.peaks(size)}, leaves[size : size + step]))
+        size += step
+        assert merkle.fold([store[p] for p in merkle.peaks(size)]) == merkle.root(leaves[:size])
+    for n in (1, 2, 3, 5, 8, 13, 64, 100, 255, 256, 257, 300):
+        for i in range(n):
+            path = [merkle.fold([store[node] for node in part]) for part in merkle.path_nodes(i, n)]
+            assert path == merkle.audit_path(i, leaves[:n]), (n, i)
+            assert sum(len(part) for part in merkle.path_nodes(i, n)) <= 2 * n.bit_length() ** 2

@@ -204,8 +204,7 @@ class Registry:
                 alias_rows.extend(_alias_rows(item))
                 outcomes.append(Outcome(der_id=item.der_id, log_seq=log_seq))
             await repo.insert_devices(conn, device_rows, alias_rows)
-            await repo.append_log(conn, log.rows)
-            await repo.set_head(conn, log.seq, log.head_hash)
+            await repo.append(conn, log.rows, log.seq, log.head_hash)
         if device_rows:
             self.notifier.notify()
         return outcomes
@@ -252,8 +251,7 @@ class Registry:
             for kept in ("der_id", "registered_seq", "registered_at_us", "status", "status_reason"):
                 del values[kept]
             await repo.replace_device(conn, checked.der_id, values, _alias_rows(checked))
-            await repo.append_log(conn, log.rows)
-            await repo.set_head(conn, log.seq, log.head_hash)
+            await repo.append(conn, log.rows, log.seq, log.head_hash)
             updated = await repo.device_by_id(conn, checked.der_id)
         self.notifier.notify()
         assert updated is not None
@@ -289,8 +287,7 @@ class Registry:
                 der_id,
                 {"status": status, "status_reason": reason, "log_seq": log_seq, "updated_at_us": log.now_us},
             )
-            await repo.append_log(conn, log.rows)
-            await repo.set_head(conn, log.seq, log.head_hash)
+            await repo.append(conn, log.rows, log.seq, log.head_hash)
             change = route_log.RouteChange(
                 routing_pb2.ROUTE_EVENT_KIND_DEVICE_STATUS, der_id, row.vendor_namespace,
                 await route_log.utility_of_device(conn, der_id),
@@ -425,8 +422,8 @@ class Registry:
         """(tree size, Merkle root, head of the hash chain)."""
         async with self.db.read() as conn:
             seq, head_hash = await repo.head(conn)
-            leaves = await repo.leaf_hashes(conn, seq)
-        return seq, merkle.root(leaves), head_hash
+            root = await repo.root(conn)
+        return seq, root, head_hash
 
     async def inclusion_proof(self, seq: int, der_id: str, version: int, tree_size: int) -> InclusionProof:
         async with self.db.read() as conn:
@@ -446,13 +443,14 @@ class Registry:
                     f"must be between the entry's position {seq} and the log size {head_seq}",
                     "OUT_OF_RANGE",
                 )
-            leaves = await repo.leaf_hashes(conn, size)
+            parts = merkle.path_nodes(seq - 1, size)
+            nodes = await repo.tree_nodes(conn, [n for part in parts for n in part] + merkle.peaks(size))
             entry = (await repo.log_after(conn, seq - 1, 1))[0]
         return InclusionProof(
             leaf_index=seq - 1,
             tree_size=size,
-            root_hash=merkle.root(leaves),
-            audit_path=merkle.audit_path(seq - 1, leaves),
+            root_hash=merkle.fold([nodes[p] for p in merkle.peaks(size)]),
+            audit_path=[merkle.fold([nodes[n] for n in part]) for part in parts],
             entry_bytes=entry.entry_bytes,
             leaf_hash=entry.leaf_hash,
         )

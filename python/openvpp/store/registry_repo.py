@@ -10,7 +10,15 @@ from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openvpp.store.schema import device_aliases, device_certificates, devices, registry_head, registry_log
+from openvpp.registry import merkle
+from openvpp.store.schema import (
+    device_aliases,
+    device_certificates,
+    devices,
+    registry_head,
+    registry_log,
+    registry_tree,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +51,49 @@ async def head(conn: AsyncConnection) -> tuple[int, bytes]:
     return int(row.seq), bytes(row.head_hash)
 
 
-async def set_head(conn: AsyncConnection, seq: int, head_hash: bytes) -> None:
-    await conn.execute(update(registry_head).where(registry_head.c.id == 1).values(seq=seq, head_hash=head_hash))
+async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]], seq: int, head_hash: bytes) -> None:
+    """Appends log rows after a locked head, with the subtrees they complete
+    and the new root, and moves the head to `seq`."""
+    if not rows:
+        return
+    size = int(rows[0]["seq"]) - 1
+    old = await tree_nodes(conn, merkle.peaks(size))
+    made = merkle.grow(size, old, [r["leaf_hash"] for r in rows])
+    await conn.execute(registry_log.insert(), list(rows))
+    inner = [{"level": level, "idx": idx, "hash": h} for (level, idx), h in made.items() if level > 0]
+    if inner:
+        await conn.execute(registry_tree.insert(), inner)
+    known = {**old, **made}
+    root = merkle.fold([known[p] for p in merkle.peaks(seq)])
+    await conn.execute(
+        update(registry_head).where(registry_head.c.id == 1).values(seq=seq, head_hash=head_hash, root_hash=root)
+    )
 
 
-async def append_log(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(registry_log.insert(), list(rows))
+async def tree_nodes(conn: AsyncConnection, nodes: Iterable[merkle.Node]) -> dict[merkle.Node, bytes]:
+    """Stored subtree roots (level 0: the leaves themselves), in one or two queries."""
+    wanted = set(nodes)
+    leaves = [idx + 1 for level, idx in wanted if level == 0]
+    found: dict[merkle.Node, bytes] = {}
+    if leaves:
+        query = select(registry_log.c.seq, registry_log.c.leaf_hash).where(registry_log.c.seq.in_(leaves))
+        found.update({(0, int(seq) - 1): bytes(h) for seq, h in await conn.execute(query)})
+    inner = [(level, idx) for level, idx in wanted if level > 0]
+    if inner:
+        rows = await conn.execute(
+            select(registry_tree.c.level, registry_tree.c.idx, registry_tree.c.hash).where(
+                tuple_(registry_tree.c.level, registry_tree.c.idx).in_(inner)
+            )
+        )
+        found.update({(int(r.level), int(r.idx)): bytes(r.hash) for r in rows})
+    missing = wanted - found.keys()
+    if missing:
+        raise RuntimeError(f"registry tree nodes missing: {sorted(missing)[:5]}")
+    return found
+
+
+async def root(conn: AsyncConnection) -> bytes:
+    return bytes((await conn.execute(select(registry_head.c.root_hash).where(registry_head.c.id == 1))).scalar_one())
 
 
 async def existing_keys(

@@ -34,6 +34,19 @@ registry_head = Table(
     Column("id", SmallInteger, primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("head_hash", LargeBinary(32), nullable=False),
+    # The RFC 6962 root of the whole log, kept with the head so reading it is O(1).
+    Column("root_hash", LargeBinary(32), nullable=True),
+)
+
+# Roots of the log's complete perfect subtrees above the leaves: (level,
+# index) covers leaves [index * 2^level, (index + 1) * 2^level). Written as
+# entries append; any root or audit path needs O(log N) of them.
+registry_tree = Table(
+    "registry_tree",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
 )
 
 registry_log = Table(
