@@ -81,6 +81,21 @@ class Settings(BaseSettings):
         default=3600, ge=60, le=7 * 86_400, description="how long a signed route answer stays valid"
     )
     max_resolve_batch: int = Field(default=20_000, ge=1, le=200_000)
+    # Fairness between partners, per replica: past these a partner's next call
+    # is RESOURCE_EXHAUSTED with RetryInfo, and other partners are unaffected.
+    max_calls_per_partner: int = Field(
+        default=128, ge=1, le=100_000, description="unary calls one partner may have in flight on this replica"
+    )
+    max_streams_per_partner: int = Field(
+        default=32, ge=1, le=100_000, description="streaming calls one partner may have open on this replica"
+    )
+    max_streams_per_connection: int = Field(default=256, ge=1, le=100_000, description="HTTP/2 concurrent streams")
+    connection_idle_seconds: float = Field(
+        default=900.0, gt=0, le=86_400, description="a connection with no calls for this long is closed"
+    )
+    keepalive_seconds: float = Field(
+        default=60.0, ge=10, le=86_400, description="server pings idle connections this often to find dead peers"
+    )
     chain_rpc_url: str | None = Field(
         default=None, description="Solana JSON-RPC endpoint; unset runs the embedded chain in process"
     )

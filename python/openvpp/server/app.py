@@ -32,7 +32,7 @@ from openvpp.routing.resolver import Resolver
 from openvpp.routing.routes import RouteBuilder, RoutingKey
 from openvpp.routing.servicer import RoutingServicer
 from openvpp.routing.watch import RouteWatch
-from openvpp.server.auth import AuthInterceptor
+from openvpp.server.auth import AuthInterceptor, PartnerLimits
 from openvpp.server.edge import EdgeInterceptor
 from openvpp.server.errors import to_rpc_status
 from openvpp.server.interceptors import ErrorInterceptor
@@ -183,13 +183,24 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
             tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check())
         ),
         ErrorInterceptor(),
-        AuthInterceptor(partners, insecure=settings.insecure),
+        AuthInterceptor(
+            partners,
+            insecure=settings.insecure,
+            limits=PartnerLimits(settings.max_calls_per_partner, settings.max_streams_per_partner),
+        ),
         EdgeInterceptor(),
     ]
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 0),
+        ("grpc.max_concurrent_streams", settings.max_streams_per_connection),
+        ("grpc.max_connection_idle_ms", int(settings.connection_idle_seconds * 1000)),
+        ("grpc.keepalive_time_ms", int(settings.keepalive_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        # Clients may ping idle connections, but not more often than every 10 s.
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ]
     server = grpc.aio.server(interceptors=interceptors, options=options)
     try:

@@ -7,7 +7,8 @@ and whose data it touches (`kernel.tenancy.Scope`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -135,12 +136,43 @@ def caller() -> ca.Identity:
     return identity
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every RPC in the table and checks the caller's role."""
+class PartnerLimits:
+    """In-flight calls and open streams per partner on this replica, so one
+    flooding partner cannot starve the others (the event loop serves calls
+    in arrival order). Counted in-process: each replica enforces its own."""
 
-    def __init__(self, partners: Partners, insecure: bool) -> None:
+    def __init__(self, calls: int, streams: int) -> None:
+        self.limits = {False: calls, True: streams}
+        self.held: dict[bool, dict[str, int]] = {False: {}, True: {}}
+
+    @contextlib.contextmanager
+    def hold(self, namespace: str, streaming: bool) -> Iterator[None]:
+        held = self.held[streaming]
+        if held.get(namespace, 0) >= self.limits[streaming]:
+            kind = "open streams" if streaming else "calls in flight"
+            raise errors.ResourceExhausted(
+                f"{namespace} already has {self.limits[streaming]} {kind} on this server; retry shortly",
+                "PARTNER_STREAM_LIMIT" if streaming else "PARTNER_CALL_LIMIT",
+                metadata={"limit": str(self.limits[streaming])},
+                retry_after_seconds=1.0 if streaming else 0.05,
+            )
+        held[namespace] = held.get(namespace, 0) + 1
+        try:
+            yield
+        finally:
+            held[namespace] -= 1
+            if not held[namespace]:
+                del held[namespace]
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Authenticates every RPC in the table, checks the caller's role and
+    holds the call against the partner's limits."""
+
+    def __init__(self, partners: Partners, insecure: bool, limits: PartnerLimits | None = None) -> None:
         self.partners = partners
         self.insecure = insecure
+        self.limits = limits or PartnerLimits(128, 32)
 
     async def _identify(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> ca.Identity:
         if method not in TABLE:
@@ -170,19 +202,25 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method in PUBLIC:
             return handler
+        # A client stream with one answer (BulkRegisterDevices) is a stream too.
+        streams = handler.stream_unary is not None
 
         def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                _CALLER.set(await self._identify(method, context))
-                return await behavior(request, context)
+                identity = await self._identify(method, context)
+                _CALLER.set(identity)
+                with self.limits.hold(identity.namespace, streams):
+                    return await behavior(request, context)
 
             return wrapped
 
         def streaming(behavior: Any) -> Callable[..., AsyncIterator[Any]]:
             async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                _CALLER.set(await self._identify(method, context))
-                async for response in behavior(request, context):
-                    yield response
+                identity = await self._identify(method, context)
+                _CALLER.set(identity)
+                with self.limits.hold(identity.namespace, True):
+                    async for response in behavior(request, context):
+                        yield response
 
             return wrapped
 

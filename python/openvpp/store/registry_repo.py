@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -80,10 +80,11 @@ async def tree_nodes(conn: AsyncConnection, nodes: Iterable[merkle.Node]) -> dic
         found.update({(0, int(seq) - 1): bytes(h) for seq, h in await conn.execute(query)})
     inner = [(level, idx) for level, idx in wanted if level > 0]
     if inner:
+        # Point lookups on the key, OR-ed: both databases use the primary key
+        # for each (a row-value IN list made SQLite scan the table).
+        t = registry_tree.c
         rows = await conn.execute(
-            select(registry_tree.c.level, registry_tree.c.idx, registry_tree.c.hash).where(
-                tuple_(registry_tree.c.level, registry_tree.c.idx).in_(inner)
-            )
+            select(t.level, t.idx, t.hash).where(or_(*(and_(t.level == lv, t.idx == i) for lv, i in inner)))
         )
         found.update({(int(r.level), int(r.idx)): bytes(r.hash) for r in rows})
     missing = wanted - found.keys()
