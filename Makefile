@@ -65,6 +65,11 @@ pytest: build ## Python unit and integration tests (SQLite and PostgreSQL)
 	$(BIN)/pytest
 
 MONEY_EXAMPLES ?= 500
+FUZZ_REQUESTS ?= 20000
+
+.PHONY: api-fuzz
+api-fuzz: build ## The API fuzz battery at length (FUZZ_REQUESTS hostile requests per storage backend)
+	OPENVPP_FUZZ_REQUESTS=$(FUZZ_REQUESTS) $(BIN)/pytest tests/integration/test_api_fuzz.py -k hostile -s --timeout=0
 
 .PHONY: money-soak
 money-soak: build ## The end-to-end money property test at length (MONEY_EXAMPLES per storage backend)
@@ -93,6 +98,9 @@ bench: $(STAMP) ## Benchmarks against yardsticks in the same run (fat-LTO build)
 	$(BIN)/python -m tests.bench.core
 	$(BIN)/python -m tests.bench.routing
 	$(BIN)/python -m tests.bench.settlement
+	$(BIN)/python -m tests.bench.fairness
+	$(BIN)/python -m tests.bench.fairness --huge
+	$(BIN)/python -m tests.bench.registry_tree
 
 .PHONY: test
 test: lint check-protos cargo-test pytest fuzz ## Everything CI runs

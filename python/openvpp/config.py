@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_calls_per_partner: int = Field(
         default=128, ge=1, le=100_000, description="unary calls one partner may have in flight on this replica"
     )
+    active_calls_per_partner: int = Field(
+        default=8, ge=1, le=10_000, description="a partner's unary calls running at once; more wait their turn"
+    )
     max_streams_per_partner: int = Field(
         default=32, ge=1, le=100_000, description="streaming calls one partner may have open on this replica"
     )

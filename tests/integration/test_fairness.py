@@ -59,15 +59,29 @@ async def _first(stub: Any) -> None:
         return
 
 
-def test_calls_are_counted_per_partner_and_released() -> None:
-    limits = PartnerLimits(calls=2, streams=1)
-    with limits.hold("a", False), limits.hold("a", False):
-        with pytest.raises(errors.ResourceExhausted) as caught, limits.hold("a", False):
+async def test_calls_wait_their_turn_within_a_share_and_are_refused_past_it() -> None:
+    limits = PartnerLimits(calls=3, streams=1, active=1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def call(namespace: str, name: str) -> None:
+        async with limits.hold(namespace, False):
+            order.append(name)
+            await release.wait()
+
+    first = asyncio.create_task(call("a", "a1"))
+    second = asyncio.create_task(call("a", "a2"))
+    third = asyncio.create_task(call("a", "a3"))
+    other = asyncio.create_task(call("b", "b1"))
+    await asyncio.sleep(0.05)
+    # a2 and a3 queue behind a1 inside a's share; b runs at once.
+    assert order == ["a1", "b1"]
+    with pytest.raises(errors.ResourceExhausted) as caught:
+        async with limits.hold("a", False):
             pass
-        assert caught.value.reason == "PARTNER_CALL_LIMIT"
-        assert caught.value.retry_after_seconds
-        with limits.hold("b", False):
-            pass
-    with limits.hold("a", False), limits.hold("a", False):
-        pass
+    assert caught.value.reason == "PARTNER_CALL_LIMIT"
+    assert caught.value.retry_after_seconds
+    release.set()
+    await asyncio.gather(first, second, third, other)
+    assert sorted(order) == ["a1", "a2", "a3", "b1"]
     assert limits.held == {False: {}, True: {}}

@@ -186,7 +186,9 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         AuthInterceptor(
             partners,
             insecure=settings.insecure,
-            limits=PartnerLimits(settings.max_calls_per_partner, settings.max_streams_per_partner),
+            limits=PartnerLimits(
+                settings.max_calls_per_partner, settings.max_streams_per_partner, settings.active_calls_per_partner
+            ),
         ),
         EdgeInterceptor(),
     ]

@@ -7,8 +7,10 @@ and whose data it touches (`kernel.tenancy.Scope`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -136,17 +138,36 @@ def caller() -> ca.Identity:
     return identity
 
 
+@functools.lru_cache(maxsize=4096)
+def _certificate_identity(pem: bytes) -> ca.Identity:
+    """The identity a certificate names. Parsing is pure, so it is cached by
+    the certificate's bytes; revocation and suspension are checked per call."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise errors.Unauthenticated("the client certificate cannot be read", "CERT_UNREADABLE") from None
+    return ca.identity_of(cert)
+
+
 class PartnerLimits:
-    """In-flight calls and open streams per partner on this replica, so one
-    flooding partner cannot starve the others (the event loop serves calls
-    in arrival order). Counted in-process: each replica enforces its own."""
+    """Fair shares between partners on this replica.
 
-    def __init__(self, calls: int, streams: int) -> None:
+    The event loop serves whatever is runnable in arrival order, so a partner
+    with hundreds of calls in flight would make everyone else's call wait
+    behind all of them. Each partner's unary calls therefore run at most
+    `active` at a time; its further calls wait in its own queue (off the
+    loop's run queue), and past `calls` in flight they are refused. Open
+    streams are capped at `streams`. Counted in-process: each replica
+    enforces its own shares."""
+
+    def __init__(self, calls: int, streams: int, active: int = 8) -> None:
         self.limits = {False: calls, True: streams}
+        self.active = active
         self.held: dict[bool, dict[str, int]] = {False: {}, True: {}}
+        self._gates: dict[str, asyncio.Semaphore] = {}
 
-    @contextlib.contextmanager
-    def hold(self, namespace: str, streaming: bool) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def hold(self, namespace: str, streaming: bool) -> AsyncIterator[None]:
         held = self.held[streaming]
         if held.get(namespace, 0) >= self.limits[streaming]:
             kind = "open streams" if streaming else "calls in flight"
@@ -158,11 +179,18 @@ class PartnerLimits:
             )
         held[namespace] = held.get(namespace, 0) + 1
         try:
-            yield
+            if streaming:
+                yield
+            else:
+                gate = self._gates.setdefault(namespace, asyncio.Semaphore(self.active))
+                async with gate:
+                    yield
         finally:
             held[namespace] -= 1
             if not held[namespace]:
                 del held[namespace]
+                if not streaming:
+                    self._gates.pop(namespace, None)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -174,7 +202,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self.insecure = insecure
         self.limits = limits or PartnerLimits(128, 32)
 
-    async def _identify(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> ca.Identity:
+    def _claim(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> ca.Identity:
+        """Who the verified certificate says the caller is, and whether that
+        role may call `method`; no database work, so refusing is cheap."""
         if method not in TABLE:
             raise errors.PermissionDenied(f"{method} is not exposed", "UNKNOWN_METHOD")
         if self.insecure:
@@ -182,16 +212,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         pems = context.auth_context().get("x509_pem_cert")
         if not pems:
             raise errors.Unauthenticated("a client certificate is required", "NO_CLIENT_CERT")
-        try:
-            cert = x509.load_pem_x509_certificate(next(iter(pems)))
-        except ValueError:
-            raise errors.Unauthenticated("the client certificate cannot be read", "CERT_UNREADABLE") from None
-        identity = await self.partners.authenticate(ca.identity_of(cert))
+        identity = _certificate_identity(next(iter(pems)))
         if identity.role not in TABLE[method].roles:
             raise errors.PermissionDenied(
                 f"role {identity.role.value} may not call {method.rsplit('/', 1)[-1]}", "ROLE_NOT_ALLOWED"
             )
         return identity
+
+    async def _admit(self, claimed: ca.Identity) -> ca.Identity:
+        """The claim checked against revocation and suspension, now."""
+        return claimed if self.insecure else await self.partners.authenticate(claimed)
 
     async def intercept_service(
         self,
@@ -207,18 +237,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
         def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                identity = await self._identify(method, context)
-                _CALLER.set(identity)
-                with self.limits.hold(identity.namespace, streams):
+                claimed = self._claim(method, context)
+                async with self.limits.hold(claimed.namespace, streams):
+                    _CALLER.set(await self._admit(claimed))
                     return await behavior(request, context)
 
             return wrapped
 
         def streaming(behavior: Any) -> Callable[..., AsyncIterator[Any]]:
             async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                identity = await self._identify(method, context)
-                _CALLER.set(identity)
-                with self.limits.hold(identity.namespace, True):
+                claimed = self._claim(method, context)
+                async with self.limits.hold(claimed.namespace, True):
+                    _CALLER.set(await self._admit(claimed))
                     async for response in behavior(request, context):
                         yield response
 
