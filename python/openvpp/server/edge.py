@@ -1,8 +1,9 @@
 """The request edge: every request is decoded and bounded before any domain code runs.
 
-Undecodable bytes, an oversize string or bytes field, too many repeated
-items, an integer the store cannot hold and a timestamp outside the
-representable years are refused here with INVALID_ARGUMENT naming the
+Undecodable bytes, an oversize string or bytes field, a NUL character in a
+string, an enum value the schema does not define, too many repeated items,
+an integer the store cannot hold and a timestamp outside the representable
+years are refused here with INVALID_ARGUMENT naming the
 field, on every RPC kind, streaming included. The checks are one linear
 walk over the fields that are set; nothing is parsed (base58, PEM, DER,
 URLs) before they pass, so no request can make parsing expensive.
@@ -73,7 +74,13 @@ COUNTS: dict[tuple[str, str], int] = {
 }
 
 _TEXT = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
-_UNSIGNED = (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64)
+# Unsigned fields bounded by the signed column the store keeps them in.
+_UNSIGNED = {
+    FieldDescriptor.TYPE_UINT64: MAX_STORED,
+    FieldDescriptor.TYPE_FIXED64: MAX_STORED,
+    FieldDescriptor.TYPE_UINT32: 2**31 - 1,
+    FieldDescriptor.TYPE_FIXED32: 2**31 - 1,
+}
 
 
 def _long(path: str, limit: int, unit: str) -> errors.InvalidArgument:
@@ -100,13 +107,27 @@ def check(message: Message, path: str = "") -> None:
             limit = LENGTHS.get(key, MAX_STRING if field.type == FieldDescriptor.TYPE_STRING else MAX_BYTES)
             unit = "characters" if field.type == FieldDescriptor.TYPE_STRING else "bytes"
             for i, item in enumerate(items):
+                at = f"{where}[{i}]" if field.is_repeated else where
                 if len(item) > limit:
-                    raise _long(f"{where}[{i}]" if field.is_repeated else where, limit, unit)
+                    raise _long(at, limit, unit)
+                # PostgreSQL text cannot hold U+0000, and no identifier or name needs it.
+                if field.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
+                    raise errors.InvalidArgument.field(at, "must not contain NUL characters", "INVALID_CHARACTERS")
         elif field.type in _UNSIGNED:
+            bound = _UNSIGNED[field.type]
             for i, item in enumerate(items):
-                if item > MAX_STORED:
+                if item > bound:
                     raise errors.InvalidArgument.field(
-                        f"{where}[{i}]" if field.is_repeated else where, f"must be at most {MAX_STORED}", "OUT_OF_RANGE"
+                        f"{where}[{i}]" if field.is_repeated else where, f"must be at most {bound}", "OUT_OF_RANGE"
+                    )
+        elif field.type == FieldDescriptor.TYPE_ENUM:
+            known = field.enum_type.values_by_number  # type: ignore[union-attr]
+            for i, item in enumerate(items):
+                if item not in known:
+                    raise errors.InvalidArgument.field(
+                        f"{where}[{i}]" if field.is_repeated else where,
+                        f"{item} is not a value of {field.enum_type.full_name}",  # type: ignore[union-attr]
+                        "INVALID_ENUM",
                     )
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             for i, item in enumerate(items):

@@ -214,14 +214,18 @@ class SettlementServiceServicer:
     def PrepareRedemption(self, request, context):
         """One transaction that burns a holder's tokens and pays the stablecoin
         from the reserve, signed by the reserve authority and fee payer; the
-        holder adds its signature and submits it.
+        holder adds its signature and submits it. Relayed by the token's
+        utility, the vendor of the holding device (holder = the device's
+        address) or the operator; anyone else gets PERMISSION_DENIED CROSS_TENANT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SubmitRedemption(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A redemption is visible to the same parties; for anyone else it is
+        NOT_FOUND, as an id that does not exist.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -236,6 +240,9 @@ class SettlementServiceServicer:
         """Device vendor: batches of device-signed readings in, one verdict per
         reading back for each batch, in order. A verdict is sent only after
         what it accepted is durably stored as its original signed bytes.
+        Readings of another vendor's devices are UNKNOWN_DEVICE. A message that
+        is not a SubmitReadingsRequest ends the stream with INVALID_ARGUMENT
+        MALFORMED_REQUEST; batches answered before it stand.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -280,7 +287,10 @@ class SettlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetProgramSettlement(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """For the program's utility and the operator, and for a vendor with a
+        device enrolled in it (whose pending and paid totals are of its own
+        devices' credits); anyone else gets PERMISSION_DENIED CROSS_TENANT.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -294,7 +304,9 @@ class SettlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetDrEvent(self, request, context):
-        """The event and each device's baseline, actual load and performance.
+        """The event and each device's baseline, actual load and performance:
+        customers' personal data, for the program's utility and the operator
+        only; for anyone else the event is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -309,20 +321,28 @@ class SettlementServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetSettlement(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The whole settlement for the operator. Anyone else sees its part: the
+        payouts of its programs (a utility) or to its devices' addresses (a
+        vendor), their credits and amount, and only the transactions that carry
+        them (`transactions` counts those, `signatures` lists them in order).
+        A settlement with no such part is NOT_FOUND.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetBalance(self, request, context):
-        """A wallet's credited, pending, paid and on-chain amounts per token.
+        """A wallet's credited, pending, paid and on-chain amounts per token, in
+        the tokens the caller may see: a utility's own tokens; every token for a
+        vendor's own device address; all for the operator.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPayouts(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Payouts in id order, only the caller's part (as GetSettlement).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -330,7 +350,8 @@ class SettlementServiceServicer:
     def CheckLedger(self, request, context):
         """Proves credited = paid + pending per token to the base unit, every
         journal entry balanced, and chain supply and balances equal to what
-        the ledger says was paid.
+        the ledger says was paid. A utility's check covers its own tokens (and
+        the journal entries that touch them); the operator's covers all.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -348,7 +369,9 @@ class SettlementServiceServicer:
 
     def StreamSettlements(self, request, context):
         """Utility: every settlement event of its programs from a cursor, then
-        live. Resume with the last cursor received: no gap, no duplicate.
+        live. Resume with the last cursor received: no gap, no duplicate. A
+        cursor beyond the log's head is FAILED_PRECONDITION CURSOR_AHEAD_OF_LOG,
+        following or not, as for WatchRegistry and WatchRoutes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -51,14 +51,22 @@ class SettlementServiceStub:
     PrepareRedemption: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.PrepareRedemptionRequest, _settlement_pb2.PrepareRedemptionResponse]
     """One transaction that burns a holder's tokens and pays the stablecoin
     from the reserve, signed by the reserve authority and fee payer; the
-    holder adds its signature and submits it.
+    holder adds its signature and submits it. Relayed by the token's
+    utility, the vendor of the holding device (holder = the device's
+    address) or the operator; anyone else gets PERMISSION_DENIED CROSS_TENANT.
     """
     SubmitRedemption: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SubmitRedemptionRequest, _settlement_pb2.SubmitRedemptionResponse]
+    """A redemption is visible to the same parties; for anyone else it is
+    NOT_FOUND, as an id that does not exist.
+    """
     GetRedemption: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetRedemptionRequest, _settlement_pb2.GetRedemptionResponse]
     SubmitReadings: _grpc.StreamStreamMultiCallable[_settlement_pb2.SubmitReadingsRequest, _settlement_pb2.SubmitReadingsResponse]
     """Device vendor: batches of device-signed readings in, one verdict per
     reading back for each batch, in order. A verdict is sent only after
     what it accepted is durably stored as its original signed bytes.
+    Readings of another vendor's devices are UNKNOWN_DEVICE. A message that
+    is not a SubmitReadingsRequest ends the stream with INVALID_ARGUMENT
+    MALFORMED_REQUEST; batches answered before it stand.
     """
     PublishTariff: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.PublishTariffRequest, _settlement_pb2.PublishTariffResponse]
     """Utility: a new version of a time-of-use tariff (import and export
@@ -77,24 +85,42 @@ class SettlementServiceStub:
     in which token, at which rates, split between which parties).
     """
     GetProgramSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetProgramSettlementRequest, _settlement_pb2.GetProgramSettlementResponse]
+    """For the program's utility and the operator, and for a vendor with a
+    device enrolled in it (whose pending and paid totals are of its own
+    devices' credits); anyone else gets PERMISSION_DENIED CROSS_TENANT.
+    """
     CreateDrEvent: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CreateDrEventRequest, _settlement_pb2.CreateDrEventResponse]
     """Utility: a demand-response event; after it ends each enrolled device's
     performance against its baseline is credited.
     """
     GetDrEvent: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetDrEventRequest, _settlement_pb2.GetDrEventResponse]
-    """The event and each device's baseline, actual load and performance."""
+    """The event and each device's baseline, actual load and performance:
+    customers' personal data, for the program's utility and the operator
+    only; for anyone else the event is NOT_FOUND.
+    """
     Settle: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.SettleRequest, _settlement_pb2.SettleResponse]
     """Utility or operator: credits what is priced, then pays every pending
     credit of its programs now; FAILED_PRECONDITION when a reserve is short.
     """
     GetSettlement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.GetSettlementResponse]
+    """The whole settlement for the operator. Anyone else sees its part: the
+    payouts of its programs (a utility) or to its devices' addresses (a
+    vendor), their credits and amount, and only the transactions that carry
+    them (`transactions` counts those, `signatures` lists them in order).
+    A settlement with no such part is NOT_FOUND.
+    """
     GetBalance: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.GetBalanceResponse]
-    """A wallet's credited, pending, paid and on-chain amounts per token."""
+    """A wallet's credited, pending, paid and on-chain amounts per token, in
+    the tokens the caller may see: a utility's own tokens; every token for a
+    vendor's own device address; all for the operator.
+    """
     ListPayouts: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.ListPayoutsRequest, _settlement_pb2.ListPayoutsResponse]
+    """Payouts in id order, only the caller's part (as GetSettlement)."""
     CheckLedger: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.CheckLedgerRequest, _settlement_pb2.CheckLedgerResponse]
     """Proves credited = paid + pending per token to the base unit, every
     journal entry balanced, and chain supply and balances equal to what
-    the ledger says was paid.
+    the ledger says was paid. A utility's check covers its own tokens (and
+    the journal entries that touch them); the operator's covers all.
     """
     GetStatement: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetStatementRequest, _settlement_pb2.GetStatementResponse]
     """One receiving account's statement in one token: every credit with the
@@ -104,7 +130,9 @@ class SettlementServiceStub:
     """
     StreamSettlements: _grpc.UnaryStreamMultiCallable[_settlement_pb2.StreamSettlementsRequest, _settlement_pb2.StreamSettlementsResponse]
     """Utility: every settlement event of its programs from a cursor, then
-    live. Resume with the last cursor received: no gap, no duplicate.
+    live. Resume with the last cursor received: no gap, no duplicate. A
+    cursor beyond the log's head is FAILED_PRECONDITION CURSOR_AHEAD_OF_LOG,
+    following or not, as for WatchRegistry and WatchRoutes.
     """
 
 @_typing.type_check_only
@@ -130,14 +158,22 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     PrepareRedemption: _aio.UnaryUnaryMultiCallable[_settlement_pb2.PrepareRedemptionRequest, _settlement_pb2.PrepareRedemptionResponse]  # type: ignore[assignment]
     """One transaction that burns a holder's tokens and pays the stablecoin
     from the reserve, signed by the reserve authority and fee payer; the
-    holder adds its signature and submits it.
+    holder adds its signature and submits it. Relayed by the token's
+    utility, the vendor of the holding device (holder = the device's
+    address) or the operator; anyone else gets PERMISSION_DENIED CROSS_TENANT.
     """
     SubmitRedemption: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SubmitRedemptionRequest, _settlement_pb2.SubmitRedemptionResponse]  # type: ignore[assignment]
+    """A redemption is visible to the same parties; for anyone else it is
+    NOT_FOUND, as an id that does not exist.
+    """
     GetRedemption: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetRedemptionRequest, _settlement_pb2.GetRedemptionResponse]  # type: ignore[assignment]
     SubmitReadings: _aio.StreamStreamMultiCallable[_settlement_pb2.SubmitReadingsRequest, _settlement_pb2.SubmitReadingsResponse]  # type: ignore[assignment]
     """Device vendor: batches of device-signed readings in, one verdict per
     reading back for each batch, in order. A verdict is sent only after
     what it accepted is durably stored as its original signed bytes.
+    Readings of another vendor's devices are UNKNOWN_DEVICE. A message that
+    is not a SubmitReadingsRequest ends the stream with INVALID_ARGUMENT
+    MALFORMED_REQUEST; batches answered before it stand.
     """
     PublishTariff: _aio.UnaryUnaryMultiCallable[_settlement_pb2.PublishTariffRequest, _settlement_pb2.PublishTariffResponse]  # type: ignore[assignment]
     """Utility: a new version of a time-of-use tariff (import and export
@@ -156,24 +192,42 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     in which token, at which rates, split between which parties).
     """
     GetProgramSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetProgramSettlementRequest, _settlement_pb2.GetProgramSettlementResponse]  # type: ignore[assignment]
+    """For the program's utility and the operator, and for a vendor with a
+    device enrolled in it (whose pending and paid totals are of its own
+    devices' credits); anyone else gets PERMISSION_DENIED CROSS_TENANT.
+    """
     CreateDrEvent: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CreateDrEventRequest, _settlement_pb2.CreateDrEventResponse]  # type: ignore[assignment]
     """Utility: a demand-response event; after it ends each enrolled device's
     performance against its baseline is credited.
     """
     GetDrEvent: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetDrEventRequest, _settlement_pb2.GetDrEventResponse]  # type: ignore[assignment]
-    """The event and each device's baseline, actual load and performance."""
+    """The event and each device's baseline, actual load and performance:
+    customers' personal data, for the program's utility and the operator
+    only; for anyone else the event is NOT_FOUND.
+    """
     Settle: _aio.UnaryUnaryMultiCallable[_settlement_pb2.SettleRequest, _settlement_pb2.SettleResponse]  # type: ignore[assignment]
     """Utility or operator: credits what is priced, then pays every pending
     credit of its programs now; FAILED_PRECONDITION when a reserve is short.
     """
     GetSettlement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetSettlementRequest, _settlement_pb2.GetSettlementResponse]  # type: ignore[assignment]
+    """The whole settlement for the operator. Anyone else sees its part: the
+    payouts of its programs (a utility) or to its devices' addresses (a
+    vendor), their credits and amount, and only the transactions that carry
+    them (`transactions` counts those, `signatures` lists them in order).
+    A settlement with no such part is NOT_FOUND.
+    """
     GetBalance: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetBalanceRequest, _settlement_pb2.GetBalanceResponse]  # type: ignore[assignment]
-    """A wallet's credited, pending, paid and on-chain amounts per token."""
+    """A wallet's credited, pending, paid and on-chain amounts per token, in
+    the tokens the caller may see: a utility's own tokens; every token for a
+    vendor's own device address; all for the operator.
+    """
     ListPayouts: _aio.UnaryUnaryMultiCallable[_settlement_pb2.ListPayoutsRequest, _settlement_pb2.ListPayoutsResponse]  # type: ignore[assignment]
+    """Payouts in id order, only the caller's part (as GetSettlement)."""
     CheckLedger: _aio.UnaryUnaryMultiCallable[_settlement_pb2.CheckLedgerRequest, _settlement_pb2.CheckLedgerResponse]  # type: ignore[assignment]
     """Proves credited = paid + pending per token to the base unit, every
     journal entry balanced, and chain supply and balances equal to what
-    the ledger says was paid.
+    the ledger says was paid. A utility's check covers its own tokens (and
+    the journal entries that touch them); the operator's covers all.
     """
     GetStatement: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetStatementRequest, _settlement_pb2.GetStatementResponse]  # type: ignore[assignment]
     """One receiving account's statement in one token: every credit with the
@@ -183,7 +237,9 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """
     StreamSettlements: _aio.UnaryStreamMultiCallable[_settlement_pb2.StreamSettlementsRequest, _settlement_pb2.StreamSettlementsResponse]  # type: ignore[assignment]
     """Utility: every settlement event of its programs from a cursor, then
-    live. Resume with the last cursor received: no gap, no duplicate.
+    live. Resume with the last cursor received: no gap, no duplicate. A
+    cursor beyond the log's head is FAILED_PRECONDITION CURSOR_AHEAD_OF_LOG,
+    following or not, as for WatchRegistry and WatchRoutes.
     """
 
 class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -248,7 +304,9 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_pb2.PrepareRedemptionResponse, _abc.Awaitable[_settlement_pb2.PrepareRedemptionResponse]]:
         """One transaction that burns a holder's tokens and pays the stablecoin
         from the reserve, signed by the reserve authority and fee payer; the
-        holder adds its signature and submits it.
+        holder adds its signature and submits it. Relayed by the token's
+        utility, the vendor of the holding device (holder = the device's
+        address) or the operator; anyone else gets PERMISSION_DENIED CROSS_TENANT.
         """
 
     @_abc_1.abstractmethod
@@ -256,7 +314,10 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _settlement_pb2.SubmitRedemptionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_settlement_pb2.SubmitRedemptionResponse, _abc.Awaitable[_settlement_pb2.SubmitRedemptionResponse]]: ...
+    ) -> _typing.Union[_settlement_pb2.SubmitRedemptionResponse, _abc.Awaitable[_settlement_pb2.SubmitRedemptionResponse]]:
+        """A redemption is visible to the same parties; for anyone else it is
+        NOT_FOUND, as an id that does not exist.
+        """
 
     @_abc_1.abstractmethod
     def GetRedemption(
@@ -274,6 +335,9 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         """Device vendor: batches of device-signed readings in, one verdict per
         reading back for each batch, in order. A verdict is sent only after
         what it accepted is durably stored as its original signed bytes.
+        Readings of another vendor's devices are UNKNOWN_DEVICE. A message that
+        is not a SubmitReadingsRequest ends the stream with INVALID_ARGUMENT
+        MALFORMED_REQUEST; batches answered before it stand.
         """
 
     @_abc_1.abstractmethod
@@ -327,7 +391,11 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _settlement_pb2.GetProgramSettlementRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_settlement_pb2.GetProgramSettlementResponse, _abc.Awaitable[_settlement_pb2.GetProgramSettlementResponse]]: ...
+    ) -> _typing.Union[_settlement_pb2.GetProgramSettlementResponse, _abc.Awaitable[_settlement_pb2.GetProgramSettlementResponse]]:
+        """For the program's utility and the operator, and for a vendor with a
+        device enrolled in it (whose pending and paid totals are of its own
+        devices' credits); anyone else gets PERMISSION_DENIED CROSS_TENANT.
+        """
 
     @_abc_1.abstractmethod
     def CreateDrEvent(
@@ -345,7 +413,10 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.GetDrEventRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetDrEventResponse, _abc.Awaitable[_settlement_pb2.GetDrEventResponse]]:
-        """The event and each device's baseline, actual load and performance."""
+        """The event and each device's baseline, actual load and performance:
+        customers' personal data, for the program's utility and the operator
+        only; for anyone else the event is NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def Settle(
@@ -362,7 +433,13 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _settlement_pb2.GetSettlementRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_settlement_pb2.GetSettlementResponse, _abc.Awaitable[_settlement_pb2.GetSettlementResponse]]: ...
+    ) -> _typing.Union[_settlement_pb2.GetSettlementResponse, _abc.Awaitable[_settlement_pb2.GetSettlementResponse]]:
+        """The whole settlement for the operator. Anyone else sees its part: the
+        payouts of its programs (a utility) or to its devices' addresses (a
+        vendor), their credits and amount, and only the transactions that carry
+        them (`transactions` counts those, `signatures` lists them in order).
+        A settlement with no such part is NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def GetBalance(
@@ -370,14 +447,18 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _settlement_pb2.GetBalanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetBalanceResponse, _abc.Awaitable[_settlement_pb2.GetBalanceResponse]]:
-        """A wallet's credited, pending, paid and on-chain amounts per token."""
+        """A wallet's credited, pending, paid and on-chain amounts per token, in
+        the tokens the caller may see: a utility's own tokens; every token for a
+        vendor's own device address; all for the operator.
+        """
 
     @_abc_1.abstractmethod
     def ListPayouts(
         self,
         request: _settlement_pb2.ListPayoutsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_settlement_pb2.ListPayoutsResponse, _abc.Awaitable[_settlement_pb2.ListPayoutsResponse]]: ...
+    ) -> _typing.Union[_settlement_pb2.ListPayoutsResponse, _abc.Awaitable[_settlement_pb2.ListPayoutsResponse]]:
+        """Payouts in id order, only the caller's part (as GetSettlement)."""
 
     @_abc_1.abstractmethod
     def CheckLedger(
@@ -387,7 +468,8 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_settlement_pb2.CheckLedgerResponse, _abc.Awaitable[_settlement_pb2.CheckLedgerResponse]]:
         """Proves credited = paid + pending per token to the base unit, every
         journal entry balanced, and chain supply and balances equal to what
-        the ledger says was paid.
+        the ledger says was paid. A utility's check covers its own tokens (and
+        the journal entries that touch them); the operator's covers all.
         """
 
     @_abc_1.abstractmethod
@@ -409,7 +491,9 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_settlement_pb2.StreamSettlementsResponse], _abc.AsyncIterator[_settlement_pb2.StreamSettlementsResponse]]:
         """Utility: every settlement event of its programs from a cursor, then
-        live. Resume with the last cursor received: no gap, no duplicate.
+        live. Resume with the last cursor received: no gap, no duplicate. A
+        cursor beyond the log's head is FAILED_PRECONDITION CURSOR_AHEAD_OF_LOG,
+        following or not, as for WatchRegistry and WatchRoutes.
         """
 
 def add_SettlementServiceServicer_to_server(servicer: SettlementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
