@@ -42,13 +42,26 @@ check-protos: $(STAMP) ## Fail if the committed generated code is stale
 	$(BIN)/python proto/generate.py --check
 
 .PHONY: lint
-lint: build ## ruff, mypy, stubtest, cargo fmt, cargo clippy
+lint: lint-python lint-rust stubtest ## ruff, mypy, stubtest, cargo fmt, cargo clippy
+
+.PHONY: lint-python
+lint-python: $(STAMP) ## ruff and mypy (no Rust build needed: mypy reads the committed stub)
 	$(BIN)/ruff check python tests proto
 	$(BIN)/ruff format --check python tests proto
 	$(BIN)/mypy
-	$(BIN)/python -m mypy.stubtest openvpp._rust
+
+.PHONY: lint-rust
+lint-rust: ## cargo fmt and clippy
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+.PHONY: stubtest
+stubtest: build ## The committed stub matches the built extension exactly
+	$(BIN)/python -m mypy.stubtest openvpp._rust
+
+.PHONY: check
+check: lint-python build ## The fast loop: ruff, mypy and the unit tests (about two minutes)
+	$(BIN)/pytest tests/unit -q
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format Python and Rust in place
