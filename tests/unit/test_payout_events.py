@@ -7,7 +7,7 @@ import pytest
 
 from openvpp import native
 from openvpp.errors import InvalidArgument
-from openvpp.settlement import events
+from openvpp.kernel.timestamps import from_micros
 from openvpp.v1 import settlement_pb2 as pb
 
 _ARMS: dict[int, str] = {pb.PAYOUT_STATE_SENT: "payout_sent", pb.PAYOUT_STATE_CONFIRMED: "payout_confirmed",
@@ -18,7 +18,7 @@ def _expected(settlement_id: str, row: native.PayoutEventRow) -> pb.SettlementEv
     payout_id, program_id, wallet, mint, amount, credits, state, signature, created_at_us, credit_ids = row
     payout = pb.Payout(
         payout_id=payout_id, settlement_id=settlement_id, wallet=wallet, mint=mint, amount_base_units=amount,
-        state=state, signature=signature, credits=credits, created_at=events.timestamp(created_at_us),  # type: ignore[arg-type]
+        state=state, signature=signature, credits=credits, created_at=from_micros(created_at_us),  # type: ignore[arg-type]
         credit_ids=credit_ids,
     )  # fmt: skip
     event = pb.SettlementEvent(program_id=program_id)

@@ -33,10 +33,6 @@ class TokenOutcome:
     anchor: registry_pb2.RegistryAnchor
     anchor_checks: list[tuple[str, bool, str]]
 
-    @property
-    def anchor_verified(self) -> bool:
-        return bool(self.anchor_checks) and all(ok for _, ok, _ in self.anchor_checks)
-
 
 def _coins(base_units: int, decimals: int = 6) -> str:
     return f"{base_units / 10**decimals:,.{decimals}f}".rstrip("0").rstrip(".")

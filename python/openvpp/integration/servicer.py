@@ -5,21 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from openvpp.integration.endpoints import Endpoints, EndpointSpec, EndpointState
 from openvpp.integration.partners import CertificateState, Contact, Partners, PartnerState
 from openvpp.integration.probe import Outcome
+from openvpp.kernel.timestamps import from_micros
 from openvpp.server.auth import caller
 from openvpp.v1 import integration_pb2 as pb
 from openvpp.v1 import integration_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def _ts(micros: int) -> timestamp_pb2.Timestamp:
-    seconds, rest = divmod(micros, 1_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=rest * 1000)
 
 
 def partner_message(p: PartnerState) -> pb.Partner:
@@ -30,7 +25,7 @@ def partner_message(p: PartnerState) -> pb.Partner:
         contacts=[pb.Contact(name=c.name, email=c.email, phone=c.phone) for c in p.contacts],
         status=p.status,  # type: ignore[arg-type]
         status_reason=p.status_reason,
-        onboarded_at=_ts(p.onboarded_at_us),
+        onboarded_at=from_micros(p.onboarded_at_us),
     )
 
 
@@ -45,11 +40,11 @@ def certificate_message(c: CertificateState, now_us: int) -> pb.Certificate:
         serial=c.serial,
         namespace=c.namespace,
         kind=c.kind,  # type: ignore[arg-type]
-        not_before=_ts(c.not_before_us),
-        not_after=_ts(c.not_after_us),
+        not_before=from_micros(c.not_before_us),
+        not_after=from_micros(c.not_after_us),
         status=status,
         revocation_reason=c.revocation_reason,  # type: ignore[arg-type]
-        revoked_at=_ts(c.revoked_at_us) if c.revoked_at_us is not None else None,
+        revoked_at=from_micros(c.revoked_at_us) if c.revoked_at_us is not None else None,
         certificate_pem=c.certificate_pem,
     )
 
@@ -57,7 +52,7 @@ def certificate_message(c: CertificateState, now_us: int) -> pb.Certificate:
 def probe_message(o: Outcome) -> pb.ProbeResult:
     return pb.ProbeResult(
         passed=o.passed,
-        probed_at=_ts(o.probed_at_us),
+        probed_at=from_micros(o.probed_at_us),
         spki_pins=o.spki_pins,
         capabilities=o.capabilities,
         steps=[pb.ProbeStep(name=s.name, passed=s.passed, detail=s.detail, duration_ms=s.duration_ms) for s in o.steps],
@@ -65,7 +60,7 @@ def probe_message(o: Outcome) -> pb.ProbeResult:
         failure_detail=o.failure_detail,
         tls_version=o.tls_version,
         peer_subject=o.peer_subject,
-        peer_not_after=_ts(o.peer_not_after_us) if o.peer_not_after_us else None,
+        peer_not_after=from_micros(o.peer_not_after_us) if o.peer_not_after_us else None,
     )
 
 
@@ -85,8 +80,8 @@ def endpoint_message(e: EndpointState) -> pb.Endpoint:
         expected_spki_pins=s.expected_spki_pins,
         state=e.state,  # type: ignore[arg-type]
         last_probe=probe_message(e.probe),
-        registered_at=_ts(e.registered_at_us),
-        updated_at=_ts(e.updated_at_us),
+        registered_at=from_micros(e.registered_at_us),
+        updated_at=from_micros(e.updated_at_us),
     )
 
 
@@ -159,7 +154,7 @@ class IntegrationServicer(integration_pb2_grpc.IntegrationServiceServicer):
         return pb.ListCertificatesResponse(certificates=[self._cert(c) for c in certs])
 
     async def GetCrl(self, request: pb.GetCrlRequest, context: Context) -> pb.GetCrlResponse:
-        return pb.GetCrlResponse(crl_der=await self.partners.crl(), this_update=_ts(self.partners.clock_us()))
+        return pb.GetCrlResponse(crl_der=await self.partners.crl(), this_update=from_micros(self.partners.clock_us()))
 
     async def RegisterEndpoint(
         self, request: pb.RegisterEndpointRequest, context: Context

@@ -33,17 +33,6 @@ def memo_text(tree_size: int, root: bytes) -> str:
     return f"{MEMO_PREFIX} {tree_size} {root.hex()}"
 
 
-def parse_memo(text: str) -> tuple[int, bytes] | None:
-    parts = text.split(" ")
-    if len(parts) != 3 or parts[0] != MEMO_PREFIX or not parts[1].isdigit():
-        return None
-    try:
-        root = bytes.fromhex(parts[2])
-    except ValueError:
-        return None
-    return (int(parts[1]), root) if len(root) == 32 else None
-
-
 @dataclass(frozen=True, slots=True)
 class Anchor:
     tree_size: int

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from openvpp import errors
+from openvpp.kernel.timestamps import from_micros
 from openvpp.registry.anchor import Anchor, Anchorer
 from openvpp.registry.service import CaughtUp, DeviceState, Registry
 from openvpp.server.auth import caller
@@ -17,11 +17,6 @@ from openvpp.store.registry_repo import ListFilter
 from openvpp.v1 import registry_pb2, registry_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def _timestamp(micros: int) -> timestamp_pb2.Timestamp:
-    seconds, rest = divmod(micros, 1_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=rest * 1000)
 
 
 def anchor_message(anchor: Anchor) -> registry_pb2.RegistryAnchor:
@@ -45,8 +40,8 @@ def device_message(state: DeviceState) -> registry_pb2.Device:
         status=state.status,  # type: ignore[arg-type]
         status_reason=state.status_reason,
         version=state.version,
-        registered_at=_timestamp(state.registered_at_us),
-        updated_at=_timestamp(state.updated_at_us),
+        registered_at=from_micros(state.registered_at_us),
+        updated_at=from_micros(state.updated_at_us),
         log_seq=state.log_seq,
     )
 

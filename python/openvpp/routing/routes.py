@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from solders.keypair import Keypair
 from sqlalchemy.engine import Row
 
 from openvpp import errors
+from openvpp.kernel.timestamps import from_micros
 from openvpp.v1 import common_pb2, integration_pb2
 from openvpp.v1 import routing_pb2 as pb
 
@@ -58,11 +58,6 @@ class Computed:
     signed: pb.SignedRoutes | None
     error: errors.OpenVPPError | None
     refresh_at_us: int
-
-
-def _ts(micros: int) -> Timestamp:
-    seconds, rest = divmod(micros, 1_000_000)
-    return Timestamp(seconds=seconds, nanos=rest * 1000)
 
 
 def _not_routable(message: str, reason: str, der_id: str) -> errors.FailedPrecondition:
@@ -153,8 +148,8 @@ class RouteBuilder:
                 for r in usable
             ],
             ttl_seconds=min(r.route_ttl_seconds for r in usable),
-            issued_at=_ts(now_us),
-            expires_at=_ts(expires),
+            issued_at=from_micros(now_us),
+            expires_at=from_micros(expires),
             program_id=program,
             protocol=protocol,  # type: ignore[arg-type]
         )  # fmt: skip

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
 
+from openvpp.kernel.timestamps import from_micros
 from openvpp.routing.diagnose import Diagnoser
 from openvpp.routing.enrollment import Enrollments, EnrollmentState
 from openvpp.routing.programs import Programs, ProgramState
@@ -21,11 +21,6 @@ from openvpp.v1 import routing_pb2 as pb
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-def _ts(micros: int) -> timestamp_pb2.Timestamp:
-    seconds, rest = divmod(micros, 1_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=rest * 1000)
-
-
 def program_message(p: ProgramState) -> pb.Program:
     return pb.Program(
         program_id=p.program_id,
@@ -37,7 +32,7 @@ def program_message(p: ProgramState) -> pb.Program:
             pb.ProgramEndpoint(endpoint_id=a.endpoint_id, priority=a.priority, weight=a.weight) for a in p.endpoints
         ],
         route_ttl_seconds=p.route_ttl_seconds,
-        created_at=_ts(p.created_at_us),
+        created_at=from_micros(p.created_at_us),
     )
 
 
@@ -51,9 +46,9 @@ def enrollment_message(e: EnrollmentState) -> pb.Enrollment:
         scopes=e.scopes,  # type: ignore[arg-type]
         status=e.status,  # type: ignore[arg-type]
         status_reason=e.status_reason,
-        consent_expires_at=_ts(e.consent_expires_at_us),
-        enrolled_at=_ts(e.enrolled_at_us),
-        updated_at=_ts(e.updated_at_us),
+        consent_expires_at=from_micros(e.consent_expires_at_us),
+        enrolled_at=from_micros(e.enrolled_at_us),
+        updated_at=from_micros(e.updated_at_us),
     )
 
 
@@ -141,7 +136,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             yield pb.WatchRoutesResponse(
                 change=pb.RouteEvent(
                     seq=item.seq, kind=item.kind, der_id=item.der_id, program_id=item.program_id,
-                    endpoint_id=item.endpoint_id, namespace=item.namespace, detail=item.detail, at=_ts(item.at_us),
+                    endpoint_id=item.endpoint_id, namespace=item.namespace, detail=item.detail, at=from_micros(item.at_us),
                 )
             )  # fmt: skip
 

@@ -16,22 +16,17 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from google.protobuf import timestamp_pb2
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
+from openvpp.kernel.timestamps import from_micros
 from openvpp.store import schema
 from openvpp.store.database import Database, insert_rows
 from openvpp.v1 import settlement_pb2 as pb
 
 PAGE = 500
 _COLUMNS = ("seq", "utility_namespace", "body", "at_us")
-
-
-def timestamp(micros: int) -> timestamp_pb2.Timestamp:
-    seconds, rest = divmod(micros, 1_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=rest * 1000)
 
 
 async def append(conn: AsyncConnection, events: Sequence[tuple[str, pb.SettlementEvent]]) -> int:
@@ -81,7 +76,7 @@ class EventLog:
         for row in rows:
             event = pb.SettlementEvent.FromString(row.body)
             event.cursor = row.seq
-            event.at.CopyFrom(timestamp(row.at_us))
+            event.at.CopyFrom(from_micros(row.at_us))
             page.append(event)
         return page
 

@@ -35,6 +35,7 @@ from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.kernel import pagination
 from openvpp.kernel.tenancy import Viewer
+from openvpp.kernel.timestamps import from_micros
 from openvpp.settlement import events, ledger, scope, tracecontext
 from openvpp.settlement.ledger import PayoutState
 from openvpp.settlement.programs import ProgramConfig
@@ -61,11 +62,6 @@ class SettlementState(enum.IntEnum):
 
 def key_bytes(text: str) -> bytes:
     return bytes(Pubkey.from_string(text))
-
-
-def key_text(raw: bytes) -> str:
-    # solders encodes in Rust; the pure-Python base58 was a tenth of a settlement.
-    return str(Pubkey.from_bytes(raw))
 
 
 def _now_us() -> int:
@@ -134,7 +130,7 @@ def payout_message(row: Any) -> pb.Payout:
     return pb.Payout(
         payout_id=row.id, settlement_id=row.settlement_id, wallet=row.wallet, mint=row.mint,
         amount_base_units=row.amount, state=row.state, signature=row.signature or "", credits=row.credits,
-        created_at=events.timestamp(row.created_at_us),
+        created_at=from_micros(row.created_at_us),
     )  # fmt: skip
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
+from openvpp.kernel.timestamps import from_micros
 from openvpp.settlement import events, ledger, tracecontext, valuation
 from openvpp.settlement.oracles import Oracles, Segment, feed_segments, tariff_segments
 from openvpp.settlement.programs import ProgramConfig
@@ -290,6 +291,6 @@ def credit_message(
         wallet=c.wallet, mint=program.mint, amount_base_units=c.amount, seq_first=c.seq_first, seq_last=c.seq_last,
         energy_wh=c.energy_wh, estimated_wh=c.estimated_wh, dr_event_id=c.dr_event_id, share_bps=c.share_bps,
         exact_share=valuation.rational(share), carry_after=valuation.rational(Fraction(c.carry_after, c.denominator)),
-        interval_start=events.timestamp(c.interval_start * 1_000_000),
-        interval_end=events.timestamp(c.interval_end * 1_000_000), value=valuation.rational(conv.value(share, c.share_bps)),
+        interval_start=from_micros(c.interval_start * 1_000_000),
+        interval_end=from_micros(c.interval_end * 1_000_000), value=valuation.rational(conv.value(share, c.share_bps)),
     )  # fmt: skip

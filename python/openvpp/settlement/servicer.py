@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
 
 from openvpp import errors
 from openvpp.integration import ca
 from openvpp.kernel.tenancy import Viewer
+from openvpp.kernel.timestamps import from_micros, to_micros
 from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
 from openvpp.settlement import dr, ledger, payouts
@@ -29,11 +29,6 @@ Context = grpc.aio.ServicerContext[Any, Any]
 READINGS_IN_FLIGHT = 3
 
 
-def _timestamp(micros: int) -> timestamp_pb2.Timestamp:
-    seconds, rest = divmod(micros, 1_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=rest * 1000)
-
-
 def token_message(token: UseCaseToken) -> pb.UseCaseToken:
     return pb.UseCaseToken(
         mint=token.mint,
@@ -49,7 +44,7 @@ def token_message(token: UseCaseToken) -> pb.UseCaseToken:
         reserve_account=token.reserve_account,
         stablecoin_mint=token.stablecoin_mint,
         state=token.state.value,  # type: ignore[arg-type]
-        created_at=_timestamp(token.created_at_us),
+        created_at=from_micros(token.created_at_us),
         extensions=token.extensions,
     )
 
@@ -337,8 +332,8 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def GetStatement(self, request: pb.GetStatementRequest, context: Context) -> pb.GetStatementResponse:
         return await self.s.statements.get(
             caller(), request.wallet, request.mint,
-            _micros(getattr(request, "from")) if request.HasField("from") else None,
-            _micros(request.to) if request.HasField("to") else None,
+            to_micros(getattr(request, "from")) if request.HasField("from") else None,
+            to_micros(request.to) if request.HasField("to") else None,
         )  # fmt: skip
 
     async def StreamSettlements(
@@ -352,13 +347,9 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             yield pb.StreamSettlementsResponse(events=page, head=head)
 
 
-def _micros(t: Any) -> int:
-    return int(t.seconds) * 1_000_000 + int(t.nanos) // 1000
-
-
 def _tariff(version: TariffVersion) -> pb.Tariff:
     message = version.message()
-    message.published_at.CopyFrom(_timestamp(version.published_at_us))
+    message.published_at.CopyFrom(from_micros(version.published_at_us))
     return message
 
 
@@ -366,8 +357,8 @@ def _settlement(view: payouts.SettlementView) -> pb.Settlement:
     return pb.Settlement(
         settlement_id=view.settlement_id, state=view.state.value, transactions=view.transactions,  # type: ignore[arg-type]
         payouts=view.payouts, credits=view.credits, amount_base_units=view.amount, signatures=view.signatures,
-        created_at=_timestamp(view.created_at_us), digest=view.digest,
-        completed_at=_timestamp(view.completed_at_us) if view.completed_at_us else None,
+        created_at=from_micros(view.created_at_us), digest=view.digest,
+        completed_at=from_micros(view.completed_at_us) if view.completed_at_us else None,
     )  # fmt: skip
 
 

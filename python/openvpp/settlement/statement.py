@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openvpp import errors
 from openvpp.integration import ca
 from openvpp.kernel.tenancy import cross_tenant as denied
-from openvpp.settlement import events, valuation
+from openvpp.kernel.timestamps import from_micros
+from openvpp.settlement import valuation
 from openvpp.settlement.ledger import PayoutState
 from openvpp.settlement.redemption import Redemption, RedemptionState
 from openvpp.store import schema
@@ -51,8 +52,8 @@ def credit_from_row(row: Any, conv: valuation.Conversion) -> pb.Credit:
         credit_id=row.id, program_id=row.program_id, kind=row.kind, der_id=row.der_id, party=row.party,
         wallet=row.wallet, mint=row.mint, amount_base_units=row.amount, seq_first=row.seq_first,
         seq_last=row.seq_last, energy_wh=row.energy_wh, estimated_wh=row.estimated_wh, dr_event_id=row.dr_event_id,
-        interval_start=events.timestamp(row.interval_start * 1_000_000),
-        interval_end=events.timestamp(row.interval_end * 1_000_000), **valuation.credit_fields(row, conv),
+        interval_start=from_micros(row.interval_start * 1_000_000),
+        interval_end=from_micros(row.interval_end * 1_000_000), **valuation.credit_fields(row, conv),
     )  # fmt: skip
 
 
@@ -122,19 +123,17 @@ class Statements:
                 totals.carry = Fraction(int(last.carry_after), int(last.denominator))
         lines: list[tuple[int, int, int, pb.StatementLine]] = []
         for x in inside:
-            line = pb.StatementLine(at=events.timestamp(x.created_at_us), credit=credit_from_row(x, conv))
+            line = pb.StatementLine(at=from_micros(x.created_at_us), credit=credit_from_row(x, conv))
             lines.append((x.created_at_us, 0, x.id, line))
         for x in inside_paid:
             payout = pb.Payout(
                 payout_id=x.id, settlement_id=x.settlement_id, wallet=x.wallet, mint=x.mint,
                 amount_base_units=x.amount, state=x.state, signature=x.signature or "", credits=x.credits,
-                created_at=events.timestamp(x.created_at_us), credit_ids=paid_credits.get(x.id, []),
+                created_at=from_micros(x.created_at_us), credit_ids=paid_credits.get(x.id, []),
             )  # fmt: skip
-            lines.append(
-                (x.updated_at_us, 1, x.id, pb.StatementLine(at=events.timestamp(x.updated_at_us), payout=payout))
-            )
+            lines.append((x.updated_at_us, 1, x.id, pb.StatementLine(at=from_micros(x.updated_at_us), payout=payout)))
         for n, x in enumerate(inside_redeemed):
-            line = pb.StatementLine(at=events.timestamp(x.updated_at_us), redemption=Redemption.from_row(x).message())
+            line = pb.StatementLine(at=from_micros(x.updated_at_us), redemption=Redemption.from_row(x).message())
             lines.append((x.updated_at_us, 2, n, line))
         lines.sort(key=lambda t: t[:3])
         return pb.GetStatementResponse(

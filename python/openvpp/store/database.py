@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, event, func, insert, select, text
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -228,14 +228,6 @@ async def reserve_ids(conn: AsyncConnection, table: Table, count: int) -> list[i
         return [int(r[0]) for r in drawn]
     top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
     return list(range(int(top) + 1, int(top) + 1 + count))
-
-
-async def insert_with_ids(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Inserts many rows (dicts) and returns their ids in order (see `reserve_ids`)."""
-    ids = await reserve_ids(conn, table, len(rows))
-    if ids:
-        await conn.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
-    return ids
 
 
 async def insert_rows_with_ids(
