@@ -9,11 +9,9 @@ A partner's identity and role travel in one SAN URI,
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -23,35 +21,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from openvpp.errors import FieldViolation, InvalidArgument, Unauthenticated
+from openvpp.kernel.identity import URI_PREFIX as URI_PREFIX
+from openvpp.kernel.identity import Identity as Identity
+from openvpp.kernel.identity import Role as Role
+from openvpp.kernel.identity import identity_uri as identity_uri
 
-URI_PREFIX = "openvpp://partner/"
 _URI_RE = re.compile(r"^openvpp://partner/(operator|utility|device-vendor|aggregator)/([a-z0-9.-]{1,253})$")
 CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_VALIDITY_DAYS = 397
-
-
-class Role(enum.Enum):
-    OPERATOR = "operator"
-    UTILITY = "utility"
-    DEVICE_VENDOR = "device-vendor"
-    AGGREGATOR = "aggregator"
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who is calling, as proven by a client certificate."""
-
-    role: Role
-    namespace: str
-    serial: int
-
-    @property
-    def uri(self) -> str:
-        return identity_uri(self.role, self.namespace)
-
-
-def identity_uri(role: Role, namespace: str) -> str:
-    return f"{URI_PREFIX}{role.value}/{namespace}"
 
 
 def _now() -> dt.datetime:

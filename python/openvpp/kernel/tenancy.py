@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 
 
 class Scope(enum.Enum):
@@ -58,11 +58,11 @@ class Viewer:
     vendor: str | None = None
 
     @classmethod
-    def of(cls, caller: ca.Identity) -> Viewer:
-        if caller.role is ca.Role.OPERATOR:
+    def of(cls, caller: Identity) -> Viewer:
+        if caller.role is Role.OPERATOR:
             return cls(True)
-        if caller.role is ca.Role.UTILITY:
+        if caller.role is Role.UTILITY:
             return cls(False, utility=caller.namespace)
-        if caller.role is ca.Role.DEVICE_VENDOR:
+        if caller.role is Role.DEVICE_VENDOR:
             return cls(False, vendor=caller.namespace)
         return cls(False)

@@ -11,8 +11,8 @@ from cryptography import x509
 from sqlalchemy.engine import Row
 
 from openvpp import errors, native
-from openvpp.integration.ca import Identity, Role
 from openvpp.kernel import pagination
+from openvpp.kernel.identity import Identity, Role
 from openvpp.registry import identifiers, merkle, records
 from openvpp.registry.log import LogNotifier, LogWriter
 from openvpp.store import registry_repo as repo

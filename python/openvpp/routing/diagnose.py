@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.registry.service import Registry
 from openvpp.store import partner_repo
 from openvpp.store import routing_repo as repo
@@ -49,7 +49,7 @@ class Diagnoser:
         self.registry = registry
         self.clock_us = clock_us
 
-    async def diagnose(self, caller: ca.Identity, identifier: common_pb2.DeviceIdentifier, program: str) -> Diagnosis:
+    async def diagnose(self, caller: Identity, identifier: common_pb2.DeviceIdentifier, program: str) -> Diagnosis:
         checks: list[Check] = []
 
         def done(der_id: str = "") -> Diagnosis:
@@ -72,7 +72,7 @@ class Diagnoser:
             ]
             utilities = {e.utility_namespace for e in enrollments}
             if (
-                caller.role is not ca.Role.OPERATOR
+                caller.role is not Role.OPERATOR
                 and caller.namespace != device.vendor_namespace
                 and caller.namespace not in utilities
             ):

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.registry.service import DeviceState, Registry
 from openvpp.routing import consent
 from openvpp.routing.programs import denied, program_not_found
@@ -52,8 +52,8 @@ class EnrollmentState:
         )  # fmt: skip
 
 
-def _may_act(caller: ca.Identity, utility: str, vendor: str) -> bool:
-    return caller.role is ca.Role.OPERATOR or caller.namespace in (utility, vendor)
+def _may_act(caller: Identity, utility: str, vendor: str) -> bool:
+    return caller.role is Role.OPERATOR or caller.namespace in (utility, vendor)
 
 
 class Enrollments:
@@ -66,7 +66,7 @@ class Enrollments:
 
     async def enroll(
         self,
-        caller: ca.Identity,
+        caller: Identity,
         program_id: str,
         identifier: common_pb2.DeviceIdentifier,
         account_ref: str,
@@ -118,7 +118,7 @@ class Enrollments:
         return EnrollmentState.from_row(_present(row))
 
     async def unenroll(
-        self, caller: ca.Identity, program_id: str, identifier: common_pb2.DeviceIdentifier, reason: str
+        self, caller: Identity, program_id: str, identifier: common_pb2.DeviceIdentifier, reason: str
     ) -> EnrollmentState:
         if not reason.strip() or len(reason) > MAX_REASON:
             raise errors.InvalidArgument.field(
@@ -147,7 +147,7 @@ class Enrollments:
 
     async def list_enrollments(
         self,
-        caller: ca.Identity,
+        caller: Identity,
         program_id: str,
         identifier: common_pb2.DeviceIdentifier | None,
         include_unenrolled: bool,
@@ -160,9 +160,9 @@ class Enrollments:
             raise errors.InvalidArgument.field("page_size", "must be at most 1000", "OUT_OF_RANGE")
         der_id = (await self.registry.get(identifier)).der_id if identifier is not None else ""
         viewer: tuple[str, str] | None = None
-        if caller.role is ca.Role.UTILITY:
+        if caller.role is Role.UTILITY:
             viewer = (caller.namespace, "")
-        elif caller.role is not ca.Role.OPERATOR:
+        elif caller.role is not Role.OPERATOR:
             viewer = ("", caller.namespace)
         after = _decode_token(token)
         limit = page_size or 100

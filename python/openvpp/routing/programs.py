@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import cross_tenant
 from openvpp.store import endpoint_repo, partner_repo, route_log
 from openvpp.store import routing_repo as repo
@@ -65,11 +65,9 @@ class Programs:
         self.db = db
         self.clock_us = clock_us
 
-    async def create(
-        self, caller: ca.Identity, utility: str, code: str, name: str, kind: int, ttl: int
-    ) -> ProgramState:
+    async def create(self, caller: Identity, utility: str, code: str, name: str, kind: int, ttl: int) -> ProgramState:
         utility = utility or caller.namespace
-        if caller.role is not ca.Role.OPERATOR and utility != caller.namespace:
+        if caller.role is not Role.OPERATOR and utility != caller.namespace:
             raise denied("create programs of its own")
         if not _CODE_RE.match(code):
             raise errors.InvalidArgument.field("code", "must be a lower-case label (a-z, 0-9, '-')", "INVALID_NAME")
@@ -115,7 +113,7 @@ class Programs:
         return found, (found[-1].program_id if len(rows) > limit else "")
 
     async def attach(
-        self, caller: ca.Identity, program_id: str, endpoint_id: str, priority: int, weight: int
+        self, caller: Identity, program_id: str, endpoint_id: str, priority: int, weight: int
     ) -> ProgramState:
         if priority > MAX_SRV or weight > MAX_SRV:
             raise errors.InvalidArgument.field(
@@ -145,7 +143,7 @@ class Programs:
             await route_log.append(conn, [change], now)
             return await self._load(conn, program_id)
 
-    async def detach(self, caller: ca.Identity, program_id: str, endpoint_id: str) -> ProgramState:
+    async def detach(self, caller: Identity, program_id: str, endpoint_id: str) -> ProgramState:
         async with self.db.write() as conn:
             program = await self._owned(conn, caller, program_id)
             if not await repo.detach(conn, program_id, endpoint_id):
@@ -157,11 +155,11 @@ class Programs:
             await route_log.append(conn, [change], self.clock_us())
             return await self._load(conn, program_id)
 
-    async def _owned(self, conn: Any, caller: ca.Identity, program_id: str) -> Row[Any]:
+    async def _owned(self, conn: Any, caller: Identity, program_id: str) -> Row[Any]:
         program = await repo.program(conn, program_id)
         if program is None:
             raise program_not_found(program_id)
-        if caller.role is not ca.Role.OPERATOR and program.utility_namespace != caller.namespace:
+        if caller.role is not Role.OPERATOR and program.utility_namespace != caller.namespace:
             raise denied("manage its own programs")
         return program
 

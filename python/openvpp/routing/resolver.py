@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.registry import identifiers
 from openvpp.routing.routes import Computed, RouteBuilder, group_rows
 from openvpp.store import route_log
@@ -82,7 +82,7 @@ class Resolver:
     # -- public ---------------------------------------------------------------
 
     async def resolve(
-        self, caller: ca.Identity, identifier: common_pb2.DeviceIdentifier, program: str, protocol: int
+        self, caller: Identity, identifier: common_pb2.DeviceIdentifier, program: str, protocol: int
     ) -> pb.SignedRoutes:
         self._check_filters(program, protocol)
         text = _identifier_text(identifier)
@@ -95,7 +95,7 @@ class Resolver:
         assert entry.computed.signed is not None
         return entry.computed.signed
 
-    async def resolve_batch(self, caller: ca.Identity, texts: Sequence[str], program: str, protocol: int) -> bytes:
+    async def resolve_batch(self, caller: Identity, texts: Sequence[str], program: str, protocol: int) -> bytes:
         """The serialised ResolveBatchResponse: one answer per identifier, in order."""
         if len(texts) > self.max_batch:
             raise errors.InvalidArgument.field("identifiers", f"at most {self.max_batch} per call", "TOO_MANY")
@@ -112,7 +112,7 @@ class Resolver:
     # -- answers --------------------------------------------------------------
 
     async def _entries(
-        self, caller: ca.Identity, texts: Sequence[str], program: str, protocol: int
+        self, caller: Identity, texts: Sequence[str], program: str, protocol: int
     ) -> list[Entry | errors.OpenVPPError]:
         now = self.clock_us()
         await self._learn_ids([t for t in texts if t not in self._ids])
@@ -231,10 +231,8 @@ def _identifier_text(identifier: common_pb2.DeviceIdentifier) -> str:
     return text
 
 
-def _visible(caller: ca.Identity, computed: Computed) -> bool:
-    return (
-        caller.role is ca.Role.OPERATOR or caller.namespace == computed.vendor or caller.namespace in computed.utilities
-    )
+def _visible(caller: Identity, computed: Computed) -> bool:
+    return caller.role is Role.OPERATOR or caller.namespace == computed.vendor or caller.namespace in computed.utilities
 
 
 def _denied(der_id: str) -> errors.PermissionDenied:

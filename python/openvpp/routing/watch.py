@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.registry.log import LogNotifier
 from openvpp.store import route_log
 from openvpp.store.database import Database
@@ -27,10 +27,10 @@ class RouteWatch:
         self.notifier = LogNotifier()
         db.on_commit.append(self.notifier.notify)
 
-    async def watch(self, caller: ca.Identity, after_seq: int, follow: bool) -> AsyncIterator[Any | CaughtUp]:
+    async def watch(self, caller: Identity, after_seq: int, follow: bool) -> AsyncIterator[Any | CaughtUp]:
         """Rows after `after_seq` in order, one CaughtUp, then (if following) live ones.
         Filtering never breaks resumption: the cursor advances past rows the caller cannot see."""
-        viewer = None if caller.role is ca.Role.OPERATOR else caller.namespace
+        viewer = None if caller.role is Role.OPERATOR else caller.namespace
         async with self.db.read() as conn:
             head = await route_log.head(conn)
         if after_seq > head:

@@ -20,10 +20,11 @@ from cryptography import x509
 from openvpp import errors
 from openvpp.integration import ca
 from openvpp.integration.partners import Partners
+from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import Scope
 from openvpp.server.interceptors import rewrap
 
-Role = ca.Role
+Role = Role
 ANY_ROLE = frozenset(Role)
 OPERATOR = frozenset({Role.OPERATOR})
 VENDORS = frozenset({Role.OPERATOR, Role.DEVICE_VENDOR})
@@ -124,13 +125,13 @@ TABLE: dict[str, Rule] = {
 }
 PUBLIC = frozenset({"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"})
 
-_CALLER: ContextVar[ca.Identity | None] = ContextVar("openvpp_caller", default=None)
+_CALLER: ContextVar[Identity | None] = ContextVar("openvpp_caller", default=None)
 
 # `serve --insecure` (loopback only, development): every call acts as the operator.
-INSECURE_IDENTITY = ca.Identity(Role.OPERATOR, "operator", 0)
+INSECURE_IDENTITY = Identity(Role.OPERATOR, "operator", 0)
 
 
-def caller() -> ca.Identity:
+def caller() -> Identity:
     """The authenticated identity of the current RPC."""
     identity = _CALLER.get()
     if identity is None:
@@ -139,7 +140,7 @@ def caller() -> ca.Identity:
 
 
 @functools.lru_cache(maxsize=4096)
-def _certificate_identity(pem: bytes) -> ca.Identity:
+def _certificate_identity(pem: bytes) -> Identity:
     """The identity a certificate names. Parsing is pure, so it is cached by
     the certificate's bytes; revocation and suspension are checked per call."""
     try:
@@ -202,7 +203,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self.insecure = insecure
         self.limits = limits or PartnerLimits(128, 32)
 
-    def _claim(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> ca.Identity:
+    def _claim(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
         """Who the verified certificate says the caller is, and whether that
         role may call `method`; no database work, so refusing is cheap."""
         if method not in TABLE:
@@ -219,7 +220,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             )
         return identity
 
-    async def _admit(self, claimed: ca.Identity) -> ca.Identity:
+    async def _admit(self, claimed: Identity) -> Identity:
         """The claim checked against revocation and suspension, now."""
         return claimed if self.insecure else await self.partners.authenticate(claimed)
 

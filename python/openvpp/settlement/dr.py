@@ -42,7 +42,7 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import Viewer
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import ledger, pricing, valuation
@@ -172,7 +172,7 @@ class DemandResponse:
         self.programs = programs
         self.clock = clock
 
-    async def create(self, caller: ca.Identity, program_id: str, start: int, end: int, incentive: int) -> DrEvent:
+    async def create(self, caller: Identity, program_id: str, start: int, end: int, incentive: int) -> DrEvent:
         if start % SLOT_S or end % SLOT_S:
             raise errors.InvalidArgument.field("start", "start and end must fall on 15-minute boundaries")
         if not 0 < end - start <= MAX_EVENT_S:
@@ -181,7 +181,7 @@ class DemandResponse:
             program = await self.programs.get(program_id)
         except errors.NotFound:
             raise program_not_found(program_id) from None
-        if caller.role is not ca.Role.OPERATOR and program.utility != caller.namespace:
+        if caller.role is not Role.OPERATOR and program.utility != caller.namespace:
             raise denied("run events of its own programs")
         if program.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
             raise errors.FailedPrecondition(f"{program_id} does not pay DR performance", "NOT_A_DR_PROGRAM")

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.settlement import events, tracecontext
 from openvpp.settlement.device_cache import GENESIS, DeviceCache, Held, StaleState
 from openvpp.store import schema
@@ -90,7 +90,7 @@ class Verified:
 class _Batch:
     """A verified batch waiting for its turn in a write transaction."""
 
-    caller: ca.Identity
+    caller: Identity
     verified: Verified
     batch_ref: str
     trace: otel_context.Context
@@ -138,9 +138,7 @@ class Ingestor:
             )
         return count
 
-    async def submit(
-        self, caller: ca.Identity, payloads: bytes, signatures: bytes, batch_ref: str = ""
-    ) -> BatchOutcome:
+    async def submit(self, caller: Identity, payloads: bytes, signatures: bytes, batch_ref: str = "") -> BatchOutcome:
         verified = await self.verify(payloads, signatures)
         # Shielded: a caller that goes away does not take other callers' batches down with it.
         return await asyncio.shield(self.enqueue(caller, verified, batch_ref))
@@ -158,7 +156,7 @@ class Ingestor:
         )
         return Verified(payloads, signatures, signature_ok, lowest)
 
-    def enqueue(self, caller: ca.Identity, verified: Verified, batch_ref: str = "") -> asyncio.Future[BatchOutcome]:
+    def enqueue(self, caller: Identity, verified: Verified, batch_ref: str = "") -> asyncio.Future[BatchOutcome]:
         """Queues a verified batch for storage; batches are stored in the order queued."""
         loop = asyncio.get_running_loop()
         batch = _Batch(caller, verified, batch_ref, otel_context.get_current(), loop.create_future())
@@ -241,7 +239,7 @@ class Ingestor:
         held = await self.cache.load(conn, set(v.lowest))
         if overlay:
             held = {k: overlay.get(k) or h for k, h in held.items()}
-        if caller.role is not ca.Role.OPERATOR:
+        if caller.role is not Role.OPERATOR:
             # Another vendor's devices look unknown: their existence is not this caller's business.
             held = {k: h for k, h in held.items() if h.vendor == caller.namespace}
         devices = list(held.values())

@@ -29,7 +29,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.routing.programs import denied
 from openvpp.store import schema
 from openvpp.store.database import Database
@@ -201,8 +201,8 @@ class Feed:
         )  # fmt: skip
 
 
-def _utility(caller: ca.Identity) -> str:
-    if caller.role is not ca.Role.UTILITY:
+def _utility(caller: Identity) -> str:
+    if caller.role is not Role.UTILITY:
         raise denied("publish oracles as a utility")
     return caller.namespace
 
@@ -215,7 +215,7 @@ class Oracles:
     # -- tariffs --------------------------------------------------------------
 
     async def publish_tariff(
-        self, caller: ca.Identity, code: str, time_zone: str, effective_from: str, periods: Sequence[pb.TariffPeriod]
+        self, caller: Identity, code: str, time_zone: str, effective_from: str, periods: Sequence[pb.TariffPeriod]
     ) -> TariffVersion:
         utility = _utility(caller)
         tariff_id = f"{utility}/{_code(code)}"
@@ -260,7 +260,7 @@ class Oracles:
 
     # -- price feeds ------------------------------------------------------------
 
-    async def register_feed(self, caller: ca.Identity, code: str, oracle_key: str, max_age_seconds: int) -> Feed:
+    async def register_feed(self, caller: Identity, code: str, oracle_key: str, max_age_seconds: int) -> Feed:
         utility = _utility(caller)
         feed_id = f"{utility}/{_code(code)}"
         try:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.routing.programs import denied
 from openvpp.settlement.dr import DemandResponse
 from openvpp.settlement.events import EventLog
@@ -46,10 +46,10 @@ class Pipeline:
             self.event_log.notify()
         return posted
 
-    async def _chosen(self, caller: ca.Identity, program_ids: Sequence[str]) -> list[ProgramConfig]:
-        if caller.role not in (ca.Role.UTILITY, ca.Role.OPERATOR):
+    async def _chosen(self, caller: Identity, program_ids: Sequence[str]) -> list[ProgramConfig]:
+        if caller.role not in (Role.UTILITY, Role.OPERATOR):
             raise denied("settle as a utility")
-        mine = None if caller.role is ca.Role.OPERATOR else caller.namespace
+        mine = None if caller.role is Role.OPERATOR else caller.namespace
         if not program_ids:
             return await self.programs.all(mine)
         chosen = []
@@ -64,7 +64,7 @@ class Pipeline:
             chosen.append(program)
         return chosen
 
-    async def settle_now(self, caller: ca.Identity, program_ids: Sequence[str]) -> SettleResult:
+    async def settle_now(self, caller: Identity, program_ids: Sequence[str]) -> SettleResult:
         """On demand: a short reserve refuses the call (FAILED_PRECONDITION) before anything is paid."""
         programs = await self._chosen(caller, program_ids)
         posted = await self.credit(programs)

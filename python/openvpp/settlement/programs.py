@@ -14,7 +14,7 @@ import base58
 from sqlalchemy import insert, select, update
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import Viewer, cross_tenant
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import valuation
@@ -89,7 +89,7 @@ class ProgramSettlements:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def configure(self, caller: ca.Identity, request: pb.ConfigureProgramSettlementRequest) -> ProgramConfig:
+    async def configure(self, caller: Identity, request: pb.ConfigureProgramSettlementRequest) -> ProgramConfig:
         if request.kind == pb.CREDIT_KIND_UNSPECIFIED:
             raise errors.InvalidArgument.field("kind", "must be set")
         split = _check_split(request.split)
@@ -107,7 +107,7 @@ class ProgramSettlements:
             program = await routing_repo.program(conn, request.program_id)
             if program is None:
                 raise program_not_found(request.program_id)
-            if caller.role is not ca.Role.OPERATOR and program.utility_namespace != caller.namespace:
+            if caller.role is not Role.OPERATOR and program.utility_namespace != caller.namespace:
                 raise denied("configure its own programs")
             utility = program.utility_namespace
             token = (

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import Viewer
 from openvpp.kernel.timestamps import from_micros, to_micros
 from openvpp.server.auth import caller
@@ -121,7 +121,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
 
     async def _one_batch(
         self,
-        identity: ca.Identity,
+        identity: Identity,
         request: pb.SubmitReadingsRequest,
         previous: asyncio.Future[None] | None,
         turn: asyncio.Future[None],
@@ -340,7 +340,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         self, request: pb.StreamSettlementsRequest, context: Context
     ) -> AsyncIterator[pb.StreamSettlementsResponse]:
         identity = caller()
-        viewer = None if identity.role is ca.Role.OPERATOR else identity.namespace
+        viewer = None if identity.role is Role.OPERATOR else identity.namespace
         async for page, head in self.s.event_log.follow(
             viewer, request.after_cursor, until_caught_up=request.until_caught_up
         ):

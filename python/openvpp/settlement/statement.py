@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import cross_tenant as denied
 from openvpp.kernel.timestamps import from_micros
 from openvpp.settlement import valuation
@@ -62,7 +62,7 @@ class Statements:
         self.db = db
 
     async def get(
-        self, caller: ca.Identity, wallet: str, mint: str, from_us: int | None, to_us: int | None
+        self, caller: Identity, wallet: str, mint: str, from_us: int | None, to_us: int | None
     ) -> pb.GetStatementResponse:
         try:
             Pubkey.from_string(wallet)
@@ -155,14 +155,14 @@ async def _credit_ids(conn: AsyncConnection, payout_ids: list[int]) -> dict[int,
     return found
 
 
-async def _check_tenant(conn: AsyncConnection, caller: ca.Identity, wallet: str, token: Any) -> None:
+async def _check_tenant(conn: AsyncConnection, caller: Identity, wallet: str, token: Any) -> None:
     """The operator sees any account; a utility its own tokens' accounts; a
     vendor the owner accounts of its own devices."""
-    if caller.role is ca.Role.OPERATOR:
+    if caller.role is Role.OPERATOR:
         return
-    if caller.role is ca.Role.UTILITY and token.utility_namespace == caller.namespace:
+    if caller.role is Role.UTILITY and token.utility_namespace == caller.namespace:
         return
-    if caller.role is ca.Role.DEVICE_VENDOR:
+    if caller.role is Role.DEVICE_VENDOR:
         d = schema.devices
         vendor = (await conn.execute(select(d.c.vendor_namespace).where(d.c.der_id == wallet))).scalar()
         if vendor == caller.namespace:

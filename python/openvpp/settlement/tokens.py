@@ -26,7 +26,7 @@ from openvpp import errors, native
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.integration import ca
+from openvpp.kernel.identity import Identity, Role
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import extensions, spl
 from openvpp.settlement.stablecoin import Stablecoin, read_mint
@@ -195,13 +195,13 @@ class UseCaseTokens:
 
     # -- creation -----------------------------------------------------------
 
-    async def create(self, caller: ca.Identity, spec: TokenSpec) -> tuple[UseCaseToken, list[str]]:
+    async def create(self, caller: Identity, spec: TokenSpec) -> tuple[UseCaseToken, list[str]]:
         _validate(spec)
         async with self.db.read() as conn:
             program = await routing_repo.program(conn, spec.program_id)
             if program is None:
                 raise program_not_found(spec.program_id)
-            if caller.role is not ca.Role.OPERATOR and program.utility_namespace != caller.namespace:
+            if caller.role is not Role.OPERATOR and program.utility_namespace != caller.namespace:
                 raise denied("create tokens for its own programs")
             clash = (
                 await conn.execute(
@@ -380,13 +380,13 @@ class UseCaseTokens:
 
     # -- funding ------------------------------------------------------------
 
-    async def _owned(self, caller: ca.Identity, mint: str) -> Any:
+    async def _owned(self, caller: Identity, mint: str) -> Any:
         row = await self._active(mint)
-        if caller.role is not ca.Role.OPERATOR and row.utility_namespace != caller.namespace:
+        if caller.role is not Role.OPERATOR and row.utility_namespace != caller.namespace:
             raise denied("fund its own tokens' reserves")
         return row
 
-    async def fund(self, caller: ca.Identity, mint: str, amount: int) -> tuple[str, ReserveView]:
+    async def fund(self, caller: Identity, mint: str, amount: int) -> tuple[str, ReserveView]:
         """Development: moves stablecoin from the utility's treasury into the reserve."""
         if amount <= 0:
             raise errors.InvalidArgument.field("amount_base_units", "must be positive")
