@@ -42,13 +42,14 @@ check-protos: $(STAMP) ## Fail if the committed generated code is stale
 	$(BIN)/python proto/generate.py --check
 
 .PHONY: lint
-lint: lint-python lint-rust stubtest ## ruff, mypy, stubtest, cargo fmt, cargo clippy
+lint: lint-python lint-rust stubtest ## ruff, mypy, import contracts, stubtest, cargo fmt, cargo clippy
 
 .PHONY: lint-python
-lint-python: $(STAMP) ## ruff and mypy (no Rust build needed: mypy reads the committed stub)
+lint-python: $(STAMP) ## ruff, mypy and the package layer contracts (no Rust build needed)
 	$(BIN)/ruff check python tests proto
 	$(BIN)/ruff format --check python tests proto
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 .PHONY: lint-rust
 lint-rust: ## cargo fmt and clippy

@@ -11,11 +11,10 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountParams, TransferParams, create_account, transfer
 
-from openvpp.chain import rpc_server
+from openvpp.chain import rpc_server, spl
 from openvpp.chain.base import Chain
 from openvpp.chain.embedded import LAMPORTS_PER_SOL, EmbeddedChain
 from openvpp.chain.rpc import RpcChain
-from openvpp.settlement import spl
 from openvpp.store import migrate
 from openvpp.store.database import Database
 

@@ -15,10 +15,11 @@ from solders.transaction import VersionedTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
+from openvpp.chain import spl
 from openvpp.chain.base import MAX_BLOCKHASH_AGE, Commitment, RecentBlockhash
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.chain.rpc import RpcChain
-from openvpp.settlement import extensions, spl
+from openvpp.settlement import extensions
 from tests.integration.chain_world import Backend, backend
 
 

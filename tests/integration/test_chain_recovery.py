@@ -11,11 +11,10 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openvpp.chain import embedded
+from openvpp.chain import embedded, spl
 from openvpp.chain.base import RecentBlockhash
 from openvpp.chain.embedded import LAMPORTS_PER_SOL, EmbeddedChain
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.settlement import spl
 from openvpp.store.database import Database
 from tests.integration.chain_world import Backend, migrated
 

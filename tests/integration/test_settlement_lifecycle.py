@@ -15,12 +15,12 @@ from solders.system_program import CreateAccountParams, create_account
 from sqlalchemy import select
 
 from openvpp import errors
+from openvpp.chain import spl
 from openvpp.chain.embedded import LAMPORTS_PER_SOL, EmbeddedChain
 from openvpp.config import Settings
 from openvpp.integration import ca
 from openvpp.registry.verify import verify_anchored
 from openvpp.server import app as server_app
-from openvpp.settlement import spl
 from openvpp.settlement.runtime import Settlement
 from openvpp.store import schema
 from openvpp.v1 import (

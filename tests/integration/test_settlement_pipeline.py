@@ -12,7 +12,7 @@ from solders.keypair import Keypair
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
-from openvpp.settlement import spl
+from openvpp.chain import spl
 from openvpp.v1 import settlement_pb2 as pb
 from tests.integration.mtls import Fabric
 from tests.integration.settlement_world import STEP, aligned_now, reading, settlement_world, signed_points

@@ -15,10 +15,10 @@ from solders.signature import Signature
 from solders.transaction import Transaction
 
 from openvpp import errors, native
+from openvpp.chain import spl
 from openvpp.chain.base import MAX_BLOCKHASH_AGE, SignatureStatus
 from openvpp.chain.embedded import EmbeddedChain
 from openvpp.integration import ca
-from openvpp.settlement import spl
 from openvpp.v1 import settlement_pb2 as pb
 from openvpp.v1 import settlement_pb2_grpc
 from tests.integration.mtls import Fabric

@@ -15,11 +15,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
+from openvpp.chain import spl
 from openvpp.chain.base import RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.registry.service import InclusionProof, Registry
-from openvpp.settlement import spl
 from openvpp.store import schema
 from openvpp.store.database import Database
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography import x509
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
 from openvpp.kernel import pagination
@@ -204,7 +205,7 @@ class Registry:
                 alias_rows.extend(_alias_rows(item))
                 outcomes.append(Outcome(der_id=item.der_id, log_seq=log_seq))
             await repo.insert_devices(conn, device_rows, alias_rows)
-            await repo.append(conn, log.rows, log.seq, log.head_hash)
+            await _append(conn, log)
         if device_rows:
             self.notifier.notify()
         return outcomes
@@ -251,7 +252,7 @@ class Registry:
             for kept in ("der_id", "registered_seq", "registered_at_us", "status", "status_reason"):
                 del values[kept]
             await repo.replace_device(conn, checked.der_id, values, _alias_rows(checked))
-            await repo.append(conn, log.rows, log.seq, log.head_hash)
+            await _append(conn, log)
             updated = await repo.device_by_id(conn, checked.der_id)
         self.notifier.notify()
         assert updated is not None
@@ -287,7 +288,7 @@ class Registry:
                 der_id,
                 {"status": status, "status_reason": reason, "log_seq": log_seq, "updated_at_us": log.now_us},
             )
-            await repo.append(conn, log.rows, log.seq, log.head_hash)
+            await _append(conn, log)
             change = route_log.RouteChange(
                 routing_pb2.ROUTE_EVENT_KIND_DEVICE_STATUS, der_id, row.vendor_namespace,
                 await route_log.utility_of_device(conn, der_id),
@@ -560,6 +561,19 @@ def _alias_rows(item: records.ValidatedRecord) -> list[dict[str, Any]]:
     return [
         {"kind": a.kind, "value": a.value, "der_id": item.der_id, "position": i} for i, a in enumerate(item.aliases)
     ]
+
+
+async def _append(conn: AsyncConnection, log: LogWriter) -> None:
+    """Stores the entries a writer made, with the Merkle subtrees they complete
+    and the new root: O(log N) reads, never the whole log."""
+    if not log.rows:
+        return
+    size = int(log.rows[0]["seq"]) - 1
+    old = await repo.tree_nodes(conn, merkle.peaks(size))
+    made = merkle.grow(size, old, [row["leaf_hash"] for row in log.rows])
+    known = {**old, **made}
+    root = merkle.fold([known[p] for p in merkle.peaks(log.seq)])
+    await repo.append(conn, log.rows, log.seq, log.head_hash, made, root)
 
 
 def _encode_page_token(registered_seq: int) -> str:

@@ -20,9 +20,10 @@ from sqlalchemy import func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
+from openvpp.chain import spl
 from openvpp.chain.base import Chain
 from openvpp.kernel.tenancy import Viewer
-from openvpp.settlement import scope, spl
+from openvpp.settlement import scope
 from openvpp.settlement.redemption import RedemptionState
 from openvpp.store import schema
 from openvpp.store.database import Database, insert_rows, insert_rows_with_ids

@@ -22,11 +22,12 @@ from sqlalchemy import insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
+from openvpp.chain import spl
 from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.kernel.tenancy import Viewer, cross_tenant
-from openvpp.settlement import events, scope, spl
+from openvpp.settlement import events, scope
 from openvpp.settlement.tokens import UseCaseTokens
 from openvpp.store import schema
 from openvpp.store.database import Database

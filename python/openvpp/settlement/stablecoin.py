@@ -13,10 +13,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, keys, native
+from openvpp.chain import spl
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.settlement import extensions, spl
+from openvpp.settlement import extensions
 from openvpp.store import schema
 from openvpp.store.database import Database
 

@@ -23,12 +23,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
+from openvpp.chain import spl
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.kernel.identity import Identity, Role
 from openvpp.routing.programs import denied, program_not_found
-from openvpp.settlement import extensions, spl
+from openvpp.settlement import extensions
 from openvpp.settlement.stablecoin import Stablecoin, read_mint
 from openvpp.store import routing_repo, schema
 from openvpp.store.database import Database

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from solders.pubkey import Pubkey
 
 from openvpp import native
+from openvpp.chain import spl
 from openvpp.chain.base import Chain
-from openvpp.settlement import extensions, spl
+from openvpp.settlement import extensions
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openvpp.registry import merkle
 from openvpp.store.schema import (
     device_aliases,
     device_certificates,
@@ -19,6 +18,9 @@ from openvpp.store.schema import (
     registry_log,
     registry_tree,
 )
+
+# (level, index): the root of leaves [index * 2^level, (index + 1) * 2^level).
+Node = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,30 +53,33 @@ async def head(conn: AsyncConnection) -> tuple[int, bytes]:
     return int(row.seq), bytes(row.head_hash)
 
 
-async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]], seq: int, head_hash: bytes) -> None:
-    """Appends log rows after a locked head, with the subtrees they complete
-    and the new root, and moves the head to `seq`."""
+async def append(
+    conn: AsyncConnection,
+    rows: Sequence[dict[str, Any]],
+    seq: int,
+    head_hash: bytes,
+    nodes: dict[Node, bytes],
+    root_hash: bytes,
+) -> None:
+    """Appends log rows after a locked head, with the subtree roots they
+    complete (level 0, the leaves, are the rows themselves), and moves the
+    head to `seq` with its new root."""
     if not rows:
         return
-    size = int(rows[0]["seq"]) - 1
-    old = await tree_nodes(conn, merkle.peaks(size))
-    made = merkle.grow(size, old, [r["leaf_hash"] for r in rows])
     await conn.execute(registry_log.insert(), list(rows))
-    inner = [{"level": level, "idx": idx, "hash": h} for (level, idx), h in made.items() if level > 0]
+    inner = [{"level": level, "idx": idx, "hash": h} for (level, idx), h in nodes.items() if level > 0]
     if inner:
         await conn.execute(registry_tree.insert(), inner)
-    known = {**old, **made}
-    root = merkle.fold([known[p] for p in merkle.peaks(seq)])
     await conn.execute(
-        update(registry_head).where(registry_head.c.id == 1).values(seq=seq, head_hash=head_hash, root_hash=root)
+        update(registry_head).where(registry_head.c.id == 1).values(seq=seq, head_hash=head_hash, root_hash=root_hash)
     )
 
 
-async def tree_nodes(conn: AsyncConnection, nodes: Iterable[merkle.Node]) -> dict[merkle.Node, bytes]:
+async def tree_nodes(conn: AsyncConnection, nodes: Iterable[Node]) -> dict[Node, bytes]:
     """Stored subtree roots (level 0: the leaves themselves), in one or two queries."""
     wanted = set(nodes)
     leaves = [idx + 1 for level, idx in wanted if level == 0]
-    found: dict[merkle.Node, bytes] = {}
+    found: dict[Node, bytes] = {}
     if leaves:
         query = select(registry_log.c.seq, registry_log.c.leaf_hash).where(registry_log.c.seq.in_(leaves))
         found.update({(0, int(seq) - 1): bytes(h) for seq, h in await conn.execute(query)})
