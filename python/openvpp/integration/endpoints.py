@@ -201,7 +201,7 @@ def _denied() -> errors.PermissionDenied:
 
 
 def _owns(caller: ca.Identity, namespace: str) -> bool:
-    return caller.role is ca.Role.OPERATOR or caller.namespace == namespace
+    return caller.acts_for(namespace)
 
 
 class Endpoints:

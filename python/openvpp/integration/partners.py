@@ -194,7 +194,7 @@ class Partners:
         return PartnerState.from_row(partner), CertificateState.from_row(stored)
 
     async def get(self, caller: ca.Identity, namespace: str) -> PartnerState:
-        if caller.role is not ca.Role.OPERATOR and caller.namespace != namespace:
+        if not caller.acts_for(namespace):
             raise _denied("read")
         async with self.db.read() as conn:
             row = await repo.partner(conn, namespace)
@@ -232,7 +232,7 @@ class Partners:
     # -- certificates ---------------------------------------------------------
 
     async def issue(self, caller: ca.Identity, namespace: str, csr_pem: str, days: int) -> CertificateState:
-        if caller.role is not ca.Role.OPERATOR and caller.namespace != namespace:
+        if not caller.acts_for(namespace):
             raise _denied("request certificates for")
         async with self.db.write() as conn:
             partner = await repo.partner(conn, namespace, lock=True)
@@ -264,7 +264,7 @@ class Partners:
             row = await repo.certificate(conn, serial.lower(), lock=True)
             if row is None:
                 raise errors.NotFound(f"no certificate {serial}", "CERT_NOT_FOUND")
-            if caller.role is not ca.Role.OPERATOR and caller.namespace != row.namespace:
+            if not caller.acts_for(row.namespace):
                 raise _denied("revoke certificates of")
             if row.revoked_at_us is not None:
                 raise errors.FailedPrecondition("the certificate is already revoked", "CERT_ALREADY_REVOKED")
@@ -274,7 +274,7 @@ class Partners:
         return CertificateState.from_row(updated)
 
     async def certificates(self, caller: ca.Identity, namespace: str) -> list[CertificateState]:
-        if caller.role is not ca.Role.OPERATOR and caller.namespace != namespace:
+        if not caller.acts_for(namespace):
             raise _denied("list certificates of")
         async with self.db.read() as conn:
             rows = await repo.certificates_of(conn, namespace)

@@ -27,6 +27,10 @@ class Identity:
     namespace: str
     serial: int
 
+    def acts_for(self, *namespaces: str) -> bool:
+        """The operator acts for every tenant; a partner only for its own namespace."""
+        return self.role is Role.OPERATOR or self.namespace in namespaces
+
     @property
     def uri(self) -> str:
         return identity_uri(self.role, self.namespace)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
 from openvpp.kernel import pagination
-from openvpp.kernel.identity import Identity, Role
+from openvpp.kernel.identity import Identity
 from openvpp.registry import identifiers, merkle, records
 from openvpp.registry.log import LogNotifier, LogWriter
 from openvpp.store import registry_repo as repo
@@ -485,7 +485,7 @@ class Registry:
 
 def _outside_namespace(caller: Identity, namespace: str, field: str) -> errors.PermissionDenied | None:
     """A vendor acts only on devices under its own namespace; the operator on any."""
-    if caller.role is Role.OPERATOR or namespace == caller.namespace:
+    if caller.acts_for(namespace):
         return None
     return errors.PermissionDenied(
         f"{caller.namespace} may not act on devices of vendor namespace {namespace}",

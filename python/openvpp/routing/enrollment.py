@@ -53,7 +53,7 @@ class EnrollmentState:
 
 
 def _may_act(caller: Identity, utility: str, vendor: str) -> bool:
-    return caller.role is Role.OPERATOR or caller.namespace in (utility, vendor)
+    return caller.acts_for(utility, vendor)
 
 
 class Enrollments:

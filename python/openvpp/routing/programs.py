@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from openvpp import errors
-from openvpp.kernel.identity import Identity, Role
+from openvpp.kernel.identity import Identity
 from openvpp.kernel.tenancy import cross_tenant
 from openvpp.store import endpoint_repo, partner_repo, route_log
 from openvpp.store import routing_repo as repo
@@ -67,7 +67,7 @@ class Programs:
 
     async def create(self, caller: Identity, utility: str, code: str, name: str, kind: int, ttl: int) -> ProgramState:
         utility = utility or caller.namespace
-        if caller.role is not Role.OPERATOR and utility != caller.namespace:
+        if not caller.acts_for(utility):
             raise denied("create programs of its own")
         if not _CODE_RE.match(code):
             raise errors.InvalidArgument.field("code", "must be a lower-case label (a-z, 0-9, '-')", "INVALID_NAME")
@@ -159,7 +159,7 @@ class Programs:
         program = await repo.program(conn, program_id)
         if program is None:
             raise program_not_found(program_id)
-        if caller.role is not Role.OPERATOR and program.utility_namespace != caller.namespace:
+        if not caller.acts_for(program.utility_namespace):
             raise denied("manage its own programs")
         return program
 

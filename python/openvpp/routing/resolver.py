@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from openvpp import errors
-from openvpp.kernel.identity import Identity, Role
+from openvpp.kernel.identity import Identity
 from openvpp.registry import identifiers
 from openvpp.routing.routes import Computed, RouteBuilder, group_rows
 from openvpp.store import route_log
@@ -232,7 +232,7 @@ def _identifier_text(identifier: common_pb2.DeviceIdentifier) -> str:
 
 
 def _visible(caller: Identity, computed: Computed) -> bool:
-    return caller.role is Role.OPERATOR or caller.namespace == computed.vendor or caller.namespace in computed.utilities
+    return caller.acts_for(computed.vendor) or caller.namespace in computed.utilities
 
 
 def _denied(der_id: str) -> errors.PermissionDenied:

@@ -42,7 +42,7 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
-from openvpp.kernel.identity import Identity, Role
+from openvpp.kernel.identity import Identity
 from openvpp.kernel.tenancy import Viewer
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import ledger, pricing, valuation
@@ -181,7 +181,7 @@ class DemandResponse:
             program = await self.programs.get(program_id)
         except errors.NotFound:
             raise program_not_found(program_id) from None
-        if caller.role is not Role.OPERATOR and program.utility != caller.namespace:
+        if not caller.acts_for(program.utility):
             raise denied("run events of its own programs")
         if program.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
             raise errors.FailedPrecondition(f"{program_id} does not pay DR performance", "NOT_A_DR_PROGRAM")

@@ -14,7 +14,7 @@ import base58
 from sqlalchemy import insert, select, update
 
 from openvpp import errors
-from openvpp.kernel.identity import Identity, Role
+from openvpp.kernel.identity import Identity
 from openvpp.kernel.tenancy import Viewer, cross_tenant
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import valuation
@@ -107,7 +107,7 @@ class ProgramSettlements:
             program = await routing_repo.program(conn, request.program_id)
             if program is None:
                 raise program_not_found(request.program_id)
-            if caller.role is not Role.OPERATOR and program.utility_namespace != caller.namespace:
+            if not caller.acts_for(program.utility_namespace):
                 raise denied("configure its own programs")
             utility = program.utility_namespace
             token = (

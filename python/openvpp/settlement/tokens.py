@@ -27,7 +27,7 @@ from openvpp.chain import spl
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.kernel.identity import Identity, Role
+from openvpp.kernel.identity import Identity
 from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import extensions
 from openvpp.settlement.stablecoin import Stablecoin, read_mint
@@ -202,7 +202,7 @@ class UseCaseTokens:
             program = await routing_repo.program(conn, spec.program_id)
             if program is None:
                 raise program_not_found(spec.program_id)
-            if caller.role is not Role.OPERATOR and program.utility_namespace != caller.namespace:
+            if not caller.acts_for(program.utility_namespace):
                 raise denied("create tokens for its own programs")
             clash = (
                 await conn.execute(
@@ -383,7 +383,7 @@ class UseCaseTokens:
 
     async def _owned(self, caller: Identity, mint: str) -> Any:
         row = await self._active(mint)
-        if caller.role is not Role.OPERATOR and row.utility_namespace != caller.namespace:
+        if not caller.acts_for(row.utility_namespace):
             raise denied("fund its own tokens' reserves")
         return row
 
