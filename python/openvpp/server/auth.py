@@ -198,10 +198,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates every RPC in the table, checks the caller's role and
     holds the call against the partner's limits."""
 
-    def __init__(self, partners: Partners, insecure: bool, limits: PartnerLimits | None = None) -> None:
+    def __init__(self, partners: Partners, insecure: bool, limits: PartnerLimits) -> None:
         self.partners = partners
         self.insecure = insecure
-        self.limits = limits or PartnerLimits(128, 32)
+        self.limits = limits
 
     def _claim(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
         """Who the verified certificate says the caller is, and whether that

@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError, Message
 
 from openvpp import errors
 from openvpp.kernel.pagination import MAX_STORED
+from openvpp.server.interceptors import rewrap
 
 KIB, MIB = 1024, 1024 * 1024
 # Identifiers (der_ids, namespaces, `<utility>/<code>` ids, mints, wallets)
@@ -183,34 +184,27 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
             return handler
         message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
         decode = decoder(parse, message_type.full_name if message_type is not None else "request")
-        serialize: Any = handler.response_serializer
-        behavior: Any = handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
-        if handler.unary_unary:
+        client_streams = handler.stream_unary is not None or handler.stream_stream is not None
 
-            async def unary_unary(request: Any, context: Any) -> Any:
-                if isinstance(request, Refused):
-                    raise request.error
-                return await behavior(request, context)
+        def admitted(request: Any) -> Any:
+            """The request, or (client streams) its messages, with refusals raised."""
+            if client_streams:
+                return _refusing(request)
+            if isinstance(request, Refused):
+                raise request.error
+            return request
 
-            return grpc.unary_unary_rpc_method_handler(unary_unary, decode, serialize)
-        if handler.unary_stream:
+        def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def wrapped(request: Any, context: Any) -> Any:
+                return await behavior(admitted(request), context)
 
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                if isinstance(request, Refused):
-                    raise request.error
-                async for response in behavior(request, context):
+            return wrapped
+
+        def streaming(behavior: Any) -> Callable[..., AsyncIterator[Any]]:
+            async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
+                async for response in behavior(admitted(request), context):
                     yield response
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream, decode, serialize)
-        if handler.stream_unary:
+            return wrapped
 
-            async def stream_unary(requests: Any, context: Any) -> Any:
-                return await behavior(_refusing(requests), context)
-
-            return grpc.stream_unary_rpc_method_handler(stream_unary, decode, serialize)
-
-        async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-            async for response in behavior(_refusing(requests), context):
-                yield response
-
-        return grpc.stream_stream_rpc_method_handler(stream_stream, decode, serialize)
+        return rewrap(handler, unary, streaming, request_deserializer=decode)

@@ -83,10 +83,12 @@ def rewrap(
     handler: grpc.RpcMethodHandler[Any, Any],
     unary: Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]],
     streaming: Callable[[Any], Callable[..., AsyncIterator[Any]]],
+    request_deserializer: Callable[[bytes], Any] | None = None,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """The same handler with its behaviour wrapped, whatever its streaming shape."""
+    """The same handler with its behaviour wrapped, whatever its streaming
+    shape; `request_deserializer` replaces how its requests are decoded."""
     common = {
-        "request_deserializer": handler.request_deserializer,
+        "request_deserializer": request_deserializer or handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_unary:
