@@ -102,10 +102,16 @@ async def fabric(request: pytest.FixtureRequest, tmp_path: Path, database_url: s
     data_dir = tmp_path / "fabric"
     await asyncio.to_thread(bootstrap.initialise, data_dir, ["localhost"], ["127.0.0.1"], database_url)
     values: dict[str, Any] = {
-        "data_dir": data_dir, "database_url": database_url, "listen": "127.0.0.1:0", "health_listen": "127.0.0.1:0",
-        "watch_poll_seconds": 0.2, "shutdown_grace_seconds": 2, "probe_private_addresses": True,
-        "probe_timeout_seconds": 5, "settle_interval_seconds": 0,
-    }  # fmt: skip
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "listen": "127.0.0.1:0",
+        "health_listen": "127.0.0.1:0",
+        "watch_poll_seconds": 0.2,
+        "shutdown_grace_seconds": 2,
+        "probe_private_addresses": True,
+        "probe_timeout_seconds": 5,
+        "settle_interval_seconds": 0,
+    }
     settings = Settings(**{**values, **(marker.kwargs if marker else {})})
     running = await server_app.start(settings)
     try:

@@ -242,9 +242,18 @@ def stage_readings(
     rows that store them and the device states they change."""
     with _tracer.start_as_current_span("native.stage_readings") as span:
         staged = _rust.stage_readings(
-            payloads, signatures, results.columns, table.packed, table.heads, table.stored, table.existed,
-            table.der_ids, table.numbers, batch_id, now_us,
-        )  # fmt: skip
+            payloads,
+            signatures,
+            results.columns,
+            table.packed,
+            table.heads,
+            table.stored,
+            table.existed,
+            table.der_ids,
+            table.numbers,
+            batch_id,
+            now_us,
+        )
         span.set_attribute("openvpp.batch.size", len(results.verdicts))
     return StagedBatch(*staged)
 

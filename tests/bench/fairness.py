@@ -111,10 +111,22 @@ def main() -> int:
         port, health = _free_port(), _free_port()
         target = f"localhost:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}",
-             "--health-listen", f"127.0.0.1:{health}"],
-            env={**os.environ, "OTEL_SDK_DISABLED": "true"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "openvpp",
+                "serve",
+                "--data-dir",
+                str(data),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--health-listen",
+                f"127.0.0.1:{health}",
+            ],
+            env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
                 grpc.channel_ready_future(channel).result(timeout=60)

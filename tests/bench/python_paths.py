@@ -60,10 +60,18 @@ READING = np.dtype(
 )
 DEVICE = np.dtype(
     [
-        ("key", "S32"), ("active", "u1"), ("base", "u1"), ("pad", "V6"), ("seq", "<u8"), ("end", "<i8"),
-        ("imp", "<u8"), ("exp", "<u8"), ("max_imp", "<u8"), ("max_exp", "<u8"),
+        ("key", "S32"),
+        ("active", "u1"),
+        ("base", "u1"),
+        ("pad", "V6"),
+        ("seq", "<u8"),
+        ("end", "<i8"),
+        ("imp", "<u8"),
+        ("exp", "<u8"),
+        ("max_imp", "<u8"),
+        ("max_exp", "<u8"),
     ]
-)  # fmt: skip
+)
 assert READING.itemsize == native.READING_LEN
 assert DEVICE.itemsize == native.DEVICE_STATE_LEN
 
@@ -148,9 +156,18 @@ def numpy_rules(batch: ReadingBatch) -> tuple[bytes, bytes, bytes]:
     ]
     V = native.ReadingVerdict
     choices = [
-        V.UNKNOWN_DEVICE, V.DEVICE_NOT_ACTIVE, V.RESERVED_FLAGS, V.INVALID_INTERVAL, V.OUTSIDE_SKEW, V.ACCEPTED,
-        V.OUT_OF_ORDER, V.INVALID_INTERVAL, V.COUNTER_DECREASED, V.BEYOND_CAPABILITY, V.SEQ_GAP,
-    ]  # fmt: skip
+        V.UNKNOWN_DEVICE,
+        V.DEVICE_NOT_ACTIVE,
+        V.RESERVED_FLAGS,
+        V.INVALID_INTERVAL,
+        V.OUTSIDE_SKEW,
+        V.ACCEPTED,
+        V.OUT_OF_ORDER,
+        V.INVALID_INTERVAL,
+        V.COUNTER_DECREASED,
+        V.BEYOND_CAPABILITY,
+        V.SEQ_GAP,
+    ]
     verdicts = np.select(conditions, choices, default=V.ACCEPTED).astype(np.uint8)
     paid = ((verdicts == V.ACCEPTED) | (verdicts == V.SEQ_GAP)) & base & found
     return (

@@ -82,8 +82,12 @@ async def _measure(db: Database, size: int, rounds: int) -> dict[str, float]:
     out: dict[str, list[float]] = {k: [] for k in ("head_before", "head_after", "proof_before", "proof_after")}
     results = {}
     for _ in range(rounds):
-        for name, fn in (("head_before", head_before), ("head_after", head_after),
-                         ("proof_before", proof_before), ("proof_after", proof_after)):  # fmt: skip
+        for name, fn in (
+            ("head_before", head_before),
+            ("head_after", head_after),
+            ("proof_before", proof_before),
+            ("proof_after", proof_after),
+        ):
             start = time.perf_counter()
             results[name] = await fn()
             out[name].append(time.perf_counter() - start)

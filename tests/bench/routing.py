@@ -109,9 +109,14 @@ async def _setup(
 
         async def enroll(k: Keypair) -> None:
             async with gate:
-                await stub.EnrollDevice(pb.EnrollDeviceRequest(
-                    program_id="pge/nem", device=common_pb2.DeviceIdentifier(der_id=str(k.pubkey())),
-                    account_ref="A-1", consent=consent_for(k, "pge/nem", "A-1")))  # fmt: skip
+                await stub.EnrollDevice(
+                    pb.EnrollDeviceRequest(
+                        program_id="pge/nem",
+                        device=common_pb2.DeviceIdentifier(der_id=str(k.pubkey())),
+                        account_ref="A-1",
+                        consent=consent_for(k, "pge/nem", "A-1"),
+                    )
+                )
 
         await asyncio.gather(*(enroll(k) for k in keys))
     return vendor, [str(k.pubkey()) for k in keys]
@@ -196,10 +201,23 @@ def main() -> int:
         port, health = _free_port(), _free_port()
         target = f"localhost:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}",
-             "--health-listen", f"127.0.0.1:{health}", "--probe-private-addresses"],
-            env={**os.environ, "OTEL_SDK_DISABLED": "true"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "openvpp",
+                "serve",
+                "--data-dir",
+                str(data),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--health-listen",
+                f"127.0.0.1:{health}",
+                "--probe-private-addresses",
+            ],
+            env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
                 grpc.channel_ready_future(channel).result(timeout=60)

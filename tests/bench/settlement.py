@@ -87,11 +87,12 @@ def sign_rounds(
 def batches(readings: list[tuple[bytes, bytes]], size: int) -> list[pb.SubmitReadingsRequest]:
     return [
         pb.SubmitReadingsRequest(
-            batch_id=f"b{i}", payloads=b"".join(p for p, _ in readings[i : i + size]),
+            batch_id=f"b{i}",
+            payloads=b"".join(p for p, _ in readings[i : i + size]),
             signatures=b"".join(s for _, s in readings[i : i + size]),
         )
         for i in range(0, len(readings), size)
-    ]  # fmt: skip
+    ]
 
 
 def yardstick(readings: list[tuple[bytes, bytes]]) -> float:
@@ -134,11 +135,15 @@ async def configure(target: str, utility: Path) -> str:
         token = (
             await stub.CreateUseCaseToken(
                 pb.CreateUseCaseTokenRequest(
-                    program_id="pge/nem", name="PG&E Solar", symbol="SOLAR", unit=pb.TOKEN_UNIT_USD, decimals=6,
+                    program_id="pge/nem",
+                    name="PG&E Solar",
+                    symbol="SOLAR",
+                    unit=pb.TOKEN_UNIT_USD,
+                    decimals=6,
                     redemption_value_base_units=1_000_000,
                 )
             )
-        ).token  # fmt: skip
+        ).token
         await stub.FundReserve(pb.FundReserveRequest(mint=token.mint, amount_base_units=500_000_000_000))
         await stub.PublishTariff(
             pb.PublishTariffRequest(
@@ -252,11 +257,27 @@ def main() -> int:
         port, health = _free_port(), _free_port()
         target = f"localhost:{port}"
         server = subprocess.Popen(
-            [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}",
-             "--health-listen", f"127.0.0.1:{health}", "--probe-private-addresses", "--settle-interval", "0",
-             "--anchor-interval", "0"],
-            env={**os.environ, "OTEL_SDK_DISABLED": "true"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "openvpp",
+                "serve",
+                "--data-dir",
+                str(data),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--health-listen",
+                f"127.0.0.1:{health}",
+                "--probe-private-addresses",
+                "--settle-interval",
+                "0",
+                "--anchor-interval",
+                "0",
+            ],
+            env={**os.environ, "OTEL_SDK_DISABLED": "true"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
                 grpc.channel_ready_future(channel).result(timeout=60)
@@ -300,15 +321,27 @@ def report(r: dict[str, object]) -> None:
         ">= 20,000/s",
         "yes" if f("payouts_per_s") >= 20_000 else "NO",
     )
-    table.add_row(f"  whole Settle call, crediting {r['settle_call_credits']:,} credits first",
-                  f"{f('settle_call_payouts_per_s'):,.0f}/s", "", "")  # fmt: skip
-    table.add_row(f"  first payouts, creating token accounts ({r['first_payout_transactions']:,} transactions)",
-                  f"{f('first_payouts_per_s'):,.0f}/s", "", "")  # fmt: skip
+    table.add_row(
+        f"  whole Settle call, crediting {r['settle_call_credits']:,} credits first",
+        f"{f('settle_call_payouts_per_s'):,.0f}/s",
+        "",
+        "",
+    )
+    table.add_row(
+        f"  first payouts, creating token accounts ({r['first_payout_transactions']:,} transactions)",
+        f"{f('first_payouts_per_s'):,.0f}/s",
+        "",
+        "",
+    )
     table.add_row("  build and sign only (yardstick)", f"{f('build_only_payouts_per_s'):,.0f}/s", "", "")
     rss = r["server_rss_kib"]
     assert isinstance(rss, list)
-    table.add_row("server RSS over rounds", " → ".join(f"{x / 1024:.0f}" for x in rss) + " MiB",
-                  "bounded", f"{f('rss_growth_after_first_round'):+.0%}")  # fmt: skip
+    table.add_row(
+        "server RSS over rounds",
+        " → ".join(f"{x / 1024:.0f}" for x in rss) + " MiB",
+        "bounded",
+        f"{f('rss_growth_after_first_round'):+.0%}",
+    )
     Console().print(table)
 
 

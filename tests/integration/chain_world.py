@@ -49,14 +49,17 @@ class Backend:
             [
                 create_account(
                     CreateAccountParams(
-                        from_pubkey=self.payer.pubkey(), to_pubkey=mint.pubkey(), lamports=rent, space=MINT_LEN,
+                        from_pubkey=self.payer.pubkey(),
+                        to_pubkey=mint.pubkey(),
+                        lamports=rent,
+                        space=MINT_LEN,
                         owner=spl.TOKEN_PROGRAM_ID,
                     )
                 ),
                 spl.initialize_mint(spl.TOKEN_PROGRAM_ID, mint.pubkey(), authority, decimals),
             ],
             (mint,),
-        )  # fmt: skip
+        )
         (result,) = await self.chain.send([raw])
         assert result.error is None, result
         return mint.pubkey()

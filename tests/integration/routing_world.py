@@ -112,15 +112,23 @@ async def world(fabric: Fabric, tmp_path: Path) -> AsyncIterator[World]:
         async with fabric.channel(utility) as channel:
             await integration(channel).RegisterEndpoint(
                 integration_pb2.RegisterEndpointRequest(
-                    name="vtn", url=f"https://localhost:{port}", protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENVPP_GRPC,
-                    trust_anchors_pem=pki.anchors_pem, programs=["nem"],
+                    name="vtn",
+                    url=f"https://localhost:{port}",
+                    protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENVPP_GRPC,
+                    trust_anchors_pem=pki.anchors_pem,
+                    programs=["nem"],
                     auth_mode=integration_pb2.ENDPOINT_AUTH_MODE_MUTUAL_TLS,
                 )
-            )  # fmt: skip
+            )
             stub = routing(channel)
             await stub.CreateProgram(
-                routing_pb2.CreateProgramRequest(code="nem", name="Net metering", kind=routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING, route_ttl_seconds=120)
-            )  # fmt: skip
+                routing_pb2.CreateProgramRequest(
+                    code="nem",
+                    name="Net metering",
+                    kind=routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING,
+                    route_ttl_seconds=120,
+                )
+            )
             await stub.AttachEndpoint(
                 routing_pb2.AttachEndpointRequest(program_id=PROGRAM, endpoint_id="pge/vtn", priority=10, weight=5)
             )

@@ -27,10 +27,15 @@ ALL_DAYS = 0b111_1111
 def flat_tariff(export: int = FLAT_EXPORT, incentive: int = 0) -> list[pb.TariffPeriod]:
     return [
         pb.TariffPeriod(
-            name="flat", days_mask=ALL_DAYS, start_minute=0, end_minute=1440, import_price_micro_per_kwh=250_000,
-            export_price_micro_per_kwh=export, incentive_micro_per_kwh=incentive,
+            name="flat",
+            days_mask=ALL_DAYS,
+            start_minute=0,
+            end_minute=1440,
+            import_price_micro_per_kwh=250_000,
+            export_price_micro_per_kwh=export,
+            incentive_micro_per_kwh=incentive,
         )
-    ]  # fmt: skip
+    ]
 
 
 def reading(device: Keypair, seq: int, end: int, imported: int, exported: int, step: int = STEP) -> tuple[bytes, bytes]:
@@ -100,29 +105,41 @@ async def settlement_world(
             token = (
                 await stub.CreateUseCaseToken(
                     pb.CreateUseCaseTokenRequest(
-                        program_id="pge/nem", name="PG&E Solar", symbol="SOLAR", unit=unit, decimals=decimals,  # type: ignore[arg-type]
+                        program_id="pge/nem",
+                        name="PG&E Solar",
+                        symbol="SOLAR",
+                        unit=pb.TokenUnit.ValueType(unit),
+                        decimals=decimals,
                         redemption_value_base_units=redemption_value,
                     )
                 )
-            ).token  # fmt: skip
+            ).token
             if fund:
                 await stub.FundReserve(pb.FundReserveRequest(mint=token.mint, amount_base_units=fund))
             await stub.PublishTariff(
                 pb.PublishTariffRequest(
-                    code="tou", time_zone="America/Los_Angeles", effective_from="2026-01-01",
+                    code="tou",
+                    time_zone="America/Los_Angeles",
+                    effective_from="2026-01-01",
                     periods=tariff or flat_tariff(),
                 )
-            )  # fmt: skip
+            )
             if price_feed_id:
                 await stub.RegisterPriceFeed(
-                    pb.RegisterPriceFeedRequest(code=price_feed_id.split("/")[1], oracle_key=str(ORACLE.pubkey()), max_age_seconds=1800)
-                )  # fmt: skip
+                    pb.RegisterPriceFeedRequest(
+                        code=price_feed_id.split("/")[1], oracle_key=str(ORACLE.pubkey()), max_age_seconds=1800
+                    )
+                )
             await stub.ConfigureProgramSettlement(
                 pb.ConfigureProgramSettlementRequest(
-                    program_id="pge/nem", kind=pb.CREDIT_KIND_NEM_EXPORT, mint=token.mint,
-                    tariff_id="" if price_feed_id else "pge/tou", price_feed_id=price_feed_id, split=split or [],
+                    program_id="pge/nem",
+                    kind=pb.CREDIT_KIND_NEM_EXPORT,
+                    mint=token.mint,
+                    tariff_id="" if price_feed_id else "pge/tou",
+                    price_feed_id=price_feed_id,
+                    split=split or [],
                 )
-            )  # fmt: skip
+            )
         sw = SettlementWorld(w, token.mint)
         for i in range(devices):
             device = await w.register(w.solarco, "solarco", f"inv-{i}")

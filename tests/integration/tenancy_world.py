@@ -77,29 +77,42 @@ def device_certificate(device: Keypair) -> bytes:
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, str(device.pubkey()))])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=30))
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     return cert.public_bytes(serialization.Encoding.DER)
 
 
 async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
     t = Tenant(
-        utility, vendor, await fabric.onboard(ca.Role.UTILITY, utility), await fabric.onboard(ca.Role.DEVICE_VENDOR, vendor)
-    )  # fmt: skip
+        utility,
+        vendor,
+        await fabric.onboard(ca.Role.UTILITY, utility),
+        await fabric.onboard(ca.Role.DEVICE_VENDOR, vendor),
+    )
     async with fabric.channel(t.utility_bundle) as channel:
         integration = integration_pb2_grpc.IntegrationServiceStub(channel)
         for name in ("vtn", "spare"):
             await integration.RegisterEndpoint(
                 integration_pb2.RegisterEndpointRequest(
-                    name=name, url="https://127.0.0.1:1", protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENVPP_GRPC,
-                    programs=["nem"], auth_mode=integration_pb2.ENDPOINT_AUTH_MODE_MUTUAL_TLS,
+                    name=name,
+                    url="https://127.0.0.1:1",
+                    protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENVPP_GRPC,
+                    programs=["nem"],
+                    auth_mode=integration_pb2.ENDPOINT_AUTH_MODE_MUTUAL_TLS,
                 )
-            )  # fmt: skip
+            )
         issued = await integration.IssueCertificate(
-            integration_pb2.IssueCertificateRequest(namespace=utility, csr_pem=ca.make_csr(ca.new_key(), utility).decode())
-        )  # fmt: skip
+            integration_pb2.IssueCertificateRequest(
+                namespace=utility, csr_pem=ca.make_csr(ca.new_key(), utility).decode()
+            )
+        )
         t.spare_serial = issued.certificate.serial
         routing = routing_pb2_grpc.RoutingServiceStub(channel)
         for code, kind in (
@@ -110,9 +123,12 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
         stub = settlement_pb2_grpc.SettlementServiceStub(channel)
         await stub.PublishTariff(
             settlement_pb2.PublishTariffRequest(
-                code="tou", time_zone="America/Los_Angeles", effective_from="2026-01-01", periods=flat_tariff(incentive=500_000)
+                code="tou",
+                time_zone="America/Los_Angeles",
+                effective_from="2026-01-01",
+                periods=flat_tariff(incentive=500_000),
             )
-        )  # fmt: skip
+        )
         await stub.RegisterPriceFeed(
             settlement_pb2.RegisterPriceFeedRequest(code="spot", oracle_key=str(ORACLE.pubkey()), max_age_seconds=1800)
         )
@@ -123,11 +139,15 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
             token = (
                 await stub.CreateUseCaseToken(
                     settlement_pb2.CreateUseCaseTokenRequest(
-                        program_id=program, name=f"{utility} {program}", symbol="TK", unit=settlement_pb2.TOKEN_UNIT_USD,
-                        decimals=6, redemption_value_base_units=1_000_000,
+                        program_id=program,
+                        name=f"{utility} {program}",
+                        symbol="TK",
+                        unit=settlement_pb2.TOKEN_UNIT_USD,
+                        decimals=6,
+                        redemption_value_base_units=1_000_000,
                     )
                 )
-            ).token  # fmt: skip
+            ).token
             await stub.FundReserve(settlement_pb2.FundReserveRequest(mint=token.mint, amount_base_units=1_000_000_000))
             await stub.ConfigureProgramSettlement(
                 settlement_pb2.ConfigureProgramSettlementRequest(
@@ -141,9 +161,12 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
         start = (int(time.time()) // STEP - 8) * STEP
         event = await stub.CreateDrEvent(
             settlement_pb2.CreateDrEventRequest(
-                program_id=t.dr, start=Timestamp(seconds=start), end=Timestamp(seconds=start + STEP), incentive_micro_per_kwh=400_000
+                program_id=t.dr,
+                start=Timestamp(seconds=start),
+                end=Timestamp(seconds=start + STEP),
+                incentive_micro_per_kwh=400_000,
             )
-        )  # fmt: skip
+        )
         t.dr_event_id = event.event.event_id
     async with fabric.channel(t.vendor_bundle) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
@@ -156,10 +179,12 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
             )
             await routing.EnrollDevice(
                 routing_pb2.EnrollDeviceRequest(
-                    program_id=t.nem, device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())),
-                    account_ref=f"ACCT-{i}", consent=consent_for(device, t.nem, account=f"ACCT-{i}"),
+                    program_id=t.nem,
+                    device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())),
+                    account_ref=f"ACCT-{i}",
+                    consent=consent_for(device, t.nem, account=f"ACCT-{i}"),
                 )
-            )  # fmt: skip
+            )
             if device is not t.spare:
                 t.devices.append(device)
         stub = settlement_pb2_grpc.SettlementServiceStub(channel)

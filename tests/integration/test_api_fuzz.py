@@ -92,11 +92,19 @@ async def test_hostile_requests_to_every_rpc(fabric: Fabric, tmp_path: Path) -> 
         await w.enroll(w.solarco, device)
         der_id = str(device.pubkey())
         pool: dict[str, list[Any]] = {
-            "der_id": [der_id], "wallet": [der_id], "holder": [der_id], "program_id": ["pge/nem"],
-            "namespace": ["pge", "solarco"], "utility_namespace": ["pge"], "vendor_namespace": ["solarco"],
-            "endpoint_id": ["pge/vtn"], "program_ids": ["pge/nem"], "identifiers": [der_id],
-            "code": ["nem", "tou"], "any": [der_id],
-        }  # fmt: skip
+            "der_id": [der_id],
+            "wallet": [der_id],
+            "holder": [der_id],
+            "program_id": ["pge/nem"],
+            "namespace": ["pge", "solarco"],
+            "utility_namespace": ["pge"],
+            "vendor_namespace": ["solarco"],
+            "endpoint_id": ["pge/vtn"],
+            "program_ids": ["pge/nem"],
+            "identifiers": [der_id],
+            "code": ["nem", "tou"],
+            "any": [der_id],
+        }
         rng = random.Random(SEED)
         tally: Counter[str] = Counter()
         bad: list[str] = []
@@ -161,13 +169,17 @@ async def test_integers_beyond_the_store_are_invalid_argument(fabric: Fabric) ->
     async with fabric.operator() as channel:
         await expect_error(
             registry(channel).GetInclusionProof(registry_pb2.GetInclusionProofRequest(version=2**64 - 1)),
-            grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE", "version",
-        )  # fmt: skip
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "OUT_OF_RANGE",
+            "version",
+        )
         stub = settlement_pb2_grpc.SettlementServiceStub(channel)
         await expect_error(
             stub.ListPayouts(settlement_pb2.ListPayoutsRequest(page_token="99999999999999999999999")),
-            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", "page_token",
-        )  # fmt: skip
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_PAGE_TOKEN",
+            "page_token",
+        )
 
         async def drain(request: settlement_pb2.StreamSettlementsRequest) -> None:
             async for _ in stub.StreamSettlements(request):
@@ -175,11 +187,14 @@ async def test_integers_beyond_the_store_are_invalid_argument(fabric: Fabric) ->
 
         await expect_error(
             drain(settlement_pb2.StreamSettlementsRequest(after_cursor=2**64 - 1)),
-            grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE", "after_cursor",
-        )  # fmt: skip
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "OUT_OF_RANGE",
+            "after_cursor",
+        )
         # One rule for every stream: a cursor beyond the head is refused, following or not.
         for until_caught_up in (False, True):
             await expect_error(
                 drain(settlement_pb2.StreamSettlementsRequest(after_cursor=10**6, until_caught_up=until_caught_up)),
-                grpc.StatusCode.FAILED_PRECONDITION, "CURSOR_AHEAD_OF_LOG",
-            )  # fmt: skip
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "CURSOR_AHEAD_OF_LOG",
+            )

@@ -85,11 +85,15 @@ async def test_a_landed_failure_shows_in_its_status_and_an_unknown_signature_is_
     broke = Keypair()
     await chain.chain.send([await chain.pay_lamports(broke.pubkey(), 1_000_000)])
     raw = spl.signed(
-        [spl.transfer(spl.TOKEN_PROGRAM_ID, Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey(), broke.pubkey(), 1, 6)],
+        [
+            spl.transfer(
+                spl.TOKEN_PROGRAM_ID, Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey(), broke.pubkey(), 1, 6
+            )
+        ],
         broke,
         [],
         (await chain.chain.latest_blockhash()).blockhash,
-    )  # fmt: skip
+    )
     await chain.chain.send([raw])
     unknown = Keypair().sign_message(b"never sent")
     landed, missing = await chain.chain.signature_statuses([signature_of(raw), unknown])
@@ -106,12 +110,21 @@ async def test_a_forged_signature_is_refused_before_execution_and_nothing_lands(
     payer, second = Keypair(), Keypair()
     await chain.chain.send([await chain.pay_lamports(payer.pubkey(), 1_000_000_000)])
     two_signers = spl.signed(
-        [create_account(CreateAccountParams(from_pubkey=payer.pubkey(), to_pubkey=second.pubkey(), lamports=1_000_000,
-                                            space=0, owner=spl.TOKEN_PROGRAM_ID))],
+        [
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=payer.pubkey(),
+                    to_pubkey=second.pubkey(),
+                    lamports=1_000_000,
+                    space=0,
+                    owner=spl.TOKEN_PROGRAM_ID,
+                )
+            )
+        ],
         payer,
         [second],
         (await chain.chain.latest_blockhash()).blockhash,
-    )  # fmt: skip
+    )
     # The second signer's signature: bytes 65..129, after the count and the payer's.
     forged_second = two_signers[:70] + bytes([two_signers[70] ^ 0x40]) + two_signers[71:]
     refused = await chain.chain.send([altered, forged_second])
@@ -151,17 +164,25 @@ async def test_a_use_case_mint_carries_metadata_and_interest_on_token_2022(chain
     mint, authority = Keypair(), Keypair()
     fields = [("unit", "kWh"), ("redemption_value", "150000")]
     plan = native.use_case_mint(
-        mint=bytes(mint.pubkey()), mint_authority=bytes(authority.pubkey()),
-        metadata_authority=bytes(authority.pubkey()), decimals=3, name="Solar export", symbol="SOLAR",
-        uri="https://pge.example/solar.json", fields=fields, interest_rate_bps=250,
-    )  # fmt: skip
+        mint=bytes(mint.pubkey()),
+        mint_authority=bytes(authority.pubkey()),
+        metadata_authority=bytes(authority.pubkey()),
+        decimals=3,
+        name="Solar export",
+        symbol="SOLAR",
+        uri="https://pge.example/solar.json",
+        fields=fields,
+        interest_rate_bps=250,
+    )
     create = create_account(
         CreateAccountParams(
-            from_pubkey=chain.payer.pubkey(), to_pubkey=mint.pubkey(),
-            lamports=await chain.chain.minimum_balance(plan.total_len), space=plan.space,
+            from_pubkey=chain.payer.pubkey(),
+            to_pubkey=mint.pubkey(),
+            lamports=await chain.chain.minimum_balance(plan.total_len),
+            space=plan.space,
             owner=spl.TOKEN_2022_PROGRAM_ID,
         )
-    )  # fmt: skip
+    )
     raw = await chain.signed([create, *(spl.from_raw(ix) for ix in plan.instructions)], (mint, authority))
     (sent,) = await chain.chain.send([raw])
     assert sent.error is None

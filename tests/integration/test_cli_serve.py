@@ -97,10 +97,28 @@ def test_device_commands_against_a_served_registry(server: tuple[subprocess.Pope
     key = tmp_path / "evse.json"
     der_id = openvpp("keygen", str(key)).stdout.strip()
     registered = openvpp(
-        "device", "register", "--insecure", "--target", target, "--key", str(key), "--label", "evse-9", "--namespace", "voltbox",
-        "--kind", "ev-charger", "--alias", "ocpp-charge-point-id=CP-9", "--protocol", "ocpp-2-0-1",
-        "--max-import-w", "11500", "--territory", "sce",
-    )  # fmt: skip
+        "device",
+        "register",
+        "--insecure",
+        "--target",
+        target,
+        "--key",
+        str(key),
+        "--label",
+        "evse-9",
+        "--namespace",
+        "voltbox",
+        "--kind",
+        "ev-charger",
+        "--alias",
+        "ocpp-charge-point-id=CP-9",
+        "--protocol",
+        "ocpp-2-0-1",
+        "--max-import-w",
+        "11500",
+        "--territory",
+        "sce",
+    )
     assert registered.returncode == 0, registered.stderr
     assert json.loads(registered.stdout)["device"]["der_id"] == der_id
     got = openvpp("device", "get", "--insecure", "--target", target, "CP-9")
@@ -153,30 +171,79 @@ def test_init_serve_and_onboard_over_mtls_from_the_command_line(tmp_path: Path, 
     port, health = _free_port(), _free_port()
     target = f"localhost:{port}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{port}",
-         "--health-listen", f"127.0.0.1:{health}", "--probe-private-addresses"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "openvpp",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--health-listen",
+            f"127.0.0.1:{health}",
+            "--probe-private-addresses",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
         operator = str(data / "operator")
         onboarded = openvpp(
-            "partner", "onboard", "--target", target, "--bundle", operator, "--kind", "device-vendor",
-            "--name", "SolarCo Ltd.", "--namespace", "solarco", "--out", str(tmp_path / "solarco"),
-        )  # fmt: skip
+            "partner",
+            "onboard",
+            "--target",
+            target,
+            "--bundle",
+            operator,
+            "--kind",
+            "device-vendor",
+            "--name",
+            "SolarCo Ltd.",
+            "--namespace",
+            "solarco",
+            "--out",
+            str(tmp_path / "solarco"),
+        )
         assert onboarded.returncode == 0, onboarded.stderr
         key = tmp_path / "inv.json"
         openvpp("keygen", str(key))
         registered = openvpp(
-            "device", "register", "--target", target, "--bundle", str(tmp_path / "solarco"), "--key", str(key),
-            "--label", "inv-1", "--namespace", "solarco", "--kind", "solar-inverter",
-        )  # fmt: skip
+            "device",
+            "register",
+            "--target",
+            target,
+            "--bundle",
+            str(tmp_path / "solarco"),
+            "--key",
+            str(key),
+            "--label",
+            "inv-1",
+            "--namespace",
+            "solarco",
+            "--kind",
+            "solar-inverter",
+        )
         assert registered.returncode == 0, registered.stderr
         foreign = openvpp(
-            "device", "register", "--target", target, "--bundle", str(tmp_path / "solarco"), "--key", str(key),
-            "--label", "inv-1", "--namespace", "voltbox", "--kind", "solar-inverter",
-        )  # fmt: skip
+            "device",
+            "register",
+            "--target",
+            target,
+            "--bundle",
+            str(tmp_path / "solarco"),
+            "--key",
+            str(key),
+            "--label",
+            "inv-1",
+            "--namespace",
+            "voltbox",
+            "--kind",
+            "solar-inverter",
+        )
         assert "PERMISSION_DENIED" in foreign.stderr
         got = openvpp("device", "get", "--target", target, "--bundle", operator, "inv-1.solarco")
         assert json.loads(got.stdout)["device"]["record"]["vendor_namespace"] == "solarco"
@@ -191,9 +258,21 @@ def test_init_serve_and_onboard_over_mtls_from_the_command_line(tmp_path: Path, 
 def _endpoint_and_certificate_commands(tmp_path: Path, target: str, operator: str) -> None:
     utility = str(tmp_path / "pge")
     onboarded = openvpp(
-        "partner", "onboard", "--target", target, "--bundle", operator, "--kind", "utility",
-        "--name", "PG&E", "--namespace", "pge", "--out", utility,
-    )  # fmt: skip
+        "partner",
+        "onboard",
+        "--target",
+        target,
+        "--bundle",
+        operator,
+        "--kind",
+        "utility",
+        "--name",
+        "PG&E",
+        "--namespace",
+        "pge",
+        "--out",
+        utility,
+    )
     assert onboarded.returncode == 0, onboarded.stderr
     pki = PartnerPki(tmp_path / "pge-ca")
     anchors = tmp_path / "anchors.pem"
@@ -201,10 +280,25 @@ def _endpoint_and_certificate_commands(tmp_path: Path, target: str, operator: st
     routes = {"/healthz": (200, b"ok")}
     with https_server(pki.server(), tmp_path, routes) as port:
         registered = openvpp(
-            "endpoint", "register", "--target", target, "--bundle", utility, "--name", "billing",
-            "--url", f"https://localhost:{port}", "--protocol", "https", "--health-path", "/healthz",
-            "--trust-anchors", str(anchors), "--program", "nem",
-        )  # fmt: skip
+            "endpoint",
+            "register",
+            "--target",
+            target,
+            "--bundle",
+            utility,
+            "--name",
+            "billing",
+            "--url",
+            f"https://localhost:{port}",
+            "--protocol",
+            "https",
+            "--health-path",
+            "/healthz",
+            "--trust-anchors",
+            str(anchors),
+            "--program",
+            "nem",
+        )
         assert registered.returncode == 0, registered.stderr
         assert json.loads(registered.stdout)["state"] == "ENDPOINT_STATE_VALIDATED"
         assert "validated" in registered.stderr
@@ -216,9 +310,19 @@ def _endpoint_and_certificate_commands(tmp_path: Path, target: str, operator: st
     listed = openvpp("endpoint", "list", "--target", target, "--bundle", operator, "--state", "failed")
     assert [e["endpoint_id"] for e in json.loads(listed.stdout)["endpoints"]] == ["pge/billing"]
     bad = openvpp(
-        "endpoint", "register", "--target", target, "--bundle", utility, "--name", "x",
-        "--url", "http://localhost:1", "--protocol", "https",
-    )  # fmt: skip
+        "endpoint",
+        "register",
+        "--target",
+        target,
+        "--bundle",
+        utility,
+        "--name",
+        "x",
+        "--url",
+        "http://localhost:1",
+        "--protocol",
+        "https",
+    )
     assert bad.returncode == 1
     assert "INSECURE_OR_WRONG_SCHEME" in bad.stderr
 
@@ -240,19 +344,63 @@ def _endpoint_and_certificate_commands(tmp_path: Path, target: str, operator: st
 
 def _routing_commands(tmp_path: Path, target: str, operator: str, utility: str) -> None:
     vendor = str(tmp_path / "solarco")  # onboarded by the caller
-    assert openvpp("program", "create", "--target", target, "--bundle", utility, "--code", "nem",
-                   "--name", "Net metering", "--kind", "net-energy-metering").returncode == 0  # fmt: skip
+    assert (
+        openvpp(
+            "program",
+            "create",
+            "--target",
+            target,
+            "--bundle",
+            utility,
+            "--code",
+            "nem",
+            "--name",
+            "Net metering",
+            "--kind",
+            "net-energy-metering",
+        ).returncode
+        == 0
+    )
     attached = openvpp("program", "attach", "--target", target, "--bundle", utility, "pge/nem", "pge/billing")
     assert attached.returncode == 0, attached.stderr
     key = tmp_path / "meter.json"
     openvpp("keygen", str(key))
-    assert openvpp("device", "register", "--target", target, "--bundle", vendor, "--key", str(key),
-                   "--label", "meter-1", "--namespace", "solarco", "--kind", "meter").returncode == 0  # fmt: skip
+    assert (
+        openvpp(
+            "device",
+            "register",
+            "--target",
+            target,
+            "--bundle",
+            vendor,
+            "--key",
+            str(key),
+            "--label",
+            "meter-1",
+            "--namespace",
+            "solarco",
+            "--kind",
+            "meter",
+        ).returncode
+        == 0
+    )
     not_yet = openvpp("route", "diagnose", "--target", target, "--bundle", vendor, "meter-1.solarco")
     assert not_yet.returncode == 2
     assert "enrolled" in not_yet.stdout
-    enrolled = openvpp("route", "enroll", "--target", target, "--bundle", vendor, "--key", str(key),
-                       "--program", "pge/nem", "--account", "PGE-77")  # fmt: skip
+    enrolled = openvpp(
+        "route",
+        "enroll",
+        "--target",
+        target,
+        "--bundle",
+        vendor,
+        "--key",
+        str(key),
+        "--program",
+        "pge/nem",
+        "--account",
+        "PGE-77",
+    )
     assert enrolled.returncode == 0, enrolled.stderr
     resolved = openvpp("route", "resolve", "--target", target, "--bundle", utility, "meter-1.solarco")
     assert resolved.returncode == 0, resolved.stderr

@@ -23,8 +23,10 @@ def test_a_small_demo_pays_and_its_ledger_and_reserves_check_out(tmp_path: Path)
     try:
         run = subprocess.run(
             [sys.executable, "-m", "openvpp", "demo", "--devices", "24", "--seed", "11", "--out", str(tmp_path)],
-            capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
     except subprocess.TimeoutExpired as stuck:
         # What the demo and its server last said, rather than only "timeout".
         log = tmp_path / "server.log"
@@ -37,8 +39,10 @@ def test_a_small_demo_pays_and_its_ledger_and_reserves_check_out(tmp_path: Path)
     assert result["reserves_covered"] == {"SOLAR": True, "DR": True}
     # Every good reading accepted; each bad one refused with its own reason.
     assert {k: v for k, v in result["verdicts"].items() if k != "ACCEPTED"} == {
-        "DUPLICATE": 2, "BAD_SIGNATURE": 2, "COUNTER_DECREASED": 2,
-    }  # fmt: skip
+        "DUPLICATE": 2,
+        "BAD_SIGNATURE": 2,
+        "COUNTER_DECREASED": 2,
+    }
     assert result["payouts"] > 0
     assert result["dr_performance_wh"] > 0
     page = (tmp_path / "report.html").read_text()

@@ -125,8 +125,16 @@ async def test_the_operator_registers_on_behalf_and_owners_remove(fabric: Fabric
         async with fabric.channel(utility) as channel:
             stub = integration(channel)
             await stub.RemoveEndpoint(pb.RemoveEndpointRequest(endpoint_id="pge/vtn"))
-            await expect_error(stub.GetEndpoint(pb.GetEndpointRequest(endpoint_id="pge/vtn")), grpc.StatusCode.NOT_FOUND, "ENDPOINT_NOT_FOUND")  # fmt: skip
-            await expect_error(stub.RemoveEndpoint(pb.RemoveEndpointRequest(endpoint_id="pge/vtn")), grpc.StatusCode.NOT_FOUND, "ENDPOINT_NOT_FOUND")  # fmt: skip
+            await expect_error(
+                stub.GetEndpoint(pb.GetEndpointRequest(endpoint_id="pge/vtn")),
+                grpc.StatusCode.NOT_FOUND,
+                "ENDPOINT_NOT_FOUND",
+            )
+            await expect_error(
+                stub.RemoveEndpoint(pb.RemoveEndpointRequest(endpoint_id="pge/vtn")),
+                grpc.StatusCode.NOT_FOUND,
+                "ENDPOINT_NOT_FOUND",
+            )
     assert await all_endpoints(fabric) == []
 
 
@@ -162,8 +170,11 @@ async def test_bad_input_is_refused_before_any_probe_and_nothing_is_written(fabr
     async with fabric.channel(utility) as channel:
         for overrides, reason, field in cases:
             fields: dict[str, Any] = {
-                "name": "ep", "url": "https://localhost:1", "protocol": GRPC, "trust_anchors_pem": pki.anchors_pem,
-            } | overrides  # fmt: skip
+                "name": "ep",
+                "url": "https://localhost:1",
+                "protocol": GRPC,
+                "trust_anchors_pem": pki.anchors_pem,
+            } | overrides
             await expect_error(
                 integration(channel).RegisterEndpoint(pb.RegisterEndpointRequest(**fields)),
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -181,25 +192,74 @@ async def test_tenancy_roles_and_conflicts(fabric: Fabric, pki: PartnerPki) -> N
         url = f"https://localhost:{port}"
         async with fabric.channel(utility) as channel:
             await integration(channel).RegisterEndpoint(request(pki, "vtn", url))
-            await expect_error(integration(channel).RegisterEndpoint(request(pki, "vtn", url)), grpc.StatusCode.ALREADY_EXISTS, "ENDPOINT_EXISTS", "name")  # fmt: skip
+            await expect_error(
+                integration(channel).RegisterEndpoint(request(pki, "vtn", url)),
+                grpc.StatusCode.ALREADY_EXISTS,
+                "ENDPOINT_EXISTS",
+                "name",
+            )
         async with fabric.channel(vendor) as channel:
             stub = integration(channel)
-            await expect_error(stub.RegisterEndpoint(request(pki, "x", url, namespace="pge")), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
-            await expect_error(stub.ValidateEndpoint(pb.ValidateEndpointRequest(endpoint_id="pge/vtn")), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
-            await expect_error(stub.GetEndpoint(pb.GetEndpointRequest(endpoint_id="pge/vtn")), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
-            await expect_error(stub.RemoveEndpoint(pb.RemoveEndpointRequest(endpoint_id="pge/vtn")), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
-            await expect_error(stub.ListEndpoints(pb.ListEndpointsRequest(namespace="pge")), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
+            await expect_error(
+                stub.RegisterEndpoint(request(pki, "x", url, namespace="pge")),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CROSS_TENANT",
+            )
+            await expect_error(
+                stub.ValidateEndpoint(pb.ValidateEndpointRequest(endpoint_id="pge/vtn")),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CROSS_TENANT",
+            )
+            await expect_error(
+                stub.GetEndpoint(pb.GetEndpointRequest(endpoint_id="pge/vtn")),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CROSS_TENANT",
+            )
+            await expect_error(
+                stub.RemoveEndpoint(pb.RemoveEndpointRequest(endpoint_id="pge/vtn")),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CROSS_TENANT",
+            )
+            await expect_error(
+                stub.ListEndpoints(pb.ListEndpointsRequest(namespace="pge")),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CROSS_TENANT",
+            )
             assert not (await stub.ListEndpoints(pb.ListEndpointsRequest())).endpoints
         async with fabric.channel(aggregator) as channel:
-            await expect_error(integration(channel).RegisterEndpoint(request(pki, "agg", url)), grpc.StatusCode.PERMISSION_DENIED, "ROLE_NOT_ALLOWED")  # fmt: skip
+            await expect_error(
+                integration(channel).RegisterEndpoint(request(pki, "agg", url)),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "ROLE_NOT_ALLOWED",
+            )
         async with fabric.operator() as channel:
             stub = integration(channel)
-            await expect_error(stub.RegisterEndpoint(request(pki, "own", url)), grpc.StatusCode.FAILED_PRECONDITION, "NOT_AN_ENDPOINT_OWNER")  # fmt: skip
-            await expect_error(stub.RegisterEndpoint(request(pki, "x", url, namespace="gridagg")), grpc.StatusCode.FAILED_PRECONDITION, "NOT_AN_ENDPOINT_OWNER")  # fmt: skip
-            await expect_error(stub.RegisterEndpoint(request(pki, "x", url, namespace="nobody")), grpc.StatusCode.NOT_FOUND, "PARTNER_NOT_FOUND")  # fmt: skip
-            await expect_error(stub.ValidateEndpoint(pb.ValidateEndpointRequest(endpoint_id="pge/nope")), grpc.StatusCode.NOT_FOUND, "ENDPOINT_NOT_FOUND")  # fmt: skip
+            await expect_error(
+                stub.RegisterEndpoint(request(pki, "own", url)),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "NOT_AN_ENDPOINT_OWNER",
+            )
+            await expect_error(
+                stub.RegisterEndpoint(request(pki, "x", url, namespace="gridagg")),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "NOT_AN_ENDPOINT_OWNER",
+            )
+            await expect_error(
+                stub.RegisterEndpoint(request(pki, "x", url, namespace="nobody")),
+                grpc.StatusCode.NOT_FOUND,
+                "PARTNER_NOT_FOUND",
+            )
+            await expect_error(
+                stub.ValidateEndpoint(pb.ValidateEndpointRequest(endpoint_id="pge/nope")),
+                grpc.StatusCode.NOT_FOUND,
+                "ENDPOINT_NOT_FOUND",
+            )
             await stub.SuspendPartner(pb.SuspendPartnerRequest(namespace="pge", reason="audit"))
-            await expect_error(stub.RegisterEndpoint(request(pki, "x", url, namespace="pge")), grpc.StatusCode.FAILED_PRECONDITION, "PARTNER_SUSPENDED")  # fmt: skip
+            await expect_error(
+                stub.RegisterEndpoint(request(pki, "x", url, namespace="pge")),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "PARTNER_SUSPENDED",
+            )
     assert await all_endpoints(fabric) == ["pge/vtn"]
 
 
@@ -218,4 +278,9 @@ async def test_listing_pages(fabric: Fabric, pki: PartnerPki) -> None:
             if not token:
                 break
         assert seen == [f"pge/ep-{i}" for i in range(5)]
-        await expect_error(stub.ListEndpoints(pb.ListEndpointsRequest(page_size=5000)), grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE", "page_size")  # fmt: skip
+        await expect_error(
+            stub.ListEndpoints(pb.ListEndpointsRequest(page_size=5000)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "OUT_OF_RANGE",
+            "page_size",
+        )

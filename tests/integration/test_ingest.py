@@ -80,8 +80,13 @@ async def test_each_verdict_and_state_carried_across_batches(app: server_app.App
     ]
     outcome = await ingest.submit(OPERATOR, *batch(second))
     assert [V(v) for v in outcome.verdicts] == [
-        V.DUPLICATE, V.CONFLICT, V.BAD_SIGNATURE, V.COUNTER_DECREASED, V.UNKNOWN_DEVICE, V.SEQ_GAP,
-    ]  # fmt: skip
+        V.DUPLICATE,
+        V.CONFLICT,
+        V.BAD_SIGNATURE,
+        V.COUNTER_DECREASED,
+        V.UNKNOWN_DEVICE,
+        V.SEQ_GAP,
+    ]
     assert (outcome.accepted, outcome.rejected) == (1, 5)
     async with app.db.read() as conn:
         r, d = schema.readings, schema.devices
@@ -151,8 +156,11 @@ async def test_batches_sharing_one_commit_see_each_others_readings(app: server_a
     # Queued back to back, before the committer runs: one group, one transaction.
     outcomes = await asyncio.gather(*(ingest.enqueue(OPERATOR, v, f"b{i}") for i, v in enumerate(verified)))
     assert [[V(v) for v in o.verdicts] for o in outcomes] == [
-        [V.ACCEPTED, V.ACCEPTED], [V.ACCEPTED, V.DUPLICATE], [V.CONFLICT], [V.SEQ_GAP, V.CONFLICT],
-    ]  # fmt: skip
+        [V.ACCEPTED, V.ACCEPTED],
+        [V.ACCEPTED, V.DUPLICATE],
+        [V.CONFLICT],
+        [V.SEQ_GAP, V.CONFLICT],
+    ]
     async with app.db.read() as conn:
         refs = [row.batch_ref for row in await conn.execute(select(schema.reading_batches))]
         state = (

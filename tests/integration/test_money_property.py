@@ -33,9 +33,13 @@ from tests.reference import money
 EXAMPLES = int(os.environ.get("OPENVPP_MONEY_EXAMPLES", "30"))
 # Local dates with a DST change in their zone, and one without.
 DAYS = [
-    ("America/Los_Angeles", "2026-03-08"), ("America/Los_Angeles", "2026-11-01"), ("Europe/Berlin", "2026-03-29"),
-    ("Europe/Berlin", "2026-10-25"), ("Australia/Sydney", "2026-10-04"), ("UTC", "2026-11-20"),
-]  # fmt: skip
+    ("America/Los_Angeles", "2026-03-08"),
+    ("America/Los_Angeles", "2026-11-01"),
+    ("Europe/Berlin", "2026-03-29"),
+    ("Europe/Berlin", "2026-10-25"),
+    ("Australia/Sydney", "2026-10-04"),
+    ("UTC", "2026-11-20"),
+]
 MAX_W = 7600  # the factories' device capability
 
 
@@ -78,11 +82,16 @@ def plans(draw: st.DrawFn) -> Plan:
         first = start // 900 * 900 + draw(st.integers(1, 8)) * 900
         dr = (first, first + draw(st.integers(1, 8)) * 900)
     scenario = money.Scenario(
-        time_zone=zone, periods=weekdays + weekend, decimals=draw(st.integers(0, 9)),
+        time_zone=zone,
+        periods=weekdays + weekend,
+        decimals=draw(st.integers(0, 9)),
         redemption_value=draw(st.sampled_from([1, 7, 150_000, 1_000_000, 2_500_000, 999_999_937])),
-        stablecoin_decimals=6, readings=[], split=split,
-        windows=[dr] if dr else [], in_dr=set(draw(st.sets(st.integers(0, devices - 1)))) if dr else set(),
-    )  # fmt: skip
+        stablecoin_decimals=6,
+        readings=[],
+        split=split,
+        windows=[dr] if dr else [],
+        in_dr=set(draw(st.sets(st.integers(0, devices - 1)))) if dr else set(),
+    )
     return Plan(
         scenario,
         start,
@@ -130,18 +139,47 @@ async def _run(fabric: Fabric, tmp_path: Path, plan: Plan) -> None:
     await _program(w, nem, routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING)
     async with w.channel(w.utility) as channel:
         stub = settlement_pb2_grpc.SettlementServiceStub(channel)
-        token = (await stub.CreateUseCaseToken(pb.CreateUseCaseTokenRequest(
-            program_id=f"pge/{nem}", name=f"NEM {n}", symbol=f"N{n}", unit=pb.TOKEN_UNIT_KWH, decimals=s.decimals,
-            redemption_value_base_units=s.redemption_value))).token  # fmt: skip
-        await stub.PublishTariff(pb.PublishTariffRequest(
-            code=f"t{n}", time_zone=s.time_zone, effective_from="2025-01-01",
-            periods=[pb.TariffPeriod(name=f"p{i}", days_mask=p.days_mask, start_minute=p.start_minute,
-                                     end_minute=p.end_minute, export_price_micro_per_kwh=p.export_price)
-                     for i, p in enumerate(s.periods)]))  # fmt: skip
-        await stub.ConfigureProgramSettlement(pb.ConfigureProgramSettlementRequest(
-            program_id=f"pge/{nem}", kind=pb.CREDIT_KIND_NEM_EXPORT, mint=token.mint, tariff_id=f"pge/t{n}",
-            split=[pb.SplitShare(party=pb.PARTY_INSTALLER if wallet else pb.PARTY_OWNER, wallet=wallet, bps=bps)
-                   for wallet, bps in s.split]))  # fmt: skip
+        token = (
+            await stub.CreateUseCaseToken(
+                pb.CreateUseCaseTokenRequest(
+                    program_id=f"pge/{nem}",
+                    name=f"NEM {n}",
+                    symbol=f"N{n}",
+                    unit=pb.TOKEN_UNIT_KWH,
+                    decimals=s.decimals,
+                    redemption_value_base_units=s.redemption_value,
+                )
+            )
+        ).token
+        await stub.PublishTariff(
+            pb.PublishTariffRequest(
+                code=f"t{n}",
+                time_zone=s.time_zone,
+                effective_from="2025-01-01",
+                periods=[
+                    pb.TariffPeriod(
+                        name=f"p{i}",
+                        days_mask=p.days_mask,
+                        start_minute=p.start_minute,
+                        end_minute=p.end_minute,
+                        export_price_micro_per_kwh=p.export_price,
+                    )
+                    for i, p in enumerate(s.periods)
+                ],
+            )
+        )
+        await stub.ConfigureProgramSettlement(
+            pb.ConfigureProgramSettlementRequest(
+                program_id=f"pge/{nem}",
+                kind=pb.CREDIT_KIND_NEM_EXPORT,
+                mint=token.mint,
+                tariff_id=f"pge/t{n}",
+                split=[
+                    pb.SplitShare(party=pb.PARTY_INSTALLER if wallet else pb.PARTY_OWNER, wallet=wallet, bps=bps)
+                    for wallet, bps in s.split
+                ],
+            )
+        )
     devices = []
     for d in range(len(plan.counts)):
         device = await w.register(w.solarco, "solarco", f"m{n}-{d}")
@@ -184,15 +222,35 @@ async def _dr_program(w: World, n: int, devices: list[Keypair], plan: Plan) -> N
     await _program(w, dr, routing_pb2.PROGRAM_KIND_DEMAND_RESPONSE)
     async with w.channel(w.utility) as channel:
         stub = settlement_pb2_grpc.SettlementServiceStub(channel)
-        token = (await stub.CreateUseCaseToken(pb.CreateUseCaseTokenRequest(
-            program_id=f"pge/{dr}", name=f"DR {n}", symbol=f"D{n}", unit=pb.TOKEN_UNIT_USD, decimals=6,
-            redemption_value_base_units=1_000_000))).token  # fmt: skip
-        await stub.ConfigureProgramSettlement(pb.ConfigureProgramSettlementRequest(
-            program_id=f"pge/{dr}", kind=pb.CREDIT_KIND_DR_PERFORMANCE, mint=token.mint, tariff_id=f"pge/t{n}",
-            dr_includes_exports=True))  # fmt: skip
-        await stub.CreateDrEvent(pb.CreateDrEventRequest(
-            program_id=f"pge/{dr}", start=Timestamp(seconds=plan.dr[0]), end=Timestamp(seconds=plan.dr[1]),
-            incentive_micro_per_kwh=400_000))  # fmt: skip
+        token = (
+            await stub.CreateUseCaseToken(
+                pb.CreateUseCaseTokenRequest(
+                    program_id=f"pge/{dr}",
+                    name=f"DR {n}",
+                    symbol=f"D{n}",
+                    unit=pb.TOKEN_UNIT_USD,
+                    decimals=6,
+                    redemption_value_base_units=1_000_000,
+                )
+            )
+        ).token
+        await stub.ConfigureProgramSettlement(
+            pb.ConfigureProgramSettlementRequest(
+                program_id=f"pge/{dr}",
+                kind=pb.CREDIT_KIND_DR_PERFORMANCE,
+                mint=token.mint,
+                tariff_id=f"pge/t{n}",
+                dr_includes_exports=True,
+            )
+        )
+        await stub.CreateDrEvent(
+            pb.CreateDrEventRequest(
+                program_id=f"pge/{dr}",
+                start=Timestamp(seconds=plan.dr[0]),
+                end=Timestamp(seconds=plan.dr[1]),
+                incentive_micro_per_kwh=400_000,
+            )
+        )
     for d in sorted(plan.scenario.in_dr):
         await w.enroll(w.solarco, devices[d], program=f"pge/{dr}")
 
@@ -274,9 +332,11 @@ async def _redeem(stub: Any, s: money.Scenario, mint: str, holder: Keypair, amou
 
 @pytest.mark.settings(reading_max_age_seconds=400 * 86_400)
 @settings(
-    max_examples=EXAMPLES, deadline=None, derandomize=True,
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+)
 @given(plan=plans())
 async def test_every_party_is_paid_the_reference_to_the_base_unit(fabric: Fabric, tmp_path: Path, plan: Plan) -> None:
     await _run(fabric, tmp_path, plan)

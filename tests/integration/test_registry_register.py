@@ -72,32 +72,168 @@ def _raw(record_bytes: bytes, kp: Keypair) -> registry_pb2.SignedDeviceRecord:
     )
 
 
-BAD_RECORDS: list[tuple[str, Callable[[Keypair], registry_pb2.SignedDeviceRecord], grpc.StatusCode, str, str | None]] = [
-    ("empty record", lambda kp: registry_pb2.SignedDeviceRecord(signature=bytes(64)), INVALID, "EMPTY_FIELD", "signed_record.record"),
+BAD_RECORDS: list[
+    tuple[str, Callable[[Keypair], registry_pb2.SignedDeviceRecord], grpc.StatusCode, str, str | None]
+] = [
+    (
+        "empty record",
+        lambda kp: registry_pb2.SignedDeviceRecord(signature=bytes(64)),
+        INVALID,
+        "EMPTY_FIELD",
+        "signed_record.record",
+    ),
     ("garbage bytes", lambda kp: _raw(b"\xff\xff\xff", kp), INVALID, "RECORD_UNPARSEABLE", "signed_record.record"),
-    ("unknown field", lambda kp: _raw(factories.record(kp, "dev-1").SerializeToString() + b"\xa8\x06\x01", kp), INVALID, "RECORD_UNKNOWN_FIELDS", "signed_record.record"),
-    ("short signature", lambda kp: registry_pb2.SignedDeviceRecord(record=factories.signed(kp, "dev-1").record, signature=bytes(63)), INVALID, "WRONG_SIGNATURE_LENGTH", "signed_record.signature"),
-    ("short key", _mutate(lambda r: setattr(r, "public_key", r.public_key[:31])), INVALID, "WRONG_KEY_LENGTH", "signed_record.record.public_key"),
+    (
+        "unknown field",
+        lambda kp: _raw(factories.record(kp, "dev-1").SerializeToString() + b"\xa8\x06\x01", kp),
+        INVALID,
+        "RECORD_UNKNOWN_FIELDS",
+        "signed_record.record",
+    ),
+    (
+        "short signature",
+        lambda kp: registry_pb2.SignedDeviceRecord(record=factories.signed(kp, "dev-1").record, signature=bytes(63)),
+        INVALID,
+        "WRONG_SIGNATURE_LENGTH",
+        "signed_record.signature",
+    ),
+    (
+        "short key",
+        _mutate(lambda r: setattr(r, "public_key", r.public_key[:31])),
+        INVALID,
+        "WRONG_KEY_LENGTH",
+        "signed_record.record.public_key",
+    ),
     ("empty name", _mutate(lambda r: setattr(r, "name", "")), INVALID, "EMPTY_FIELD", "signed_record.record.name"),
-    ("name outside namespace", _mutate(lambda r: setattr(r, "name", "dev-1.other")), INVALID, "NAME_OUTSIDE_NAMESPACE", "signed_record.record.name"),
-    ("upper-case namespace", _mutate(lambda r: setattr(r, "vendor_namespace", "SolarCo")), INVALID, "INVALID_NAME", "signed_record.record.vendor_namespace"),
+    (
+        "name outside namespace",
+        _mutate(lambda r: setattr(r, "name", "dev-1.other")),
+        INVALID,
+        "NAME_OUTSIDE_NAMESPACE",
+        "signed_record.record.name",
+    ),
+    (
+        "upper-case namespace",
+        _mutate(lambda r: setattr(r, "vendor_namespace", "SolarCo")),
+        INVALID,
+        "INVALID_NAME",
+        "signed_record.record.vendor_namespace",
+    ),
     ("no kind", _mutate(lambda r: setattr(r, "kind", 0)), INVALID, "INVALID_ENUM", "signed_record.record.kind"),
     ("unknown kind", _mutate(lambda r: setattr(r, "kind", 42)), INVALID, "INVALID_ENUM", "signed_record.record.kind"),
-    ("version zero", _mutate(lambda r: setattr(r, "version", 0)), INVALID, "INVALID_VERSION", "signed_record.record.version"),
-    ("version two first", _mutate(lambda r: setattr(r, "version", 2)), grpc.StatusCode.FAILED_PRECONDITION, "SKIPPED_VERSION", "signed_record.record.version"),
-    ("export in kW by mistake", _mutate(lambda r: setattr(r.capabilities, "max_export_w", 10**12)), INVALID, "OUT_OF_RANGE", "signed_record.record.capabilities.max_export_w"),
-    ("protocol twice", _mutate(lambda r: r.capabilities.protocols.append(common_pb2.PROTOCOL_IEEE_2030_5)), INVALID, "DUPLICATE_VALUE", "signed_record.record.capabilities.protocols[1]"),
-    ("bad lfdi", _mutate(lambda r: setattr(r.aliases[0], "value", "XYZ")), INVALID, "INVALID_LFDI", "signed_record.record.aliases[0].value"),
-    ("bad sfdi check digit", _mutate(lambda r: setattr(r.aliases[1], "value", r.aliases[1].value[:-1] + str((int(r.aliases[1].value[-1]) + 1) % 10))), INVALID, "SFDI_CHECK_DIGIT", "signed_record.record.aliases[1].value"),
-    ("alias twice", _mutate(lambda r: r.aliases.append(r.aliases[0])), INVALID, "DUPLICATE_VALUE", "signed_record.record.aliases[2]"),
-    ("alias kind missing", _mutate(lambda r: r.aliases.append(common_pb2.Alias(value="x"))), INVALID, "INVALID_ENUM", "signed_record.record.aliases[2].kind"),
-    ("postal code with spaces", _mutate(lambda r: setattr(r.location, "postal_code", " 94110")), INVALID, "INVALID_TEXT", "signed_record.record.location.postal_code"),
-    ("malformed signer base58", lambda kp: registry_pb2.SignedDeviceRecord(record=factories.signed(kp, "dev-1").record, signature=factories.signed(kp, "dev-1").signature, signer="0OIl"), INVALID, "MALFORMED_BASE58", "signed_record.signer"),
-    ("signer is not the record key", lambda kp: registry_pb2.SignedDeviceRecord(record=factories.signed(kp, "dev-1").record, signature=factories.signed(kp, "dev-1").signature, signer=str(Keypair().pubkey())), INVALID, "SIGNER_MISMATCH", "signed_record.signer"),
-    ("signature by another key", lambda kp: _resign(kp, Keypair()), INVALID, "BAD_SIGNATURE", "signed_record.signature"),
-    ("signature without the domain tag", lambda kp: registry_pb2.SignedDeviceRecord(record=(b := factories.record(kp, "dev-1").SerializeToString()), signature=bytes(kp.sign_message(b))), INVALID, "BAD_SIGNATURE", "signed_record.signature"),
-    ("small-order key", _mutate(lambda r: setattr(r, "public_key", bytes([1]) + bytes(31))), INVALID, "WEAK_PUBLIC_KEY", "signed_record.record.public_key"),
-]  # fmt: skip
+    (
+        "version zero",
+        _mutate(lambda r: setattr(r, "version", 0)),
+        INVALID,
+        "INVALID_VERSION",
+        "signed_record.record.version",
+    ),
+    (
+        "version two first",
+        _mutate(lambda r: setattr(r, "version", 2)),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "SKIPPED_VERSION",
+        "signed_record.record.version",
+    ),
+    (
+        "export in kW by mistake",
+        _mutate(lambda r: setattr(r.capabilities, "max_export_w", 10**12)),
+        INVALID,
+        "OUT_OF_RANGE",
+        "signed_record.record.capabilities.max_export_w",
+    ),
+    (
+        "protocol twice",
+        _mutate(lambda r: r.capabilities.protocols.append(common_pb2.PROTOCOL_IEEE_2030_5)),
+        INVALID,
+        "DUPLICATE_VALUE",
+        "signed_record.record.capabilities.protocols[1]",
+    ),
+    (
+        "bad lfdi",
+        _mutate(lambda r: setattr(r.aliases[0], "value", "XYZ")),
+        INVALID,
+        "INVALID_LFDI",
+        "signed_record.record.aliases[0].value",
+    ),
+    (
+        "bad sfdi check digit",
+        _mutate(
+            lambda r: setattr(
+                r.aliases[1], "value", r.aliases[1].value[:-1] + str((int(r.aliases[1].value[-1]) + 1) % 10)
+            )
+        ),
+        INVALID,
+        "SFDI_CHECK_DIGIT",
+        "signed_record.record.aliases[1].value",
+    ),
+    (
+        "alias twice",
+        _mutate(lambda r: r.aliases.append(r.aliases[0])),
+        INVALID,
+        "DUPLICATE_VALUE",
+        "signed_record.record.aliases[2]",
+    ),
+    (
+        "alias kind missing",
+        _mutate(lambda r: r.aliases.append(common_pb2.Alias(value="x"))),
+        INVALID,
+        "INVALID_ENUM",
+        "signed_record.record.aliases[2].kind",
+    ),
+    (
+        "postal code with spaces",
+        _mutate(lambda r: setattr(r.location, "postal_code", " 94110")),
+        INVALID,
+        "INVALID_TEXT",
+        "signed_record.record.location.postal_code",
+    ),
+    (
+        "malformed signer base58",
+        lambda kp: registry_pb2.SignedDeviceRecord(
+            record=factories.signed(kp, "dev-1").record,
+            signature=factories.signed(kp, "dev-1").signature,
+            signer="0OIl",
+        ),
+        INVALID,
+        "MALFORMED_BASE58",
+        "signed_record.signer",
+    ),
+    (
+        "signer is not the record key",
+        lambda kp: registry_pb2.SignedDeviceRecord(
+            record=factories.signed(kp, "dev-1").record,
+            signature=factories.signed(kp, "dev-1").signature,
+            signer=str(Keypair().pubkey()),
+        ),
+        INVALID,
+        "SIGNER_MISMATCH",
+        "signed_record.signer",
+    ),
+    (
+        "signature by another key",
+        lambda kp: _resign(kp, Keypair()),
+        INVALID,
+        "BAD_SIGNATURE",
+        "signed_record.signature",
+    ),
+    (
+        "signature without the domain tag",
+        lambda kp: registry_pb2.SignedDeviceRecord(
+            record=(b := factories.record(kp, "dev-1").SerializeToString()), signature=bytes(kp.sign_message(b))
+        ),
+        INVALID,
+        "BAD_SIGNATURE",
+        "signed_record.signature",
+    ),
+    (
+        "small-order key",
+        _mutate(lambda r: setattr(r, "public_key", bytes([1]) + bytes(31))),
+        INVALID,
+        "WEAK_PUBLIC_KEY",
+        "signed_record.record.public_key",
+    ),
+]
 
 
 def _resign(kp: Keypair, other: Keypair) -> registry_pb2.SignedDeviceRecord:

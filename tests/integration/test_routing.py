@@ -69,11 +69,30 @@ async def test_enrolled_device_resolves_to_a_signed_route_by_every_identifier(fa
         assert filtered.program_id == PROGRAM
         async with w.channel(w.solarco) as channel:
             stub = routing(channel)
-            await expect_error(stub.Resolve(pb.ResolveRequest(device=by_id(device), protocol=common_pb2.PROTOCOL_OCPP_1_6)), grpc.StatusCode.FAILED_PRECONDITION, "NO_ROUTE_FOR_PROTOCOL")  # fmt: skip
-            await expect_error(stub.Resolve(pb.ResolveRequest(device=by_id(device), program_id="pge/dr")), grpc.StatusCode.FAILED_PRECONDITION, "NOT_ENROLLED_IN_PROGRAM")  # fmt: skip
-            await expect_error(stub.Resolve(pb.ResolveRequest(device=by_id(device), program_id="Bad")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_NAME", "program_id")  # fmt: skip
-            await expect_error(stub.Resolve(pb.ResolveRequest(device=common_pb2.DeviceIdentifier(name="nope.solarco"))), grpc.StatusCode.NOT_FOUND, "DEVICE_NOT_FOUND")  # fmt: skip
-            await expect_error(stub.Resolve(pb.ResolveRequest()), grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_FIELD", "device")  # fmt: skip
+            await expect_error(
+                stub.Resolve(pb.ResolveRequest(device=by_id(device), protocol=common_pb2.PROTOCOL_OCPP_1_6)),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "NO_ROUTE_FOR_PROTOCOL",
+            )
+            await expect_error(
+                stub.Resolve(pb.ResolveRequest(device=by_id(device), program_id="pge/dr")),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "NOT_ENROLLED_IN_PROGRAM",
+            )
+            await expect_error(
+                stub.Resolve(pb.ResolveRequest(device=by_id(device), program_id="Bad")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_NAME",
+                "program_id",
+            )
+            await expect_error(
+                stub.Resolve(pb.ResolveRequest(device=common_pb2.DeviceIdentifier(name="nope.solarco"))),
+                grpc.StatusCode.NOT_FOUND,
+                "DEVICE_NOT_FOUND",
+            )
+            await expect_error(
+                stub.Resolve(pb.ResolveRequest()), grpc.StatusCode.INVALID_ARGUMENT, "EMPTY_FIELD", "device"
+            )
         await resolve_error(w, w.voltbox, device, grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")
 
 
@@ -100,7 +119,9 @@ async def test_routes_disappear_with_any_broken_link_and_come_back(fabric: Fabri
         device = await w.register(w.solarco, "solarco", "inv-1")
         await w.enroll(w.solarco, device)
         await resolve(w, w.utility, by_id(device))
-        status = registry_pb2.SetDeviceStatusRequest(der_id=str(device.pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="tamper alarm")  # fmt: skip
+        status = registry_pb2.SetDeviceStatusRequest(
+            der_id=str(device.pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="tamper alarm"
+        )
         async with w.channel(w.solarco) as channel:
             await registry(channel).SetDeviceStatus(status)
         await resolve_error(w, w.utility, device, grpc.StatusCode.FAILED_PRECONDITION, "DEVICE_SUSPENDED")
@@ -165,10 +186,15 @@ def device_certificate(common_name: str) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     return cert.public_bytes(serialization.Encoding.DER)
 
 
@@ -185,7 +211,11 @@ async def test_a_2030_5_certificate_gives_lfdi_and_sfdi_aliases(fabric: Fabric, 
         async with w.channel(w.solarco) as channel:
             # The negative answer is cached first; registering must make the new identifiers resolvable at once.
             lfdi_expected = hashlib.sha256(der).hexdigest()[:40].upper()
-            await expect_error(routing(channel).Resolve(pb.ResolveRequest(device=common_pb2.DeviceIdentifier(any=lfdi_expected))), grpc.StatusCode.NOT_FOUND, "DEVICE_NOT_FOUND")  # fmt: skip
+            await expect_error(
+                routing(channel).Resolve(pb.ResolveRequest(device=common_pb2.DeviceIdentifier(any=lfdi_expected))),
+                grpc.StatusCode.NOT_FOUND,
+                "DEVICE_NOT_FOUND",
+            )
             reply = await registry(channel).RegisterDeviceCertificate(request)
             again = await registry(channel).RegisterDeviceCertificate(request)
         assert reply.lfdi == lfdi_expected
@@ -201,10 +231,33 @@ async def test_a_2030_5_certificate_gives_lfdi_and_sfdi_aliases(fabric: Fabric, 
         other = await w.register(w.solarco, "solarco", "inv-2")
         async with w.channel(w.solarco) as channel:
             stub = registry(channel)
-            await expect_error(stub.RegisterDeviceCertificate(registry_pb2.RegisterDeviceCertificateRequest(der_id=str(other.pubkey()), certificate_der=der)), grpc.StatusCode.ALREADY_EXISTS, "ALIAS_TAKEN")  # fmt: skip
-            await expect_error(stub.RegisterDeviceCertificate(registry_pb2.RegisterDeviceCertificateRequest(der_id=str(other.pubkey()), certificate_der=b"not der")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_CERTIFICATE", "certificate_der")  # fmt: skip
+            await expect_error(
+                stub.RegisterDeviceCertificate(
+                    registry_pb2.RegisterDeviceCertificateRequest(der_id=str(other.pubkey()), certificate_der=der)
+                ),
+                grpc.StatusCode.ALREADY_EXISTS,
+                "ALIAS_TAKEN",
+            )
+            await expect_error(
+                stub.RegisterDeviceCertificate(
+                    registry_pb2.RegisterDeviceCertificateRequest(
+                        der_id=str(other.pubkey()), certificate_der=b"not der"
+                    )
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "INVALID_CERTIFICATE",
+                "certificate_der",
+            )
         async with w.channel(w.voltbox) as channel:
-            await expect_error(registry(channel).RegisterDeviceCertificate(registry_pb2.RegisterDeviceCertificateRequest(der_id=str(other.pubkey()), certificate_der=device_certificate("x"))), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
+            await expect_error(
+                registry(channel).RegisterDeviceCertificate(
+                    registry_pb2.RegisterDeviceCertificateRequest(
+                        der_id=str(other.pubkey()), certificate_der=device_certificate("x")
+                    )
+                ),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CROSS_TENANT",
+            )
         # A record update keeps the derived aliases.
         async with w.channel(w.solarco) as channel:
             update = factories.signed(device, "inv-1", version=2)

@@ -31,8 +31,12 @@ async def test_resolve_batch_answers_each_identifier_in_order(fabric: Fabric, tm
         await w.register(w.solarco, "solarco", "idle")
         foreign = await w.register(w.voltbox, "voltbox", "ev-1")
         identifiers = [str(d.pubkey()) for d in enrolled] + [
-            "idle.solarco", str(foreign.pubkey()), "no-such-device", "", "inv-3.solarco",
-        ]  # fmt: skip
+            "idle.solarco",
+            str(foreign.pubkey()),
+            "no-such-device",
+            "",
+            "inv-3.solarco",
+        ]
         async with w.channel(w.solarco) as channel:
             stub = routing(channel)
             key = await stub.GetRoutingKey(pb.GetRoutingKeyRequest())
@@ -103,10 +107,22 @@ async def test_watch_routes_is_filtered_and_resumes_without_gaps(fabric: Fabric,
         assert cursor == head
         # Changes while away: a device suspension, an unenrolment, the endpoint failing.
         async with w.channel(w.solarco) as channel:
-            await registry(channel).SetDeviceStatus(registry_pb2.SetDeviceStatusRequest(der_id=str(mine[1].pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="fault"))  # fmt: skip
-            await routing(channel).UnenrollDevice(pb.UnenrollDeviceRequest(program_id=PROGRAM, device=common_pb2.DeviceIdentifier(der_id=str(mine[0].pubkey())), reason="sold"))  # fmt: skip
+            await registry(channel).SetDeviceStatus(
+                registry_pb2.SetDeviceStatusRequest(
+                    der_id=str(mine[1].pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="fault"
+                )
+            )
+            await routing(channel).UnenrollDevice(
+                pb.UnenrollDeviceRequest(
+                    program_id=PROGRAM, device=common_pb2.DeviceIdentifier(der_id=str(mine[0].pubkey())), reason="sold"
+                )
+            )
         async with w.channel(w.voltbox) as channel:
-            await routing(channel).UnenrollDevice(pb.UnenrollDeviceRequest(program_id=PROGRAM, device=common_pb2.DeviceIdentifier(der_id=str(theirs.pubkey())), reason="x"))  # fmt: skip
+            await routing(channel).UnenrollDevice(
+                pb.UnenrollDeviceRequest(
+                    program_id=PROGRAM, device=common_pb2.DeviceIdentifier(der_id=str(theirs.pubkey())), reason="x"
+                )
+            )
     async with w.channel(w.utility) as channel:
         await integration(channel).ValidateEndpoint(integration_pb2.ValidateEndpointRequest(endpoint_id="pge/vtn"))
     resumed, _ = await drain(w, w.solarco, cursor)

@@ -70,12 +70,21 @@ def stack(tmp_path: Path) -> Iterator[tuple[Path, str, str]]:
     env = {**os.environ, "OPENVPP_CHAIN_RPC_URL": rpc}
     server = subprocess.Popen(
         [
-            sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{grpc_port}",
-            "--health-listen", f"127.0.0.1:{_free_port()}", "--probe-private-addresses",
+            sys.executable,
+            "-m",
+            "openvpp",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--listen",
+            f"127.0.0.1:{grpc_port}",
+            "--health-listen",
+            f"127.0.0.1:{_free_port()}",
+            "--probe-private-addresses",
         ],
         env=env,
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     try:
         target = f"127.0.0.1:{grpc_port}"
         deadline = time.monotonic() + 30
@@ -115,9 +124,20 @@ def test_a_token_created_through_the_rpc_backend_verifies_from_chain_data(stack:
     )
     assert created.returncode == 0, created.stderr
     token = openvpp(
-        "token", "create", "--program", "pge/nem", "--name", "PG&E Solar", "--symbol", "SOLAR", "--unit", "kwh",
-        "--redemption-value", "150000", *pge,
-    )  # fmt: skip
+        "token",
+        "create",
+        "--program",
+        "pge/nem",
+        "--name",
+        "PG&E Solar",
+        "--symbol",
+        "SOLAR",
+        "--unit",
+        "kwh",
+        "--redemption-value",
+        "150000",
+        *pge,
+    )
     assert token.returncode == 0, token.stderr
     mint = next(line.split('"')[3] for line in token.stdout.splitlines() if '"mint"' in line)
     funded = openvpp("reserve", "fund", mint, "3000000", *pge)

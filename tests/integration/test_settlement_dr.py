@@ -26,17 +26,34 @@ async def test_dr_performance_against_the_baseline_is_credited_and_paid(fabric: 
         async with settlement_world(fabric, tmp_path, devices=2) as w:
             async with fabric.channel(w.routing.utility) as channel:
                 routing = routing_pb2_grpc.RoutingServiceStub(channel)
-                await routing.CreateProgram(routing_pb2.CreateProgramRequest(
-                    code="dr", name="Evening peak", kind=routing_pb2.PROGRAM_KIND_DEMAND_RESPONSE))  # fmt: skip
+                await routing.CreateProgram(
+                    routing_pb2.CreateProgramRequest(
+                        code="dr", name="Evening peak", kind=routing_pb2.PROGRAM_KIND_DEMAND_RESPONSE
+                    )
+                )
                 await routing.AttachEndpoint(
                     routing_pb2.AttachEndpointRequest(program_id="pge/dr", endpoint_id="pge/vtn")
                 )
-            token = (await w.utility_call("CreateUseCaseToken", pb.CreateUseCaseTokenRequest(
-                program_id="pge/dr", name="PG&E DR", symbol="DR", unit=pb.TOKEN_UNIT_USD, decimals=6,
-                redemption_value_base_units=1_000_000))).token  # fmt: skip
+            token = (
+                await w.utility_call(
+                    "CreateUseCaseToken",
+                    pb.CreateUseCaseTokenRequest(
+                        program_id="pge/dr",
+                        name="PG&E DR",
+                        symbol="DR",
+                        unit=pb.TOKEN_UNIT_USD,
+                        decimals=6,
+                        redemption_value_base_units=1_000_000,
+                    ),
+                )
+            ).token
             await w.utility_call("FundReserve", pb.FundReserveRequest(mint=token.mint, amount_base_units=10_000_000))
-            await w.utility_call("ConfigureProgramSettlement", pb.ConfigureProgramSettlementRequest(
-                program_id="pge/dr", kind=pb.CREDIT_KIND_DR_PERFORMANCE, mint=token.mint, tariff_id="pge/tou"))  # fmt: skip
+            await w.utility_call(
+                "ConfigureProgramSettlement",
+                pb.ConfigureProgramSettlementRequest(
+                    program_id="pge/dr", kind=pb.CREDIT_KIND_DR_PERFORMANCE, mint=token.mint, tariff_id="pge/tou"
+                ),
+            )
             for device in w.devices:
                 await w.routing.enroll(w.routing.solarco, device, program="pge/dr")
             import time
@@ -55,9 +72,17 @@ async def test_dr_performance_against_the_baseline_is_credited_and_paid(fabric: 
             for i in range(0, len(history), 5_000):
                 reply = await w.submit(history[i : i + 5_000])
                 assert reply.rejected == 0
-            event = (await w.utility_call("CreateDrEvent", pb.CreateDrEventRequest(
-                program_id="pge/dr", start=Timestamp(seconds=start), end=Timestamp(seconds=end),
-                incentive_micro_per_kwh=INCENTIVE))).event  # fmt: skip
+            event = (
+                await w.utility_call(
+                    "CreateDrEvent",
+                    pb.CreateDrEventRequest(
+                        program_id="pge/dr",
+                        start=Timestamp(seconds=start),
+                        end=Timestamp(seconds=end),
+                        incentive_micro_per_kwh=INCENTIVE,
+                    ),
+                )
+            ).event
             await w.utility_call("Settle", pb.SettleRequest(program_ids=["pge/dr"]))
             result = await w.utility_call("GetDrEvent", pb.GetDrEventRequest(event_id=event.event_id))
             by_device = {r.der_id: r for r in result.devices}

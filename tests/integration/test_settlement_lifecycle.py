@@ -98,10 +98,14 @@ async def _pge_token(fabric: Fabric) -> tuple[pb.UseCaseToken, Path]:
         )
         created = await settlement_pb2_grpc.SettlementServiceStub(channel).CreateUseCaseToken(
             pb.CreateUseCaseTokenRequest(
-                program_id="pge/dr", name="PG&E DR", symbol="DR", unit=pb.TOKEN_UNIT_USD, decimals=6,
+                program_id="pge/dr",
+                name="PG&E DR",
+                symbol="DR",
+                unit=pb.TOKEN_UNIT_USD,
+                decimals=6,
                 redemption_value_base_units=1_000_000,
             )
-        )  # fmt: skip
+        )
     return created.token, utility
 
 
@@ -153,10 +157,13 @@ async def _delegated_mint(settings: Settings) -> Pubkey:
         space = 202  # base mint, padding, account type and one 32-byte extension
         create = create_account(
             CreateAccountParams(
-                from_pubkey=payer.pubkey(), to_pubkey=mint.pubkey(), lamports=await chain.minimum_balance(space),
-                space=space, owner=spl.TOKEN_2022_PROGRAM_ID,
+                from_pubkey=payer.pubkey(),
+                to_pubkey=mint.pubkey(),
+                lamports=await chain.minimum_balance(space),
+                space=space,
+                owner=spl.TOKEN_2022_PROGRAM_ID,
             )
-        )  # fmt: skip
+        )
         delegate = Instruction(
             spl.TOKEN_2022_PROGRAM_ID,
             bytes([35]) + bytes(Keypair().pubkey()),

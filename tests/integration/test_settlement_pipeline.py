@@ -139,13 +139,15 @@ async def test_no_price_means_the_reading_waits_until_the_feed_reaches_it(fabric
         forged, bad = signed_points(feed, [(end + 2 * STEP, 1, 1)], key=Keypair())
         await expect_error(
             w.utility_call("PublishPriceFeed", pb.PublishPriceFeedRequest(feed_id=feed, points=forged, signature=bad)),
-            grpc.StatusCode.PERMISSION_DENIED, "BAD_ORACLE_SIGNATURE",
-        )  # fmt: skip
+            grpc.StatusCode.PERMISSION_DENIED,
+            "BAD_ORACLE_SIGNATURE",
+        )
         clash, sig = signed_points(feed, [(end, 999_999, 300), (end + 2 * STEP, 150_000, 250)])
         await expect_error(
             w.utility_call("PublishPriceFeed", pb.PublishPriceFeedRequest(feed_id=feed, points=clash, signature=sig)),
-            grpc.StatusCode.FAILED_PRECONDITION, "POINT_CONFLICT",
-        )  # fmt: skip
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "POINT_CONFLICT",
+        )
         later, sig = signed_points(feed, [(end + 2 * STEP, 150_000, 250)])
         await w.utility_call("PublishPriceFeed", pb.PublishPriceFeedRequest(feed_id=feed, points=later, signature=sig))
         await w.settle()

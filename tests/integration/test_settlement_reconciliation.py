@@ -33,8 +33,10 @@ from tests.reference import money
 from tests.rpc import expect_error
 
 INSTALLER = str(Keypair().pubkey())
-SPLIT = [pb.SplitShare(party=pb.PARTY_OWNER, bps=9_500),
-         pb.SplitShare(party=pb.PARTY_INSTALLER, wallet=INSTALLER, bps=500)]  # fmt: skip
+SPLIT = [
+    pb.SplitShare(party=pb.PARTY_OWNER, bps=9_500),
+    pb.SplitShare(party=pb.PARTY_INSTALLER, wallet=INSTALLER, bps=500),
+]
 # The README's token: kWh units, 3 decimals, redeemable for 0.15 stablecoin each.
 DECIMALS, VALUE = 3, 150_000
 
@@ -117,8 +119,21 @@ async def test_the_readme_token_redeems_for_what_the_export_was_worth(fabric: Fa
         assert balance.on_chain_base_units == 967
         assert 967 * VALUE // 10**DECIMALS == 145_050
         # The auditor's view: `openvpp statement --csv` shows how 967 was made.
-        command = [sys.executable, "-m", "openvpp", "statement", "--target", fabric.target, "--bundle",
-                   str(fabric.data_dir / "operator"), "--wallet", str(device.pubkey()), "--mint", w.mint, "--csv"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "openvpp",
+            "statement",
+            "--target",
+            fabric.target,
+            "--bundle",
+            str(fabric.data_dir / "operator"),
+            "--wallet",
+            str(device.pubkey()),
+            "--mint",
+            w.mint,
+            "--csv",
+        ]
         run = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0, run.stderr
         (credit, payout) = list(csv.DictReader(io.StringIO(run.stdout)))
@@ -147,8 +162,9 @@ async def test_a_backend_links_every_reading_to_its_signature_and_follows_redemp
         paid_by = {
             i: e.payout_sent.payout_id for e in events if e.HasField("payout_sent") for i in e.payout_sent.credit_ids
         }
-        signature = {e.payout_confirmed.payout_id: e.payout_confirmed.signature for e in events
-                     if e.HasField("payout_confirmed")}  # fmt: skip
+        signature = {
+            e.payout_confirmed.payout_id: e.payout_confirmed.signature for e in events if e.HasField("payout_confirmed")
+        }
         assert credits
         for credit_id, credit in credits.items():
             if credit.amount_base_units:
@@ -191,12 +207,15 @@ async def test_a_statement_refuses_bad_input_and_other_tenants(fabric: Fabric, t
         utility = w.stub(w.routing.utility)
         await expect_error(
             utility.GetStatement(pb.GetStatementRequest(wallet="not-base58!", mint=w.mint)),
-            grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ADDRESS", "wallet",
-        )  # fmt: skip
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_ADDRESS",
+            "wallet",
+        )
         await expect_error(
             utility.GetStatement(pb.GetStatementRequest(wallet=owner, mint=str(Keypair().pubkey()))),
-            grpc.StatusCode.NOT_FOUND, "TOKEN_NOT_FOUND",
-        )  # fmt: skip
+            grpc.StatusCode.NOT_FOUND,
+            "TOKEN_NOT_FOUND",
+        )
         backwards = pb.GetStatementRequest(wallet=owner, mint=w.mint, to=Timestamp(seconds=1))
         getattr(backwards, "from").CopyFrom(Timestamp(seconds=2))
         await expect_error(utility.GetStatement(backwards), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "to")

@@ -35,10 +35,15 @@ def settlement(channel: grpc.aio.Channel) -> settlement_pb2_grpc.SettlementServi
 
 def solar(**overrides: object) -> pb.CreateUseCaseTokenRequest:
     fields: dict[str, object] = {
-        "program_id": PROGRAM, "name": "PG&E Solar Export", "symbol": "SOLAR",
-        "uri": "https://pge.example/tokens/solar.json", "unit": pb.TOKEN_UNIT_KWH, "decimals": DECIMALS,
-        "redemption_value_base_units": VALUE, "interest_rate_bps": 300,
-    }  # fmt: skip
+        "program_id": PROGRAM,
+        "name": "PG&E Solar Export",
+        "symbol": "SOLAR",
+        "uri": "https://pge.example/tokens/solar.json",
+        "unit": pb.TOKEN_UNIT_KWH,
+        "decimals": DECIMALS,
+        "redemption_value_base_units": VALUE,
+        "interest_rate_bps": 300,
+    }
     fields.update(overrides)
     return pb.CreateUseCaseTokenRequest(**fields)  # type: ignore[arg-type]
 
@@ -91,9 +96,13 @@ async def test_a_utility_creates_a_token_2022_mint_with_metadata_interest_and_a_
     metadata = native.inspect_mint(bytes(mint_account.data)).metadata
     assert metadata is not None
     assert dict(metadata.fields) == {
-        "unit": "kWh", "redemption_value": str(VALUE), "program": PROGRAM, "utility": "pge",
-        "reserve": token.reserve_account, "stablecoin": token.stablecoin_mint,
-    }  # fmt: skip
+        "unit": "kWh",
+        "redemption_value": str(VALUE),
+        "program": PROGRAM,
+        "utility": "pge",
+        "reserve": token.reserve_account,
+        "stablecoin": token.stablecoin_mint,
+    }
     reserve = await tokens.reserve()
     assert (reserve.reserve_balance_base_units, reserve.supply_base_units, reserve.covered) == (0, 0, True)
     async with tokens.fabric.channel(tokens.world.solarco) as channel:

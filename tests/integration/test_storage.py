@@ -76,20 +76,30 @@ def test_stored_readings_move_to_device_numbers_and_back_with_their_digests(data
         with engine.begin() as conn:
             for number, name in ((40, "dev-a"), (41, "dev-b")):
                 conn.execute(
-                    text("INSERT INTO devices (der_id, public_key, name, vendor_namespace, kind, utility_territory, "
-                         "status, status_reason, version, record_bytes, signature, registered_seq, log_seq, "
-                         "registered_at_us, updated_at_us) VALUES (:d, :k, :d, 'v', 1, 't', 1, '', 1, :b, :s, :n, "
-                         ":n, 0, 0)"),
+                    text(
+                        "INSERT INTO devices (der_id, public_key, name, vendor_namespace, kind, utility_territory, "
+                        "status, status_reason, version, record_bytes, signature, registered_seq, log_seq, "
+                        "registered_at_us, updated_at_us) VALUES (:d, :k, :d, 'v', 1, 't', 1, '', 1, :b, :s, :n, "
+                        ":n, 0, 0)"
+                    ),
                     {"d": name, "k": bytes(32), "b": b"", "s": bytes(64), "n": number},
-                )  # fmt: skip
+                )
             for (name, seq), payload in payloads.items():
                 conn.execute(
-                    text("INSERT INTO readings (der_id, seq, covered_from, interval_end, import_wh, export_wh, flags, "
-                         "missing, payload, signature, digest, chain_hash, received_at_us, batch_id) VALUES "
-                         "(:d, :q, 0, :q, 0, 0, 0, 0, :p, :s, :h, :c, 0, NULL)"),
-                    {"d": name, "q": seq, "p": payload, "s": bytes(64), "h": sha256(payload).digest(),
-                     "c": bytes([seq]) * 32},
-                )  # fmt: skip
+                    text(
+                        "INSERT INTO readings (der_id, seq, covered_from, interval_end, import_wh, export_wh, flags, "
+                        "missing, payload, signature, digest, chain_hash, received_at_us, batch_id) VALUES "
+                        "(:d, :q, 0, :q, 0, 0, 0, 0, :p, :s, :h, :c, 0, NULL)"
+                    ),
+                    {
+                        "d": name,
+                        "q": seq,
+                        "p": payload,
+                        "s": bytes(64),
+                        "h": sha256(payload).digest(),
+                        "c": bytes([seq]) * 32,
+                    },
+                )
         migrate.upgrade(database_url)
         with engine.connect() as conn:
             moved = conn.execute(text("SELECT device, seq, payload, chain_hash FROM readings")).all()

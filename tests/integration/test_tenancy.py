@@ -97,25 +97,36 @@ def _marked(t: Tenant, messages: list[Any]) -> list[Any]:
 R, N, G, S = registry_pb2, integration_pb2, routing_pb2, settlement_pb2
 SPECS: dict[str, Spec] = {
     "RegisterDevice": Spec(
-        lambda t: R.RegisterDeviceRequest(signed_record=factories.signed(Keypair(), f"n{uuid.uuid4().hex[:8]}", namespace=t.vendor)),
+        lambda t: R.RegisterDeviceRequest(
+            signed_record=factories.signed(Keypair(), f"n{uuid.uuid4().hex[:8]}", namespace=t.vendor)
+        ),
         frozenset({VENDOR}),
     ),
     "BulkRegisterDevices": Spec(
-        lambda t: [R.BulkRegisterDevicesRequest(
-            signed_records=[factories.signed(Keypair(), f"b{uuid.uuid4().hex[:8]}", namespace=t.vendor)])],
-        frozenset({VENDOR}), items=lambda t, rs: [v for r in rs for v in r.verdicts if v.status.code == 0],
+        lambda t: [
+            R.BulkRegisterDevicesRequest(
+                signed_records=[factories.signed(Keypair(), f"b{uuid.uuid4().hex[:8]}", namespace=t.vendor)]
+            )
+        ],
+        frozenset({VENDOR}),
+        items=lambda t, rs: [v for r in rs for v in r.verdicts if v.status.code == 0],
     ),
     "UpdateDevice": Spec(
         lambda t: R.UpdateDeviceRequest(
-            signed_record=factories.signed(t.devices[1], "d1", namespace=t.vendor, territory=t.utility, version=2)),
+            signed_record=factories.signed(t.devices[1], "d1", namespace=t.vendor, territory=t.utility, version=2)
+        ),
         frozenset({VENDOR}),
     ),
     "SetDeviceStatus": Spec(
-        lambda t: R.SetDeviceStatusRequest(der_id=str(t.spare.pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="x"),
+        lambda t: R.SetDeviceStatusRequest(
+            der_id=str(t.spare.pubkey()), status=common_pb2.DEVICE_STATUS_SUSPENDED, reason="x"
+        ),
         frozenset({VENDOR}),
     ),
     "RegisterDeviceCertificate": Spec(
-        lambda t: R.RegisterDeviceCertificateRequest(der_id=str(t.devices[1].pubkey()), certificate_der=device_certificate(t.devices[1])),
+        lambda t: R.RegisterDeviceCertificateRequest(
+            der_id=str(t.devices[1].pubkey()), certificate_der=device_certificate(t.devices[1])
+        ),
         frozenset({VENDOR}),
     ),
     "GetDevice": Spec(lambda t: R.GetDeviceRequest(identifier=_der(t))),
@@ -125,8 +136,10 @@ SPECS: dict[str, Spec] = {
     "GetInclusionProof": Spec(lambda t: R.GetInclusionProofRequest(der_id=str(t.device.pubkey()), version=1)),
     "AnchorRegistry": Spec(lambda t: R.AnchorRegistryRequest()),
     "OnboardPartner": Spec(
-        lambda t: (ns := f"p{uuid.uuid4().hex[:10]}") and N.OnboardPartnerRequest(
-            kind=N.PARTNER_KIND_AGGREGATOR, legal_name="x", namespace=ns, csr_pem=_csr(ns)),
+        lambda t: (
+            (ns := f"p{uuid.uuid4().hex[:10]}")
+            and N.OnboardPartnerRequest(kind=N.PARTNER_KIND_AGGREGATOR, legal_name="x", namespace=ns, csr_pem=_csr(ns))
+        ),
     ),
     "GetPartner": Spec(lambda t: N.GetPartnerRequest(namespace=t.utility), frozenset({UTILITY})),
     "ListPartners": Spec(lambda t: N.ListPartnersRequest()),
@@ -138,26 +151,37 @@ SPECS: dict[str, Spec] = {
     "RenewCertificate": Spec(
         lambda t: N.RenewCertificateRequest(serial=t.spare_serial, csr_pem=_csr(t.utility)), frozenset({UTILITY})
     ),
-    "RevokeCertificate": Spec(lambda t: N.RevokeCertificateRequest(
-        serial=t.spare_serial, reason=N.REVOCATION_REASON_KEY_COMPROMISE), frozenset({UTILITY})),
+    "RevokeCertificate": Spec(
+        lambda t: N.RevokeCertificateRequest(serial=t.spare_serial, reason=N.REVOCATION_REASON_KEY_COMPROMISE),
+        frozenset({UTILITY}),
+    ),
     "ListCertificates": Spec(lambda t: N.ListCertificatesRequest(namespace=t.utility), frozenset({UTILITY})),
     "GetCrl": Spec(lambda t: N.GetCrlRequest()),
     "RegisterEndpoint": Spec(
         lambda t: N.RegisterEndpointRequest(
-            namespace=t.utility, name=f"e{uuid.uuid4().hex[:8]}", url="https://127.0.0.1:1",
-            protocol=N.ENDPOINT_PROTOCOL_OPENVPP_GRPC, auth_mode=N.ENDPOINT_AUTH_MODE_MUTUAL_TLS),
+            namespace=t.utility,
+            name=f"e{uuid.uuid4().hex[:8]}",
+            url="https://127.0.0.1:1",
+            protocol=N.ENDPOINT_PROTOCOL_OPENVPP_GRPC,
+            auth_mode=N.ENDPOINT_AUTH_MODE_MUTUAL_TLS,
+        ),
         frozenset({UTILITY}),
     ),
     "ValidateEndpoint": Spec(lambda t: N.ValidateEndpointRequest(endpoint_id=f"{t.utility}/vtn"), frozenset({UTILITY})),
     "GetEndpoint": Spec(lambda t: N.GetEndpointRequest(endpoint_id=f"{t.utility}/vtn"), frozenset({UTILITY})),
     "ListEndpoints": Spec(
-        lambda t: N.ListEndpointsRequest(namespace=t.utility), frozenset({UTILITY}),
+        lambda t: N.ListEndpointsRequest(namespace=t.utility),
+        frozenset({UTILITY}),
         items=lambda t, rs: [e for r in rs for e in r.endpoints if e.namespace == t.utility],
     ),
     "RemoveEndpoint": Spec(lambda t: N.RemoveEndpointRequest(endpoint_id=f"{t.utility}/spare"), frozenset({UTILITY})),
     "CreateProgram": Spec(
-        lambda t: G.CreateProgramRequest(utility_namespace=t.utility, code=f"c{uuid.uuid4().hex[:8]}", name="x",
-                                         kind=G.PROGRAM_KIND_NET_ENERGY_METERING),
+        lambda t: G.CreateProgramRequest(
+            utility_namespace=t.utility,
+            code=f"c{uuid.uuid4().hex[:8]}",
+            name="x",
+            kind=G.PROGRAM_KIND_NET_ENERGY_METERING,
+        ),
         frozenset({UTILITY}),
     ),
     "GetProgram": Spec(lambda t: G.GetProgramRequest(program_id=t.nem)),
@@ -170,30 +194,40 @@ SPECS: dict[str, Spec] = {
         lambda t: G.DetachEndpointRequest(program_id=t.nem, endpoint_id=f"{t.utility}/vtn"), frozenset({UTILITY})
     ),
     "EnrollDevice": Spec(
-        lambda t: G.EnrollDeviceRequest(program_id=t.nem, device=_der(t, 1), account_ref="ACCT-1",
-                                        consent=consent_for(t.devices[1], t.nem)),
+        lambda t: G.EnrollDeviceRequest(
+            program_id=t.nem, device=_der(t, 1), account_ref="ACCT-1", consent=consent_for(t.devices[1], t.nem)
+        ),
         BOTH,
     ),
     "UnenrollDevice": Spec(lambda t: G.UnenrollDeviceRequest(program_id=t.nem, device=_der(t, -1), reason="x"), BOTH),
     "ListEnrollments": Spec(
-        lambda t: G.ListEnrollmentsRequest(program_id=t.nem), BOTH,
+        lambda t: G.ListEnrollmentsRequest(program_id=t.nem),
+        BOTH,
         items=lambda t, rs: [e for r in rs for e in r.enrollments if e.der_id in _ders(t)],
     ),
     "Resolve": Spec(lambda t: G.ResolveRequest(device=_der(t), program_id=t.nem), BOTH),
     "ResolveBatch": Spec(
-        lambda t: G.ResolveBatchRequest(identifiers=[str(t.device.pubkey())], program_id=t.nem), BOTH,
+        lambda t: G.ResolveBatchRequest(identifiers=[str(t.device.pubkey())], program_id=t.nem),
+        BOTH,
         items=lambda t, rs: [a for r in rs for a in r.answers if a.HasField("routes")],
     ),
     "WatchRoutes": Spec(
-        lambda t: G.WatchRoutesRequest(), BOTH,
+        lambda t: G.WatchRoutesRequest(),
+        BOTH,
         items=lambda t, rs: [r for r in rs if r.HasField("change") and r.change.der_id in _ders(t)],
     ),
     "Diagnose": Spec(lambda t: G.DiagnoseRequest(device=_der(t), program_id=t.nem), BOTH),
     "GetRoutingKey": Spec(lambda t: G.GetRoutingKeyRequest()),
     "GetChainInfo": Spec(lambda t: S.GetChainInfoRequest()),
     "CreateUseCaseToken": Spec(
-        lambda t: S.CreateUseCaseTokenRequest(program_id=t.nem, name="x", symbol="TKX", unit=S.TOKEN_UNIT_USD, decimals=6,
-                                              redemption_value_base_units=1_000_000),
+        lambda t: S.CreateUseCaseTokenRequest(
+            program_id=t.nem,
+            name="x",
+            symbol="TKX",
+            unit=S.TOKEN_UNIT_USD,
+            decimals=6,
+            redemption_value_base_units=1_000_000,
+        ),
         frozenset({UTILITY}),
     ),
     "GetUseCaseToken": Spec(lambda t: S.GetUseCaseTokenRequest(mint=t.nem_mint)),
@@ -211,19 +245,26 @@ SPECS: dict[str, Spec] = {
         _readings, frozenset({VENDOR}), items=lambda t, rs: [1 for r in rs for _ in range(r.accepted)]
     ),
     "PublishTariff": Spec(
-        lambda t: S.PublishTariffRequest(code=f"t{uuid.uuid4().hex[:6]}", time_zone="UTC", effective_from="2026-01-01",
-                                         periods=[S.TariffPeriod(name="flat", days_mask=127, start_minute=0, end_minute=1440)]),
+        lambda t: S.PublishTariffRequest(
+            code=f"t{uuid.uuid4().hex[:6]}",
+            time_zone="UTC",
+            effective_from="2026-01-01",
+            periods=[S.TariffPeriod(name="flat", days_mask=127, start_minute=0, end_minute=1440)],
+        ),
         implicit=True,
     ),
     "GetTariff": Spec(lambda t: S.GetTariffRequest(tariff_id=f"{t.utility}/tou")),
     "RegisterPriceFeed": Spec(
-        lambda t: S.RegisterPriceFeedRequest(code=f"f{uuid.uuid4().hex[:6]}", oracle_key=str(Keypair().pubkey()), max_age_seconds=60),
+        lambda t: S.RegisterPriceFeedRequest(
+            code=f"f{uuid.uuid4().hex[:6]}", oracle_key=str(Keypair().pubkey()), max_age_seconds=60
+        ),
         implicit=True,
     ),
     "PublishPriceFeed": Spec(_feed),
     "ConfigureProgramSettlement": Spec(
-        lambda t: S.ConfigureProgramSettlementRequest(program_id=t.nem, kind=S.CREDIT_KIND_NEM_EXPORT, mint=t.nem_mint,
-                                                      tariff_id=f"{t.utility}/tou"),
+        lambda t: S.ConfigureProgramSettlementRequest(
+            program_id=t.nem, kind=S.CREDIT_KIND_NEM_EXPORT, mint=t.nem_mint, tariff_id=f"{t.utility}/tou"
+        ),
         frozenset({UTILITY}),
     ),
     "GetProgramSettlement": Spec(lambda t: S.GetProgramSettlementRequest(program_id=t.nem), BOTH),
@@ -232,23 +273,27 @@ SPECS: dict[str, Spec] = {
     "Settle": Spec(lambda t: S.SettleRequest(program_ids=[t.nem]), frozenset({UTILITY})),
     "GetSettlement": Spec(lambda t: S.GetSettlementRequest(settlement_id=t.settlement_id), BOTH),
     "GetBalance": Spec(
-        lambda t: S.GetBalanceRequest(wallet=str(t.device.pubkey())), BOTH,
+        lambda t: S.GetBalanceRequest(wallet=str(t.device.pubkey())),
+        BOTH,
         items=lambda t, rs: [b for r in rs for b in r.balances],
     ),
     "ListPayouts": Spec(
-        lambda t: S.ListPayoutsRequest(settlement_id=t.settlement_id), BOTH,
+        lambda t: S.ListPayoutsRequest(settlement_id=t.settlement_id),
+        BOTH,
         items=lambda t, rs: [p for r in rs for p in r.payouts],
     ),
     "CheckLedger": Spec(
-        lambda t: S.CheckLedgerRequest(), frozenset({UTILITY}),
+        lambda t: S.CheckLedgerRequest(),
+        frozenset({UTILITY}),
         items=lambda t, rs: [k for r in rs for k in r.tokens if k.mint in (t.nem_mint, t.dr_mint)],
     ),
     "GetStatement": Spec(lambda t: S.GetStatementRequest(wallet=str(t.device.pubkey()), mint=t.nem_mint), BOTH),
     "StreamSettlements": Spec(
-        lambda t: S.StreamSettlementsRequest(until_caught_up=True), frozenset({UTILITY}),
+        lambda t: S.StreamSettlementsRequest(until_caught_up=True),
+        frozenset({UTILITY}),
         items=lambda t, rs: _marked(t, [e for r in rs for e in r.events]),
     ),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -342,9 +387,15 @@ async def test_every_rpc_as_every_role_against_own_and_other_tenants(fabric: Fab
 
 
 def _judge(
-    roles: frozenset[ca.Role], scope: Scope, spec: Spec, caller: Caller, target: Tenant,
-    code: grpc.StatusCode, reason: str, responses: list[Any],
-) -> str | None:  # fmt: skip
+    roles: frozenset[ca.Role],
+    scope: Scope,
+    spec: Spec,
+    caller: Caller,
+    target: Tenant,
+    code: grpc.StatusCode,
+    reason: str,
+    responses: list[Any],
+) -> str | None:
     """None when the outcome is what the table says, else what is wrong."""
     if caller.role not in roles:
         return None if reason == "ROLE_NOT_ALLOWED" else "should be refused by role"

@@ -123,8 +123,24 @@ async def test_only_the_operator_onboards_and_nothing_is_written_otherwise(fabri
             grpc.StatusCode.ALREADY_EXISTS,
             "NAMESPACE_TAKEN",
         )
-        await expect_error(integration(channel).OnboardPartner(pb.OnboardPartnerRequest(kind=pb.PARTNER_KIND_UTILITY, legal_name="Y", namespace="Bad NS", csr_pem="x")), grpc.StatusCode.INVALID_ARGUMENT, "INVALID_NAME", "namespace")  # fmt: skip
-        await expect_error(integration(channel).OnboardPartner(pb.OnboardPartnerRequest(kind=pb.PARTNER_KIND_UTILITY, legal_name="Y", namespace="ok", csr_pem="garbage")), grpc.StatusCode.INVALID_ARGUMENT, "CSR_UNPARSEABLE", "csr_pem")  # fmt: skip
+        await expect_error(
+            integration(channel).OnboardPartner(
+                pb.OnboardPartnerRequest(kind=pb.PARTNER_KIND_UTILITY, legal_name="Y", namespace="Bad NS", csr_pem="x")
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "INVALID_NAME",
+            "namespace",
+        )
+        await expect_error(
+            integration(channel).OnboardPartner(
+                pb.OnboardPartnerRequest(
+                    kind=pb.PARTNER_KIND_UTILITY, legal_name="Y", namespace="ok", csr_pem="garbage"
+                )
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "CSR_UNPARSEABLE",
+            "csr_pem",
+        )
         after = await integration(channel).ListPartners(pb.ListPartnersRequest())
         assert len(after.partners) == 2
 
@@ -144,8 +160,16 @@ async def test_vendors_act_only_in_their_own_namespace(fabric: Fabric) -> None:
             grpc.StatusCode.PERMISSION_DENIED,
             "CROSS_TENANT",
         )
-        await expect_error(integration(channel).GetPartner(pb.GetPartnerRequest(namespace="voltbox")), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
-        await expect_error(integration(channel).ListCertificates(pb.ListCertificatesRequest(namespace="voltbox")), grpc.StatusCode.PERMISSION_DENIED, "CROSS_TENANT")  # fmt: skip
+        await expect_error(
+            integration(channel).GetPartner(pb.GetPartnerRequest(namespace="voltbox")),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "CROSS_TENANT",
+        )
+        await expect_error(
+            integration(channel).ListCertificates(pb.ListCertificatesRequest(namespace="voltbox")),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "CROSS_TENANT",
+        )
     async with fabric.channel(voltbox) as channel:
         await expect_error(
             registry(channel).SetDeviceStatus(
@@ -235,11 +259,39 @@ async def test_refused_certificates(fabric: Fabric, tmp_path: Path) -> None:
     )
     stranger = ca.CertificateAuthority.create(tmp_path / "stranger")
     cases = {
-        "expired": (_write_bundle(tmp_path / "expired", key, expired_ca.issue_client(csr, ca.Role.OPERATOR, "operator", 30), authority, root), grpc.StatusCode.UNAVAILABLE),
-        "not yet valid": (_write_bundle(tmp_path / "future", key, future_ca.issue_client(csr, ca.Role.OPERATOR, "operator", 30), authority, root), grpc.StatusCode.UNAVAILABLE),
-        "unknown CA": (_write_bundle(tmp_path / "stranger-bundle", key, stranger.issue_client(csr, ca.Role.OPERATOR, "operator", 30), stranger, root), grpc.StatusCode.UNAVAILABLE),
-        "never recorded": (_write_bundle(tmp_path / "forged", key, authority.issue_client(csr, ca.Role.OPERATOR, "operator", 30), authority, root), grpc.StatusCode.UNAUTHENTICATED),
-    }  # fmt: skip
+        "expired": (
+            _write_bundle(
+                tmp_path / "expired",
+                key,
+                expired_ca.issue_client(csr, ca.Role.OPERATOR, "operator", 30),
+                authority,
+                root,
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+        ),
+        "not yet valid": (
+            _write_bundle(
+                tmp_path / "future", key, future_ca.issue_client(csr, ca.Role.OPERATOR, "operator", 30), authority, root
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+        ),
+        "unknown CA": (
+            _write_bundle(
+                tmp_path / "stranger-bundle",
+                key,
+                stranger.issue_client(csr, ca.Role.OPERATOR, "operator", 30),
+                stranger,
+                root,
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+        ),
+        "never recorded": (
+            _write_bundle(
+                tmp_path / "forged", key, authority.issue_client(csr, ca.Role.OPERATOR, "operator", 30), authority, root
+            ),
+            grpc.StatusCode.UNAUTHENTICATED,
+        ),
+    }
     for name, (bundle, code) in cases.items():
         async with fabric.channel(bundle) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -14,9 +14,20 @@ from tests.reference import ed25519
 
 DOMAIN = b"openvpp/reading/v1"
 VERDICTS = [
-    "accepted", "duplicate", "conflict", "bad_signature", "unknown_device", "device_not_active", "seq_gap",
-    "out_of_order", "counter_decreased", "beyond_capability", "outside_skew", "invalid_interval", "reserved_flags",
-]  # fmt: skip
+    "accepted",
+    "duplicate",
+    "conflict",
+    "bad_signature",
+    "unknown_device",
+    "device_not_active",
+    "seq_gap",
+    "out_of_order",
+    "counter_decreased",
+    "beyond_capability",
+    "outside_skew",
+    "invalid_interval",
+    "reserved_flags",
+]
 OUT_ESTIMATED, OUT_BASELINE, OUT_GAP = 1, 2, 4
 
 

@@ -58,16 +58,30 @@ def _csr(key: object, extensions: list[tuple[x509.ExtensionType, bool]], cn: str
 
 OWN_SAN = x509.SubjectAlternativeName([x509.UniformResourceIdentifier("openvpp://partner/utility/pge")])
 BAD_EXTENSIONS: dict[str, tuple[x509.ExtensionType, str]] = {
-    "another partner": (x509.SubjectAlternativeName([x509.UniformResourceIdentifier("openvpp://partner/operator/ops")]), "CSR_EXTRA_SANS"),
+    "another partner": (
+        x509.SubjectAlternativeName([x509.UniformResourceIdentifier("openvpp://partner/operator/ops")]),
+        "CSR_EXTRA_SANS",
+    ),
     "a dns name": (x509.SubjectAlternativeName([x509.DNSName("evil.example")]), "CSR_EXTRA_SANS"),
-    "own uri plus an email": (x509.SubjectAlternativeName([x509.UniformResourceIdentifier("openvpp://partner/utility/pge"), x509.RFC822Name("a@b.c")]), "CSR_EXTRA_SANS"),
+    "own uri plus an email": (
+        x509.SubjectAlternativeName(
+            [x509.UniformResourceIdentifier("openvpp://partner/utility/pge"), x509.RFC822Name("a@b.c")]
+        ),
+        "CSR_EXTRA_SANS",
+    ),
     "ca flag": (x509.BasicConstraints(ca=True, path_length=None), "CSR_CA_REQUESTED"),
     "cert signing": (x509.KeyUsage(True, False, False, False, False, True, False, False, False), "CSR_KEY_USAGE"),
     "crl signing": (x509.KeyUsage(True, False, False, False, False, False, True, False, False), "CSR_KEY_USAGE"),
     "server auth": (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), "CSR_KEY_USAGE"),
-    "code signing too": (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.CODE_SIGNING]), "CSR_KEY_USAGE"),
-    "name constraints": (x509.NameConstraints(permitted_subtrees=[x509.DNSName("x.example")], excluded_subtrees=None), "CSR_EXTENSION"),
-}  # fmt: skip
+    "code signing too": (
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.CODE_SIGNING]),
+        "CSR_KEY_USAGE",
+    ),
+    "name constraints": (
+        x509.NameConstraints(permitted_subtrees=[x509.DNSName("x.example")], excluded_subtrees=None),
+        "CSR_EXTENSION",
+    ),
+}
 ALLOWED_EXTENSIONS: list[x509.ExtensionType] = [
     OWN_SAN,
     x509.BasicConstraints(ca=False, path_length=None),

@@ -25,8 +25,11 @@ def hourly(days: list[dt.date], load: Callable[[dt.date, int], int], until_hour:
     for day in days:
         for hour in range(until_hour if day == EVENT_DAY else 24):
             end = ts(day, hour) + 3600
-            rows.append(SimpleNamespace(seq=len(rows) + 1, covered_from=end - 3600, interval_end=end,
-                                        import_wh=load(day, hour), export_wh=0))  # fmt: skip
+            rows.append(
+                SimpleNamespace(
+                    seq=len(rows) + 1, covered_from=end - 3600, interval_end=end, import_wh=load(day, hour), export_wh=0
+                )
+            )
     return rows
 
 
@@ -86,8 +89,11 @@ def test_too_little_history_computes_no_performance() -> None:
 
 
 def test_days_with_missing_readings_are_not_baseline_days() -> None:
-    rows = [r for r in hourly(history(), base_load(1_200, 300), until_hour=19)
-            if not (r.covered_from >= ts(dt.date(2026, 11, 17), 15) and r.interval_end <= ts(dt.date(2026, 11, 17), 16))]  # fmt: skip
+    rows = [
+        r
+        for r in hourly(history(), base_load(1_200, 300), until_hour=19)
+        if not (r.covered_from >= ts(dt.date(2026, 11, 17), 15) and r.interval_end <= ts(dt.date(2026, 11, 17), 16))
+    ]
     result = dr.baseline("d", rows, event(), UTC, {OTHER_EVENT})
     assert 17 not in [d.day for d in result.days]
     assert len(result.days) == 10

@@ -10,17 +10,27 @@ from openvpp.errors import InvalidArgument
 from openvpp.kernel.timestamps import from_micros
 from openvpp.v1 import settlement_pb2 as pb
 
-_ARMS: dict[int, str] = {pb.PAYOUT_STATE_SENT: "payout_sent", pb.PAYOUT_STATE_CONFIRMED: "payout_confirmed",
-         pb.PAYOUT_STATE_FAILED: "payout_failed"}  # fmt: skip
+_ARMS: dict[int, str] = {
+    pb.PAYOUT_STATE_SENT: "payout_sent",
+    pb.PAYOUT_STATE_CONFIRMED: "payout_confirmed",
+    pb.PAYOUT_STATE_FAILED: "payout_failed",
+}
 
 
 def _expected(settlement_id: str, row: native.PayoutEventRow) -> pb.SettlementEvent:
     payout_id, program_id, wallet, mint, amount, credits, state, signature, created_at_us, credit_ids = row
     payout = pb.Payout(
-        payout_id=payout_id, settlement_id=settlement_id, wallet=wallet, mint=mint, amount_base_units=amount,
-        state=state, signature=signature, credits=credits, created_at=from_micros(created_at_us),  # type: ignore[arg-type]
+        payout_id=payout_id,
+        settlement_id=settlement_id,
+        wallet=wallet,
+        mint=mint,
+        amount_base_units=amount,
+        state=pb.PayoutState.ValueType(state),
+        signature=signature,
+        credits=credits,
+        created_at=from_micros(created_at_us),
         credit_ids=credit_ids,
-    )  # fmt: skip
+    )
     event = pb.SettlementEvent(program_id=program_id)
     getattr(event, _ARMS[state]).CopyFrom(payout)
     return event
@@ -32,10 +42,20 @@ def _expected(settlement_id: str, row: native.PayoutEventRow) -> pb.SettlementEv
 )
 def test_each_state_reads_back_as_the_message_python_builds(state: int, signature: str) -> None:
     rows: list[native.PayoutEventRow] = [
-        (1, "nem-solar", "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU", "So11111111111111111111111111111111111111112",
-         18_446_744_073_709_551_615, 4_294_967_295, state, signature, 1_763_800_000_123_456, [1, 2**64 - 1]),
+        (
+            1,
+            "nem-solar",
+            "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
+            "So11111111111111111111111111111111111111112",
+            18_446_744_073_709_551_615,
+            4_294_967_295,
+            state,
+            signature,
+            1_763_800_000_123_456,
+            [1, 2**64 - 1],
+        ),
         (2**63, "dr-summer", "wallet-é", "mint", 0, 0, state, signature, 0, []),
-    ]  # fmt: skip
+    ]
     bodies = native.encode_payout_events("settlement-1", rows)
     assert len(bodies) == len(rows)
     for row, body in zip(rows, bodies, strict=True):

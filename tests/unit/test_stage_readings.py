@@ -27,9 +27,13 @@ def results() -> native.ReadingResults:
 def table(existed: bytes) -> native.DeviceTable:
     # A head and a stored count of their own per device, so rows taken from the wrong device show.
     return native.DeviceTable(
-        DEVICES, b"".join(bytes([d + 1]) * 32 for d in range(COUNT)), [100 + d for d in range(COUNT)], existed,
-        [f"der-{d}" for d in range(COUNT)], [1_000 + d for d in range(COUNT)],
-    )  # fmt: skip
+        DEVICES,
+        b"".join(bytes([d + 1]) * 32 for d in range(COUNT)),
+        [100 + d for d in range(COUNT)],
+        existed,
+        [f"der-{d}" for d in range(COUNT)],
+        [1_000 + d for d in range(COUNT)],
+    )
 
 
 def test_rows_carry_each_accepted_reading_keyed_by_its_device_number_with_its_own_device_chain() -> None:
@@ -47,9 +51,22 @@ def test_rows_carry_each_accepted_reading_keyed_by_its_device_number_with_its_ow
         gained[d] += 1
         seq, end = int.from_bytes(payload[32:40], "little"), int.from_bytes(payload[40:48], "little", signed=True)
         expected.append(
-            (1_000 + d, seq, end, out.covered_from[i], out.import_wh[i], out.export_wh[i], out.flags[i],
-             out.missing[i], payload, signature, heads[d], 123, 7)
-        )  # fmt: skip
+            (
+                1_000 + d,
+                seq,
+                end,
+                out.covered_from[i],
+                out.import_wh[i],
+                out.export_wh[i],
+                out.flags[i],
+                out.missing[i],
+                payload,
+                signature,
+                heads[d],
+                123,
+                7,
+            )
+        )
     assert 0 < len(expected) < len(out.verdicts)
     assert staged.readings == expected
     assert staged.inserts == []

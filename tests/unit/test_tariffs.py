@@ -18,10 +18,12 @@ PEAK, OFF = 400_000, 100_000
 def tou() -> TariffVersion:
     periods = (
         pb.TariffPeriod(name="night", days_mask=ALL, start_minute=0, end_minute=120, export_price_micro_per_kwh=OFF),
-        pb.TariffPeriod(name="early", days_mask=ALL, start_minute=120, end_minute=960, export_price_micro_per_kwh=OFF + 1),
+        pb.TariffPeriod(
+            name="early", days_mask=ALL, start_minute=120, end_minute=960, export_price_micro_per_kwh=OFF + 1
+        ),
         pb.TariffPeriod(name="peak", days_mask=ALL, start_minute=960, end_minute=1260, export_price_micro_per_kwh=PEAK),
         pb.TariffPeriod(name="late", days_mask=ALL, start_minute=1260, end_minute=1440, export_price_micro_per_kwh=OFF),
-    )  # fmt: skip
+    )
     return TariffVersion("pge/tou", "pge", 1, "America/Los_Angeles", dt.date(2026, 1, 1), periods, 0)
 
 

@@ -43,7 +43,12 @@ def main() -> None:
     b2 = ref.Reading(b, 2, T0 + 1800, 900, 42_400, 8_100, 0)
     steps: list[tuple[str, ref.Reading, bytes | None, ref.Outcome]] = [
         ("first reading after the last stored one", a11, None, ref.Outcome("accepted", 0, 500, 1_000, T0, 0)),
-        ("first reading of a device sets its baseline", b1, None, ref.Outcome("accepted", ref.OUT_BASELINE, 0, 0, T0, 0)),
+        (
+            "first reading of a device sets its baseline",
+            b1,
+            None,
+            ref.Outcome("accepted", ref.OUT_BASELINE, 0, 0, T0, 0),
+        ),
         ("exact replay in the same batch", a11, None, ref.Outcome("duplicate")),
         ("same seq, other bytes", replace(a11, export_wh=6_001), None, ref.Outcome("conflict")),
         ("exact replay of a stored reading", a10, None, ref.Outcome("duplicate")),
@@ -51,20 +56,65 @@ def main() -> None:
         ("unknown device", ref.Reading(x, 1, T0 + 900, 900, 10, 10, 0), None, ref.Outcome("unknown_device")),
         ("signature flipped", b2, b"flip", ref.Outcome("bad_signature")),
         ("import counter went backwards", replace(b2, import_wh=41_999), None, ref.Outcome("counter_decreased")),
-        ("export beyond 5 kW for 15 minutes", replace(b2, export_wh=7_000 + 1_277), None, ref.Outcome("beyond_capability")),
-        ("interval length that does not tile the day", replace(b2, interval_len=700), None, ref.Outcome("invalid_interval")),
+        (
+            "export beyond 5 kW for 15 minutes",
+            replace(b2, export_wh=7_000 + 1_277),
+            None,
+            ref.Outcome("beyond_capability"),
+        ),
+        (
+            "interval length that does not tile the day",
+            replace(b2, interval_len=700),
+            None,
+            ref.Outcome("invalid_interval"),
+        ),
         ("interval end off the grid", replace(b2, interval_end=T0 + 1750), None, ref.Outcome("invalid_interval")),
-        ("interval shorter than a minute", replace(b2, interval_len=30, interval_end=T0 + 1800), None, ref.Outcome("invalid_interval")),
+        (
+            "interval shorter than a minute",
+            replace(b2, interval_len=30, interval_end=T0 + 1800),
+            None,
+            ref.Outcome("invalid_interval"),
+        ),
         ("reserved flag bit", replace(b2, flags=2), None, ref.Outcome("reserved_flags")),
         ("interval ending in the future", replace(b2, interval_end=NOW + 900), None, ref.Outcome("outside_skew")),
-        ("interval older than the settlement window", replace(b2, seq=2, interval_end=T0 - 8 * 86400), None, ref.Outcome("outside_skew")),
-        ("export at the edge of capability plus tolerance", replace(b2, export_wh=7_000 + 1_276, flags=1), None, ref.Outcome("accepted", ref.OUT_ESTIMATED, 400, 1_276, T0 + 900, 0)),
-        ("seq jump is accepted and flagged", ref.Reading(a, 13, T0 + 2700, 900, 1_900, 6_500, 0), None, ref.Outcome("seq_gap", ref.OUT_GAP, 400, 500, T0 + 900, 1)),
-        ("lower seq after a later one", ref.Reading(a, 12, T0 + 1800, 900, 1_700, 6_200, 0), None, ref.Outcome("out_of_order")),
+        (
+            "interval older than the settlement window",
+            replace(b2, seq=2, interval_end=T0 - 8 * 86400),
+            None,
+            ref.Outcome("outside_skew"),
+        ),
+        (
+            "export at the edge of capability plus tolerance",
+            replace(b2, export_wh=7_000 + 1_276, flags=1),
+            None,
+            ref.Outcome("accepted", ref.OUT_ESTIMATED, 400, 1_276, T0 + 900, 0),
+        ),
+        (
+            "seq jump is accepted and flagged",
+            ref.Reading(a, 13, T0 + 2700, 900, 1_900, 6_500, 0),
+            None,
+            ref.Outcome("seq_gap", ref.OUT_GAP, 400, 500, T0 + 900, 1),
+        ),
+        (
+            "lower seq after a later one",
+            ref.Reading(a, 12, T0 + 1800, 900, 1_700, 6_200, 0),
+            None,
+            ref.Outcome("out_of_order"),
+        ),
         ("old seq never stored", ref.Reading(a, 9, T0 - 900, 900, 900, 4_900, 0), None, ref.Outcome("out_of_order")),
-        ("overlapping the last interval", ref.Reading(b, 3, T0 + 3600, 3600, 42_500, 8_200, 0), None, ref.Outcome("invalid_interval")),
-        ("hourly reading after quarter-hours", ref.Reading(b, 3, T0 + 7200, 3600, 42_500, 8_276, 0), None, ref.Outcome("accepted", 0, 100, 0, T0 + 1800, 0)),
-    ]  # fmt: skip
+        (
+            "overlapping the last interval",
+            ref.Reading(b, 3, T0 + 3600, 3600, 42_500, 8_200, 0),
+            None,
+            ref.Outcome("invalid_interval"),
+        ),
+        (
+            "hourly reading after quarter-hours",
+            ref.Reading(b, 3, T0 + 7200, 3600, 42_500, 8_276, 0),
+            None,
+            ref.Outcome("accepted", 0, 100, 0, T0 + 1800, 0),
+        ),
+    ]
     payloads, signatures = [], []
     for _, reading, tamper, _ in steps:
         payload = reading.encode()

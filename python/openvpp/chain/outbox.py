@@ -35,9 +35,17 @@ log = logging.getLogger(__name__)
 # getSignatureStatuses answers at most 256 signatures per call.
 STATUS_PAGE = 256
 _ENQUEUED = (
-    "kind", "ref", "state", "raw", "signature", "last_valid_block_height", "attempts", "error", "created_at_us",
+    "kind",
+    "ref",
+    "state",
+    "raw",
+    "signature",
+    "last_valid_block_height",
+    "attempts",
+    "error",
+    "created_at_us",
     "updated_at_us",
-)  # fmt: skip
+)
 
 
 class OutboxState(enum.IntEnum):

@@ -159,7 +159,20 @@ def demo(devices: int, days: int, seed: int, out: Path, trace_console: bool) -> 
 
 
 for group in (
-    partner, certificate, endpoint, device, program, route, chain, token, reserve, registry_group, ledger, settle,
-    balance, settlements, statement,
-):  # fmt: skip
+    partner,
+    certificate,
+    endpoint,
+    device,
+    program,
+    route,
+    chain,
+    token,
+    reserve,
+    registry_group,
+    ledger,
+    settle,
+    balance,
+    settlements,
+    statement,
+):
     main.add_command(group)

@@ -96,10 +96,15 @@ def token() -> None:
 def token_create(target: str, bundle: Path, insecure: bool, **fields: Any) -> None:
     """Create a use-case token and its reserve for one of the caller's programs."""
     request = pb.CreateUseCaseTokenRequest(
-        program_id=fields["program_id"], name=fields["name"], symbol=fields["symbol"], uri=fields["uri"],
-        unit=UNITS[fields["unit"]], decimals=fields["decimals"],
-        redemption_value_base_units=fields["redemption_value"], interest_rate_bps=fields["apy_bps"],
-    )  # fmt: skip
+        program_id=fields["program_id"],
+        name=fields["name"],
+        symbol=fields["symbol"],
+        uri=fields["uri"],
+        unit=UNITS[fields["unit"]],
+        decimals=fields["decimals"],
+        redemption_value_base_units=fields["redemption_value"],
+        interest_rate_bps=fields["apy_bps"],
+    )
     print_message(run_call(target, lambda ch: _stub(ch).CreateUseCaseToken(request)))
 
 
@@ -174,12 +179,16 @@ def reserve_verify(rpc: str | None, data_dir: Path | None, mint: str) -> None:
         sys.exit(1)
     table = Table(title=f"{proof.symbol} reserve, from chain data", show_header=False)
     for name, value in [
-        ("mint", proof.mint), ("supply (base units)", f"{proof.supply:,} (decimals {proof.decimals})"),
+        ("mint", proof.mint),
+        ("supply (base units)", f"{proof.supply:,} (decimals {proof.decimals})"),
         ("redemption value", f"{proof.redemption_value:,} stablecoin base units per token"),
-        ("liability", f"{proof.liability:,}"), ("reserve account", proof.reserve_account),
-        ("reserve owner", proof.reserve_owner), ("stablecoin", proof.stablecoin_mint),
-        ("reserve balance", f"{proof.reserve_balance:,}"), ("extensions", ", ".join(proof.extensions)),
-    ]:  # fmt: skip
+        ("liability", f"{proof.liability:,}"),
+        ("reserve account", proof.reserve_account),
+        ("reserve owner", proof.reserve_owner),
+        ("stablecoin", proof.stablecoin_mint),
+        ("reserve balance", f"{proof.reserve_balance:,}"),
+        ("extensions", ", ".join(proof.extensions)),
+    ]:
         table.add_row(name, value)
     console.print(table)
     for problem in proof.problems:

@@ -61,9 +61,16 @@ def endpoint() -> None:
 )
 @click.option("--pin", "pins", multiple=True, help="Expected SPKI pin sha256/<base64>; repeatable.")
 def endpoint_register(
-    target: str, bundle: Path, insecure: bool, protocol: str, auth_mode: str,
-    trust_anchors: Path | None, pins: tuple[str, ...], programs: tuple[str, ...], **fields: str,
-) -> None:  # fmt: skip
+    target: str,
+    bundle: Path,
+    insecure: bool,
+    protocol: str,
+    auth_mode: str,
+    trust_anchors: Path | None,
+    pins: tuple[str, ...],
+    programs: tuple[str, ...],
+    **fields: str,
+) -> None:
     """Declare an endpoint; it is probed at once and the result printed."""
     request = pb.RegisterEndpointRequest(
         protocol=PROTOCOLS[protocol],

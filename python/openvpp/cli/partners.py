@@ -28,9 +28,16 @@ def partner() -> None:
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Bundle directory [default: ./<namespace>]."
 )
 def partner_onboard(
-    target: str, bundle: Path, insecure: bool, kind: str, legal_name: str, namespace: str,
-    email: str, days: int | None, out: Path | None,
-) -> None:  # fmt: skip
+    target: str,
+    bundle: Path,
+    insecure: bool,
+    kind: str,
+    legal_name: str,
+    namespace: str,
+    email: str,
+    days: int | None,
+    out: Path | None,
+) -> None:
     """Onboard a partner and write its key, certificate chain and CA bundle.
 
     The private key is generated here and never leaves this machine: only a

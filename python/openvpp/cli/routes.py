@@ -102,12 +102,19 @@ def route_enroll(
     device = keys.read(key_path)
     expires = Timestamp()
     expires.FromMicroseconds(time.time_ns() // 1000 + days * 86_400_000_000)
-    payload = pb.ConsentPayload(der_id=str(device.pubkey()), program_id=program_id, account_ref=account,
-                                scopes=[SCOPES[s] for s in scopes], expires_at=expires)  # fmt: skip
+    payload = pb.ConsentPayload(
+        der_id=str(device.pubkey()),
+        program_id=program_id,
+        account_ref=account,
+        scopes=[SCOPES[s] for s in scopes],
+        expires_at=expires,
+    )
     request = pb.EnrollDeviceRequest(
-        program_id=program_id, device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())),
-        account_ref=account, consent=sign_consent(device, payload),
-    )  # fmt: skip
+        program_id=program_id,
+        device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())),
+        account_ref=account,
+        consent=sign_consent(device, payload),
+    )
     print_message(run_call(target, lambda ch: _stub(ch).EnrollDevice(request)))
 
 
@@ -124,9 +131,13 @@ def route_resolve(
     async def call(channel: grpc.aio.Channel) -> tuple[Any, Any]:
         stub = _stub(channel)
         key = await stub.GetRoutingKey(pb.GetRoutingKeyRequest())
-        reply = await stub.Resolve(pb.ResolveRequest(
-            device=common_pb2.DeviceIdentifier(any=identifier), program_id=program_id,
-            protocol=PROTOCOLS[protocol] if protocol else 0))  # type: ignore[arg-type]  # fmt: skip
+        reply = await stub.Resolve(
+            pb.ResolveRequest(
+                device=common_pb2.DeviceIdentifier(any=identifier),
+                program_id=program_id,
+                protocol=PROTOCOLS[protocol] if protocol else common_pb2.PROTOCOL_UNSPECIFIED,
+            )
+        )
         return key, reply.routes
 
     key, signed = run_call(target, call)

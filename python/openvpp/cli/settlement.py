@@ -39,10 +39,15 @@ def ledger_check(target: str, bundle: Path, insecure: bool) -> None:
         table.add_column(column, justify="left" if column == "token" else "right")
     for t in result.tokens:
         table.add_row(
-            t.mint[:8] + "…", f"{t.credited_base_units:,}", f"{t.paid_base_units:,}", f"{t.pending_base_units:,}",
-            f"{t.redeemed_base_units:,}", f"{t.supply_base_units:,}", f"{t.holders:,}",
+            t.mint[:8] + "…",
+            f"{t.credited_base_units:,}",
+            f"{t.paid_base_units:,}",
+            f"{t.pending_base_units:,}",
+            f"{t.redeemed_base_units:,}",
+            f"{t.supply_base_units:,}",
+            f"{t.holders:,}",
             "[green]yes[/green]" if t.ok else f"[red]no[/red] ({len(t.holder_mismatches)} holders differ)",
-        )  # fmt: skip
+        )
     console.print(table)
     for problem in [*result.problems, *(f"entry {e} does not balance" for e in result.unbalanced_entries)]:
         console.print(f"[red]{problem}[/red]")
@@ -88,9 +93,24 @@ def settlements_follow(target: str, bundle: Path, insecure: bool, after: int, un
 
 
 _STATEMENT_COLUMNS = (
-    "at", "kind", "id", "der_id", "seq_first", "seq_last", "interval_start", "interval_end", "energy_wh", "value",
-    "share_bps", "exact_share", "amount_base_units", "carry_after", "signature", "credit_ids", "payout_base_units",
-)  # fmt: skip
+    "at",
+    "kind",
+    "id",
+    "der_id",
+    "seq_first",
+    "seq_last",
+    "interval_start",
+    "interval_end",
+    "energy_wh",
+    "value",
+    "share_bps",
+    "exact_share",
+    "amount_base_units",
+    "carry_after",
+    "signature",
+    "credit_ids",
+    "payout_base_units",
+)
 
 
 def _iso(t: Any) -> str:
@@ -110,19 +130,35 @@ def statement_rows(reply: pb.GetStatementResponse) -> list[dict[str, str]]:
         if line.HasField("credit"):
             c = line.credit
             row.update(
-                id=str(c.credit_id), der_id=c.der_id, seq_first=str(c.seq_first), seq_last=str(c.seq_last),
-                interval_start=_iso(c.interval_start), interval_end=_iso(c.interval_end), energy_wh=str(c.energy_wh),
-                value=_ratio(c.value), share_bps=str(c.share_bps), exact_share=_ratio(c.exact_share),
-                amount_base_units=str(c.amount_base_units), carry_after=_ratio(c.carry_after),
-            )  # fmt: skip
+                id=str(c.credit_id),
+                der_id=c.der_id,
+                seq_first=str(c.seq_first),
+                seq_last=str(c.seq_last),
+                interval_start=_iso(c.interval_start),
+                interval_end=_iso(c.interval_end),
+                energy_wh=str(c.energy_wh),
+                value=_ratio(c.value),
+                share_bps=str(c.share_bps),
+                exact_share=_ratio(c.exact_share),
+                amount_base_units=str(c.amount_base_units),
+                carry_after=_ratio(c.carry_after),
+            )
         elif line.HasField("payout"):
             p = line.payout
-            row.update(id=str(p.payout_id), amount_base_units=str(p.amount_base_units), signature=p.signature,
-                       credit_ids=" ".join(map(str, p.credit_ids)))  # fmt: skip
+            row.update(
+                id=str(p.payout_id),
+                amount_base_units=str(p.amount_base_units),
+                signature=p.signature,
+                credit_ids=" ".join(map(str, p.credit_ids)),
+            )
         else:
             r = line.redemption
-            row.update(id=r.redemption_id, amount_base_units=str(r.amount_base_units), signature=r.signature,
-                       payout_base_units=str(r.payout_base_units))  # fmt: skip
+            row.update(
+                id=r.redemption_id,
+                amount_base_units=str(r.amount_base_units),
+                signature=r.signature,
+                payout_base_units=str(r.payout_base_units),
+            )
         rows.append(row)
     return rows
 
@@ -143,9 +179,15 @@ def _stamp(value: dt.datetime | None) -> Timestamp | None:
 @click.option("--to", type=click.DateTime(), help="End of the window, exclusive.")
 @click.option("--csv", "as_csv", is_flag=True, help="Every line as CSV on stdout, for a spreadsheet or an auditor.")
 def statement(
-    target: str, bundle: Path, insecure: bool, wallet: str, mint: str, from_: dt.datetime | None,
-    to: dt.datetime | None, as_csv: bool,
-) -> None:  # fmt: skip
+    target: str,
+    bundle: Path,
+    insecure: bool,
+    wallet: str,
+    mint: str,
+    from_: dt.datetime | None,
+    to: dt.datetime | None,
+    as_csv: bool,
+) -> None:
     """One account's statement in one token: credits with the readings, value, share and
     remainder behind each amount, payouts with their signatures, redemptions, balances."""
     request = pb.GetStatementRequest(wallet=wallet, mint=mint)
@@ -166,9 +208,15 @@ def statement(
     for row in rows:
         readings = f"{row['der_id'][:8]}… {row['seq_first']}-{row['seq_last']}" if row["der_id"] else ""
         table.add_row(
-            row["at"], row["kind"], readings, row["energy_wh"], row["exact_share"], row["amount_base_units"],
-            row["carry_after"], row["signature"][:16],
-        )  # fmt: skip
+            row["at"],
+            row["kind"],
+            readings,
+            row["energy_wh"],
+            row["exact_share"],
+            row["amount_base_units"],
+            row["carry_after"],
+            row["signature"][:16],
+        )
     console.print(table)
     for name, b in (("opening", reply.opening), ("closing", reply.closing)):
         console.print(

@@ -47,12 +47,24 @@ async def start_server(
     # The child keeps its own descriptor; ours closes once it has started.
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data_dir),
-            "--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health_port}",
+            sys.executable,
+            "-m",
+            "openvpp",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--health-listen",
+            f"127.0.0.1:{health_port}",
             # The demo utility's VTN runs on this machine.
-            "--probe-private-addresses", "--settle-interval", "1",
-            stdout=log, stderr=log, env=env,
-        )  # fmt: skip
+            "--probe-private-addresses",
+            "--settle-interval",
+            "1",
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
     # Health has its own plaintext listener: probes need no client certificate.
     async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as channel:
         health: Any = health_pb2_grpc.HealthStub(channel)  # the stubs package types only sync channels

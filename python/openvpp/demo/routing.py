@@ -43,16 +43,25 @@ def _consent(device: FleetDevice, account: str, program: str = PROGRAM) -> routi
     expires = Timestamp()
     expires.FromMicroseconds(time.time_ns() // 1000 + 365 * 86_400_000_000)
     payload = routing_pb2.ConsentPayload(
-        der_id=device.der_id, program_id=program, account_ref=account, expires_at=expires,
+        der_id=device.der_id,
+        program_id=program,
+        account_ref=account,
+        expires_at=expires,
         scopes=[routing_pb2.CONSENT_SCOPE_TELEMETRY, routing_pb2.CONSENT_SCOPE_SETTLEMENT],
-    )  # fmt: skip
+    )
     return sign_consent(device.keypair, payload)
 
 
 async def run_routing(
-    target: str, work: Path, utility: Path, vendors: dict[str, Path], fleet: Sequence[FleetDevice],
-    skip: set[str], dr: set[str], progress: Progress,
-) -> RoutingOutcome:  # fmt: skip
+    target: str,
+    work: Path,
+    utility: Path,
+    vendors: dict[str, Path],
+    fleet: Sequence[FleetDevice],
+    skip: set[str],
+    dr: set[str],
+    progress: Progress,
+) -> RoutingOutcome:
     """Endpoint and programs, then each vendor enrolls its devices: all in NEM, `dr` in DR as well."""
     with serve_vtn(work) as (port, anchors):
         async with channel_to(target, utility) as channel:
@@ -60,20 +69,32 @@ async def run_routing(
             endpoint = (
                 await integration.RegisterEndpoint(
                     integration_pb2.RegisterEndpointRequest(
-                        name="vtn", url=f"https://localhost:{port}/openadr3", programs=["nem", "dr"],
-                        protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENADR_3, trust_anchors_pem=anchors,
+                        name="vtn",
+                        url=f"https://localhost:{port}/openadr3",
+                        programs=["nem", "dr"],
+                        protocol=integration_pb2.ENDPOINT_PROTOCOL_OPENADR_3,
+                        trust_anchors_pem=anchors,
                         auth_mode=integration_pb2.ENDPOINT_AUTH_MODE_OAUTH2_CLIENT_CREDENTIALS,
                     )
                 )
-            ).endpoint  # fmt: skip
+            ).endpoint
             routing: Any = routing_pb2_grpc.RoutingServiceStub(channel)
-            await routing.CreateProgram(routing_pb2.CreateProgramRequest(
-                code="nem", name="Net energy metering", kind=routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING))  # fmt: skip
-            await routing.CreateProgram(routing_pb2.CreateProgramRequest(
-                code="dr", name="Evening peak demand response", kind=routing_pb2.PROGRAM_KIND_DEMAND_RESPONSE))  # fmt: skip
+            await routing.CreateProgram(
+                routing_pb2.CreateProgramRequest(
+                    code="nem", name="Net energy metering", kind=routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING
+                )
+            )
+            await routing.CreateProgram(
+                routing_pb2.CreateProgramRequest(
+                    code="dr", name="Evening peak demand response", kind=routing_pb2.PROGRAM_KIND_DEMAND_RESPONSE
+                )
+            )
             for program in (PROGRAM, DR_PROGRAM):
-                await routing.AttachEndpoint(routing_pb2.AttachEndpointRequest(
-                    program_id=program, endpoint_id="pacific/vtn", priority=10, weight=100))  # fmt: skip
+                await routing.AttachEndpoint(
+                    routing_pb2.AttachEndpointRequest(
+                        program_id=program, endpoint_id="pacific/vtn", priority=10, weight=100
+                    )
+                )
     eligible = [d for d in fleet if d.der_id not in skip]
     wanted = [(PROGRAM, i, d) for i, d in enumerate(eligible)]
     wanted += [(DR_PROGRAM, i, d) for i, d in enumerate(eligible) if d.der_id in dr]
@@ -82,9 +103,14 @@ async def run_routing(
 
     async def enroll(stub: Any, program: str, index: int, device: FleetDevice) -> None:
         async with gate:
-            await stub.EnrollDevice(routing_pb2.EnrollDeviceRequest(
-                program_id=program, device=common_pb2.DeviceIdentifier(der_id=device.der_id),
-                account_ref=f"PAC-{index:07d}", consent=_consent(device, f"PAC-{index:07d}", program)))  # fmt: skip
+            await stub.EnrollDevice(
+                routing_pb2.EnrollDeviceRequest(
+                    program_id=program,
+                    device=common_pb2.DeviceIdentifier(der_id=device.der_id),
+                    account_ref=f"PAC-{index:07d}",
+                    consent=_consent(device, f"PAC-{index:07d}", program),
+                )
+            )
             progress.advance(task)
 
     for namespace, bundle in vendors.items():
@@ -127,5 +153,11 @@ async def run_routing(
     resolved = sum(1 for a in batch.answers if a.HasField("routes"))
     return RoutingOutcome(
         integration_pb2.EndpointState.Name(endpoint.state).removeprefix("ENDPOINT_STATE_").lower(),
-        list(endpoint.last_probe.capabilities), len(eligible), len(wanted) - len(eligible), resolved, verified, batch_seconds, diagnosis,
-    )  # fmt: skip
+        list(endpoint.last_probe.capabilities),
+        len(eligible),
+        len(wanted) - len(eligible),
+        resolved,
+        verified,
+        batch_seconds,
+        diagnosis,
+    )

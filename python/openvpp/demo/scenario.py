@@ -43,9 +43,11 @@ from openvpp.v1 import common_pb2, registry_pb2_grpc
 
 _tracer = trace.get_tracer("openvpp.demo")
 DR_KINDS = (
-    common_pb2.DEVICE_KIND_BATTERY, common_pb2.DEVICE_KIND_EV_CHARGER, common_pb2.DEVICE_KIND_HEAT_PUMP,
+    common_pb2.DEVICE_KIND_BATTERY,
+    common_pb2.DEVICE_KIND_EV_CHARGER,
+    common_pb2.DEVICE_KIND_HEAT_PUMP,
     common_pb2.DEVICE_KIND_METER,
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -115,9 +117,17 @@ async def _run(devices: int, seed: int, out: Path, console: Console, days: int, 
 
 
 async def _scenario(
-    target: str, data_dir: Path, out: Path, console: Console, devices: int, seed: int, days: int,
-    last_day: dt.date, started: float, server: Any,
-) -> DemoResult:  # fmt: skip
+    target: str,
+    data_dir: Path,
+    out: Path,
+    console: Console,
+    devices: int,
+    seed: int,
+    days: int,
+    last_day: dt.date,
+    started: float,
+    server: Any,
+) -> DemoResult:
     partners = await registry.onboard(target, data_dir)
     utility = partners.pop(UTILITY)
     bundles = partners
@@ -180,9 +190,12 @@ async def _scenario(
             streamed = await readings.stream(target, bundles, fleet, timeline, lambda n: progress.advance(task, n))
     settlements = await settlement.settle_now(target, utility)
     redeemed = await settlement.redeem(
-        target, bundles, [fleet[i] for i in active if fleet[i].record.kind == common_pb2.DEVICE_KIND_SOLAR_INVERTER],
-        programs.solar_mint, 5,
-    )  # fmt: skip
+        target,
+        bundles,
+        [fleet[i] for i in active if fleet[i].record.kind == common_pb2.DEVICE_KIND_SOLAR_INVERTER],
+        programs.solar_mint,
+        5,
+    )
     closing = await settlement.close_out(target, utility, programs, settlements)
     stop.set()
     await follower
@@ -199,29 +212,49 @@ async def _scenario(
     exported = int(timeline.day_exports.sum())
     imported = int(timeline.day_imports.sum())
     summary = [
-        ("devices", f"{accepted:,} registered by {len(bundles)} vendors ({bulk_seconds:.1f} s); "
-                    f"refused {sum(refused.values())}: " + ", ".join(f"{k} x{v}" for k, v in sorted(refused.items()))),
+        (
+            "devices",
+            f"{accepted:,} registered by {len(bundles)} vendors ({bulk_seconds:.1f} s); "
+            f"refused {sum(refused.values())}: " + ", ".join(f"{k} x{v}" for k, v in sorted(refused.items())),
+        ),
         ("enrolled", f"{routed.enrolled:,} in NEM, {routed.enrolled_dr:,} in DR, each with consent signed by its key"),
-        ("readings", f"{streamed.verdicts.get('ACCEPTED', 0):,} accepted of {streamed.submitted:,} "
-                     f"({streamed.submitted / streamed.seconds:,.0f}/s over mTLS)"),
+        (
+            "readings",
+            f"{streamed.verdicts.get('ACCEPTED', 0):,} accepted of {streamed.submitted:,} "
+            f"({streamed.submitted / streamed.seconds:,.0f}/s over mTLS)",
+        ),
         ("readings refused", ", ".join(f"{k} x{v}" for k, v in sorted(streamed.verdicts.items()) if k != "ACCEPTED")),
         ("energy (demo days)", f"{imported / 1000:,.0f} kWh imported, {exported / 1000:,.0f} kWh exported"),
         *[(f"credited {symbols.get(m, m)}", _coins(v)) for m, v in sorted(seen.credited.items())],
         *[(f"paid {symbols.get(m, m)}", f"{_coins(v)} on chain") for m, v in sorted(paid.items())],
-        ("payouts", f"{len(seen.paid):,} payouts in {len(seen.signatures):,} transactions, "
-                    f"{seen.events['payout_failed']} failed"),
-        ("redemptions", f"{redeemed.count} prosumers burned {_coins(redeemed.burned)} SOLAR for "
-                        f"{_coins(redeemed.paid_out)} stablecoin"),
-        *[(f"reserve {symbols[m]}", f"{_coins(r.reserve_balance_base_units)} stablecoin for {_coins(r.supply_base_units)} "
-           f"supply: coverage {r.coverage_bps / 100:,.1f} %, covered: {'yes' if r.covered else 'NO'}")
-          for m, r in closing.reserves.items()],
-        ("DR performance", f"{closing.dr.event.performance_wh / 1000:,.1f} kWh by {closing.dr.event.devices_settled:,} "
-                           f"devices, {_coins(closing.dr.event.credited_base_units)} DR credited "
-                           f"({closing.dr.event.baseline_method})"),
+        (
+            "payouts",
+            f"{len(seen.paid):,} payouts in {len(seen.signatures):,} transactions, "
+            f"{seen.events['payout_failed']} failed",
+        ),
+        (
+            "redemptions",
+            f"{redeemed.count} prosumers burned {_coins(redeemed.burned)} SOLAR for "
+            f"{_coins(redeemed.paid_out)} stablecoin",
+        ),
+        *[
+            (
+                f"reserve {symbols[m]}",
+                f"{_coins(r.reserve_balance_base_units)} stablecoin for {_coins(r.supply_base_units)} "
+                f"supply: coverage {r.coverage_bps / 100:,.1f} %, covered: {'yes' if r.covered else 'NO'}",
+            )
+            for m, r in closing.reserves.items()
+        ],
+        (
+            "DR performance",
+            f"{closing.dr.event.performance_wh / 1000:,.1f} kWh by {closing.dr.event.devices_settled:,} "
+            f"devices, {_coins(closing.dr.event.credited_base_units)} DR credited "
+            f"({closing.dr.event.baseline_method})",
+        ),
         ("settlement stream", f"{seen.last_cursor:,} events followed live, gaps: {seen.gaps}"),
         ("ledger check", f"{'passed' if closing.ledger.ok else 'FAILED'}: {closing.ledger.entries:,} journal entries"),
         ("time taken", f"{elapsed:.1f} s"),
-    ]  # fmt: skip
+    ]
     table = Table(title="Summary", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -234,36 +267,50 @@ async def _scenario(
 
     checks = {
         "registered": accepted == len(fleet),
-        "registry refusals": set(refused) == {"DEVICE_EXISTS", "BAD_SIGNATURE", "NAME_OUTSIDE_NAMESPACE", "CROSS_TENANT"},
+        "registry refusals": set(refused)
+        == {"DEVICE_EXISTS", "BAD_SIGNATURE", "NAME_OUTSIDE_NAMESPACE", "CROSS_TENANT"},
         "registry log": chain_ok and len(live) == 2 and included and signature_ok and size > 0 and bool(root),
         "endpoint validated": routed.endpoint_state == "validated",
         "routes verified": routed.resolved == routed.verified > 0,
-        "bad readings refused": all(streamed.verdicts.get(k) for k in ("DUPLICATE", "BAD_SIGNATURE", "COUNTER_DECREASED")),
+        "bad readings refused": all(
+            streamed.verdicts.get(k) for k in ("DUPLICATE", "BAD_SIGNATURE", "COUNTER_DECREASED")
+        ),
         "readings accepted": streamed.verdicts.get("ACCEPTED", 0) == timeline.readings,
         "nothing failed on chain": seen.events["payout_failed"] == 0 and bool(seen.paid),
         "stream gapless": seen.gaps == 0,
         "ledger": closing.ledger.ok,
         "reserves covered": all(r.covered for r in closing.reserves.values()),
         "server drained": exit_code == 0,
-    }  # fmt: skip
+    }
     for name, ok in checks.items():
         if not ok:
             console.print(f"[red]check failed: {name}")
     result = DemoResult(
-        0 if all(checks.values()) else 1, checks, closing.ledger.ok,
-        {symbols[m]: r.covered for m, r in closing.reserves.items()}, streamed.verdicts.get("ACCEPTED", 0),
-        dict(streamed.verdicts), len(seen.paid), closing.dr.event.performance_wh, elapsed,
-    )  # fmt: skip
+        0 if all(checks.values()) else 1,
+        checks,
+        closing.ledger.ok,
+        {symbols[m]: r.covered for m, r in closing.reserves.items()},
+        streamed.verdicts.get("ACCEPTED", 0),
+        dict(streamed.verdicts),
+        len(seen.paid),
+        closing.dr.event.performance_wh,
+        elapsed,
+    )
     # For scripts and CI: the same results, machine-readable.
     (out / "summary.json").write_text(json.dumps(dataclasses.asdict(result), indent=2))
     return result
 
 
 def _write_report(
-    out: Path, timeline: readings.Timeline, seen: settlement.Followed, symbols: dict[str, str],
-    closing: settlement.Closing, streamed: readings.Outcome, summary: list[tuple[str, str]],
+    out: Path,
+    timeline: readings.Timeline,
+    seen: settlement.Followed,
+    symbols: dict[str, str],
+    closing: settlement.Closing,
+    streamed: readings.Outcome,
+    summary: list[tuple[str, str]],
     redeemed: settlement.Redeemed,
-) -> None:  # fmt: skip
+) -> None:
     zone = timeline.zone
     ends = [dt.datetime.fromtimestamp(int(e), zone) for day in timeline.days for e in day.ends]
     hours = [h for day in timeline.days for h in day.hours]
@@ -280,7 +327,8 @@ def _write_report(
     txs += [("SOLAR redemption", "burn + stablecoin payout, one transaction", "", s) for s in redeemed.signatures[:3]]
     data = report.ReportData(
         title=f"OpenVPP demo: {len(timeline.blocks[-1].devices):,} devices, "
-        f"{timeline.days[0].date:%a %d %b %Y}" + (f" to {timeline.days[-1].date:%a %d %b}" if len(timeline.days) > 1 else ""),
+        f"{timeline.days[0].date:%a %d %b %Y}"
+        + (f" to {timeline.days[-1].date:%a %d %b}" if len(timeline.days) > 1 else ""),
         interval_ends=ends,
         net_export_kwh=list((timeline.day_exports - timeline.day_imports) / 1000),
         export_rate=[settlement.export_rate(h) / 1e6 for h in hours],
@@ -295,7 +343,7 @@ def _write_report(
             "Net export is what the fleet's meters and inverters report; the export rate is the utility's published TOU tariff.",
             f"DR baseline: {closing.dr.event.baseline_method}, computed by the server from stored readings.",
         ],
-    )  # fmt: skip
+    )
     report.write_html(data, out / "report.html")
     report.write_png(data, out / "report.png")
 

@@ -60,23 +60,53 @@ async def configure(target: str, utility: Path, solar_mint: str, first_day: dt.d
     """Tariff, both programs' settlement and the DR token; all as the utility."""
     async with channel_to(target, utility) as channel:
         s = stub(channel)
-        await s.PublishTariff(pb.PublishTariffRequest(
-            code="tou", time_zone=ZONE.key, effective_from=first_day.isoformat(),
-            periods=[pb.TariffPeriod(name=n, days_mask=ALL_DAYS, start_minute=a * 60, end_minute=b * 60,
-                                     import_price_micro_per_kwh=i, export_price_micro_per_kwh=e)
-                     for n, a, b, i, e in PERIODS],
-        ))  # fmt: skip
+        await s.PublishTariff(
+            pb.PublishTariffRequest(
+                code="tou",
+                time_zone=ZONE.key,
+                effective_from=first_day.isoformat(),
+                periods=[
+                    pb.TariffPeriod(
+                        name=n,
+                        days_mask=ALL_DAYS,
+                        start_minute=a * 60,
+                        end_minute=b * 60,
+                        import_price_micro_per_kwh=i,
+                        export_price_micro_per_kwh=e,
+                    )
+                    for n, a, b, i, e in PERIODS
+                ],
+            )
+        )
         # Export credits: 95 % to the owner, 5 % to the installer who keeps the system running.
-        split = [pb.SplitShare(party=pb.PARTY_OWNER, bps=9_500),
-                 pb.SplitShare(party=pb.PARTY_INSTALLER, wallet=str(INSTALLER.pubkey()), bps=500)]  # fmt: skip
-        await s.ConfigureProgramSettlement(pb.ConfigureProgramSettlementRequest(
-            program_id=PROGRAM, kind=pb.CREDIT_KIND_NEM_EXPORT, mint=solar_mint, tariff_id=TARIFF, split=split))  # fmt: skip
-        dr = (await s.CreateUseCaseToken(pb.CreateUseCaseTokenRequest(
-            program_id=DR_PROGRAM, name="Pacific Peak Saver", symbol="DR", unit=pb.TOKEN_UNIT_USD, decimals=6,
-            uri="https://pacific.example/tokens/dr.json", redemption_value_base_units=1_000_000))).token  # fmt: skip
+        split = [
+            pb.SplitShare(party=pb.PARTY_OWNER, bps=9_500),
+            pb.SplitShare(party=pb.PARTY_INSTALLER, wallet=str(INSTALLER.pubkey()), bps=500),
+        ]
+        await s.ConfigureProgramSettlement(
+            pb.ConfigureProgramSettlementRequest(
+                program_id=PROGRAM, kind=pb.CREDIT_KIND_NEM_EXPORT, mint=solar_mint, tariff_id=TARIFF, split=split
+            )
+        )
+        dr = (
+            await s.CreateUseCaseToken(
+                pb.CreateUseCaseTokenRequest(
+                    program_id=DR_PROGRAM,
+                    name="Pacific Peak Saver",
+                    symbol="DR",
+                    unit=pb.TOKEN_UNIT_USD,
+                    decimals=6,
+                    uri="https://pacific.example/tokens/dr.json",
+                    redemption_value_base_units=1_000_000,
+                )
+            )
+        ).token
         await s.FundReserve(pb.FundReserveRequest(mint=dr.mint, amount_base_units=DR_FUNDING))
-        await s.ConfigureProgramSettlement(pb.ConfigureProgramSettlementRequest(
-            program_id=DR_PROGRAM, kind=pb.CREDIT_KIND_DR_PERFORMANCE, mint=dr.mint, tariff_id=TARIFF))  # fmt: skip
+        await s.ConfigureProgramSettlement(
+            pb.ConfigureProgramSettlementRequest(
+                program_id=DR_PROGRAM, kind=pb.CREDIT_KIND_DR_PERFORMANCE, mint=dr.mint, tariff_id=TARIFF
+            )
+        )
     return Programs(solar_mint, dr.mint)
 
 
@@ -87,9 +117,16 @@ async def schedule_event(target: str, utility: Path, programs: Programs, day: dt
     start = dt.datetime.combine(day, dt.time(int(EVENT.start_hour)), ZONE)
     end = dt.datetime.combine(day, dt.time(int(EVENT.end_hour)), ZONE)
     async with channel_to(target, utility) as channel:
-        event = (await stub(channel).CreateDrEvent(pb.CreateDrEventRequest(
-            program_id=DR_PROGRAM, start=Timestamp(seconds=int(start.timestamp())),
-            end=Timestamp(seconds=int(end.timestamp())), incentive_micro_per_kwh=DR_INCENTIVE))).event  # fmt: skip
+        event = (
+            await stub(channel).CreateDrEvent(
+                pb.CreateDrEventRequest(
+                    program_id=DR_PROGRAM,
+                    start=Timestamp(seconds=int(start.timestamp())),
+                    end=Timestamp(seconds=int(end.timestamp())),
+                    incentive_micro_per_kwh=DR_INCENTIVE,
+                )
+            )
+        ).event
     programs.event = event
     return programs.event
 

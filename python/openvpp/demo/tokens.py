@@ -45,9 +45,13 @@ def reserve_table(outcome: TokenOutcome) -> Table:
     for label, r in (("created", outcome.before), ("funded", outcome.after)):
         coverage = f"{r.coverage_bps / 100:.2f} %" if r.supply_base_units else "n/a"
         table.add_row(
-            label, _coins(r.reserve_balance_base_units), _coins(r.supply_base_units, r.decimals),
-            _coins(r.mintable_base_units, r.decimals), coverage, "yes" if r.covered else "NO",
-        )  # fmt: skip
+            label,
+            _coins(r.reserve_balance_base_units),
+            _coins(r.supply_base_units, r.decimals),
+            _coins(r.mintable_base_units, r.decimals),
+            coverage,
+            "yes" if r.covered else "NO",
+        )
     return table
 
 
@@ -57,12 +61,17 @@ async def run_tokens(target: str, data_dir: Path, utility: Path, der_id: str) ->
         token = (
             await stub.CreateUseCaseToken(
                 pb.CreateUseCaseTokenRequest(
-                    program_id=PROGRAM, name="Pacific Solar Export", symbol="SOLAR",
-                    uri="https://pacific.example/tokens/solar.json", unit=pb.TOKEN_UNIT_USD, decimals=6,
-                    redemption_value_base_units=REDEMPTION_VALUE, interest_rate_bps=200,
+                    program_id=PROGRAM,
+                    name="Pacific Solar Export",
+                    symbol="SOLAR",
+                    uri="https://pacific.example/tokens/solar.json",
+                    unit=pb.TOKEN_UNIT_USD,
+                    decimals=6,
+                    redemption_value_base_units=REDEMPTION_VALUE,
+                    interest_rate_bps=200,
                 )
             )
-        ).token  # fmt: skip
+        ).token
         before = (await stub.GetReserve(pb.GetReserveRequest(mint=token.mint))).reserve
         funded = await stub.FundReserve(pb.FundReserveRequest(mint=token.mint, amount_base_units=FUNDING))
     async with channel_to(target, data_dir / "operator") as channel:

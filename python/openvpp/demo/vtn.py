@@ -20,18 +20,28 @@ from openvpp.integration import ca
 
 PROGRAMS = [
     {
-        "id": "nem-2026", "objectType": "PROGRAM", "programName": "Residential NEM export credit",
-        "createdDateTime": "2026-01-01T00:00:00Z", "modificationDateTime": "2026-11-01T00:00:00Z",
-        "programType": "PRICING_TARIFF", "country": "US", "principalSubdivision": "CA",
+        "id": "nem-2026",
+        "objectType": "PROGRAM",
+        "programName": "Residential NEM export credit",
+        "createdDateTime": "2026-01-01T00:00:00Z",
+        "modificationDateTime": "2026-11-01T00:00:00Z",
+        "programType": "PRICING_TARIFF",
+        "country": "US",
+        "principalSubdivision": "CA",
         "intervalPeriod": {"start": "2026-01-01T00:00:00Z", "duration": "PT15M"},
     },
     {
-        "id": "dr-2026", "objectType": "PROGRAM", "programName": "Evening peak demand response",
-        "createdDateTime": "2026-01-01T00:00:00Z", "modificationDateTime": "2026-11-01T00:00:00Z",
-        "programType": "DEMAND_RESPONSE", "country": "US", "principalSubdivision": "CA",
+        "id": "dr-2026",
+        "objectType": "PROGRAM",
+        "programName": "Evening peak demand response",
+        "createdDateTime": "2026-01-01T00:00:00Z",
+        "modificationDateTime": "2026-11-01T00:00:00Z",
+        "programType": "DEMAND_RESPONSE",
+        "country": "US",
+        "principalSubdivision": "CA",
         "intervalPeriod": {"start": "2026-01-01T00:00:00Z", "duration": "PT15M"},
     },
-]  # fmt: skip
+]
 
 
 @contextmanager

@@ -77,9 +77,17 @@ class EndpointState:
     @classmethod
     def from_row(cls, row: Row[Any]) -> EndpointState:
         spec = EndpointSpec(
-            row.namespace, row.name, row.url, row.protocol, tuple(json.loads(row.programs)), row.tls_server_name,
-            row.auth_mode, row.health_path, row.trust_anchors_pem, tuple(json.loads(row.expected_spki_pins)),
-        )  # fmt: skip
+            row.namespace,
+            row.name,
+            row.url,
+            row.protocol,
+            tuple(json.loads(row.programs)),
+            row.tls_server_name,
+            row.auth_mode,
+            row.health_path,
+            row.trust_anchors_pem,
+            tuple(json.loads(row.expected_spki_pins)),
+        )
         return cls(
             spec, row.endpoint_id, row.state, Outcome.from_json(row.probe), row.registered_at_us, row.updated_at_us
         )
@@ -189,11 +197,17 @@ def check_spec(spec: EndpointSpec) -> EndpointSpec:
         _check_pin(pin, i)
     _check_anchors(spec.trust_anchors_pem)
     return EndpointSpec(
-        spec.namespace, spec.name, spec.url, spec.protocol, spec.programs,
-        spec.tls_server_name or host, spec.auth_mode or pb.ENDPOINT_AUTH_MODE_SERVER_TLS,
+        spec.namespace,
+        spec.name,
+        spec.url,
+        spec.protocol,
+        spec.programs,
+        spec.tls_server_name or host,
+        spec.auth_mode or pb.ENDPOINT_AUTH_MODE_SERVER_TLS,
         spec.health_path or ("/" if spec.protocol == pb.ENDPOINT_PROTOCOL_HTTPS else ""),
-        spec.trust_anchors_pem, spec.expected_spki_pins,
-    )  # fmt: skip
+        spec.trust_anchors_pem,
+        spec.expected_spki_pins,
+    )
 
 
 def _denied() -> errors.PermissionDenied:
@@ -351,9 +365,10 @@ def _present(row: Row[Any] | None) -> Row[Any]:
 
 def _exists(key: str) -> errors.AlreadyExists:
     return errors.AlreadyExists(
-        f"endpoint {key} is already registered", "ENDPOINT_EXISTS",
+        f"endpoint {key} is already registered",
+        "ENDPOINT_EXISTS",
         violations=[errors.FieldViolation("name", "already used in this namespace")],
-    )  # fmt: skip
+    )
 
 
 def _missing(key: str) -> errors.NotFound:

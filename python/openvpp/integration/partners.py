@@ -80,9 +80,15 @@ class CertificateState:
     @classmethod
     def from_row(cls, row: Row[Any]) -> CertificateState:
         return cls(
-            row.serial, row.namespace, row.kind, row.not_before_us, row.not_after_us,
-            row.revoked_at_us, row.revocation_reason, row.certificate_pem,
-        )  # fmt: skip
+            row.serial,
+            row.namespace,
+            row.kind,
+            row.not_before_us,
+            row.not_after_us,
+            row.revoked_at_us,
+            row.revocation_reason,
+            row.certificate_pem,
+        )
 
 
 def serial_hex(serial: int) -> str:
@@ -185,8 +191,11 @@ class Partners:
         cert = self.authority.issue_client(csr, role, namespace, days or self.default_days)
         async with self.db.write() as conn:
             if await repo.partner(conn, namespace) is not None:
-                raise errors.AlreadyExists(f"namespace {namespace} is taken", "NAMESPACE_TAKEN",
-                                           violations=[errors.FieldViolation("namespace", "already onboarded")])  # fmt: skip
+                raise errors.AlreadyExists(
+                    f"namespace {namespace} is taken",
+                    "NAMESPACE_TAKEN",
+                    violations=[errors.FieldViolation("namespace", "already onboarded")],
+                )
             await repo.insert_partner(conn, partner_row(namespace, kind, legal_name, contacts, self.clock_us()))
             await repo.insert_certificate(conn, certificate_row(cert, namespace, kind))
             partner = _present(await repo.partner(conn, namespace))

@@ -160,10 +160,17 @@ class IntegrationServicer(integration_pb2_grpc.IntegrationServiceServicer):
         self, request: pb.RegisterEndpointRequest, context: Context
     ) -> pb.RegisterEndpointResponse:
         spec = EndpointSpec(
-            request.namespace, request.name, request.url, request.protocol, tuple(request.programs),
-            request.tls_server_name, request.auth_mode, request.health_path, request.trust_anchors_pem,
+            request.namespace,
+            request.name,
+            request.url,
+            request.protocol,
+            tuple(request.programs),
+            request.tls_server_name,
+            request.auth_mode,
+            request.health_path,
+            request.trust_anchors_pem,
             tuple(request.expected_spki_pins),
-        )  # fmt: skip
+        )
         return pb.RegisterEndpointResponse(endpoint=endpoint_message(await self.endpoints.register(caller(), spec)))
 
     async def ValidateEndpoint(
@@ -179,9 +186,14 @@ class IntegrationServicer(integration_pb2_grpc.IntegrationServiceServicer):
 
     async def ListEndpoints(self, request: pb.ListEndpointsRequest, context: Context) -> pb.ListEndpointsResponse:
         found, token = await self.endpoints.list_endpoints(
-            caller(), request.namespace, request.protocol, request.state, request.program,
-            request.page_size, request.page_token,
-        )  # fmt: skip
+            caller(),
+            request.namespace,
+            request.protocol,
+            request.state,
+            request.program,
+            request.page_size,
+            request.page_token,
+        )
         return pb.ListEndpointsResponse(endpoints=[endpoint_message(e) for e in found], next_page_token=token)
 
     async def RemoveEndpoint(self, request: pb.RemoveEndpointRequest, context: Context) -> pb.RemoveEndpointResponse:

@@ -290,10 +290,12 @@ class Registry:
             )
             await _append(conn, log)
             change = route_log.RouteChange(
-                routing_pb2.ROUTE_EVENT_KIND_DEVICE_STATUS, der_id, row.vendor_namespace,
+                routing_pb2.ROUTE_EVENT_KIND_DEVICE_STATUS,
+                der_id,
+                row.vendor_namespace,
                 await route_log.utility_of_device(conn, der_id),
                 detail=f"{common_pb2.DeviceStatus.Name(status)}: {reason}",  # type: ignore[arg-type]
-            )  # fmt: skip
+            )
             await route_log.append(conn, [change], log.now_us)
             updated = await repo.device_by_id(conn, der_id)
         self.notifier.notify()
@@ -327,9 +329,10 @@ class Registry:
             holders = await repo.alias_holders(conn, wanted)
             if any(holder != der_id for holder in holders.values()):
                 raise errors.AlreadyExists(
-                    "the certificate's LFDI or SFDI already identifies another device", "ALIAS_TAKEN",
+                    "the certificate's LFDI or SFDI already identifies another device",
+                    "ALIAS_TAKEN",
                     violations=[errors.FieldViolation("certificate_der", "its LFDI/SFDI belongs to another device")],
-                )  # fmt: skip
+                )
             if len(holders) == len(wanted):
                 return lfdi, sfdi  # already registered for this device
             aliases = [
@@ -349,9 +352,12 @@ class Registry:
                 aliases,
             )
             change = route_log.RouteChange(
-                routing_pb2.ROUTE_EVENT_KIND_DEVICE_IDENTIFIERS, der_id, row.vendor_namespace,
-                await route_log.utility_of_device(conn, der_id), detail=f"LFDI {lfdi} SFDI {sfdi}",
-            )  # fmt: skip
+                routing_pb2.ROUTE_EVENT_KIND_DEVICE_IDENTIFIERS,
+                der_id,
+                row.vendor_namespace,
+                await route_log.utility_of_device(conn, der_id),
+                detail=f"LFDI {lfdi} SFDI {sfdi}",
+            )
             await route_log.append(conn, [change], now)
         return lfdi, sfdi
 

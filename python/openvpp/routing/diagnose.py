@@ -18,9 +18,15 @@ from openvpp.v1 import routing_pb2 as pb
 
 PASS, FAIL, SKIPPED = pb.CHECK_STATE_PASS, pb.CHECK_STATE_FAIL, pb.CHECK_STATE_SKIPPED
 ORDER = (
-    "registered", "device_active", "vendor_active", "enrolled", "consent_valid",
-    "utility_active", "endpoint_validated", "endpoint_certificate_valid",
-)  # fmt: skip
+    "registered",
+    "device_active",
+    "vendor_active",
+    "enrolled",
+    "consent_valid",
+    "utility_active",
+    "endpoint_validated",
+    "endpoint_certificate_valid",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +66,14 @@ class Diagnoser:
         try:
             device = await self.registry.get(identifier)
         except errors.NotFound:
-            checks.append(Check("registered", FAIL, "no device has this identifier",
-                                "register the device (RegistryService.RegisterDevice) or check the identifier"))  # fmt: skip
+            checks.append(
+                Check(
+                    "registered",
+                    FAIL,
+                    "no device has this identifier",
+                    "register the device (RegistryService.RegisterDevice) or check the identifier",
+                )
+            )
             return done()
         now = self.clock_us()
         async with self.db.read() as conn:
@@ -86,33 +98,63 @@ class Diagnoser:
         name = common_pb2.DeviceStatus.Name(device.status)  # type: ignore[arg-type]
         status = name.removeprefix("DEVICE_STATUS_").lower()
         if device.status != common_pb2.DEVICE_STATUS_ACTIVE:
-            checks.append(Check("device_active", FAIL, f"the device is {status}: {device.status_reason}",
-                                "the vendor reactivates it with SetDeviceStatus (revocation is final)"))  # fmt: skip
+            checks.append(
+                Check(
+                    "device_active",
+                    FAIL,
+                    f"the device is {status}: {device.status_reason}",
+                    "the vendor reactivates it with SetDeviceStatus (revocation is final)",
+                )
+            )
             return done(device.der_id)
         checks.append(Check("device_active", PASS, "active"))
         if vendor is None or vendor.status != integration_pb2.PARTNER_STATUS_ACTIVE:
-            checks.append(Check("vendor_active", FAIL, f"vendor {device.vendor_namespace} is suspended or unknown",
-                                "the operator reinstates the vendor (ReinstatePartner)"))  # fmt: skip
+            checks.append(
+                Check(
+                    "vendor_active",
+                    FAIL,
+                    f"vendor {device.vendor_namespace} is suspended or unknown",
+                    "the operator reinstates the vendor (ReinstatePartner)",
+                )
+            )
             return done(device.der_id)
         checks.append(Check("vendor_active", PASS, device.vendor_namespace))
         if not enrollments:
             where = f"in {program}" if program else "in any program"
-            checks.append(Check("enrolled", FAIL, f"not enrolled {where}",
-                                "enroll it with the owner's signed consent (RoutingService.EnrollDevice)"))  # fmt: skip
+            checks.append(
+                Check(
+                    "enrolled",
+                    FAIL,
+                    f"not enrolled {where}",
+                    "enroll it with the owner's signed consent (RoutingService.EnrollDevice)",
+                )
+            )
             return done(device.der_id)
         checks.append(Check("enrolled", PASS, ", ".join(sorted(e.program_id for e in enrollments))))
         live = [e for e in enrollments if e.consent_expires_at_us > now]
         if not live:
-            checks.append(Check("consent_valid", FAIL, "the owner's consent has expired",
-                                "enroll again with a fresh consent signed by the device"))  # fmt: skip
+            checks.append(
+                Check(
+                    "consent_valid",
+                    FAIL,
+                    "the owner's consent has expired",
+                    "enroll again with a fresh consent signed by the device",
+                )
+            )
             return done(device.der_id)
         checks.append(Check("consent_valid", PASS, f"{len(live)} unexpired consent(s)"))
         inactive = sorted(
             u for u, p in utility_rows.items() if p is None or p.status != integration_pb2.PARTNER_STATUS_ACTIVE
         )
         if len(inactive) == len(utility_rows):
-            checks.append(Check("utility_active", FAIL, f"utility {', '.join(inactive)} is suspended",
-                                "the operator reinstates the utility (ReinstatePartner)"))  # fmt: skip
+            checks.append(
+                Check(
+                    "utility_active",
+                    FAIL,
+                    f"utility {', '.join(inactive)} is suspended",
+                    "the operator reinstates the utility (ReinstatePartner)",
+                )
+            )
             return done(device.der_id)
         checks.append(Check("utility_active", PASS, ", ".join(sorted(set(utility_rows) - set(inactive)))))
         attached = [r for r in rows if r.endpoint_id is not None]
@@ -126,14 +168,26 @@ class Diagnoser:
                     + "; ".join(f"{r.endpoint_id}: {json.loads(r.probe).get('failure_reason', '')}" for r in attached)
                 )
             )
-            checks.append(Check("endpoint_validated", FAIL, detail,
-                                "the utility attaches a validated endpoint or fixes it and runs ValidateEndpoint"))  # fmt: skip
+            checks.append(
+                Check(
+                    "endpoint_validated",
+                    FAIL,
+                    detail,
+                    "the utility attaches a validated endpoint or fixes it and runs ValidateEndpoint",
+                )
+            )
             return done(device.der_id)
         checks.append(Check("endpoint_validated", PASS, ", ".join(sorted({r.endpoint_id for r in validated}))))
         current = [r for r in validated if json.loads(r.probe).get("peer_not_after_us", 0) > now]
         if not current:
-            checks.append(Check("endpoint_certificate_valid", FAIL, "every validated endpoint's TLS certificate has expired",
-                                "the utility renews the endpoint's certificate and runs ValidateEndpoint"))  # fmt: skip
+            checks.append(
+                Check(
+                    "endpoint_certificate_valid",
+                    FAIL,
+                    "every validated endpoint's TLS certificate has expired",
+                    "the utility renews the endpoint's certificate and runs ValidateEndpoint",
+                )
+            )
             return done(device.der_id)
         checks.append(Check("endpoint_certificate_valid", PASS, f"{len(current)} endpoint certificate(s) current"))
         return done(device.der_id)

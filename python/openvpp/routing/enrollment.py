@@ -46,10 +46,20 @@ class EnrollmentState:
     @classmethod
     def from_row(cls, r: Row[Any]) -> EnrollmentState:
         return cls(
-            r.program_id, r.der_id, r.vendor_namespace, r.utility_namespace, r.account_ref, r.consent_payload,
-            r.consent_signature, tuple(json.loads(r.scopes)), r.status, r.status_reason, r.consent_expires_at_us,
-            r.enrolled_at_us, r.updated_at_us,
-        )  # fmt: skip
+            r.program_id,
+            r.der_id,
+            r.vendor_namespace,
+            r.utility_namespace,
+            r.account_ref,
+            r.consent_payload,
+            r.consent_signature,
+            tuple(json.loads(r.scopes)),
+            r.status,
+            r.status_reason,
+            r.consent_expires_at_us,
+            r.enrolled_at_us,
+            r.updated_at_us,
+        )
 
 
 def _may_act(caller: Identity, utility: str, vendor: str) -> bool:
@@ -97,13 +107,20 @@ class Enrollments:
                         "ENROLLED_WITH_ANOTHER_UTILITY",
                     )
             values = {
-                "program_id": program_id, "der_id": device.der_id, "utility_namespace": utility,
-                "vendor_namespace": device.vendor_namespace, "account_ref": account_ref,
-                "consent_payload": given.payload, "consent_signature": given.signature,
-                "scopes": json.dumps(list(given.scopes)), "status": pb.ENROLLMENT_STATUS_ACTIVE, "status_reason": "",
+                "program_id": program_id,
+                "der_id": device.der_id,
+                "utility_namespace": utility,
+                "vendor_namespace": device.vendor_namespace,
+                "account_ref": account_ref,
+                "consent_payload": given.payload,
+                "consent_signature": given.signature,
+                "scopes": json.dumps(list(given.scopes)),
+                "status": pb.ENROLLMENT_STATUS_ACTIVE,
+                "status_reason": "",
                 "consent_expires_at_us": given.expires_at_us,
-                "enrolled_at_us": now, "updated_at_us": now,
-            }  # fmt: skip
+                "enrolled_at_us": now,
+                "updated_at_us": now,
+            }
             await repo.upsert_enrollment(conn, values, exists=existing is not None)
             await route_log.append(
                 conn,
@@ -138,9 +155,13 @@ class Enrollments:
                 conn, program_id, device.der_id, pb.ENROLLMENT_STATUS_UNENROLLED, reason, now
             )
             change = route_log.RouteChange(
-                pb.ROUTE_EVENT_KIND_UNENROLLED, device.der_id, row.vendor_namespace, row.utility_namespace,
-                program_id, detail=reason,
-            )  # fmt: skip
+                pb.ROUTE_EVENT_KIND_UNENROLLED,
+                device.der_id,
+                row.vendor_namespace,
+                row.utility_namespace,
+                program_id,
+                detail=reason,
+            )
             await route_log.append(conn, [change], now)
             row = await repo.enrollment(conn, program_id, device.der_id)
         return EnrollmentState.from_row(_present(row))

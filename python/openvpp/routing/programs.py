@@ -47,9 +47,15 @@ class ProgramState:
     @classmethod
     def from_rows(cls, row: Row[Any], attached: list[Row[Any]]) -> ProgramState:
         return cls(
-            row.program_id, row.utility_namespace, row.code, row.name, row.kind, row.route_ttl_seconds,
-            row.created_at_us, tuple(Attachment(a.endpoint_id, a.priority, a.weight) for a in attached),
-        )  # fmt: skip
+            row.program_id,
+            row.utility_namespace,
+            row.code,
+            row.name,
+            row.kind,
+            row.route_ttl_seconds,
+            row.created_at_us,
+            tuple(Attachment(a.endpoint_id, a.priority, a.weight) for a in attached),
+        )
 
 
 def denied(what: str) -> errors.PermissionDenied:
@@ -86,16 +92,22 @@ class Programs:
                 raise errors.FailedPrecondition("programs belong to utilities", "NOT_A_UTILITY")
             if await repo.program(conn, program_id) is not None:
                 raise errors.AlreadyExists(
-                    f"program {program_id} exists", "PROGRAM_EXISTS",
+                    f"program {program_id} exists",
+                    "PROGRAM_EXISTS",
                     violations=[errors.FieldViolation("code", "already used by this utility")],
-                )  # fmt: skip
+                )
             await repo.insert_program(
                 conn,
                 {
-                    "program_id": program_id, "utility_namespace": utility, "code": code, "name": name,
-                    "kind": kind, "route_ttl_seconds": ttl or DEFAULT_TTL, "created_at_us": self.clock_us(),
+                    "program_id": program_id,
+                    "utility_namespace": utility,
+                    "code": code,
+                    "name": name,
+                    "kind": kind,
+                    "route_ttl_seconds": ttl or DEFAULT_TTL,
+                    "created_at_us": self.clock_us(),
                 },
-            )  # fmt: skip
+            )
             return await self._load(conn, program_id)
 
     async def get(self, program_id: str) -> ProgramState:
@@ -133,13 +145,21 @@ class Programs:
                     f"endpoint {endpoint_id} has not passed its probe; run ValidateEndpoint", "ENDPOINT_NOT_VALIDATED"
                 )
             now = self.clock_us()
-            values = {"program_id": program_id, "endpoint_id": endpoint_id, "priority": priority,
-                      "weight": weight or 1, "attached_at_us": now}  # fmt: skip
+            values = {
+                "program_id": program_id,
+                "endpoint_id": endpoint_id,
+                "priority": priority,
+                "weight": weight or 1,
+                "attached_at_us": now,
+            }
             await repo.attach(conn, values)
             change = route_log.RouteChange(
-                pb.ROUTE_EVENT_KIND_ENDPOINT_ATTACHED, utility_namespace=program.utility_namespace,
-                program_id=program_id, endpoint_id=endpoint_id, detail=f"priority {priority} weight {weight or 1}",
-            )  # fmt: skip
+                pb.ROUTE_EVENT_KIND_ENDPOINT_ATTACHED,
+                utility_namespace=program.utility_namespace,
+                program_id=program_id,
+                endpoint_id=endpoint_id,
+                detail=f"priority {priority} weight {weight or 1}",
+            )
             await route_log.append(conn, [change], now)
             return await self._load(conn, program_id)
 
@@ -149,9 +169,11 @@ class Programs:
             if not await repo.detach(conn, program_id, endpoint_id):
                 raise errors.NotFound(f"{endpoint_id} is not attached to {program_id}", "ENDPOINT_NOT_ATTACHED")
             change = route_log.RouteChange(
-                pb.ROUTE_EVENT_KIND_ENDPOINT_DETACHED, utility_namespace=program.utility_namespace,
-                program_id=program_id, endpoint_id=endpoint_id,
-            )  # fmt: skip
+                pb.ROUTE_EVENT_KIND_ENDPOINT_DETACHED,
+                utility_namespace=program.utility_namespace,
+                program_id=program_id,
+                endpoint_id=endpoint_id,
+            )
             await route_log.append(conn, [change], self.clock_us())
             return await self._load(conn, program_id)
 

@@ -237,6 +237,7 @@ def _visible(caller: Identity, computed: Computed) -> bool:
 
 def _denied(der_id: str) -> errors.PermissionDenied:
     return errors.PermissionDenied(
-        "routes are visible to the device's vendor and the utilities it is enrolled with", "CROSS_TENANT",
+        "routes are visible to the device's vendor and the utilities it is enrolled with",
+        "CROSS_TENANT",
         metadata={"der_id": der_id},
-    )  # fmt: skip
+    )

@@ -140,10 +140,16 @@ class RouteBuilder:
             device_name=device.name,
             routes=[
                 pb.Route(
-                    program_id=r.program_id, program_kind=r.program_kind, endpoint_id=r.endpoint_id, url=r.url,
+                    program_id=r.program_id,
+                    program_kind=r.program_kind,
+                    endpoint_id=r.endpoint_id,
+                    url=r.url,
                     protocol=FIELD_PROTOCOL.get(r.protocol, common_pb2.PROTOCOL_UNSPECIFIED),
-                    tls_server_name=r.tls_server_name, spki_pins=_pins(r.probe), auth_mode=r.auth_mode,
-                    priority=r.priority, weight=r.weight,
+                    tls_server_name=r.tls_server_name,
+                    spki_pins=_pins(r.probe),
+                    auth_mode=r.auth_mode,
+                    priority=r.priority,
+                    weight=r.weight,
                 )
                 for r in usable
             ],
@@ -152,7 +158,7 @@ class RouteBuilder:
             expires_at=from_micros(expires),
             program_id=program,
             protocol=protocol,  # type: ignore[arg-type]
-        )  # fmt: skip
+        )
         data = route_set.SerializeToString(deterministic=True)
         signed = pb.SignedRoutes(route_set=data, signature=self.key.sign(data), key_id=self.key.key_id)
         refresh = min(

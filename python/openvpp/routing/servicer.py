@@ -108,9 +108,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
 
     async def ListEnrollments(self, request: pb.ListEnrollmentsRequest, context: Context) -> pb.ListEnrollmentsResponse:
         found, token = await self.enrollments.list_enrollments(
-            caller(), request.program_id, request.device if request.HasField("device") else None,
-            request.include_unenrolled, request.page_size, request.page_token,
-        )  # fmt: skip
+            caller(),
+            request.program_id,
+            request.device if request.HasField("device") else None,
+            request.include_unenrolled,
+            request.page_size,
+            request.page_token,
+        )
         return pb.ListEnrollmentsResponse(enrollments=[enrollment_message(e) for e in found], next_page_token=token)
 
     async def Resolve(self, request: pb.ResolveRequest, context: Context) -> pb.ResolveResponse:
@@ -135,10 +139,16 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 continue
             yield pb.WatchRoutesResponse(
                 change=pb.RouteEvent(
-                    seq=item.seq, kind=item.kind, der_id=item.der_id, program_id=item.program_id,
-                    endpoint_id=item.endpoint_id, namespace=item.namespace, detail=item.detail, at=from_micros(item.at_us),
+                    seq=item.seq,
+                    kind=item.kind,
+                    der_id=item.der_id,
+                    program_id=item.program_id,
+                    endpoint_id=item.endpoint_id,
+                    namespace=item.namespace,
+                    detail=item.detail,
+                    at=from_micros(item.at_us),
                 )
-            )  # fmt: skip
+            )
 
     async def Diagnose(self, request: pb.DiagnoseRequest, context: Context) -> pb.DiagnoseResponse:
         found = await self.diagnoser.diagnose(caller(), request.device, request.program_id)

@@ -35,9 +35,10 @@ class RouteWatch:
             head = await route_log.head(conn)
         if after_seq > head:
             raise errors.FailedPrecondition(
-                f"after_seq {after_seq} is beyond the route log head {head}", "CURSOR_AHEAD_OF_LOG",
+                f"after_seq {after_seq} is beyond the route log head {head}",
+                "CURSOR_AHEAD_OF_LOG",
                 metadata={"head_seq": str(head)},
-            )  # fmt: skip
+            )
         cursor, caught_up = after_seq, False
         while not self.notifier.closed:
             async with self.db.read() as conn:

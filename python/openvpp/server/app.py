@@ -256,9 +256,18 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving %s on port %d (%s)", ", ".join(SERVICE_NAMES), port, "plaintext" if settings.insecure else "mTLS")
     return App(
-        settings, server, port, db, registry, health, health_server, health_port, tracer_provider, route_watch,
+        settings,
+        server,
+        port,
+        db,
+        registry,
+        health,
+        health_server,
+        health_port,
+        tracer_provider,
+        route_watch,
         settlement,
-    )  # fmt: skip
+    )
 
 
 def _tune_garbage_collector() -> None:

@@ -152,10 +152,16 @@ async def _read(conn: AsyncConnection, keys: list[bytes]) -> dict[bytes, Held]:
         caps = registry_pb2.DeviceRecord.FromString(row.record_bytes).capabilities
         existed = row.last_seq is not None
         packed = native.DEVICE_STATE.pack(
-            key, row.status == common_pb2.DEVICE_STATUS_ACTIVE, bool(existed and row.has_baseline),
-            row.last_seq or 0, row.last_interval_end or 0, row.import_wh or 0, row.export_wh or 0,
-            caps.max_import_w, caps.max_export_w,
-        )  # fmt: skip
+            key,
+            row.status == common_pb2.DEVICE_STATUS_ACTIVE,
+            bool(existed and row.has_baseline),
+            row.last_seq or 0,
+            row.last_interval_end or 0,
+            row.import_wh or 0,
+            row.export_wh or 0,
+            caps.max_import_w,
+            caps.max_export_w,
+        )
         head = row.head_hash if existed else GENESIS
         enrolled = tuple(sorted(utilities.get(row.der_id, ())))
         out[key] = Held(

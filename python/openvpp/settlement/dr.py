@@ -105,9 +105,13 @@ def day_windows(day: dt.date, zone: ZoneInfo, start_minute: int, slots: int) -> 
 
 
 def baseline(
-    der_id: str, readings: Sequence[Any], event: Any, zone: ZoneInfo, event_days: set[dt.date],
+    der_id: str,
+    readings: Sequence[Any],
+    event: Any,
+    zone: ZoneInfo,
+    event_days: set[dt.date],
     includes_exports: bool = False,
-) -> Result:  # fmt: skip
+) -> Result:
     start_local = dt.datetime.fromtimestamp(event.start_s, zone)
     event_day = start_local.date()
     start_minute = start_local.hour * 60 + start_local.minute
@@ -199,10 +203,15 @@ class DemandResponse:
             event = DrEvent(str(uuid.uuid4()), program_id, start, end, incentive, METHOD)
             await conn.execute(
                 insert(e).values(
-                    event_id=event.event_id, program_id=program_id, start_s=start, end_s=end, incentive=incentive,
-                    method=METHOD, created_at_us=time.time_ns() // 1000,
+                    event_id=event.event_id,
+                    program_id=program_id,
+                    start_s=start,
+                    end_s=end,
+                    incentive=incentive,
+                    method=METHOD,
+                    created_at_us=time.time_ns() // 1000,
                 )
-            )  # fmt: skip
+            )
         return event
 
     async def get(self, viewer: Viewer, event_id: str) -> tuple[DrEvent, list[Any]]:
@@ -279,9 +288,14 @@ class DemandResponse:
         return [d for (d,) in await conn.execute(query)]
 
     async def _settle_event(
-        self, conn: AsyncConnection, program: ProgramConfig, row: Any, zone: ZoneInfo, event_days: set[dt.date],
+        self,
+        conn: AsyncConnection,
+        program: ProgramConfig,
+        row: Any,
+        zone: ZoneInfo,
+        event_days: set[dt.date],
         versions: Any,
-    ) -> tuple[int, int]:  # fmt: skip
+    ) -> tuple[int, int]:
         devices = await self._ready_devices(conn, program, row)
         if not devices:
             return 0, 0
@@ -337,20 +351,45 @@ class DemandResponse:
         for c in priced.credits:
             x = results[c.unit]
             credited[c.unit] += c.amount
-            credits.append(ledger.NewCredit(
-                x.der_id, c.share.party, c.share.wallet, c.amount, x.seq_first, x.seq_last, x.performance_wh, 0,
-                row.event_id, c.share.bps, c.exact, c.carry_after, conv.denominator, row.start_s, row.end_s,
-            ))  # fmt: skip
+            credits.append(
+                ledger.NewCredit(
+                    x.der_id,
+                    c.share.party,
+                    c.share.wallet,
+                    c.amount,
+                    x.seq_first,
+                    x.seq_last,
+                    x.performance_wh,
+                    0,
+                    row.event_id,
+                    c.share.bps,
+                    c.exact,
+                    c.carry_after,
+                    conv.denominator,
+                    row.start_s,
+                    row.end_s,
+                )
+            )
         now = time.time_ns() // 1000
         result_rows = []
         for i, x in enumerate(results):
-            result_rows.append({
-                "event_id": row.event_id, "der_id": x.der_id, "baseline_wh": math.floor(sum(x.adjusted, Fraction(0))),
-                "actual_wh": math.floor(sum(x.actual, Fraction(0))), "performance_wh": x.performance_wh,
-                "adjustment_bps": int(x.factor * 10_000), "baseline_days": json.dumps([d.isoformat() for d in x.days]),
-                "intervals": json.dumps([[math.floor(b), math.floor(a)] for b, a in zip(x.adjusted, x.actual, strict=True)]),
-                "credited": credited[i], "note": x.note, "computed_at_us": now,
-            })  # fmt: skip
+            result_rows.append(
+                {
+                    "event_id": row.event_id,
+                    "der_id": x.der_id,
+                    "baseline_wh": math.floor(sum(x.adjusted, Fraction(0))),
+                    "actual_wh": math.floor(sum(x.actual, Fraction(0))),
+                    "performance_wh": x.performance_wh,
+                    "adjustment_bps": int(x.factor * 10_000),
+                    "baseline_days": json.dumps([d.isoformat() for d in x.days]),
+                    "intervals": json.dumps(
+                        [[math.floor(b), math.floor(a)] for b, a in zip(x.adjusted, x.actual, strict=True)]
+                    ),
+                    "credited": credited[i],
+                    "note": x.note,
+                    "computed_at_us": now,
+                }
+            )
         await conn.execute(insert(schema.dr_results), result_rows)
         return await pricing.post_and_announce(conn, program, conv, credits)
 
@@ -368,17 +407,29 @@ def slot_pieces(device: int, start: int, end: int, energy: int) -> list[pricing.
 
 def event_message(event: DrEvent, results: Sequence[Any]) -> pb.DrEvent:
     return pb.DrEvent(
-        event_id=event.event_id, program_id=event.program_id, start=_timestamp(event.start_s),
-        end=_timestamp(event.end_s), incentive_micro_per_kwh=event.incentive, baseline_method=event.method,
-        devices_settled=len(results), performance_wh=sum(r.performance_wh for r in results),
+        event_id=event.event_id,
+        program_id=event.program_id,
+        start=_timestamp(event.start_s),
+        end=_timestamp(event.end_s),
+        incentive_micro_per_kwh=event.incentive,
+        baseline_method=event.method,
+        devices_settled=len(results),
+        performance_wh=sum(r.performance_wh for r in results),
         credited_base_units=sum(r.credited for r in results),
-    )  # fmt: skip
+    )
 
 
 def result_message(row: Any) -> pb.DrDeviceResult:
     intervals = json.loads(row.intervals)
     return pb.DrDeviceResult(
-        der_id=row.der_id, baseline_wh=row.baseline_wh, actual_wh=row.actual_wh, performance_wh=row.performance_wh,
-        adjustment_bps=row.adjustment_bps, baseline_days=json.loads(row.baseline_days), credited_base_units=row.credited,
-        note=row.note, baseline_intervals_wh=[b for b, _ in intervals], actual_intervals_wh=[a for _, a in intervals],
-    )  # fmt: skip
+        der_id=row.der_id,
+        baseline_wh=row.baseline_wh,
+        actual_wh=row.actual_wh,
+        performance_wh=row.performance_wh,
+        adjustment_bps=row.adjustment_bps,
+        baseline_days=json.loads(row.baseline_days),
+        credited_base_units=row.credited,
+        note=row.note,
+        baseline_intervals_wh=[b for b, _ in intervals],
+        actual_intervals_wh=[a for _, a in intervals],
+    )

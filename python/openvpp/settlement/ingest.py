@@ -36,14 +36,32 @@ from openvpp.v1 import settlement_pb2
 _STORED = struct.Struct("<32sQ32s")
 ACCEPTING = (native.ReadingVerdict.ACCEPTED, native.ReadingVerdict.SEQ_GAP)
 _STATE_COLUMNS = (
-    "has_baseline", "last_seq", "last_interval_end", "import_wh", "export_wh", "head_hash", "stored", "updated_at_us",
-)  # fmt: skip
+    "has_baseline",
+    "last_seq",
+    "last_interval_end",
+    "import_wh",
+    "export_wh",
+    "head_hash",
+    "stored",
+    "updated_at_us",
+)
 # A batch whose device states another writer changed is retried from the database this often.
 _ATTEMPTS = 3
 _COLUMNS = (
-    "device", "seq", "interval_end", "covered_from", "import_wh", "export_wh", "flags", "missing", "payload",
-    "signature", "chain_hash", "received_at_us", "batch_id",
-)  # fmt: skip
+    "device",
+    "seq",
+    "interval_end",
+    "covered_from",
+    "import_wh",
+    "export_wh",
+    "flags",
+    "missing",
+    "payload",
+    "signature",
+    "chain_hash",
+    "received_at_us",
+    "batch_id",
+)
 
 
 def chain_hash(previous: bytes, payload: bytes, signature: bytes) -> bytes:
@@ -244,9 +262,13 @@ class Ingestor:
             held = {k: h for k, h in held.items() if h.vendor == caller.namespace}
         devices = list(held.values())
         table = native.DeviceTable(
-            b"".join([h.packed for h in devices]), b"".join([h.head for h in devices]), [h.stored for h in devices],
-            bytes([h.existed for h in devices]), [h.der_id for h in devices], [h.number for h in devices],
-        )  # fmt: skip
+            b"".join([h.packed for h in devices]),
+            b"".join([h.head for h in devices]),
+            [h.stored for h in devices],
+            bytes([h.existed for h in devices]),
+            [h.der_id for h in devices],
+            [h.number for h in devices],
+        )
         results = native.apply_reading_rules(
             v.payloads,
             v.signature_ok,
@@ -274,10 +296,14 @@ class Ingestor:
         rejected = len(results.verdicts) - accepted
         row = await conn.execute(
             insert(schema.reading_batches).values(
-                batch_ref=batch.batch_ref[:64], vendor_namespace=batch.caller.namespace, accepted=accepted,
-                rejected=rejected, trace_parent=tracecontext.current(), received_at_us=time.time_ns() // 1000,
+                batch_ref=batch.batch_ref[:64],
+                vendor_namespace=batch.caller.namespace,
+                accepted=accepted,
+                rejected=rejected,
+                trace_parent=tracecontext.current(),
+                received_at_us=time.time_ns() // 1000,
             )
-        )  # fmt: skip
+        )
         batch_id = int(row.inserted_primary_key[0])  # type: ignore[index]
         if not held:
             return batch_id
@@ -289,9 +315,12 @@ class Ingestor:
             if code not in ACCEPTING
         }
         message = settlement_pb2.ReadingsBatchEvent(
-            batch_id=batch.batch_ref, vendor_id=batch.caller.namespace, accepted=accepted, rejected=rejected,
+            batch_id=batch.batch_ref,
+            vendor_id=batch.caller.namespace,
+            accepted=accepted,
+            rejected=rejected,
             rejected_by_reason=reasons,
-        )  # fmt: skip
+        )
         await events.append(conn, [(u, settlement_pb2.SettlementEvent(readings=message)) for u in sorted(utilities)])
         return batch_id
 

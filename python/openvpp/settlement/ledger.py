@@ -35,10 +35,29 @@ PAID = "paid:"
 CHAIN_PAGE = 100
 _LINE = ("entry_id", "account", "mint", "amount")
 _CREDIT = (
-    "program_id", "kind", "der_id", "party", "wallet", "mint", "amount", "seq_first", "seq_last", "energy_wh",
-    "estimated_wh", "dr_event_id", "entry_id", "payout_id", "trace_parent", "created_at_us", "share_bps",
-    "exact_share", "carry_after", "denominator", "interval_start", "interval_end",
-)  # fmt: skip
+    "program_id",
+    "kind",
+    "der_id",
+    "party",
+    "wallet",
+    "mint",
+    "amount",
+    "seq_first",
+    "seq_last",
+    "energy_wh",
+    "estimated_wh",
+    "dr_event_id",
+    "entry_id",
+    "payout_id",
+    "trace_parent",
+    "created_at_us",
+    "share_bps",
+    "exact_share",
+    "carry_after",
+    "denominator",
+    "interval_start",
+    "interval_end",
+)
 
 
 class PayoutState:
@@ -97,11 +116,32 @@ async def post_credits(
     entry_id = await post_entry(conn, "credit", program_id, lines)
     now = _now_us()
     rows = [
-        (program_id, kind, c.der_id, c.party, c.wallet, mint, c.amount, c.seq_first, c.seq_last, c.energy_wh,
-         c.estimated_wh, c.dr_event_id, entry_id, None, trace_parent, now, c.share_bps, str(c.exact_share),
-         str(c.carry_after), str(c.denominator), c.interval_start, c.interval_end)
+        (
+            program_id,
+            kind,
+            c.der_id,
+            c.party,
+            c.wallet,
+            mint,
+            c.amount,
+            c.seq_first,
+            c.seq_last,
+            c.energy_wh,
+            c.estimated_wh,
+            c.dr_event_id,
+            entry_id,
+            None,
+            trace_parent,
+            now,
+            c.share_bps,
+            str(c.exact_share),
+            str(c.carry_after),
+            str(c.denominator),
+            c.interval_start,
+            c.interval_end,
+        )
         for c in credits
-    ]  # fmt: skip
+    ]
     return await insert_rows_with_ids(conn, schema.credits, _CREDIT, rows)
 
 
@@ -222,10 +262,15 @@ class Ledger:
             [spl.ata(owner, Pubkey.from_string(m), spl.TOKEN_2022_PROGRAM_ID) for m in mints]
         )
         return [
-            Balance(m, credited.get(m, 0), paid.get(m, 0), redeemed.get(m, 0),
-                    0 if a is None else spl.token_amount(bytes(a.data)))
+            Balance(
+                m,
+                credited.get(m, 0),
+                paid.get(m, 0),
+                redeemed.get(m, 0),
+                0 if a is None else spl.token_amount(bytes(a.data)),
+            )
             for m, a in zip(mints, accounts, strict=True)
-        ]  # fmt: skip
+        ]
 
     async def program_totals(self, program_id: str, viewer: Viewer) -> tuple[int, int]:
         """(pending, paid) base units of one program's credits (a vendor's: of its devices)."""
@@ -237,10 +282,13 @@ class Ledger:
                     select(func.coalesce(func.sum(c.c.amount), 0)).where(c.c.program_id == program_id, mine)
                 )
             ).scalar_one()
-            paid = (await conn.execute(
-                select(func.coalesce(func.sum(c.c.amount), 0)).select_from(c.join(p, c.c.payout_id == p.c.id))
-                .where(c.c.program_id == program_id, p.c.state == PayoutState.CONFIRMED, mine)
-            )).scalar_one()  # fmt: skip
+            paid = (
+                await conn.execute(
+                    select(func.coalesce(func.sum(c.c.amount), 0))
+                    .select_from(c.join(p, c.c.payout_id == p.c.id))
+                    .where(c.c.program_id == program_id, p.c.state == PayoutState.CONFIRMED, mine)
+                )
+            ).scalar_one()
         return int(credited) - int(paid), int(paid)
 
     async def check(self, viewer: Viewer) -> LedgerCheck:
@@ -257,10 +305,14 @@ class Ledger:
             )
             entries = int((await conn.execute(counted)).scalar_one())
             unbalanced = [
-                int(e) for (e,) in await conn.execute(
-                    select(lines.c.entry_id).where(in_lines).group_by(lines.c.entry_id)
-                    .having(func.sum(lines.c.amount) != 0))
-            ]  # fmt: skip
+                int(e)
+                for (e,) in await conn.execute(
+                    select(lines.c.entry_id)
+                    .where(in_lines)
+                    .group_by(lines.c.entry_id)
+                    .having(func.sum(lines.c.amount) != 0)
+                )
+            ]
             by_account = (
                 await conn.execute(
                     select(lines.c.mint, lines.c.account, func.sum(lines.c.amount))
@@ -295,10 +347,15 @@ class Ledger:
             wrong_payouts = [
                 int(i) for (i,) in await conn.execute(select(joined.c.id).where(joined.c.amount != joined.c.credited))
             ]
-            failed_holding = int((await conn.execute(
-                select(func.count()).select_from(c.join(p, c.c.payout_id == p.c.id))
-                .where(p.c.state == PayoutState.FAILED, in_payouts)
-            )).scalar_one())  # fmt: skip
+            failed_holding = int(
+                (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(c.join(p, c.c.payout_id == p.c.id))
+                        .where(p.c.state == PayoutState.FAILED, in_payouts)
+                    )
+                ).scalar_one()
+            )
         problems = [f"payout {i} differs from the sum of its credits" for i in wrong_payouts]
         if failed_holding:
             problems.append(f"{failed_holding} credits still point at failed payouts")

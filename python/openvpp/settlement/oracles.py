@@ -116,16 +116,26 @@ class TariffVersion:
     def from_row(cls, row: Any) -> TariffVersion:
         body = pb.Tariff.FromString(row.body)
         return cls(
-            row.tariff_id, row.utility_namespace, row.version, row.time_zone, dt.date.fromisoformat(row.effective_from),
-            tuple(body.periods), row.published_at_us,
-        )  # fmt: skip
+            row.tariff_id,
+            row.utility_namespace,
+            row.version,
+            row.time_zone,
+            dt.date.fromisoformat(row.effective_from),
+            tuple(body.periods),
+            row.published_at_us,
+        )
 
     def message(self) -> pb.Tariff:
         utility, code = self.tariff_id.split("/", 1)
         return pb.Tariff(
-            tariff_id=self.tariff_id, utility_id=utility, code=code, version=self.version, time_zone=self.time_zone,
-            effective_from=self.effective_from.isoformat(), periods=self.periods,
-        )  # fmt: skip
+            tariff_id=self.tariff_id,
+            utility_id=utility,
+            code=code,
+            version=self.version,
+            time_zone=self.time_zone,
+            effective_from=self.effective_from.isoformat(),
+            periods=self.periods,
+        )
 
 
 def tariff_segments(
@@ -196,9 +206,13 @@ class Feed:
     def message(self) -> pb.PriceFeed:
         utility, code = self.feed_id.split("/", 1)
         return pb.PriceFeed(
-            feed_id=self.feed_id, utility_id=utility, code=code, oracle_key=self.oracle_key,
-            max_age_seconds=self.max_age_seconds, latest_point_unix=self.latest,
-        )  # fmt: skip
+            feed_id=self.feed_id,
+            utility_id=utility,
+            code=code,
+            oracle_key=self.oracle_key,
+            max_age_seconds=self.max_age_seconds,
+            latest_point_unix=self.latest,
+        )
 
 
 def _utility(caller: Identity) -> str:
@@ -238,11 +252,15 @@ class Oracles:
             version = TariffVersion(tariff_id, utility, len(versions) + 1, time_zone, start, tuple(periods), _now_us())
             await conn.execute(
                 insert(schema.tariffs).values(
-                    tariff_id=tariff_id, version=version.version, utility_namespace=utility, time_zone=time_zone,
-                    effective_from=start.isoformat(), body=version.message().SerializeToString(),
+                    tariff_id=tariff_id,
+                    version=version.version,
+                    utility_namespace=utility,
+                    time_zone=time_zone,
+                    effective_from=start.isoformat(),
+                    body=version.message().SerializeToString(),
                     published_at_us=version.published_at_us,
                 )
-            )  # fmt: skip
+            )
         return version
 
     async def _versions(self, conn: AsyncConnection, tariff_id: str) -> list[TariffVersion]:
@@ -278,10 +296,13 @@ class Oracles:
                 raise errors.AlreadyExists(f"price feed {feed_id} exists", "FEED_EXISTS")
             await conn.execute(
                 insert(schema.price_feeds).values(
-                    feed_id=feed_id, utility_namespace=utility, oracle_key=oracle_key,
-                    max_age_seconds=max_age_seconds, created_at_us=_now_us(),
+                    feed_id=feed_id,
+                    utility_namespace=utility,
+                    oracle_key=oracle_key,
+                    max_age_seconds=max_age_seconds,
+                    created_at_us=_now_us(),
                 )
-            )  # fmt: skip
+            )
         return Feed(feed_id, utility, oracle_key, max_age_seconds)
 
     async def feed(self, feed_id: str, conn: AsyncConnection | None = None) -> Feed:
@@ -356,11 +377,16 @@ class Oracles:
                 await conn.execute(
                     insert(schema.price_points),
                     [
-                        {"feed_id": feed_id, "at": at, "price_micro_per_kwh": price, "carbon_g_per_kwh": carbon,
-                         "publication_id": pid}
+                        {
+                            "feed_id": feed_id,
+                            "at": at,
+                            "price_micro_per_kwh": price,
+                            "carbon_g_per_kwh": carbon,
+                            "publication_id": pid,
+                        }
                         for at, price, carbon in fresh
                     ],
-                )  # fmt: skip
+                )
             feed = await self.feed(feed_id, conn)
         return feed, len(fresh)
 

@@ -49,9 +49,18 @@ _tracer = trace.get_tracer("openvpp.settlement")
 # On chain, every payout transaction carries "openvpp/settlement/v1 <id>:<index>".
 MEMO_PREFIX = "openvpp/settlement/v1"
 _PAYOUT_COLUMNS = (
-    "settlement_id", "tx_index", "wallet", "mint", "program_id", "amount", "credits", "state", "signature",
-    "created_at_us", "updated_at_us",
-)  # fmt: skip
+    "settlement_id",
+    "tx_index",
+    "wallet",
+    "mint",
+    "program_id",
+    "amount",
+    "credits",
+    "state",
+    "signature",
+    "created_at_us",
+    "updated_at_us",
+)
 
 
 class SettlementState(enum.IntEnum):
@@ -128,10 +137,16 @@ def _included(batch: native.SettlementBatch, chosen: list[_Credit]) -> tuple[lis
 
 def payout_message(row: Any) -> pb.Payout:
     return pb.Payout(
-        payout_id=row.id, settlement_id=row.settlement_id, wallet=row.wallet, mint=row.mint,
-        amount_base_units=row.amount, state=row.state, signature=row.signature or "", credits=row.credits,
+        payout_id=row.id,
+        settlement_id=row.settlement_id,
+        wallet=row.wallet,
+        mint=row.mint,
+        amount_base_units=row.amount,
+        state=row.state,
+        signature=row.signature or "",
+        credits=row.credits,
         created_at=from_micros(row.created_at_us),
-    )  # fmt: skip
+    )
 
 
 class Payouts:
@@ -210,9 +225,13 @@ class Payouts:
                     f"the reserve of {program.mint} covers {room} more base units but {program.program_id} has "
                     f"{want} pending; fund the reserve",
                     "RESERVE_SHORT",
-                    metadata={"program_id": program.program_id, "mint": program.mint,
-                              "pending_base_units": str(want), "mintable_base_units": str(room)},
-                )  # fmt: skip
+                    metadata={
+                        "program_id": program.program_id,
+                        "mint": program.mint,
+                        "pending_base_units": str(want),
+                        "mintable_base_units": str(room),
+                    },
+                )
             settlement_id, outbox_ids = prepared
             self.notify()
             await self.outbox.drive_many(outbox_ids)
@@ -253,10 +272,12 @@ class Payouts:
         ).all()
         rows = list(map(_Credit._make, found))
         in_flight = dict(
-            (await conn.execute(
-                select(p.c.mint, func.sum(p.c.amount)).where(p.c.state == PayoutState.SENT).group_by(p.c.mint)
-            )).all()
-        )  # fmt: skip
+            (
+                await conn.execute(
+                    select(p.c.mint, func.sum(p.c.amount)).where(p.c.state == PayoutState.SENT).group_by(p.c.mint)
+                )
+            ).all()
+        )
         wanted: dict[str, int] = defaultdict(int)
         for r in rows:
             wanted[r.mint] += r.amount
@@ -287,8 +308,13 @@ class Payouts:
             await conn.execute(update(ps).where(ps.c.program_id == program.program_id).values(hold_reason=reason))
             if reason:
                 _, want, room = held[program.program_id]
-                hold = pb.ProgramHold(program_id=program.program_id, mint=program.mint, reason=reason,
-                                      pending_base_units=want, mintable_base_units=room)  # fmt: skip
+                hold = pb.ProgramHold(
+                    program_id=program.program_id,
+                    mint=program.mint,
+                    reason=reason,
+                    pending_base_units=want,
+                    mintable_base_units=room,
+                )
                 changes.append((program.utility, pb.SettlementEvent(program_id=program.program_id, held=hold)))
         await events.append(conn, changes)
 
@@ -323,17 +349,36 @@ class Payouts:
             now = _now_us()
             await conn.execute(
                 insert(schema.settlements).values(
-                    settlement_id=settlement_id, state=SettlementState.SENDING, transactions=len(batch.transactions),
-                    payouts=len(live), credits=len(kept), amount=sum(netted[k][2] for k in live),
-                    digest=batch.digest, trace_parent=tracecontext.current(), created_at_us=started, updated_at_us=now,
+                    settlement_id=settlement_id,
+                    state=SettlementState.SENDING,
+                    transactions=len(batch.transactions),
+                    payouts=len(live),
+                    credits=len(kept),
+                    amount=sum(netted[k][2] for k in live),
+                    digest=batch.digest,
+                    trace_parent=tracecontext.current(),
+                    created_at_us=started,
+                    updated_at_us=now,
                 )
-            )  # fmt: skip
+            )
             payout_rows = []
             for k in live:
                 owner, (_, _, amount, _, tx_index) = owner_of[k], netted[k]
-                payout_rows.append((settlement_id, tx_index, owner.wallet, owner.mint,
-                                    program_of[owner.mint].program_id, amount, counts[k], PayoutState.SENT, None, now,
-                                    now))  # fmt: skip
+                payout_rows.append(
+                    (
+                        settlement_id,
+                        tx_index,
+                        owner.wallet,
+                        owner.mint,
+                        program_of[owner.mint].program_id,
+                        amount,
+                        counts[k],
+                        PayoutState.SENT,
+                        None,
+                        now,
+                        now,
+                    )
+                )
             payout_ids = await insert_rows_with_ids(conn, schema.payouts, _PAYOUT_COLUMNS, payout_rows)
             payout_of = dict(zip(live, payout_ids, strict=True))
             await execute_rows(
@@ -352,12 +397,15 @@ class Payouts:
             for k, r in zip(where, kept, strict=True):
                 paid_by[k].append(r.id)
             # The sent event names every credit it pays, so a backend links readings to signatures exactly.
-            bodies = native.encode_payout_events(settlement_id, [
-                (pid, program_id, wallet, mint, amount, credits, PayoutState.SENT, "", now, paid_by[k])
-                for k, pid, (_, _, wallet, mint, program_id, amount, credits, *_) in zip(
-                    live, payout_ids, payout_rows, strict=True
-                )
-            ])  # fmt: skip
+            bodies = native.encode_payout_events(
+                settlement_id,
+                [
+                    (pid, program_id, wallet, mint, amount, credits, PayoutState.SENT, "", now, paid_by[k])
+                    for k, pid, (_, _, wallet, mint, program_id, amount, credits, *_) in zip(
+                        live, payout_ids, payout_rows, strict=True
+                    )
+                ],
+            )
             await events.append_bodies(
                 conn, [(program_of[row[3]].utility, b) for row, b in zip(payout_rows, bodies, strict=True)]
             )
@@ -391,19 +439,30 @@ class Payouts:
         for settlement_id, per_tx in by_settlement.items():
             found = (
                 await conn.execute(
-                    select(p.c.id, p.c.tx_index, p.c.wallet, p.c.mint, p.c.program_id, p.c.amount, p.c.credits,
-                           p.c.created_at_us)
+                    select(
+                        p.c.id,
+                        p.c.tx_index,
+                        p.c.wallet,
+                        p.c.mint,
+                        p.c.program_id,
+                        p.c.amount,
+                        p.c.credits,
+                        p.c.created_at_us,
+                    )
                     .where(p.c.settlement_id == settlement_id, p.c.tx_index.in_(list(per_tx)))
                     .order_by(p.c.id)
                 )
-            ).all()  # fmt: skip
+            ).all()
             rows = list(map(_Paid._make, found))
             utilities = dict(
-                (await conn.execute(
-                    select(schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace)
-                    .where(schema.program_settlements.c.program_id.in_({r.program_id for r in rows}))
-                )).all()
-            )  # fmt: skip
+                (
+                    await conn.execute(
+                        select(
+                            schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace
+                        ).where(schema.program_settlements.c.program_id.in_({r.program_id for r in rows}))
+                    )
+                ).all()
+            )
             trace_parent = (
                 await conn.execute(
                     select(schema.settlements.c.trace_parent).where(schema.settlements.c.settlement_id == settlement_id)
@@ -431,11 +490,24 @@ class Payouts:
                 await _remember_accounts(conn, settlement_id, sorted(confirmed))
             if failed:
                 await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
-            bodies = native.encode_payout_events(settlement_id, [
-                (r.id, r.program_id, r.wallet, r.mint, r.amount, r.credits, states[r.tx_index],
-                 per_tx[r.tx_index].signature, r.created_at_us, [])
-                for r in rows
-            ])  # fmt: skip
+            bodies = native.encode_payout_events(
+                settlement_id,
+                [
+                    (
+                        r.id,
+                        r.program_id,
+                        r.wallet,
+                        r.mint,
+                        r.amount,
+                        r.credits,
+                        states[r.tx_index],
+                        per_tx[r.tx_index].signature,
+                        r.created_at_us,
+                        [],
+                    )
+                    for r in rows
+                ],
+            )
             await events.append_bodies(
                 conn, [(utilities.get(r.program_id, ""), b) for r, b in zip(rows, bodies, strict=True)]
             )
@@ -444,10 +516,12 @@ class Payouts:
     async def _maybe_complete(self, conn: AsyncConnection, settlement_id: str, now: int) -> None:
         p = schema.payouts
         counts: dict[int, int] = dict(
-            (await conn.execute(
-                select(p.c.state, func.count()).where(p.c.settlement_id == settlement_id).group_by(p.c.state)
-            )).all()
-        )  # fmt: skip
+            (
+                await conn.execute(
+                    select(p.c.state, func.count()).where(p.c.settlement_id == settlement_id).group_by(p.c.state)
+                )
+            ).all()
+        )
         if counts.get(PayoutState.SENT, 0) == 0:
             state = SettlementState.PARTIAL if counts.get(PayoutState.FAILED, 0) else SettlementState.COMPLETED
             await conn.execute(
@@ -508,10 +582,14 @@ class Payouts:
                 ).all()
             )
         return SettlementView(
-            settlement_id, SettlementState(row.state), *counts,
-            tuple(sigs.get(r, "") for r in refs), row.created_at_us, row.digest,
+            settlement_id,
+            SettlementState(row.state),
+            *counts,
+            tuple(sigs.get(r, "") for r in refs),
+            row.created_at_us,
+            row.digest,
             0 if row.state == SettlementState.SENDING else row.updated_at_us,
-        )  # fmt: skip
+        )
 
     async def list(
         self, viewer: Viewer, wallet: str, mint: str, settlement_id: str, page_size: int, token: str

@@ -119,8 +119,17 @@ class Pricer:
     async def _readings(self, conn: AsyncConnection, program_id: str) -> list[Any]:
         r, d, e, c = schema.readings, schema.devices, schema.enrollments, schema.pricing_cursors
         query = (
-            select(e.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.export_wh, r.c.flags, r.c.missing,
-                   r.c.payload, r.c.batch_id)
+            select(
+                e.c.der_id,
+                r.c.seq,
+                r.c.covered_from,
+                r.c.interval_end,
+                r.c.export_wh,
+                r.c.flags,
+                r.c.missing,
+                r.c.payload,
+                r.c.batch_id,
+            )
             # Cursor before readings, so each device's readings are read from its cursor on, not from the start.
             .select_from(
                 e.join(d, d.c.der_id == e.c.der_id)
@@ -130,7 +139,7 @@ class Pricer:
             .where(e.c.program_id == program_id, e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE)
             .order_by(e.c.der_id, r.c.seq)
             .limit(self.limit)
-        )  # fmt: skip
+        )
         return list((await conn.execute(query)).all())
 
     async def _trace_parents(self, conn: AsyncConnection, batches: set[int]) -> list[str]:
@@ -173,11 +182,14 @@ class Pricer:
                 select(en.c.der_id, e.c.start_s, e.c.end_s)
                 .select_from(e.join(ps, ps.c.program_id == e.c.program_id).join(en, en.c.program_id == e.c.program_id))
                 .where(
-                    ps.c.dr_includes_exports == 1, ps.c.kind == pb.CREDIT_KIND_DR_PERFORMANCE,
-                    en.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE, en.c.der_id.in_(devices[i : i + 500]),
-                    e.c.start_s < end, e.c.end_s > start,
+                    ps.c.dr_includes_exports == 1,
+                    ps.c.kind == pb.CREDIT_KIND_DR_PERFORMANCE,
+                    en.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE,
+                    en.c.der_id.in_(devices[i : i + 500]),
+                    e.c.start_s < end,
+                    e.c.end_s > start,
                 )
-            )  # fmt: skip
+            )
             for row in rows:
                 found.setdefault(row.der_id, []).append((row.start_s, row.end_s))
         return {d: tuple(sorted(w)) for d, w in found.items()}
@@ -237,18 +249,35 @@ class Pricer:
         await upsert(
             conn,
             schema.pricing_cursors,
-            [{"program_id": program.program_id, "der_id": devices[d], "next_seq": t[3] + 1, "carry": "0"}
-             for d, t in totals.items()],
+            [
+                {"program_id": program.program_id, "der_id": devices[d], "next_seq": t[3] + 1, "carry": "0"}
+                for d, t in totals.items()
+            ],
             ("program_id", "der_id"),
-        )  # fmt: skip
+        )
         await valuation.store_carries(conn, program.mint, priced.carries, conv.denominator)
         credits = []
         for c in priced.credits:
             energy, estimated, first, last, a, b = totals[c.unit]
-            credits.append(ledger.NewCredit(
-                devices[c.unit], c.share.party, c.share.wallet, c.amount, first, last, energy, estimated, "",
-                c.share.bps, c.exact, c.carry_after, conv.denominator, a, b,
-            ))  # fmt: skip
+            credits.append(
+                ledger.NewCredit(
+                    devices[c.unit],
+                    c.share.party,
+                    c.share.wallet,
+                    c.amount,
+                    first,
+                    last,
+                    energy,
+                    estimated,
+                    "",
+                    c.share.bps,
+                    c.exact,
+                    c.carry_after,
+                    conv.denominator,
+                    a,
+                    b,
+                )
+            )
         return await post_and_announce(conn, program, conv, credits)
 
 
@@ -264,10 +293,13 @@ async def post_and_announce(
     await events.append(
         conn,
         [
-            (program.utility, pb.SettlementEvent(program_id=program.program_id, credit=credit_message(i, program, c, conv)))
+            (
+                program.utility,
+                pb.SettlementEvent(program_id=program.program_id, credit=credit_message(i, program, c, conv)),
+            )
             for i, c in zip(ids, credits, strict=True)
         ],
-    )  # fmt: skip
+    )
     return len(credits)
 
 
@@ -287,10 +319,23 @@ def credit_message(
 ) -> pb.Credit:
     share = Fraction(c.exact_share, c.denominator)
     return pb.Credit(
-        credit_id=credit_id, program_id=program.program_id, kind=program.kind, der_id=c.der_id, party=c.party,  # type: ignore[arg-type]
-        wallet=c.wallet, mint=program.mint, amount_base_units=c.amount, seq_first=c.seq_first, seq_last=c.seq_last,
-        energy_wh=c.energy_wh, estimated_wh=c.estimated_wh, dr_event_id=c.dr_event_id, share_bps=c.share_bps,
-        exact_share=valuation.rational(share), carry_after=valuation.rational(Fraction(c.carry_after, c.denominator)),
+        credit_id=credit_id,
+        program_id=program.program_id,
+        kind=pb.CreditKind.ValueType(program.kind),
+        der_id=c.der_id,
+        party=pb.Party.ValueType(c.party),
+        wallet=c.wallet,
+        mint=program.mint,
+        amount_base_units=c.amount,
+        seq_first=c.seq_first,
+        seq_last=c.seq_last,
+        energy_wh=c.energy_wh,
+        estimated_wh=c.estimated_wh,
+        dr_event_id=c.dr_event_id,
+        share_bps=c.share_bps,
+        exact_share=valuation.rational(share),
+        carry_after=valuation.rational(Fraction(c.carry_after, c.denominator)),
         interval_start=from_micros(c.interval_start * 1_000_000),
-        interval_end=from_micros(c.interval_end * 1_000_000), value=valuation.rational(conv.value(share, c.share_bps)),
-    )  # fmt: skip
+        interval_end=from_micros(c.interval_end * 1_000_000),
+        value=valuation.rational(conv.value(share, c.share_bps)),
+    )

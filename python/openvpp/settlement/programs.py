@@ -51,9 +51,17 @@ class ProgramConfig:
     def from_row(cls, row: Any) -> ProgramConfig:
         split = tuple(Share(s["party"], s["wallet"], s["bps"]) for s in json.loads(row.split))
         return cls(
-            row.program_id, row.utility_namespace, row.version, row.kind, row.mint, row.tariff_id, row.price_feed_id,
-            split, row.hold_reason, bool(row.dr_includes_exports),
-        )  # fmt: skip
+            row.program_id,
+            row.utility_namespace,
+            row.version,
+            row.kind,
+            row.mint,
+            row.tariff_id,
+            row.price_feed_id,
+            split,
+            row.hold_reason,
+            bool(row.dr_includes_exports),
+        )
 
     def wallets(self, der_id: str) -> list[tuple[int, str, int]]:
         """(party, wallet, bps) for one device's credit."""
@@ -115,9 +123,10 @@ class ProgramSettlements:
             ).first()
             if token is None or token.program_id != request.program_id:
                 raise errors.FailedPrecondition(
-                    f"{request.mint or 'mint'} is not a use-case token of {request.program_id}", "TOKEN_NOT_OF_PROGRAM",
+                    f"{request.mint or 'mint'} is not a use-case token of {request.program_id}",
+                    "TOKEN_NOT_OF_PROGRAM",
                     violations=[errors.FieldViolation("mint", "must be a token created for this program")],
-                )  # fmt: skip
+                )
             valuation.check(
                 request.kind,
                 token.unit,
@@ -146,11 +155,15 @@ class ProgramSettlements:
                 )
             ).first()
             values = {
-                "utility_namespace": utility, "kind": request.kind, "mint": request.mint,
-                "tariff_id": request.tariff_id, "price_feed_id": request.price_feed_id,
+                "utility_namespace": utility,
+                "kind": request.kind,
+                "mint": request.mint,
+                "tariff_id": request.tariff_id,
+                "price_feed_id": request.price_feed_id,
                 "split": json.dumps([{"party": s.party, "wallet": s.wallet, "bps": s.bps} for s in split]),
-                "updated_at_us": time.time_ns() // 1000, "dr_includes_exports": int(request.dr_includes_exports),
-            }  # fmt: skip
+                "updated_at_us": time.time_ns() // 1000,
+                "dr_includes_exports": int(request.dr_includes_exports),
+            }
             if existing is None:
                 await conn.execute(
                     insert(schema.program_settlements).values(

@@ -56,15 +56,27 @@ class Redemption:
     @classmethod
     def from_row(cls, row: Any) -> Redemption:
         return cls(
-            row.redemption_id, row.mint, row.holder, row.amount, row.payout, RedemptionState(row.state),
-            row.signature or "", row.error,
-        )  # fmt: skip
+            row.redemption_id,
+            row.mint,
+            row.holder,
+            row.amount,
+            row.payout,
+            RedemptionState(row.state),
+            row.signature or "",
+            row.error,
+        )
 
     def message(self) -> pb.Redemption:
         return pb.Redemption(
-            redemption_id=self.redemption_id, mint=self.mint, holder=self.holder, amount_base_units=self.amount,
-            payout_base_units=self.payout, state=self.state.value, signature=self.signature, error=self.error,  # type: ignore[arg-type]
-        )  # fmt: skip
+            redemption_id=self.redemption_id,
+            mint=self.mint,
+            holder=self.holder,
+            amount_base_units=self.amount,
+            payout_base_units=self.payout,
+            state=pb.RedemptionState.ValueType(self.state.value),
+            signature=self.signature,
+            error=self.error,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +157,15 @@ class Redemptions:
             spl.create_ata(payer.pubkey(), wallet, coin.mint, coin.program),
             spl.burn(program, source, mint_key, wallet, amount, reserve.decimals),
             spl.transfer(
-                coin.program, Pubkey.from_string(reserve.reserve_account), coin.mint, destination,
-                authority.pubkey(), payout, coin.decimals,
+                coin.program,
+                Pubkey.from_string(reserve.reserve_account),
+                coin.mint,
+                destination,
+                authority.pubkey(),
+                payout,
+                coin.decimals,
             ),
-        ]  # fmt: skip
+        ]
         recent = await self.chain.latest_blockhash()
         message = Message.new_with_blockhash(instructions, payer.pubkey(), recent.blockhash)
         tx = Transaction.new_unsigned(message)

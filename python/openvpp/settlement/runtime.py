@@ -144,9 +144,23 @@ async def open_settlement(settings: Settings, db: Database, registry: Registry) 
         while finished := await outbox.recover():
             log.info("finished %d on-chain operations left in flight", len(finished))
         return Settlement(
-            chain, keyring, outbox, stablecoin, tokens, redemptions, anchorer, oracles, programs, dr, payouts, ledger,
-            event_log, pipeline, Statements(db), fd,
-        )  # fmt: skip
+            chain,
+            keyring,
+            outbox,
+            stablecoin,
+            tokens,
+            redemptions,
+            anchorer,
+            oracles,
+            programs,
+            dr,
+            payouts,
+            ledger,
+            event_log,
+            pipeline,
+            Statements(db),
+            fd,
+        )
     except BaseException:
         await chain.close()
         if fd is not None:

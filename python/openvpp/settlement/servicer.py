@@ -265,12 +265,18 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
     async def _program(self, config: ProgramConfig, viewer: Viewer | None = None) -> pb.ProgramSettlement:
         pending, paid = await self.s.ledger.program_totals(config.program_id, viewer or Viewer(True))
         return pb.ProgramSettlement(
-            program_id=config.program_id, kind=config.kind, mint=config.mint, tariff_id=config.tariff_id,  # type: ignore[arg-type]
+            program_id=config.program_id,
+            kind=pb.CreditKind.ValueType(config.kind),
+            mint=config.mint,
+            tariff_id=config.tariff_id,
             price_feed_id=config.price_feed_id,
-            split=[pb.SplitShare(party=s.party, wallet=s.wallet, bps=s.bps) for s in config.split],  # type: ignore[arg-type]
-            version=config.version, hold_reason=config.hold_reason, pending_base_units=pending, paid_base_units=paid,
+            split=[pb.SplitShare(party=pb.Party.ValueType(s.party), wallet=s.wallet, bps=s.bps) for s in config.split],
+            version=config.version,
+            hold_reason=config.hold_reason,
+            pending_base_units=pending,
+            paid_base_units=paid,
             dr_includes_exports=config.dr_includes_exports,
-        )  # fmt: skip
+        )
 
     async def CreateDrEvent(self, request: pb.CreateDrEventRequest, context: Context) -> pb.CreateDrEventResponse:
         if not request.HasField("start") or not request.HasField("end"):
@@ -331,10 +337,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
 
     async def GetStatement(self, request: pb.GetStatementRequest, context: Context) -> pb.GetStatementResponse:
         return await self.s.statements.get(
-            caller(), request.wallet, request.mint,
+            caller(),
+            request.wallet,
+            request.mint,
             to_micros(getattr(request, "from")) if request.HasField("from") else None,
             to_micros(request.to) if request.HasField("to") else None,
-        )  # fmt: skip
+        )
 
     async def StreamSettlements(
         self, request: pb.StreamSettlementsRequest, context: Context
@@ -355,11 +363,17 @@ def _tariff(version: TariffVersion) -> pb.Tariff:
 
 def _settlement(view: payouts.SettlementView) -> pb.Settlement:
     return pb.Settlement(
-        settlement_id=view.settlement_id, state=view.state.value, transactions=view.transactions,  # type: ignore[arg-type]
-        payouts=view.payouts, credits=view.credits, amount_base_units=view.amount, signatures=view.signatures,
-        created_at=from_micros(view.created_at_us), digest=view.digest,
+        settlement_id=view.settlement_id,
+        state=pb.SettlementState.ValueType(view.state.value),
+        transactions=view.transactions,
+        payouts=view.payouts,
+        credits=view.credits,
+        amount_base_units=view.amount,
+        signatures=view.signatures,
+        created_at=from_micros(view.created_at_us),
+        digest=view.digest,
         completed_at=from_micros(view.completed_at_us) if view.completed_at_us else None,
-    )  # fmt: skip
+    )
 
 
 def check_message(check: ledger.LedgerCheck) -> pb.CheckLedgerResponse:

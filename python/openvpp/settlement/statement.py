@@ -41,20 +41,34 @@ class _Totals:
 
     def message(self) -> pb.StatementBalance:
         return pb.StatementBalance(
-            credited_base_units=self.credited, paid_base_units=self.paid, redeemed_base_units=self.redeemed,
-            pending_base_units=self.credited - self.paid, held_base_units=self.paid - self.redeemed,
+            credited_base_units=self.credited,
+            paid_base_units=self.paid,
+            redeemed_base_units=self.redeemed,
+            pending_base_units=self.credited - self.paid,
+            held_base_units=self.paid - self.redeemed,
             carry=valuation.rational(self.carry),
-        )  # fmt: skip
+        )
 
 
 def credit_from_row(row: Any, conv: valuation.Conversion) -> pb.Credit:
     return pb.Credit(
-        credit_id=row.id, program_id=row.program_id, kind=row.kind, der_id=row.der_id, party=row.party,
-        wallet=row.wallet, mint=row.mint, amount_base_units=row.amount, seq_first=row.seq_first,
-        seq_last=row.seq_last, energy_wh=row.energy_wh, estimated_wh=row.estimated_wh, dr_event_id=row.dr_event_id,
+        credit_id=row.id,
+        program_id=row.program_id,
+        kind=row.kind,
+        der_id=row.der_id,
+        party=row.party,
+        wallet=row.wallet,
+        mint=row.mint,
+        amount_base_units=row.amount,
+        seq_first=row.seq_first,
+        seq_last=row.seq_last,
+        energy_wh=row.energy_wh,
+        estimated_wh=row.estimated_wh,
+        dr_event_id=row.dr_event_id,
         interval_start=from_micros(row.interval_start * 1_000_000),
-        interval_end=from_micros(row.interval_end * 1_000_000), **valuation.credit_fields(row, conv),
-    )  # fmt: skip
+        interval_end=from_micros(row.interval_end * 1_000_000),
+        **valuation.credit_fields(row, conv),
+    )
 
 
 class Statements:
@@ -127,20 +141,32 @@ class Statements:
             lines.append((x.created_at_us, 0, x.id, line))
         for x in inside_paid:
             payout = pb.Payout(
-                payout_id=x.id, settlement_id=x.settlement_id, wallet=x.wallet, mint=x.mint,
-                amount_base_units=x.amount, state=x.state, signature=x.signature or "", credits=x.credits,
-                created_at=from_micros(x.created_at_us), credit_ids=paid_credits.get(x.id, []),
-            )  # fmt: skip
+                payout_id=x.id,
+                settlement_id=x.settlement_id,
+                wallet=x.wallet,
+                mint=x.mint,
+                amount_base_units=x.amount,
+                state=x.state,
+                signature=x.signature or "",
+                credits=x.credits,
+                created_at=from_micros(x.created_at_us),
+                credit_ids=paid_credits.get(x.id, []),
+            )
             lines.append((x.updated_at_us, 1, x.id, pb.StatementLine(at=from_micros(x.updated_at_us), payout=payout)))
         for n, x in enumerate(inside_redeemed):
             line = pb.StatementLine(at=from_micros(x.updated_at_us), redemption=Redemption.from_row(x).message())
             lines.append((x.updated_at_us, 2, n, line))
         lines.sort(key=lambda t: t[:3])
         return pb.GetStatementResponse(
-            wallet=wallet, mint=mint, token_decimals=token.decimals, redemption_value_base_units=token.redemption_value,
-            stablecoin_decimals=coin_decimals, opening=opening.message(),
-            lines=[t[3] for t in lines], closing=closing.message(),
-        )  # fmt: skip
+            wallet=wallet,
+            mint=mint,
+            token_decimals=token.decimals,
+            redemption_value_base_units=token.redemption_value,
+            stablecoin_decimals=coin_decimals,
+            opening=opening.message(),
+            lines=[t[3] for t in lines],
+            closing=closing.message(),
+        )
 
 
 async def _credit_ids(conn: AsyncConnection, payout_ids: list[int]) -> dict[int, list[int]]:

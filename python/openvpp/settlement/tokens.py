@@ -88,10 +88,22 @@ class UseCaseToken:
     @classmethod
     def from_row(cls, row: Any, exts: tuple[str, ...] = ()) -> UseCaseToken:
         return cls(
-            row.mint, row.utility_namespace, row.program_id, row.name, row.symbol, row.uri, Unit(row.unit),
-            row.decimals, row.redemption_value, row.interest_rate_bps or 0, row.reserve_account,
-            row.stablecoin_mint, TokenState(row.state), row.created_at_us, exts,
-        )  # fmt: skip
+            row.mint,
+            row.utility_namespace,
+            row.program_id,
+            row.name,
+            row.symbol,
+            row.uri,
+            Unit(row.unit),
+            row.decimals,
+            row.redemption_value,
+            row.interest_rate_bps or 0,
+            row.reserve_account,
+            row.stablecoin_mint,
+            TokenState(row.state),
+            row.created_at_us,
+            exts,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +232,21 @@ class UseCaseTokens:
         mint, reserve = self._addresses(seed)
         recent = await self.chain.latest_blockhash()
         values = {
-            "mint": str(mint), "utility_namespace": program.utility_namespace, "program_id": spec.program_id,
-            "name": spec.name, "symbol": spec.symbol, "uri": spec.uri, "unit": spec.unit,
-            "decimals": spec.decimals, "redemption_value": spec.redemption_value,
-            "interest_rate_bps": spec.interest_rate_bps or None, "reserve_account": str(reserve),
-            "stablecoin_mint": str(self.stablecoin.mint), "state": TokenState.CREATING, "created_at_us": _now_us(),
-        }  # fmt: skip
+            "mint": str(mint),
+            "utility_namespace": program.utility_namespace,
+            "program_id": spec.program_id,
+            "name": spec.name,
+            "symbol": spec.symbol,
+            "uri": spec.uri,
+            "unit": spec.unit,
+            "decimals": spec.decimals,
+            "redemption_value": spec.redemption_value,
+            "interest_rate_bps": spec.interest_rate_bps or None,
+            "reserve_account": str(reserve),
+            "stablecoin_mint": str(self.stablecoin.mint),
+            "state": TokenState.CREATING,
+            "created_at_us": _now_us(),
+        }
         raw = await self._mint_transaction(seed, values, recent)
         async with self.db.write() as conn:
             await conn.execute(insert(schema.use_case_tokens).values(**values))
@@ -423,9 +444,14 @@ class UseCaseTokens:
         coin = self.stablecoin
         source = spl.ata(treasury.pubkey(), coin.mint, coin.program)
         move = spl.transfer(
-            coin.program, source, coin.mint, Pubkey.from_string(row.reserve_account), treasury.pubkey(), amount,
+            coin.program,
+            source,
+            coin.mint,
+            Pubkey.from_string(row.reserve_account),
+            treasury.pubkey(),
+            amount,
             coin.decimals,
-        )  # fmt: skip
+        )
         return spl.signed(
             [spl.memo(f"openvpp/reserve-fund/v1 {ref}"), move], self.keyring.fee_payer, [treasury], recent.blockhash
         )

@@ -215,8 +215,9 @@ def price_shares(
             order.append(g)
     for g in order:
         # Unit by unit, so the items run in the order the credits are listed.
-        chosen = sorted((k for k, p in enumerate(pieces) if p.energy and group_of[p.device] == g),
-                        key=lambda k: pieces[k].device)  # fmt: skip
+        chosen = sorted(
+            (k for k, p in enumerate(pieces) if p.energy and group_of[p.device] == g), key=lambda k: pieces[k].device
+        )
         if not chosen:
             continue
         owners: list[tuple[int, int]] = []

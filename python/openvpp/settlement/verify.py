@@ -72,6 +72,15 @@ async def verify_reserve(chain: Chain, mint: str) -> ReserveProof:
         if str(spl.token_mint(data)) != fields["stablecoin"]:
             problems.append(f"reserve account holds {spl.token_mint(data)}, not the stablecoin {fields['stablecoin']}")
     return ReserveProof(
-        mint, metadata.symbol, view.supply, view.decimals, int(fields["redemption_value"]), str(reserve_key), owner,
-        fields["stablecoin"], balance, tuple(extensions.name(c) for c in view.extensions), tuple(problems),
-    )  # fmt: skip
+        mint,
+        metadata.symbol,
+        view.supply,
+        view.decimals,
+        int(fields["redemption_value"]),
+        str(reserve_key),
+        owner,
+        fields["stablecoin"],
+        balance,
+        tuple(extensions.name(c) for c in view.extensions),
+        tuple(problems),
+    )

@@ -146,12 +146,16 @@ async def devices_with_vendor(conn: AsyncConnection, der_ids: Sequence[str]) -> 
     for i in range(0, len(der_ids), IN_CHUNK):
         query = (
             select(
-                devices.c.der_id, devices.c.name, devices.c.vendor_namespace, devices.c.status,
-                devices.c.status_reason, partners.c.status.label("vendor_status"),
+                devices.c.der_id,
+                devices.c.name,
+                devices.c.vendor_namespace,
+                devices.c.status,
+                devices.c.status_reason,
+                partners.c.status.label("vendor_status"),
             )
             .select_from(devices.outerjoin(partners, partners.c.namespace == devices.c.vendor_namespace))
             .where(devices.c.der_id.in_(der_ids[i : i + IN_CHUNK]))
-        )  # fmt: skip
+        )
         found.extend((await conn.execute(query)).all())
     return found
 
@@ -170,11 +174,21 @@ async def route_rows(conn: AsyncConnection, der_ids: Sequence[str]) -> list[Row[
         )
         query = (
             select(
-                enrollments.c.der_id, enrollments.c.program_id, enrollments.c.consent_expires_at_us,
-                programs.c.kind.label("program_kind"), programs.c.route_ttl_seconds, programs.c.utility_namespace,
-                utility.c.status.label("utility_status"), program_endpoints.c.endpoint_id,
-                program_endpoints.c.priority, program_endpoints.c.weight, endpoints.c.url, endpoints.c.protocol,
-                endpoints.c.tls_server_name, endpoints.c.auth_mode, endpoints.c.state.label("endpoint_state"),
+                enrollments.c.der_id,
+                enrollments.c.program_id,
+                enrollments.c.consent_expires_at_us,
+                programs.c.kind.label("program_kind"),
+                programs.c.route_ttl_seconds,
+                programs.c.utility_namespace,
+                utility.c.status.label("utility_status"),
+                program_endpoints.c.endpoint_id,
+                program_endpoints.c.priority,
+                program_endpoints.c.weight,
+                endpoints.c.url,
+                endpoints.c.protocol,
+                endpoints.c.tls_server_name,
+                endpoints.c.auth_mode,
+                endpoints.c.state.label("endpoint_state"),
                 endpoints.c.probe,
             )
             .select_from(joined)
@@ -183,7 +197,7 @@ async def route_rows(conn: AsyncConnection, der_ids: Sequence[str]) -> list[Row[
                 enrollments.c.status == pb.ENROLLMENT_STATUS_ACTIVE,
             )
             .order_by(enrollments.c.der_id, program_endpoints.c.priority, program_endpoints.c.endpoint_id)
-        )  # fmt: skip
+        )
         found.extend((await conn.execute(query)).all())
     return found
 

@@ -85,9 +85,11 @@ def downgrade() -> None:
     bind = op.get_bind()
     # The digest has no portable SQL spelling (SQLite lacks SHA-256), so rows are copied through Python.
     rows = bind.execute(
-        sa.text(f"SELECT d.der_id, {', '.join('r.' + c.strip() for c in _SHARED.split(','))} "
-                "FROM readings r JOIN devices d ON d.registered_seq = r.device ORDER BY r.device, r.seq")
-    )  # fmt: skip
+        sa.text(
+            f"SELECT d.der_id, {', '.join('r.' + c.strip() for c in _SHARED.split(','))} "
+            "FROM readings r JOIN devices d ON d.registered_seq = r.device ORDER BY r.device, r.seq"
+        )
+    )
     while chunk := rows.fetchmany(_COPY_ROWS):
         bind.execute(
             table.insert(), [{**row._mapping, "digest": hashlib.sha256(row.payload).digest()} for row in chunk]
