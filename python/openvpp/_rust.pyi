@@ -2,11 +2,84 @@
 # mypy.stubtest in `make lint`. Import through openvpp.native, never directly.
 
 from collections.abc import Sequence
-from typing import Any
+from typing import final
 
 __version__: str
+LAYOUT_DIGEST: str
 
-_Columns = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
+@final
+class ReadingOutcomes:
+    """A batch's outcomes column by column; `devices` is the device table after."""
+
+    @property
+    def verdicts(self) -> bytes: ...
+    @property
+    def flags(self) -> bytes: ...
+    @property
+    def device(self) -> bytes: ...
+    @property
+    def import_wh(self) -> bytes: ...
+    @property
+    def export_wh(self) -> bytes: ...
+    @property
+    def covered_from(self) -> bytes: ...
+    @property
+    def missing(self) -> bytes: ...
+    @property
+    def devices(self) -> bytes: ...
+
+# Storage rows in `_layout.READING_ROW` order: device, seq, interval_end,
+# covered_from, import_wh, export_wh, flags, missing, payload, signature,
+# chain_hash, received_at_us, batch_id.
+ReadingRow = tuple[int, int, int, int, int, int, int, int, bytes, bytes, bytes, int, int]
+# `_layout.STATE_ROW` values: has_baseline, last_seq, last_interval_end,
+# import_wh, export_wh, head_hash, stored, updated_at_us.
+_State = tuple[int, int, int, int, int, bytes, int, int]
+# The values, then der_id and the stored count they were read with.
+StateUpdate = tuple[int, int, int, int, int, bytes, int, int, str, int]
+# der_id, then the values.
+StateInsert = tuple[str, int, int, int, int, int, bytes, int, int]
+# (index in the device table, packed state, chain head, stored count).
+ChangedDevice = tuple[int, bytes, bytes, int]
+
+@final
+class StagedRows:
+    @property
+    def readings(self) -> list[ReadingRow]: ...
+    @property
+    def updates(self) -> list[StateUpdate]: ...
+    @property
+    def inserts(self) -> list[StateInsert]: ...
+    @property
+    def changed(self) -> list[ChangedDevice]: ...
+
+@final
+class PricedColumns:
+    """Verdict codes, amounts (u64 LE), exact values (u128 LE), carries after (u128 LE)."""
+
+    @property
+    def verdicts(self) -> bytes: ...
+    @property
+    def amounts(self) -> bytes: ...
+    @property
+    def values(self) -> bytes: ...
+    @property
+    def carries(self) -> bytes: ...
+
+@final
+class BuiltSettlement:
+    @property
+    def transactions(self) -> list[bytes]: ...
+    @property
+    def signatures(self) -> bytes: ...
+    @property
+    def netted(self) -> bytes: ...
+    @property
+    def verdicts(self) -> bytes: ...
+    @property
+    def netted_index(self) -> bytes: ...
+    @property
+    def digest(self) -> bytes: ...
 
 def verify_ed25519_batch(
     domain: bytes,
@@ -24,7 +97,7 @@ def verify_readings(
     now: int,
     max_future_skew_s: int,
     max_age_s: int,
-) -> _Columns: ...
+) -> ReadingOutcomes: ...
 def apply_reading_rules(
     payloads: bytes,
     signature_ok: bytes,
@@ -33,8 +106,8 @@ def apply_reading_rules(
     now: int,
     max_future_skew_s: int,
     max_age_s: int,
-) -> _Columns: ...
-def price_energy(items: bytes, segments: bytes, carries: bytes, divisor: int) -> tuple[bytes, bytes, bytes, bytes]: ...
+) -> ReadingOutcomes: ...
+def price_energy(items: bytes, segments: bytes, carries: bytes, divisor: int) -> PricedColumns: ...
 def build_settlement(
     intents: bytes,
     mints: bytes,
@@ -50,7 +123,7 @@ def build_settlement(
     memo: bytes | None = None,
     memo_index_base: int = 0,
     batch_payments: bool = True,
-) -> tuple[list[bytes], bytes, bytes, bytes, bytes, bytes]: ...
+) -> BuiltSettlement: ...
 def clear_key_cache() -> None: ...
 def encode_payout_events(
     settlement_id: str, rows: list[tuple[int, str, str, str, int, int, int, str, int, list[int]]]
@@ -62,7 +135,7 @@ def sign_readings(seeds: bytes, payloads: bytes) -> bytes: ...
 def stage_readings(
     payloads: bytes,
     signatures: bytes,
-    results: _Columns,
+    results: ReadingOutcomes,
     before: bytes,
     heads: bytes,
     stored: list[int],
@@ -71,9 +144,7 @@ def stage_readings(
     numbers: list[int],
     batch_id: int,
     now_us: int,
-) -> tuple[
-    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[int, bytes, bytes, int]]
-]: ...
+) -> StagedRows: ...
 
 _Instruction = tuple[bytes, list[tuple[bytes, bool, bool]], bytes]
 _Metadata = tuple[bytes | None, bytes, str, str, str, list[tuple[str, str]]]

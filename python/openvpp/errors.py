@@ -78,3 +78,7 @@ class Aborted(OpenVPPError):
 
 class Unavailable(OpenVPPError):
     """A dependency is temporarily unreachable; the call may be retried."""
+
+
+class Internal(OpenVPPError):
+    """A bug on the server's side (an invariant of the native core failed): never the client's fault."""

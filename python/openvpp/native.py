@@ -1,35 +1,39 @@
-"""Typed façade over the Rust extension; the only module that imports it."""
+"""Typed façade over the Rust extension; the only module that imports it.
+
+The packed layouts and code tables come from the core, through the generated
+`openvpp._layout`; none is re-typed here.
+"""
 
 from __future__ import annotations
 
-import enum
-import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
 
 from opentelemetry import trace
 
-from openvpp import _rust
+from openvpp import _layout, _rust
 from openvpp.errors import InvalidArgument
+
+if _rust.LAYOUT_DIGEST != _layout.DIGEST:
+    # A stale build would pack and unpack records at the wrong offsets.
+    raise ImportError(
+        "openvpp._rust was built from other layouts than openvpp._layout describes; rebuild it (make build)"
+    )
+
+# The core's code tables, re-exported: callers import them from here.
+SignatureVerdict = _layout.SignatureVerdict
+ReadingVerdict = _layout.ReadingVerdict
+ReadingFlag = _layout.ReadingFlag
+PriceVerdict = _layout.PriceVerdict
+SettlementVerdict = _layout.SettlementVerdict
+TokenProgram = _layout.TokenProgram
+PaymentMode = _layout.PaymentMode
 
 PUBLIC_KEY_LEN = 32
 SIGNATURE_LEN = 64
 
 _tracer = trace.get_tracer("openvpp.native")
-# A batch's outcomes as the Rust core returns them (see ReadingResults).
-Columns = tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes]
-
-
-class SignatureVerdict(enum.IntEnum):
-    """Mirror of `openvpp_core::signature::Verdict`; the codes are shared."""
-
-    VALID = 0
-    BAD_SIGNATURE = 1
-    MALFORMED_PUBLIC_KEY = 2
-    WEAK_PUBLIC_KEY = 3
-    NON_CANONICAL_SIGNATURE = 4
 
 
 def clear_key_cache() -> None:
@@ -79,35 +83,15 @@ def verify_ed25519(domain: bytes, items: Sequence[SignedItem], *, threads: int =
 
 # -- readings -------------------------------------------------------------------
 
-READING_LEN = 72
-DEVICE_STATE_LEN = 88
-STORED_READING_LEN = 72
+READING = _layout.READING
+READING_LEN = READING.size
+DEVICE_STATE = _layout.DEVICE_STATE
+DEVICE_STATE_LEN = DEVICE_STATE.size
+DEVICE_STATE_OFFSETS = _layout.DEVICE_STATE_OFFSETS
+READING_OFFSETS = _layout.READING_OFFSETS
+STORED = _layout.STORED
+STORED_READING_LEN = STORED.size
 READING_DOMAIN = b"openvpp/reading/v1"
-DEVICE_STATE = struct.Struct("<32sBB6xQqQQQQ")
-
-
-class ReadingVerdict(enum.IntEnum):
-    """Mirror of `openvpp_core::readings::Verdict`; the codes are shared."""
-
-    ACCEPTED = 0
-    DUPLICATE = 1
-    CONFLICT = 2
-    BAD_SIGNATURE = 3
-    UNKNOWN_DEVICE = 4
-    DEVICE_NOT_ACTIVE = 5
-    SEQ_GAP = 6
-    OUT_OF_ORDER = 7
-    COUNTER_DECREASED = 8
-    BEYOND_CAPABILITY = 9
-    OUTSIDE_SKEW = 10
-    INVALID_INTERVAL = 11
-    RESERVED_FLAGS = 12
-
-
-class ReadingFlag(enum.IntFlag):
-    ESTIMATED = 1
-    BASELINE = 2
-    GAP = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +123,7 @@ class DeviceState:
 
     @classmethod
     def unpack_all(cls, packed: bytes) -> list[DeviceState]:
-        return [
-            cls(key, bool(active), bool(base), *rest) for key, active, base, *rest in DEVICE_STATE.iter_unpack(packed)
-        ]
+        return [cls(*fields) for fields in DEVICE_STATE.iter_unpack(packed)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,21 +139,20 @@ class ReadingResults:
     missing: memoryview
     devices: bytes
     # As the Rust core returned them, for stage_readings.
-    columns: Columns
+    native: _rust.ReadingOutcomes
 
     @classmethod
-    def from_columns(cls, columns: Columns) -> ReadingResults:
-        verdicts, flags, device, imp, exp, covered, missing, devices = columns
+    def of(cls, out: _rust.ReadingOutcomes) -> ReadingResults:
         return cls(
-            verdicts,
-            flags,
-            memoryview(device).cast("I"),
-            memoryview(imp).cast("Q"),
-            memoryview(exp).cast("Q"),
-            memoryview(covered).cast("q"),
-            memoryview(missing).cast("Q"),
-            devices,
-            columns,
+            out.verdicts,
+            out.flags,
+            memoryview(out.device).cast("I"),
+            memoryview(out.import_wh).cast("Q"),
+            memoryview(out.export_wh).cast("Q"),
+            memoryview(out.covered_from).cast("q"),
+            memoryview(out.missing).cast("Q"),
+            out.devices,
+            out,
         )
 
     def verdict(self, i: int) -> ReadingVerdict:
@@ -215,17 +196,12 @@ def reading_keys(payloads: bytes) -> dict[bytes, int]:
     return {keys[i * 32 : i * 32 + 32]: low[i] for i in range(len(low))}
 
 
-@dataclass(frozen=True, slots=True)
-class StagedBatch:
-    """What storing a batch writes: readings rows (the ingest column order),
-    state updates (values, then der_id and the stored count they were read
-    with), state inserts (der_id, then values), and each changed device as
-    (index in the table, packed state, chain head, stored count)."""
-
-    readings: list[tuple[Any, ...]]
-    updates: list[tuple[Any, ...]]
-    inserts: list[tuple[Any, ...]]
-    changed: list[tuple[int, bytes, bytes, int]]
+# What storing a batch writes: rows in `READING_ROW` order, state updates
+# (`STATE_ROW` values, der_id, stored count read), inserts (der_id, values)
+# and the changed devices (see `_rust.StagedRows`).
+StagedBatch = _rust.StagedRows
+READING_ROW = _layout.READING_ROW
+STATE_ROW = _layout.STATE_ROW
 
 
 def stage_readings(
@@ -244,7 +220,7 @@ def stage_readings(
         staged = _rust.stage_readings(
             payloads,
             signatures,
-            results.columns,
+            results.native,
             table.packed,
             table.heads,
             table.stored,
@@ -255,7 +231,7 @@ def stage_readings(
             now_us,
         )
         span.set_attribute("openvpp.batch.size", len(results.verdicts))
-    return StagedBatch(*staged)
+    return staged
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,9 +289,9 @@ def apply_reading_rules(
     )
 
 
-def _traced_readings(span_name: str, call: Callable[[], Columns]) -> ReadingResults:
+def _traced_readings(span_name: str, call: Callable[[], _rust.ReadingOutcomes]) -> ReadingResults:
     with _tracer.start_as_current_span(span_name) as span:
-        results = ReadingResults.from_columns(call())
+        results = ReadingResults.of(call())
         span.set_attribute("openvpp.batch.size", len(results.verdicts))
         span.set_attribute("openvpp.batch.rejected", len(results.verdicts) - results.accepted)
     return results
@@ -323,18 +299,9 @@ def _traced_readings(span_name: str, call: Callable[[], Columns]) -> ReadingResu
 
 # -- pricing --------------------------------------------------------------------
 
-_PRICE_ITEM = struct.Struct("<I4xqqQ")
-_SEGMENT = struct.Struct("<qqQ")
+_PRICE_ITEM = _layout.PRICE_ITEM
+_SEGMENT = _layout.PRICE_SEGMENT
 DAY_SECONDS = 86_400
-
-
-class PriceVerdict(enum.IntEnum):
-    """Mirror of `openvpp_core::pricing::Verdict`."""
-
-    PRICED = 0
-    NO_PRICE = 1
-    INVALID_ITEM = 2
-    OVERFLOW = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,48 +355,26 @@ def price_energy(items: bytes, segments: bytes, carries: Sequence[int], divisor:
     """
     packed_carries = b"".join(c.to_bytes(16, "little") for c in carries)
     with _tracer.start_as_current_span("native.price_energy") as span:
-        verdicts, amounts, values, out_carries = _rust.price_energy(items, segments, packed_carries, divisor)
-        span.set_attribute("openvpp.batch.size", len(verdicts))
-        span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(PriceVerdict.PRICED))
+        out = _rust.price_energy(items, segments, packed_carries, divisor)
+        span.set_attribute("openvpp.batch.size", len(out.verdicts))
+        span.set_attribute("openvpp.batch.rejected", len(out.verdicts) - out.verdicts.count(PriceVerdict.PRICED))
     return PricedBatch(
-        verdicts,
-        memoryview(amounts).cast("Q"),
-        _u128s(values),
-        _u128s(out_carries),
+        out.verdicts,
+        memoryview(out.amounts).cast("Q"),
+        _u128s(out.values),
+        _u128s(out.carries),
         DAY_SECONDS * 1000 * divisor,
     )
 
 
 # -- settlement building --------------------------------------------------------
 
-INTENT_LEN = 80
-MINT_INFO_LEN = 72
+_INTENT = _layout.INTENT
+_MINT_INFO = _layout.MINT_INFO
+_NETTED = _layout.NETTED
+INTENT_LEN = _INTENT.size
+MINT_INFO_LEN = _MINT_INFO.size
 MAX_TRANSACTION_SIZE = 1232
-_INTENT = struct.Struct("<32s32sQ?7x")
-_MINT_INFO = struct.Struct("<32sBBB5x32s")
-_NETTED = struct.Struct("<32s32sQ?3xI")
-
-
-class TokenProgram(enum.IntEnum):
-    TOKEN = 0
-    TOKEN_2022 = 1
-
-
-class PaymentMode(enum.IntEnum):
-    """TRANSFER pays from a reserve account; MINT_TO mints as mint authority."""
-
-    TRANSFER = 0
-    MINT_TO = 1
-
-
-class SettlementVerdict(enum.IntEnum):
-    """Mirror of `openvpp_core::settlement::Verdict`."""
-
-    INCLUDED = 0
-    UNKNOWN_MINT = 1
-    NOTHING_TO_PAY = 2
-    OVERFLOW = 3
-    TOO_LARGE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +475,7 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
     `payer` and `authority` are 64-byte Solana keypairs (secret || public).
     """
     with _tracer.start_as_current_span("native.build_settlement") as span:
-        txs, sigs, netted, verdicts, index, digest = _rust.build_settlement(
+        built = _rust.build_settlement(
             intents,
             mints,
             params.payer,
@@ -546,10 +491,18 @@ def build_settlement(intents: bytes, mints: bytes, params: SettlementParams) -> 
             params.memo_index_base,
             params.batch_payments,
         )
+        verdicts = built.verdicts
         span.set_attribute("openvpp.batch.size", len(verdicts))
         span.set_attribute("openvpp.batch.rejected", len(verdicts) - verdicts.count(SettlementVerdict.INCLUDED))
-        span.set_attribute("openvpp.batch.transactions", len(txs))
-    return SettlementBatch(txs, sigs, netted, verdicts, memoryview(index).cast("I"), digest)
+        span.set_attribute("openvpp.batch.transactions", len(built.transactions))
+    return SettlementBatch(
+        built.transactions,
+        built.signatures,
+        built.netted,
+        verdicts,
+        memoryview(built.netted_index).cast("I"),
+        built.digest,
+    )
 
 
 # (payout id, program, wallet, mint, amount, credits, state, signature, created at µs)

@@ -1,15 +1,16 @@
 """Plain-Python reference of the reading rules (rust/openvpp-core/src/readings.rs).
 
-Written from DESIGN.md's layout and the rule list, one reading at a time, with
-Python integers: obviously right rather than fast.
+Written from DESIGN.md's rule list, one reading at a time, with Python
+integers: obviously right rather than fast. The packed layouts are the core's
+own (`openvpp._layout`); test_layout pins the payload's to DESIGN.md.
 """
 
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass, replace
 
+from openvpp._layout import DEVICE_STATE, READING
 from tests.reference import ed25519
 
 DOMAIN = b"openvpp/reading/v1"
@@ -43,12 +44,11 @@ class Reading:
 
     @classmethod
     def decode(cls, payload: bytes) -> Reading:
-        seq, end, length, imp, exp, flags = struct.unpack("<QqIQQI", payload[32:])
-        return cls(payload[:32], seq, end, length, imp, exp, flags)
+        return cls(*READING.unpack(payload))
 
     def encode(self) -> bytes:
-        return self.key + struct.pack(
-            "<QqIQQI", self.seq, self.interval_end, self.interval_len, self.import_wh, self.export_wh, self.flags
+        return READING.pack(
+            self.key, self.seq, self.interval_end, self.interval_len, self.import_wh, self.export_wh, self.flags
         )
 
 
@@ -65,8 +65,8 @@ class Device:
     max_export_w: int = 0
 
     def encode(self) -> bytes:
-        return self.key + struct.pack(
-            "<BB6xQqQQQQ",
+        return DEVICE_STATE.pack(
+            self.key,
             self.active,
             self.has_baseline,
             self.last_seq,
@@ -79,8 +79,7 @@ class Device:
 
     @classmethod
     def decode(cls, data: bytes) -> Device:
-        active, base, seq, end, imp, exp, mi, me = struct.unpack("<BB6xQqQQQQ", data[32:88])
-        return cls(data[:32], bool(active), bool(base), seq, end, imp, exp, mi, me)
+        return cls(*DEVICE_STATE.unpack(data[: DEVICE_STATE.size]))
 
 
 @dataclass(frozen=True)

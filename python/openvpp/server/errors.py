@@ -23,6 +23,7 @@ STATUS_BY_ERROR: dict[type[errors.OpenVPPError], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Aborted: grpc.StatusCode.ABORTED,
+    errors.Internal: grpc.StatusCode.INTERNAL,
 }
 
 

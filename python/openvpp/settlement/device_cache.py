@@ -32,6 +32,10 @@ GENESIS = bytes(32)
 RESYNC_LIMIT = 10_000
 
 
+_HAS_BASELINE = native.DEVICE_STATE_OFFSETS["has_baseline"]
+_LAST_SEQ = native.DEVICE_STATE_OFFSETS["last_seq"]
+
+
 class StaleState(Exception):
     """A guarded state write missed: someone else wrote the device's state."""
 
@@ -51,11 +55,11 @@ class Held:
 
     @property
     def has_baseline(self) -> bool:
-        return bool(self.packed[33])
+        return bool(self.packed[_HAS_BASELINE])
 
     @property
     def last_seq(self) -> int:
-        return int.from_bytes(self.packed[40:48], "little")
+        return int.from_bytes(self.packed[_LAST_SEQ : _LAST_SEQ + 8], "little")
 
 
 class DeviceCache:

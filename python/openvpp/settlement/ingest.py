@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import functools
 import hashlib
-import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -33,35 +32,19 @@ from openvpp.store import schema
 from openvpp.store.database import Database, execute_rows, insert_rows
 from openvpp.v1 import settlement_pb2
 
-_STORED = struct.Struct("<32sQ32s")
+_STORED = native.STORED
 ACCEPTING = (native.ReadingVerdict.ACCEPTED, native.ReadingVerdict.SEQ_GAP)
-_STATE_COLUMNS = (
-    "has_baseline",
-    "last_seq",
-    "last_interval_end",
-    "import_wh",
-    "export_wh",
-    "head_hash",
-    "stored",
-    "updated_at_us",
+# The core's verdict codes start at 0 (accepted) while the proto enum keeps 0
+# for UNSPECIFIED: a `bytes.translate` table built by name, so a renumbering on
+# either side cannot pass silently (test_native_codes checks both sides).
+PROTO_VERDICTS = bytes(
+    settlement_pb2.ReadingVerdict.Value("READING_VERDICT_" + native.ReadingVerdict(code).name)
+    if code in native.ReadingVerdict._value2member_map_
+    else settlement_pb2.READING_VERDICT_UNSPECIFIED
+    for code in range(256)
 )
 # A batch whose device states another writer changed is retried from the database this often.
 _ATTEMPTS = 3
-_COLUMNS = (
-    "device",
-    "seq",
-    "interval_end",
-    "covered_from",
-    "import_wh",
-    "export_wh",
-    "flags",
-    "missing",
-    "payload",
-    "signature",
-    "chain_hash",
-    "received_at_us",
-    "batch_id",
-)
 
 
 def chain_hash(previous: bytes, payload: bytes, signature: bytes) -> bytes:
@@ -355,14 +338,14 @@ class Ingestor:
         staged = native.stage_readings(
             verified.payloads, verified.signatures, results, table, batch_id=batch_id, now_us=time.time_ns() // 1000
         )
-        await insert_rows(conn, schema.readings, _COLUMNS, staged.readings)
+        await insert_rows(conn, schema.readings, native.READING_ROW, staged.readings)
         if staged.updates:
-            sets = ", ".join(f"{c} = ?" for c in _STATE_COLUMNS)
+            sets = ", ".join(f"{c} = ?" for c in native.STATE_ROW)
             sql = f"UPDATE reading_devices SET {sets} WHERE der_id = ? AND stored = ?"
             changed_rows = await execute_rows(conn, sql, staged.updates)
             if changed_rows != len(staged.updates):
                 raise StaleState(f"{len(staged.updates) - changed_rows} device states changed underneath")
-        await insert_rows(conn, schema.reading_devices, ("der_id", *_STATE_COLUMNS), staged.inserts)
+        await insert_rows(conn, schema.reading_devices, ("der_id", *native.STATE_ROW), staged.inserts)
         return {
             packed[:32]: Held(d.vendor, d.der_id, d.number, packed, head, stored, True, d.utilities)
             for i, packed, head, stored in staged.changed

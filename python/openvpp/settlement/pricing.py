@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -44,7 +43,7 @@ from openvpp.v1 import settlement_pb2 as pb
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("openvpp.settlement")
-_LEN = struct.Struct("<I")
+_INTERVAL_LEN = native.READING_OFFSETS["interval_len"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +62,7 @@ def pieces_of(device: int, row: Any) -> list[Piece]:
     energy = row.export_wh
     if not row.missing:
         return [Piece(device, row.seq, row.covered_from, row.interval_end, energy, False)]
-    (length,) = _LEN.unpack_from(row.payload, 48)
+    length = int.from_bytes(row.payload[_INTERVAL_LEN : _INTERVAL_LEN + 4], "little")
     bounds = list(range(row.interval_end, row.covered_from, -length))[::-1]
     starts = [row.covered_from, *bounds[:-1]]
     total = row.interval_end - row.covered_from

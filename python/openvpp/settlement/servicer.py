@@ -15,7 +15,7 @@ from openvpp.kernel.timestamps import from_micros, to_micros
 from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
 from openvpp.settlement import dr, ledger, payouts
-from openvpp.settlement.ingest import BatchOutcome, Ingestor
+from openvpp.settlement.ingest import PROTO_VERDICTS, BatchOutcome, Ingestor
 from openvpp.settlement.oracles import TariffVersion
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.redemption import Redemption
@@ -67,10 +67,6 @@ def reserve_message(view: ReserveView) -> pb.Reserve:
 
 def redemption_message(r: Redemption) -> pb.Redemption:
     return r.message()
-
-
-# Rust verdict codes start at 0 (accepted); the proto enum keeps 0 for UNSPECIFIED.
-_TO_PROTO_VERDICT = bytes((code + 1) % 256 for code in range(256))
 
 
 class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
@@ -148,7 +144,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             return pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
         return pb.SubmitReadingsResponse(
             batch_id=request.batch_id,
-            verdicts=outcome.verdicts.translate(_TO_PROTO_VERDICT),
+            verdicts=outcome.verdicts.translate(PROTO_VERDICTS),
             flags=outcome.flags,
             accepted=outcome.accepted,
             rejected=outcome.rejected,

@@ -73,6 +73,38 @@ READING_VERDICT_INVALID_INTERVAL: ReadingVerdict.ValueType  # 12
 READING_VERDICT_RESERVED_FLAGS: ReadingVerdict.ValueType  # 13
 Global___ReadingVerdict: _TypeAlias = ReadingVerdict  # noqa: Y015
 
+class _ReadingFlag:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReadingFlagEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReadingFlag.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    READING_FLAG_NONE: _ReadingFlag.ValueType  # 0
+    READING_FLAG_ESTIMATED: _ReadingFlag.ValueType  # 1
+    """The device marked the reading as estimated (payload flags bit 0)."""
+    READING_FLAG_BASELINE: _ReadingFlag.ValueType  # 2
+    """The device's first accepted reading: it sets the counters' baseline and
+    its own interval energy is unknown (reported as zero).
+    """
+    READING_FLAG_GAP: _ReadingFlag.ValueType  # 4
+    """Readings are missing before this one; its energy covers the gap too."""
+
+class ReadingFlag(_ReadingFlag, metaclass=_ReadingFlagEnumTypeWrapper):
+    """The bits of SubmitReadingsResponse.flags, one byte per reading; a byte may
+    combine several. Never sent as an enum field: it names the bits.
+    """
+
+READING_FLAG_NONE: ReadingFlag.ValueType  # 0
+READING_FLAG_ESTIMATED: ReadingFlag.ValueType  # 1
+"""The device marked the reading as estimated (payload flags bit 0)."""
+READING_FLAG_BASELINE: ReadingFlag.ValueType  # 2
+"""The device's first accepted reading: it sets the counters' baseline and
+its own interval energy is unknown (reported as zero).
+"""
+READING_FLAG_GAP: ReadingFlag.ValueType  # 4
+"""Readings are missing before this one; its energy covers the gap too."""
+Global___ReadingFlag: _TypeAlias = ReadingFlag  # noqa: Y015
+
 class _TokenUnit:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -308,8 +340,8 @@ class SubmitReadingsResponse(_message.Message):
     verdicts: _builtins.bytes
     """One ReadingVerdict value per reading, in request order."""
     flags: _builtins.bytes
-    """Per reading: bit 0 estimated, bit 1 baseline (first reading of a device),
-    bit 2 follows a gap.
+    """Per reading, the ReadingFlag bits: 1 estimated, 2 baseline (first
+    reading of a device), 4 follows a gap.
     """
     accepted: _builtins.int
     rejected: _builtins.int

@@ -3,68 +3,20 @@
 //! tens of thousands of messages a second that the Python protobuf runtime
 //! builds at a tenth of a settlement's time.
 //!
-//! The structs mirror `openvpp.v1.Payout` and the payout arms of
-//! `openvpp.v1.SettlementEvent` field for field (same numbers, same types);
+//! The messages are the prost types generated from `proto/` (`crate::pb`);
 //! the Python tests parse what this writes with the generated classes and
 //! compare it with messages built there. Cursor and time are not part of a
 //! stored body: the log sets them as it is read.
 
 use prost::Message;
+use prost_types::Timestamp;
 
-#[derive(Clone, PartialEq, Message)]
-pub struct Timestamp {
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct Payout {
-    #[prost(uint64, tag = "1")]
-    pub payout_id: u64,
-    #[prost(string, tag = "2")]
-    pub settlement_id: String,
-    #[prost(string, tag = "3")]
-    pub wallet: String,
-    #[prost(string, tag = "4")]
-    pub mint: String,
-    #[prost(uint64, tag = "5")]
-    pub amount_base_units: u64,
-    #[prost(int32, tag = "6")]
-    pub state: i32,
-    #[prost(string, tag = "7")]
-    pub signature: String,
-    #[prost(uint32, tag = "8")]
-    pub credits: u32,
-    #[prost(message, optional, tag = "9")]
-    pub created_at: Option<Timestamp>,
-    #[prost(uint64, repeated, tag = "10")]
-    pub credit_ids: Vec<u64>,
-}
-
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub enum PayoutArm {
-    #[prost(message, tag = "6")]
-    Sent(Payout),
-    #[prost(message, tag = "7")]
-    Confirmed(Payout),
-    #[prost(message, tag = "8")]
-    Failed(Payout),
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct PayoutEvent {
-    #[prost(string, tag = "3")]
-    pub program_id: String,
-    #[prost(oneof = "PayoutArm", tags = "6, 7, 8")]
-    pub event: Option<PayoutArm>,
-}
+use crate::pb::openvpp::v1::{settlement_event::Event, Payout, PayoutState, SettlementEvent};
 
 /// `openvpp.v1.PayoutState`: the state also names the event's arm.
-pub const SENT: i32 = 1;
-pub const CONFIRMED: i32 = 2;
-pub const FAILED: i32 = 3;
+pub const SENT: i32 = PayoutState::Sent as i32;
+pub const CONFIRMED: i32 = PayoutState::Confirmed as i32;
+pub const FAILED: i32 = PayoutState::Failed as i32;
 
 /// One payout as the log describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,16 +60,18 @@ pub fn encode_payout_events(settlement_id: &str, rows: Vec<PayoutRow>) -> Result
                 credit_ids: row.credit_ids,
             };
             let arm = match row.state {
-                SENT => PayoutArm::Sent(payout),
-                CONFIRMED => PayoutArm::Confirmed(payout),
-                FAILED => PayoutArm::Failed(payout),
+                SENT => Event::PayoutSent(payout),
+                CONFIRMED => Event::PayoutConfirmed(payout),
+                FAILED => Event::PayoutFailed(payout),
                 other => {
                     return Err(crate::Error::MalformedBatch(format!(
                         "payout row {i}: state {other} has no event"
                     )))
                 }
             };
-            Ok(PayoutEvent { program_id: row.program_id, event: Some(arm) }.encode_to_vec())
+            let event =
+                SettlementEvent { program_id: row.program_id, event: Some(arm), ..Default::default() };
+            Ok(event.encode_to_vec())
         })
         .collect()
 }
@@ -145,11 +99,11 @@ mod tests {
     fn each_state_takes_its_own_arm_and_round_trips() {
         let out = encode_payout_events("s-1", vec![row(SENT, ""), row(CONFIRMED, "sig"), row(FAILED, "sig")])
             .expect("valid states");
-        let decoded: Vec<PayoutEvent> =
-            out.iter().map(|b| PayoutEvent::decode(b.as_slice()).expect("decodes")).collect();
-        assert!(matches!(decoded[0].event, Some(PayoutArm::Sent(_))));
-        assert!(matches!(decoded[1].event, Some(PayoutArm::Confirmed(_))));
-        let Some(PayoutArm::Failed(p)) = &decoded[2].event else { panic!("failed arm") };
+        let decoded: Vec<SettlementEvent> =
+            out.iter().map(|b| SettlementEvent::decode(b.as_slice()).expect("decodes")).collect();
+        assert!(matches!(decoded[0].event, Some(Event::PayoutSent(_))));
+        assert!(matches!(decoded[1].event, Some(Event::PayoutConfirmed(_))));
+        let Some(Event::PayoutFailed(p)) = &decoded[2].event else { panic!("failed arm") };
         assert_eq!(p.settlement_id, "s-1");
         assert_eq!(p.signature, "sig");
         assert_eq!(p.created_at, Some(Timestamp { seconds: 1_700_000_000, nanos: 123_456_000 }));

@@ -2,6 +2,8 @@
 //! `openvpp-py` crate converts, releases the GIL and maps errors.
 
 pub mod events;
+pub mod layout;
+pub mod pb;
 pub mod pricing;
 pub mod readings;
 pub mod settlement;
@@ -19,6 +21,9 @@ pub enum Error {
     Unavailable(String),
     /// Checked arithmetic would have overflowed: the inputs are out of range.
     Overflow(String),
+    /// An invariant of this crate failed (a bug, not bad input): callers
+    /// report it as an internal error, never as the client's fault.
+    Internal(String),
 }
 
 impl std::fmt::Display for Error {
@@ -27,6 +32,7 @@ impl std::fmt::Display for Error {
             Error::MalformedBatch(why) => write!(f, "malformed batch: {why}"),
             Error::Unavailable(why) => write!(f, "unavailable: {why}"),
             Error::Overflow(what) => write!(f, "arithmetic overflow in {what}"),
+            Error::Internal(why) => write!(f, "internal error: {why}"),
         }
     }
 }

@@ -455,15 +455,17 @@ pub fn sign(seeds: &[u8], payloads: &[u8]) -> Result<Vec<u8>, Error> {
     let keys: HashMap<[u8; 32], SigningKey, RandomState> = seeds
         .par_chunks_exact(32)
         .map(|seed| {
-            let key = SigningKey::from_bytes(seed.try_into().expect("32-byte chunk"));
-            (key.verifying_key().to_bytes(), key)
+            let seed: &[u8; 32] = seed.try_into().map_err(|_| Error::Internal("seed chunk".into()))?;
+            let key = SigningKey::from_bytes(seed);
+            Ok((key.verifying_key().to_bytes(), key))
         })
-        .collect();
+        .collect::<Result<_, Error>>()?;
     let signed: Vec<[u8; SIGNATURE_LEN]> = payloads
         .par_chunks_exact(READING_LEN)
         .enumerate()
         .map(|(i, payload)| {
-            let public: [u8; 32] = payload[..32].try_into().expect("32-byte key");
+            let public: [u8; 32] =
+                payload[..32].try_into().map_err(|_| Error::Internal("payload chunk".into()))?;
             let key = keys
                 .get(&public)
                 .ok_or_else(|| Error::MalformedBatch(format!("reading {i}: no seed for its device key")))?;

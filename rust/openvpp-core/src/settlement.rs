@@ -46,6 +46,13 @@ pub enum Verdict {
     TooLarge = 4,
 }
 
+/// `MintInfo` program codes (see `layout::TOKEN_PROGRAMS`).
+pub const PROGRAM_TOKEN: u8 = 0;
+pub const PROGRAM_TOKEN_2022: u8 = 1;
+/// `MintInfo` mode codes (see `layout::PAYMENT_MODES`).
+pub const MODE_TRANSFER: u8 = 0;
+pub const MODE_MINT_TO: u8 = 1;
+
 /// How a mint's credits are paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -74,13 +81,13 @@ impl MintInfo {
     /// mode u8 (0 transfer, 1 mint-to), 5 zero bytes, source[32].
     pub fn decode(b: &[u8]) -> Result<MintInfo, Error> {
         let token_program = match b[32] {
-            0 => spl_token_2022_interface::inline_spl_token::id(),
-            1 => spl_token_2022_interface::id(),
+            PROGRAM_TOKEN => spl_token_2022_interface::inline_spl_token::id(),
+            PROGRAM_TOKEN_2022 => spl_token_2022_interface::id(),
             other => return Err(Error::MalformedBatch(format!("unknown token program code {other}"))),
         };
         let mode = match b[34] {
-            0 => Mode::Transfer { source: pubkey(&b[40..]) },
-            1 => Mode::MintTo,
+            MODE_TRANSFER => Mode::Transfer { source: pubkey(&b[40..]) },
+            MODE_MINT_TO => Mode::MintTo,
             other => return Err(Error::MalformedBatch(format!("unknown payment mode {other}"))),
         };
         Ok(MintInfo { mint: pubkey(b), token_program, decimals: b[33], mode })
@@ -144,6 +151,20 @@ pub struct Netted {
     pub amount: u64,
     pub create_ata: bool,
     pub transaction: u32,
+}
+
+/// Netted payments packed as `layout::NETTED` records.
+pub fn encode_netted(netted: &[Netted]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(netted.len().saturating_mul(INTENT_LEN));
+    for n in netted {
+        out.extend_from_slice(n.recipient.as_ref());
+        out.extend_from_slice(n.mint.as_ref());
+        out.extend_from_slice(&n.amount.to_le_bytes());
+        out.push(u8::from(n.create_ata));
+        out.extend_from_slice(&[0u8; 3]);
+        out.extend_from_slice(&n.transaction.to_le_bytes());
+    }
+    out
 }
 
 pub struct Batch {
@@ -231,7 +252,7 @@ fn instructions_for(
             token::mint_to_checked(&program, &n.mint, &destination, authority, &[], n.amount, info.decimals)
         }
     }
-    .map_err(|e| Error::MalformedBatch(format!("token instruction: {e}")))?;
+    .map_err(|e| Error::Internal(format!("token instruction: {e}")))?;
     out.push(pay);
     Ok(out)
 }
@@ -482,7 +503,7 @@ impl Packer<'_> {
             &self.tables,
             self.config.blockhash.clone(),
         )
-        .map_err(|e| Error::MalformedBatch(format!("message compilation: {e}")))?;
+        .map_err(|e| Error::Internal(format!("message compilation: {e}")))?;
         let locks = message.account_keys.len().saturating_add(
             message
                 .address_table_lookups
@@ -508,9 +529,8 @@ impl Packer<'_> {
             vec![&self.config.payer, &self.config.authority]
         };
         let tx = VersionedTransaction::try_new(VersionedMessage::V0(message), &keys)
-            .map_err(|e| Error::MalformedBatch(format!("signing: {e}")))?;
-        let bytes =
-            wincode::serialize(&tx).map_err(|e| Error::MalformedBatch(format!("serialising: {e}")))?;
+            .map_err(|e| Error::Internal(format!("signing: {e}")))?;
+        let bytes = wincode::serialize(&tx).map_err(|e| Error::Internal(format!("serialising: {e}")))?;
         let signature: [u8; 64] = tx.signatures[0].into();
         Ok((bytes, signature))
     }
@@ -630,7 +650,7 @@ fn flush(
     let message = packer
         .compile(&open.body, open.transfers, open.atas, index)?
         // The bound only ever admits what truly fits; reaching this is a bug.
-        .ok_or_else(|| Error::MalformedBatch("internal: packed transaction exceeds the limits".into()))?;
+        .ok_or_else(|| Error::Internal("a packed transaction exceeds the limits".into()))?;
     for &m in &open.members {
         netted[m].transaction = index;
     }

@@ -4,39 +4,38 @@
 //! ingestion. Hashing runs with the GIL released; only object creation
 //! holds it.
 
+use openvpp_core::layout::{READING_ROW, STATE_ROW};
 use openvpp_core::readings::{self, OutcomeColumns, Reading, DEVICE_STATE_LEN, READING_LEN, SIGNATURE_LEN};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::CoreError;
+use crate::{run, to_py, ReadingOutcomes};
 
-type Results = (
-    PyBackedBytes,
-    PyBackedBytes,
-    PyBackedBytes,
-    PyBackedBytes,
-    PyBackedBytes,
-    PyBackedBytes,
-    PyBackedBytes,
-    PyBackedBytes,
-);
-
-type Staged<'py> =
-    (Vec<Bound<'py, PyTuple>>, Vec<Bound<'py, PyTuple>>, Vec<Bound<'py, PyTuple>>, Vec<Changed<'py>>);
-type Changed<'py> = (usize, Bound<'py, PyBytes>, Bound<'py, PyBytes>, u64);
-
-fn malformed(why: String) -> PyErr {
-    CoreError(openvpp_core::Error::MalformedBatch(why)).into()
+/// What storing a batch writes: `readings` rows (`READING_ROW` order), state
+/// updates (`STATE_ROW` values, then der_id and the stored count they were
+/// read with), state inserts (der_id, then `STATE_ROW` values), and each
+/// changed device as (index in the table, packed state, chain head, stored).
+#[pyclass(frozen, get_all, module = "openvpp._rust")]
+pub(crate) struct StagedRows {
+    readings: Py<PyList>,
+    updates: Py<PyList>,
+    inserts: Py<PyList>,
+    changed: Py<PyList>,
 }
 
-/// Rows for one batch, given the rules' outcome columns (`results`, ending
-/// with the device table after) and, per device of the table before, its
-/// packed state, chain head, stored count, whether its state row exists,
-/// der_id (the key of its state row) and registry number (the key of its
-/// readings). Returns (readings rows, state updates guarded by the stored count
-/// read, state inserts, changed devices as (index, packed state, head,
-/// stored)).
+fn column<'a>(py: Python<'_>, b: &'a Py<PyBytes>) -> &'a [u8] {
+    b.as_bytes(py)
+}
+
+fn malformed(why: String) -> PyErr {
+    to_py(openvpp_core::Error::MalformedBatch(why))
+}
+
+/// Rows for one batch, given the rules' outcomes (ending with the device
+/// table after) and, per device of the table before, its packed state, chain
+/// head, stored count, whether its state row exists, der_id (the key of its
+/// state row) and registry number (the key of its readings).
 #[pyfunction]
 #[pyo3(signature = (payloads, signatures, results, before, heads, stored, existed, der_ids, numbers, batch_id, now_us))]
 #[allow(clippy::too_many_arguments)]
@@ -44,7 +43,7 @@ pub(crate) fn stage_readings<'py>(
     py: Python<'py>,
     payloads: PyBackedBytes,
     signatures: PyBackedBytes,
-    results: Results,
+    results: Bound<'py, ReadingOutcomes>,
     before: PyBackedBytes,
     heads: PyBackedBytes,
     stored: Vec<u64>,
@@ -53,8 +52,13 @@ pub(crate) fn stage_readings<'py>(
     numbers: Vec<i64>,
     batch_id: i64,
     now_us: i64,
-) -> PyResult<Staged<'py>> {
-    let (verdicts, flags, device, import_wh, export_wh, covered_from, missing, after) = results;
+) -> PyResult<StagedRows> {
+    let results = results.get();
+    let (verdicts, flags, device) =
+        (column(py, &results.verdicts), column(py, &results.flags), column(py, &results.device));
+    let (import_wh, export_wh) = (column(py, &results.import_wh), column(py, &results.export_wh));
+    let (covered_from, missing, after) =
+        (column(py, &results.covered_from), column(py, &results.missing), column(py, &results.devices));
     let devices = der_ids.len();
     if devices.checked_mul(DEVICE_STATE_LEN) != Some(before.len())
         || after.len() != before.len()
@@ -65,21 +69,11 @@ pub(crate) fn stage_readings<'py>(
     {
         return Err(malformed(format!("the device columns do not all describe {devices} devices")));
     }
-    let staged = py
-        .detach(|| {
-            let columns = OutcomeColumns {
-                verdicts: &verdicts,
-                flags: &flags,
-                device: &device,
-                import_wh: &import_wh,
-                export_wh: &export_wh,
-                covered_from: &covered_from,
-                missing: &missing,
-            };
-            let outcomes = columns.decode()?;
-            readings::stage(&payloads, &signatures, &outcomes, &heads).map(|s| (outcomes, s))
-        })
-        .map_err(CoreError)?;
+    let staged = run(py, || {
+        let columns = OutcomeColumns { verdicts, flags, device, import_wh, export_wh, covered_from, missing };
+        let outcomes = columns.decode()?;
+        readings::stage(&payloads, &signatures, &outcomes, &heads).map(|s| (outcomes, s))
+    })?;
     let (outcomes, staged) = staged;
     let batch_id = batch_id.into_pyobject(py)?.into_any();
     let now = now_us.into_pyobject(py)?.into_any();
@@ -90,7 +84,7 @@ pub(crate) fn stage_readings<'py>(
         let payload = payload_of[i];
         let reading = Reading::decode(payload.try_into().map_err(|_| malformed(format!("payload {i}")))?);
         let o = &outcomes[i];
-        let items: [Bound<'py, PyAny>; 13] = [
+        let items: [Bound<'py, PyAny>; READING_ROW.len()] = [
             numbers[o.device as usize].into_pyobject(py)?.into_any(),
             reading.seq.into_pyobject(py)?.into_any(),
             reading.interval_end.into_pyobject(py)?.into_any(),
@@ -117,7 +111,7 @@ pub(crate) fn stage_readings<'py>(
         let state = readings::DeviceState::decode(now_packed);
         let head = PyBytes::new(py, &staged.heads[d]);
         let count = stored[d].saturating_add(gained);
-        let values = [
+        let values: [Bound<'py, PyAny>; STATE_ROW.len()] = [
             u8::from(state.has_baseline).into_pyobject(py)?.into_any(),
             state.last_seq.into_pyobject(py)?.into_any(),
             state.last_interval_end.into_pyobject(py)?.into_any(),
@@ -138,5 +132,10 @@ pub(crate) fn stage_readings<'py>(
         }
         changed.push((d, PyBytes::new(py, now_packed), head, count));
     }
-    Ok((rows, updates, inserts, changed))
+    Ok(StagedRows {
+        readings: PyList::new(py, rows)?.unbind(),
+        updates: PyList::new(py, updates)?.unbind(),
+        inserts: PyList::new(py, inserts)?.unbind(),
+        changed: PyList::new(py, changed)?.unbind(),
+    })
 }

@@ -26,17 +26,25 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pyo3::import_exception!(openvpp.errors, InvalidArgument);
 pyo3::import_exception!(openvpp.errors, Unavailable);
+pyo3::import_exception!(openvpp.errors, Internal);
 
-pub(crate) struct CoreError(pub(crate) openvpp_core::Error);
-
-impl From<CoreError> for PyErr {
-    fn from(err: CoreError) -> PyErr {
-        match err.0 {
-            openvpp_core::Error::MalformedBatch(why) => InvalidArgument::new_err((why, "MALFORMED_BATCH")),
-            openvpp_core::Error::Overflow(why) => InvalidArgument::new_err((why, "ARITHMETIC_OVERFLOW")),
-            openvpp_core::Error::Unavailable(why) => Unavailable::new_err((why, "NATIVE_UNAVAILABLE")),
-        }
+/// The one mapping of core errors onto `openvpp.errors`.
+pub(crate) fn to_py(err: openvpp_core::Error) -> PyErr {
+    match err {
+        openvpp_core::Error::MalformedBatch(why) => InvalidArgument::new_err((why, "MALFORMED_BATCH")),
+        openvpp_core::Error::Overflow(why) => InvalidArgument::new_err((why, "ARITHMETIC_OVERFLOW")),
+        openvpp_core::Error::Unavailable(why) => Unavailable::new_err((why, "NATIVE_UNAVAILABLE")),
+        openvpp_core::Error::Internal(why) => Internal::new_err((why, "NATIVE_INVARIANT")),
     }
+}
+
+/// Core work with the GIL released and its error mapped: every batch binding
+/// goes through here, so none can forget either.
+pub(crate) fn run<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> Result<T, openvpp_core::Error> + Send,
+) -> PyResult<T> {
+    py.detach(work).map_err(to_py)
 }
 
 /// Strict ed25519 verification of a packed batch; one verdict code per item.
@@ -57,7 +65,7 @@ fn verify_ed25519_batch<'py>(
     offsets: Vec<u32>,
     threads: usize,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let run = || {
+    let verify = || {
         signature::verify_batch(
             &domain,
             &public_keys,
@@ -65,37 +73,36 @@ fn verify_ed25519_batch<'py>(
             Messages::Packed(PackedMessages { data: &messages, offsets: &offsets }),
         )
     };
-    let verdicts = py
-        .detach(|| {
-            if threads == 0 {
-                return run();
-            }
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| openvpp_core::Error::Unavailable(format!("thread pool: {e}")))?
-                .install(run)
-        })
-        .map_err(CoreError)?;
+    let verdicts = run(py, || {
+        if threads == 0 {
+            return verify();
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| openvpp_core::Error::Unavailable(format!("thread pool: {e}")))?
+            .install(verify)
+    })?;
     let codes: Vec<u8> = verdicts.into_iter().map(|v| v.code()).collect();
     Ok(PyBytes::new(py, &codes))
 }
 
-/// Column-wise outcomes: verdict codes, flags, device index (u32 LE),
-/// import Wh, export Wh (u64 LE), covered-from (i64 LE), missing (u64 LE),
-/// then the updated device table.
-type Columns<'py> = (
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-);
+/// A batch's outcomes column by column: verdict codes, flags, device index
+/// (u32 LE), import Wh, export Wh (u64 LE), covered-from (i64 LE), missing
+/// (u64 LE), then the updated device table.
+#[pyclass(frozen, get_all, module = "openvpp._rust")]
+pub(crate) struct ReadingOutcomes {
+    pub(crate) verdicts: Py<PyBytes>,
+    pub(crate) flags: Py<PyBytes>,
+    pub(crate) device: Py<PyBytes>,
+    pub(crate) import_wh: Py<PyBytes>,
+    pub(crate) export_wh: Py<PyBytes>,
+    pub(crate) covered_from: Py<PyBytes>,
+    pub(crate) missing: Py<PyBytes>,
+    pub(crate) devices: Py<PyBytes>,
+}
 
-fn columns<'py>(py: Python<'py>, outcomes: &[Outcome], devices: &[u8]) -> Columns<'py> {
+fn outcomes(py: Python<'_>, outcomes: &[Outcome], devices: &[u8]) -> ReadingOutcomes {
     let n = outcomes.len();
     let mut verdicts = Vec::with_capacity(n);
     let mut flags = Vec::with_capacity(n);
@@ -113,16 +120,17 @@ fn columns<'py>(py: Python<'py>, outcomes: &[Outcome], devices: &[u8]) -> Column
         covered.extend_from_slice(&o.covered_from.to_le_bytes());
         missing.extend_from_slice(&o.missing.to_le_bytes());
     }
-    (
-        PyBytes::new(py, &verdicts),
-        PyBytes::new(py, &flags),
-        PyBytes::new(py, &device),
-        PyBytes::new(py, &import),
-        PyBytes::new(py, &export),
-        PyBytes::new(py, &covered),
-        PyBytes::new(py, &missing),
-        PyBytes::new(py, devices),
-    )
+    let bytes = |b: &[u8]| PyBytes::new(py, b).unbind();
+    ReadingOutcomes {
+        verdicts: bytes(&verdicts),
+        flags: bytes(&flags),
+        device: bytes(&device),
+        import_wh: bytes(&import),
+        export_wh: bytes(&export),
+        covered_from: bytes(&covered),
+        missing: bytes(&missing),
+        devices: bytes(devices),
+    }
 }
 
 /// Verifies the signatures of a batch of v1 readings, then applies the
@@ -139,12 +147,10 @@ fn verify_readings<'py>(
     now: i64,
     max_future_skew_s: i64,
     max_age_s: i64,
-) -> PyResult<Columns<'py>> {
+) -> PyResult<ReadingOutcomes> {
     let params = Params { now, max_future_skew_s, max_age_s };
-    let (outcomes, updated) = py
-        .detach(|| readings::verify(&payloads, &signatures, &devices, &stored, params))
-        .map_err(CoreError)?;
-    Ok(columns(py, &outcomes, &updated))
+    let (found, updated) = run(py, || readings::verify(&payloads, &signatures, &devices, &stored, params))?;
+    Ok(outcomes(py, &found, &updated))
 }
 
 /// Rule 2 alone: one byte per reading, 1 when its signature verifies.
@@ -158,8 +164,7 @@ fn verify_reading_signatures<'py>(
     parallel: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let spread = if parallel { signature::Spread::Pool } else { signature::Spread::Caller };
-    let ok =
-        py.detach(|| readings::verify_signatures_on(&payloads, &signatures, spread)).map_err(CoreError)?;
+    let ok = run(py, || readings::verify_signatures_on(&payloads, &signatures, spread))?;
     let bytes: Vec<u8> = ok.iter().map(|b| u8::from(*b)).collect();
     Ok(PyBytes::new(py, &bytes))
 }
@@ -171,12 +176,10 @@ fn verify_transactions<'py>(
     py: Python<'py>,
     transactions: Vec<PyBackedBytes>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let ok = py
-        .detach(|| {
-            let raws: Vec<&[u8]> = transactions.iter().map(|t| &t[..]).collect();
-            wire::verify_transactions(&raws)
-        })
-        .map_err(CoreError)?;
+    let ok = run(py, || {
+        let raws: Vec<&[u8]> = transactions.iter().map(|t| &t[..]).collect();
+        wire::verify_transactions(&raws)
+    })?;
     let bytes: Vec<u8> = ok.iter().map(|b| u8::from(*b)).collect();
     Ok(PyBytes::new(py, &bytes))
 }
@@ -188,7 +191,7 @@ fn sign_readings<'py>(
     seeds: PyBackedBytes,
     payloads: PyBackedBytes,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let signed = py.detach(|| readings::sign(&seeds, &payloads)).map_err(CoreError)?;
+    let signed = run(py, || readings::sign(&seeds, &payloads))?;
     Ok(PyBytes::new(py, &signed))
 }
 
@@ -206,15 +209,13 @@ fn apply_reading_rules<'py>(
     now: i64,
     max_future_skew_s: i64,
     max_age_s: i64,
-) -> PyResult<Columns<'py>> {
+) -> PyResult<ReadingOutcomes> {
     let params = Params { now, max_future_skew_s, max_age_s };
-    let (outcomes, updated) = py
-        .detach(|| {
-            let ok: Vec<bool> = signature_ok.iter().map(|b| *b != 0).collect();
-            readings::apply_rules(&payloads, &ok, &devices, &stored, params)
-        })
-        .map_err(CoreError)?;
-    Ok(columns(py, &outcomes, &updated))
+    let (found, updated) = run(py, || {
+        let ok: Vec<bool> = signature_ok.iter().map(|b| *b != 0).collect();
+        readings::apply_rules(&payloads, &ok, &devices, &stored, params)
+    })?;
+    Ok(outcomes(py, &found, &updated))
 }
 
 /// The distinct device keys of a batch (32 bytes each, first-seen order) and
@@ -224,42 +225,58 @@ fn reading_keys<'py>(
     py: Python<'py>,
     payloads: PyBackedBytes,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let found = py.detach(|| readings::distinct_keys(&payloads)).map_err(CoreError)?;
+    let found = run(py, || readings::distinct_keys(&payloads))?;
     let keys: Vec<u8> = found.iter().flat_map(|(k, _)| k.iter().copied()).collect();
     let seqs: Vec<u8> = found.iter().flat_map(|(_, s)| s.to_le_bytes()).collect();
     Ok((PyBytes::new(py, &keys), PyBytes::new(py, &seqs)))
 }
 
-type PricedTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+/// A priced batch: verdict codes, amounts (u64 LE), exact values (u128 LE
+/// per item) and the carries after (u128 LE per account).
+#[pyclass(frozen, get_all, module = "openvpp._rust")]
+struct PricedColumns {
+    verdicts: Py<PyBytes>,
+    amounts: Py<PyBytes>,
+    values: Py<PyBytes>,
+    carries: Py<PyBytes>,
+}
 
-/// Prices packed energy items against packed UTC segments; returns verdict
-/// codes, amounts (u64 LE), exact values (u128 LE per item) and the carries
-/// after (u128 LE per account).
+/// Prices packed energy items against packed UTC segments.
 #[pyfunction]
 #[pyo3(signature = (items, segments, carries, divisor))]
-fn price_energy<'py>(
-    py: Python<'py>,
+fn price_energy(
+    py: Python<'_>,
     items: PyBackedBytes,
     segments: PyBackedBytes,
     carries: PyBackedBytes,
     divisor: u64,
-) -> PyResult<PricedTuple<'py>> {
-    let priced = py.detach(|| pricing::price(&items, &segments, &carries, divisor)).map_err(CoreError)?;
+) -> PyResult<PricedColumns> {
+    let priced = run(py, || pricing::price(&items, &segments, &carries, divisor))?;
     let verdicts: Vec<u8> = priced.verdicts.iter().map(|v| *v as u8).collect();
     let amounts: Vec<u8> = priced.amounts.iter().flat_map(|a| a.to_le_bytes()).collect();
     let values: Vec<u8> = priced.values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let carries: Vec<u8> = priced.carries.iter().flat_map(|c| c.to_le_bytes()).collect();
-    Ok((
-        PyBytes::new(py, &verdicts),
-        PyBytes::new(py, &amounts),
-        PyBytes::new(py, &values),
-        PyBytes::new(py, &carries),
-    ))
+    Ok(PricedColumns {
+        verdicts: PyBytes::new(py, &verdicts).unbind(),
+        amounts: PyBytes::new(py, &amounts).unbind(),
+        values: PyBytes::new(py, &values).unbind(),
+        carries: PyBytes::new(py, &carries).unbind(),
+    })
+}
+
+/// A built settlement: signed transactions, signatures n×64, netted records
+/// (`NETTED`), verdict codes, netted index per intent (u32 LE), batch digest.
+#[pyclass(frozen, get_all, module = "openvpp._rust")]
+struct BuiltSettlement {
+    transactions: Py<PyList>,
+    signatures: Py<PyBytes>,
+    netted: Py<PyBytes>,
+    verdicts: Py<PyBytes>,
+    netted_index: Py<PyBytes>,
+    digest: Py<PyBytes>,
 }
 
 /// Nets packed intents, packs them into v0 transactions and signs them.
-/// Returns (transactions, signatures n×64, netted records, verdict codes,
-/// netted index per intent u32 LE, batch digest).
 #[pyfunction]
 #[pyo3(signature = (
     intents, mints, payer, authority, blockhash, compute_unit_price, compute_units_per_transfer,
@@ -267,8 +284,8 @@ fn price_energy<'py>(
     memo_index_base=0, batch_payments=true,
 ))]
 #[allow(clippy::too_many_arguments, reason = "a flat, typed signature is the clearest FFI surface")]
-fn build_settlement<'py>(
-    py: Python<'py>,
+fn build_settlement(
+    py: Python<'_>,
     intents: PyBackedBytes,
     mints: PyBackedBytes,
     payer: PyBackedBytes,
@@ -283,7 +300,7 @@ fn build_settlement<'py>(
     memo: Option<PyBackedBytes>,
     memo_index_base: u32,
     batch_payments: bool,
-) -> PyResult<SettlementColumns<'py>> {
+) -> PyResult<BuiltSettlement> {
     let keypair = |what: &str, b: &[u8]| {
         Keypair::try_from(b)
             .map_err(|e| InvalidArgument::new_err((format!("{what}: {e}"), "INVALID_KEYPAIR")))
@@ -324,38 +341,21 @@ fn build_settlement<'py>(
         memo_index_base,
         batch_payments,
     };
-    let batch = py.detach(|| settlement::build(&intents, &mints, &config)).map_err(CoreError)?;
+    let batch = run(py, || settlement::build(&intents, &mints, &config))?;
     let transactions = PyList::new(py, batch.transactions.iter().map(|t| PyBytes::new(py, t)))?;
     let signatures: Vec<u8> = batch.signatures.concat();
-    let mut netted = Vec::with_capacity(batch.netted.len().saturating_mul(settlement::INTENT_LEN));
-    for n in &batch.netted {
-        netted.extend_from_slice(n.recipient.as_ref());
-        netted.extend_from_slice(n.mint.as_ref());
-        netted.extend_from_slice(&n.amount.to_le_bytes());
-        netted.push(u8::from(n.create_ata));
-        netted.extend_from_slice(&[0u8; 3]);
-        netted.extend_from_slice(&n.transaction.to_le_bytes());
-    }
+    let netted = settlement::encode_netted(&batch.netted);
     let verdicts: Vec<u8> = batch.verdicts.iter().map(|(v, _)| *v as u8).collect();
     let members: Vec<u8> = batch.verdicts.iter().flat_map(|(_, i)| i.to_le_bytes()).collect();
-    Ok((
-        transactions,
-        PyBytes::new(py, &signatures),
-        PyBytes::new(py, &netted),
-        PyBytes::new(py, &verdicts),
-        PyBytes::new(py, &members),
-        PyBytes::new(py, &batch.digest),
-    ))
+    Ok(BuiltSettlement {
+        transactions: transactions.unbind(),
+        signatures: PyBytes::new(py, &signatures).unbind(),
+        netted: PyBytes::new(py, &netted).unbind(),
+        verdicts: PyBytes::new(py, &verdicts).unbind(),
+        netted_index: PyBytes::new(py, &members).unbind(),
+        digest: PyBytes::new(py, &batch.digest).unbind(),
+    })
 }
-
-type SettlementColumns<'py> = (
-    Bound<'py, PyList>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-);
 
 /// (payout id, program, wallet, mint, amount, credits, state, signature,
 /// created at in microseconds), as the payouts table holds it.
@@ -399,7 +399,7 @@ fn encode_payout_events<'py>(
             },
         )
         .collect();
-    let bodies = py.detach(|| events::encode_payout_events(settlement_id, rows)).map_err(CoreError)?;
+    let bodies = run(py, || events::encode_payout_events(settlement_id, rows))?;
     PyList::new(py, bodies.iter().map(|b| PyBytes::new(py, b)))
 }
 
@@ -425,6 +425,12 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify_transactions, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::use_case_mint, m)?)?;
     m.add_function(wrap_pyfunction!(tokens::inspect_mint, m)?)?;
+    m.add_class::<ReadingOutcomes>()?;
+    m.add_class::<PricedColumns>()?;
+    m.add_class::<BuiltSettlement>()?;
+    m.add_class::<ingest::StagedRows>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // openvpp.native compares it with the generated `_layout.DIGEST`.
+    m.add("LAYOUT_DIGEST", openvpp_core::layout::digest())?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use solana_pubkey::Pubkey;
 
-use crate::{CoreError, InvalidArgument};
+use crate::{to_py, InvalidArgument};
 
 type PyMeta<'py> = (Bound<'py, PyBytes>, bool, bool);
 type PyInstruction<'py> = (Bound<'py, PyBytes>, Vec<PyMeta<'py>>, Bound<'py, PyBytes>);
@@ -61,8 +61,8 @@ pub fn use_case_mint<'py>(
         fields,
         interest_rate_bps,
     };
-    let sizes = tokens::mint_sizes(&spec).map_err(CoreError)?;
-    let instructions = tokens::use_case_mint_instructions(&spec).map_err(CoreError)?;
+    let sizes = tokens::mint_sizes(&spec).map_err(to_py)?;
+    let instructions = tokens::use_case_mint_instructions(&spec).map_err(to_py)?;
     let converted = instructions
         .iter()
         .map(|ix| {
@@ -77,7 +77,7 @@ pub fn use_case_mint<'py>(
 /// A mint's base state, extension codes, metadata and interest rate.
 #[pyfunction]
 pub fn inspect_mint<'py>(py: Python<'py>, data: &[u8]) -> PyResult<PyMintView<'py>> {
-    let view = tokens::inspect_mint(data).map_err(CoreError)?;
+    let view = tokens::inspect_mint(data).map_err(to_py)?;
     let metadata = view.metadata.map(|m| {
         (
             m.update_authority.map(|k| bytes_of(py, &k)),
