@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openvpp import errors, native
 from openvpp.client.errors import describe_status
 from openvpp.integration import ca
+from openvpp.kernel.clock import FakeClock
 from openvpp.server import app as server_app
 from openvpp.settlement.ingest import Ingestor
 from openvpp.store import schema
@@ -55,7 +56,7 @@ async def device_number(conn: AsyncConnection, device: Keypair) -> int:
 
 
 def ingestor(app: server_app.App) -> Ingestor:
-    return Ingestor(app.db, clock=lambda: START + 10 * STEP)
+    return Ingestor(app.db, clock_us=FakeClock.at(START + 10 * STEP))
 
 
 async def test_each_verdict_and_state_carried_across_batches(app: server_app.App) -> None:
@@ -191,7 +192,7 @@ async def test_a_device_suspended_after_its_state_is_cached_is_refused(app: serv
 async def test_malformed_batches_are_refused_whole_and_nothing_is_written(app: server_app.App) -> None:
     (device,) = await registered(app, "inv-a")
     payload, signature = reading(device, 1, START, 0, 0)
-    ingest = Ingestor(app.db, max_batch=2, clock=lambda: START)
+    ingest = Ingestor(app.db, max_batch=2, clock_us=FakeClock.at(START))
     with pytest.raises(errors.InvalidArgument):
         await ingest.submit(OPERATOR, payload[:71], signature)
     with pytest.raises(errors.InvalidArgument):

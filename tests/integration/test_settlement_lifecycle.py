@@ -21,7 +21,8 @@ from openvpp.config import Settings
 from openvpp.integration import ca
 from openvpp.registry.verify import verify_anchored
 from openvpp.server import app as server_app
-from openvpp.settlement.runtime import Settlement
+from openvpp.server.compose import Runtime
+from openvpp.settlement.services import SettlementServices
 from openvpp.store import schema
 from openvpp.v1 import (
     registry_pb2,
@@ -37,9 +38,14 @@ from tests.integration.mtls import Fabric
 from tests.rpc import expect_error
 
 
-def _settlement(app: server_app.App) -> Settlement:
+def _settlement(app: server_app.App) -> SettlementServices:
     assert app.settlement is not None
     return app.settlement
+
+
+def _runtime(app: server_app.App) -> Runtime:
+    assert app.runtime is not None
+    return app.runtime
 
 
 async def test_the_registry_root_is_anchored_on_chain_and_proofs_verify_against_it(app: server_app.App) -> None:
@@ -73,9 +79,9 @@ async def test_the_registry_root_is_anchored_on_chain_and_proofs_verify_against_
         later = registry_pb2.GetInclusionProofRequest(der_id=str(second.pubkey()), anchored=True)
         await expect_error(stub.GetInclusionProof(later), grpc.StatusCode.FAILED_PRECONDITION, "NOT_YET_ANCHORED")
         stop = asyncio.Event()
-        runner = asyncio.create_task(_settlement(app).anchorer.run(0.05, stop))
+        runner = asyncio.create_task(_runtime(app).anchorer.run(0.05, stop))
         for _ in range(100):
-            latest = await _settlement(app).anchorer.latest()
+            latest = await _runtime(app).anchorer.latest()
             if latest is not None and latest.tree_size == 2:
                 break
             await asyncio.sleep(0.05)

@@ -26,6 +26,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.chain.base import Chain, ChainError, Commitment, RecentBlockhash, SignatureStatus
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.store import schema
 from openvpp.store.database import Database, execute_rows, insert_rows_with_ids
 
@@ -93,10 +95,6 @@ class Handler:
     follows_on: bool = False
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 def signature_of(raw: bytes) -> str:
     return str(VersionedTransaction.from_bytes(raw).signatures[0])
 
@@ -112,8 +110,10 @@ class Outbox:
         commitment: Commitment = Commitment.CONFIRMED,
         poll_seconds: float = 0.2,
         fault: FaultHook | None = None,
+        clock_us: Clock = clock.system,
     ) -> None:
         self.db = db
+        self.clock_us = clock_us
         self.chain = chain
         self.commitment = commitment
         self.poll_seconds = poll_seconds
@@ -127,7 +127,7 @@ class Outbox:
         """Stores signed work inside the caller's transaction: persisted before anything is sent."""
         if kind not in self.handlers:
             raise ValueError(f"no handler registered for {kind!r}")
-        now = _now_us()
+        now = self.clock_us()
         result = await conn.execute(
             insert(schema.chain_outbox).values(
                 kind=kind,
@@ -158,7 +158,7 @@ class Outbox:
         every transaction again."""
         if kind not in self.handlers:
             raise ValueError(f"no handler registered for {kind!r}")
-        now = _now_us()
+        now = self.clock_us()
         sigs = signatures if signatures is not None else [signature_of(raw) for _, raw in work]
         rows = [
             (kind, ref, OutboxState.IN_FLIGHT, raw, sig, last_valid, 1, "", now, now)
@@ -295,7 +295,7 @@ class Outbox:
                 )
             }
             final = [f for f in final if f[0].id in live]
-            now = _now_us()
+            now = self.clock_us()
             await execute_rows(
                 conn,
                 "UPDATE chain_outbox SET state = ?, slot = ?, error = ?, updated_at_us = ? WHERE id = ?",
@@ -353,7 +353,7 @@ class Outbox:
                     schema.chain_outbox.c.id == row.id,
                     schema.chain_outbox.c.state == OutboxState.IN_FLIGHT,
                 )
-                .values(state=state, slot=status.slot, error=outcome.error, updated_at_us=_now_us())
+                .values(state=state, slot=status.slot, error=outcome.error, updated_at_us=self.clock_us())
             )
             if changed.rowcount:
                 await handler.record(conn, row.ref, outcome)
@@ -366,7 +366,7 @@ class Outbox:
                 await conn.execute(
                     update(schema.chain_outbox)
                     .where(schema.chain_outbox.c.id == row.id)
-                    .values(state=OutboxState.EXPIRED, error=outcome.error, updated_at_us=_now_us())
+                    .values(state=OutboxState.EXPIRED, error=outcome.error, updated_at_us=self.clock_us())
                 )
                 await handler.record(conn, row.ref, outcome)
             return
@@ -382,6 +382,6 @@ class Outbox:
                     signature=signature_of(raw),
                     last_valid_block_height=recent.last_valid_block_height,
                     attempts=row.attempts + 1,
-                    updated_at_us=_now_us(),
+                    updated_at_us=self.clock_us(),
                 )
             )

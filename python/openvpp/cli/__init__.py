@@ -101,7 +101,7 @@ def init(
     except FileExistsError as exc:
         raise click.UsageError(str(exc)) from None
     console.print(f"certificate authority, server certificate and operator bundle written to {settings.data_dir}")
-    from openvpp.settlement.runtime import initialise_chain
+    from openvpp.server.compose import initialise_chain
 
     stablecoin = asyncio.run(initialise_chain(settings))
     console.print(

@@ -43,7 +43,7 @@ def chain_serve(data_dir: Path | None, database_url: str | None, listen: str) ->
     Run the OpenVPP server with --chain-rpc-url pointing here to share it.
     """
     from openvpp.chain import rpc_server
-    from openvpp.settlement.runtime import ChainBusyError, _lock
+    from openvpp.server.compose import ChainBusyError, _lock
     from openvpp.store import migrate
 
     settings = settings_from(data_dir=data_dir, database_url=database_url)

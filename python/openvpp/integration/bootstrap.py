@@ -3,7 +3,6 @@ operator client bundle, ready for `openvpp serve` over mutual TLS."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from sqlalchemy import create_engine, select
 from openvpp import keys
 from openvpp.integration import ca
 from openvpp.integration.partners import certificate_row, partner_row
+from openvpp.kernel import clock
 from openvpp.store import migrate
 from openvpp.store.database import sync_url
 from openvpp.store.schema import certificates, partners
@@ -91,7 +91,7 @@ def initialise(
                 conn.execute(
                     partners.insert().values(
                         **partner_row(
-                            OPERATOR_NAMESPACE, pb.PARTNER_KIND_OPERATOR, "OpenVPP operator", [], time.time_ns() // 1000
+                            OPERATOR_NAMESPACE, pb.PARTNER_KIND_OPERATOR, "OpenVPP operator", [], clock.system()
                         )
                     )
                 )

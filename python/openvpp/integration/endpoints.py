@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from ipaddress import ip_address
 from typing import Any
@@ -22,11 +20,13 @@ from sqlalchemy.engine import Row
 from openvpp import errors
 from openvpp.integration import ca
 from openvpp.integration.probe import Outcome, Prober, Target
+from openvpp.kernel import clock
+from openvpp.kernel.changes import Change, Fact, Listener
+from openvpp.kernel.clock import Clock
 from openvpp.store import endpoint_repo as repo
-from openvpp.store import partner_repo, route_log, routing_repo
+from openvpp.store import partner_repo
 from openvpp.store.database import Database
 from openvpp.v1 import integration_pb2 as pb
-from openvpp.v1 import routing_pb2
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -221,10 +221,9 @@ def _owns(caller: ca.Identity, namespace: str) -> bool:
 class Endpoints:
     """Register, probe, list and remove partner endpoints; every method takes the caller's identity."""
 
-    def __init__(
-        self, db: Database, prober: Prober, clock_us: Callable[[], int] = lambda: time.time_ns() // 1000
-    ) -> None:
+    def __init__(self, db: Database, prober: Prober, changes: Listener, clock_us: Clock = clock.system) -> None:
         self.db = db
+        self.changes = changes
         self.prober = prober
         self.clock_us = clock_us
 
@@ -259,12 +258,8 @@ class Endpoints:
             ):
                 raise _missing(key)
             if before.state != outcome.state:
-                kind = (
-                    routing_pb2.ROUTE_EVENT_KIND_ENDPOINT_RESTORED
-                    if outcome.passed
-                    else routing_pb2.ROUTE_EVENT_KIND_ENDPOINT_FAILED
-                )
-                await self._route_changes(conn, before, kind, outcome.failure_reason, outcome.probed_at_us)
+                fact = Fact.ENDPOINT_RESTORED if outcome.passed else Fact.ENDPOINT_FAILED
+                await self._announce(conn, before, fact, outcome.failure_reason, outcome.probed_at_us)
             row = await repo.endpoint(conn, key)
         return EndpointState.from_row(_present(row))
 
@@ -307,22 +302,13 @@ class Endpoints:
             row = await repo.endpoint(conn, key)
             if row is None:
                 raise _missing(key)
-            await self._route_changes(
-                conn, row, routing_pb2.ROUTE_EVENT_KIND_ENDPOINT_REMOVED, "removed", self.clock_us()
-            )
-            await routing_repo.detach_endpoint_everywhere(conn, key)
+            # Routing detaches it from its programs in this same transaction.
+            await self._announce(conn, row, Fact.ENDPOINT_REMOVED, "removed", self.clock_us())
             await repo.remove(conn, key)
 
-    @staticmethod
-    async def _route_changes(conn: Any, row: Row[Any], kind: int, detail: str, at_us: int) -> None:
-        """One route change per program the endpoint serves: its devices' routes changed."""
-        changes = [
-            route_log.RouteChange(
-                kind, utility_namespace=row.namespace, program_id=program, endpoint_id=row.endpoint_id, detail=detail
-            )
-            for program in await routing_repo.programs_of_endpoint(conn, row.endpoint_id)
-        ]
-        await route_log.append(conn, changes, at_us)
+    async def _announce(self, conn: Any, row: Row[Any], fact: Fact, detail: str, at_us: int) -> None:
+        change = Change(fact, utility=row.namespace, endpoint=row.endpoint_id, detail=detail)
+        await self.changes.changed(conn, [change], at_us)
 
     @staticmethod
     async def _check_owner(conn: Any, namespace: str) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,13 @@ from sqlalchemy.engine import Row
 
 from openvpp import errors
 from openvpp.integration import ca
+from openvpp.kernel import clock
+from openvpp.kernel.changes import Change, Fact, Listener
+from openvpp.kernel.clock import Clock
 from openvpp.registry import identifiers
 from openvpp.store import partner_repo as repo
-from openvpp.store import route_log
 from openvpp.store.database import Database
 from openvpp.v1 import integration_pb2 as pb
-from openvpp.v1 import routing_pb2
 
 ROLE_OF_KIND: dict[int, ca.Role] = {
     pb.PARTNER_KIND_OPERATOR: ca.Role.OPERATOR,
@@ -138,9 +138,11 @@ class Partners:
         *,
         default_days: int,
         crl_path: Path | None,
-        clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        changes: Listener,
+        clock_us: Clock = clock.system,
     ) -> None:
         self.db = db
+        self.changes = changes
         self._authority = authority
         self.default_days = default_days
         self.crl_path = crl_path
@@ -234,7 +236,7 @@ class Partners:
                 raise errors.NotFound(f"no partner {namespace}", "PARTNER_NOT_FOUND")
             if row.status != status:
                 await repo.set_partner_status(conn, namespace, status, reason)
-                await route_log.append(conn, [_partner_change(row, status, reason)], self.clock_us())
+                await self.changes.changed(conn, [_partner_change(row, status, reason)], self.clock_us())
             updated = _present(await repo.partner(conn, namespace))
         return PartnerState.from_row(updated)
 
@@ -312,16 +314,14 @@ class Partners:
         return der
 
 
-def _partner_change(row: Row[Any], status: int, reason: str) -> route_log.RouteChange:
+def _partner_change(row: Row[Any], status: int, reason: str) -> Change:
     """Every route through this partner appears or disappears with its status."""
     suspended = status != pb.PARTNER_STATUS_ACTIVE
-    return route_log.RouteChange(
-        routing_pb2.ROUTE_EVENT_KIND_PARTNER_SUSPENDED
-        if suspended
-        else routing_pb2.ROUTE_EVENT_KIND_PARTNER_REINSTATED,
-        vendor_namespace=row.namespace if row.kind == pb.PARTNER_KIND_DEVICE_VENDOR else "",
-        utility_namespace=row.namespace if row.kind == pb.PARTNER_KIND_UTILITY else "",
-        namespace=row.namespace,
+    return Change(
+        Fact.PARTNER_SUSPENDED if suspended else Fact.PARTNER_REINSTATED,
+        vendor=row.namespace if row.kind == pb.PARTNER_KIND_DEVICE_VENDOR else "",
+        utility=row.namespace if row.kind == pb.PARTNER_KIND_UTILITY else "",
+        partner=row.namespace,
         detail=reason,
     )
 

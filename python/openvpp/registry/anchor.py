@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 
 from solders.instruction import AccountMeta, Instruction
@@ -19,6 +18,8 @@ from openvpp.chain import spl
 from openvpp.chain.base import RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.registry.service import InclusionProof, Registry
 from openvpp.store import schema
 from openvpp.store.database import Database
@@ -51,7 +52,10 @@ def _anchor(row: object) -> Anchor:
 
 
 class Anchorer:
-    def __init__(self, db: Database, registry: Registry, outbox: Outbox, keyring: Keyring) -> None:
+    def __init__(
+        self, db: Database, registry: Registry, outbox: Outbox, keyring: Keyring, clock_us: Clock = clock.system
+    ) -> None:
+        self.clock_us = clock_us
         self.db = db
         self.registry = registry
         self.outbox = outbox
@@ -141,7 +145,7 @@ class Anchorer:
                 signature=outcome.signature,
                 slot=outcome.slot or 0,
                 authority=str(self.keyring.settlement_authority.pubkey()),
-                anchored_at_us=time.time_ns() // 1000,
+                anchored_at_us=self.clock_us(),
             )
         )
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,14 +11,15 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
-from openvpp.kernel import pagination
+from openvpp.kernel import clock, pagination
+from openvpp.kernel.changes import Change, Fact, Listener
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.registry import identifiers, merkle, records
 from openvpp.registry.log import LogNotifier, LogWriter
 from openvpp.store import registry_repo as repo
-from openvpp.store import route_log
 from openvpp.store.database import Database
-from openvpp.v1 import common_pb2, registry_pb2, routing_pb2
+from openvpp.v1 import common_pb2, registry_pb2
 
 ACTIVE = common_pb2.DEVICE_STATUS_ACTIVE
 REVOKED = common_pb2.DEVICE_STATUS_REVOKED
@@ -93,10 +93,6 @@ class CaughtUp:
     head_seq: int
 
 
-def _wall_clock_us() -> int:
-    return time.time_ns() // 1000
-
-
 class Registry:
     """Registry operations over one database. Safe to share between tasks."""
 
@@ -106,9 +102,11 @@ class Registry:
         *,
         max_record_bytes: int,
         watch_poll_seconds: float,
-        clock_us: Callable[[], int] = _wall_clock_us,
+        changes: Listener,
+        clock_us: Clock = clock.system,
     ) -> None:
         self.db = db
+        self.changes = changes
         self.max_record_bytes = max_record_bytes
         self.watch_poll_seconds = watch_poll_seconds
         self.clock_us = clock_us
@@ -289,14 +287,13 @@ class Registry:
                 {"status": status, "status_reason": reason, "log_seq": log_seq, "updated_at_us": log.now_us},
             )
             await _append(conn, log)
-            change = route_log.RouteChange(
-                routing_pb2.ROUTE_EVENT_KIND_DEVICE_STATUS,
+            change = Change(
+                Fact.DEVICE_STATUS,
                 der_id,
                 row.vendor_namespace,
-                await route_log.utility_of_device(conn, der_id),
                 detail=f"{common_pb2.DeviceStatus.Name(status)}: {reason}",  # type: ignore[arg-type]
             )
-            await route_log.append(conn, [change], log.now_us)
+            await self.changes.changed(conn, [change], log.now_us)
             updated = await repo.device_by_id(conn, der_id)
         self.notifier.notify()
         assert updated is not None
@@ -351,14 +348,8 @@ class Registry:
                 },
                 aliases,
             )
-            change = route_log.RouteChange(
-                routing_pb2.ROUTE_EVENT_KIND_DEVICE_IDENTIFIERS,
-                der_id,
-                row.vendor_namespace,
-                await route_log.utility_of_device(conn, der_id),
-                detail=f"LFDI {lfdi} SFDI {sfdi}",
-            )
-            await route_log.append(conn, [change], now)
+            change = Change(Fact.DEVICE_IDENTIFIERS, der_id, row.vendor_namespace, detail=f"LFDI {lfdi} SFDI {sfdi}")
+            await self.changes.changed(conn, [change], now)
         return lfdi, sfdi
 
     # -- reads ----------------------------------------------------------------

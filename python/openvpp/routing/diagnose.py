@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from openvpp import errors
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
 from openvpp.registry.service import Registry
 from openvpp.store import partner_repo
@@ -48,9 +48,7 @@ class Diagnosis:
 
 
 class Diagnoser:
-    def __init__(
-        self, db: Database, registry: Registry, clock_us: Callable[[], int] = lambda: time.time_ns() // 1000
-    ) -> None:
+    def __init__(self, db: Database, registry: Registry, clock_us: Clock = clock.system) -> None:
         self.db = db
         self.registry = registry
         self.clock_us = clock_us

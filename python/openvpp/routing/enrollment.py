@@ -5,18 +5,18 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Row
 
 from openvpp import errors
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
+from openvpp.kernel.programs import denied, program_not_found
 from openvpp.registry.service import DeviceState, Registry
 from openvpp.routing import consent
-from openvpp.routing.programs import denied, program_not_found
 from openvpp.store import partner_repo, route_log
 from openvpp.store import routing_repo as repo
 from openvpp.store.database import Database
@@ -67,9 +67,7 @@ def _may_act(caller: Identity, utility: str, vendor: str) -> bool:
 
 
 class Enrollments:
-    def __init__(
-        self, db: Database, registry: Registry, clock_us: Callable[[], int] = lambda: time.time_ns() // 1000
-    ) -> None:
+    def __init__(self, db: Database, registry: Registry, clock_us: Clock = clock.system) -> None:
         self.db = db
         self.registry = registry
         self.clock_us = clock_us

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Row
 
 from openvpp import errors
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
-from openvpp.kernel.tenancy import cross_tenant
+from openvpp.kernel.programs import denied, program_not_found
 from openvpp.store import endpoint_repo, partner_repo, route_log
 from openvpp.store import routing_repo as repo
 from openvpp.store.database import Database
@@ -58,16 +58,8 @@ class ProgramState:
         )
 
 
-def denied(what: str) -> errors.PermissionDenied:
-    return cross_tenant(what)
-
-
-def program_not_found(program_id: str) -> errors.NotFound:
-    return errors.NotFound(f"no program {program_id}", "PROGRAM_NOT_FOUND")
-
-
 class Programs:
-    def __init__(self, db: Database, clock_us: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
+    def __init__(self, db: Database, clock_us: Clock = clock.system) -> None:
         self.db = db
         self.clock_us = clock_us
 

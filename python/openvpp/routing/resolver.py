@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from openvpp import errors
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.registry import identifiers
 from openvpp.routing.routes import Computed, RouteBuilder, group_rows
@@ -62,7 +64,7 @@ class Resolver:
         poll_seconds: float,
         max_batch: int,
         max_entries: int = 500_000,
-        clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        clock_us: Clock = clock.system,
     ) -> None:
         self.db = db
         self.builder = builder

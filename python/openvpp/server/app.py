@@ -23,8 +23,11 @@ from openvpp.integration.endpoints import Endpoints
 from openvpp.integration.partners import Partners
 from openvpp.integration.probe import Prober
 from openvpp.integration.servicer import IntegrationServicer
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.registry.service import Registry
 from openvpp.registry.servicer import RegistryServicer
+from openvpp.routing.changes import RouteChanges
 from openvpp.routing.diagnose import Diagnoser
 from openvpp.routing.enrollment import Enrollments
 from openvpp.routing.programs import Programs
@@ -33,12 +36,13 @@ from openvpp.routing.routes import RouteBuilder, RoutingKey
 from openvpp.routing.servicer import RoutingServicer
 from openvpp.routing.watch import RouteWatch
 from openvpp.server.auth import AuthInterceptor, PartnerLimits
+from openvpp.server.compose import Runtime, open_settlement
 from openvpp.server.edge import EdgeInterceptor
 from openvpp.server.errors import to_rpc_status
 from openvpp.server.interceptors import ErrorInterceptor
 from openvpp.settlement.ingest import Ingestor
-from openvpp.settlement.runtime import Settlement, open_settlement
 from openvpp.settlement.servicer import SettlementServicer
+from openvpp.settlement.services import SettlementServices
 from openvpp.store import migrate
 from openvpp.store.database import Database
 from openvpp.v1 import (
@@ -88,8 +92,10 @@ def _routing_key(settings: Settings) -> RoutingKey:
     return RoutingKey(keys.read(path))
 
 
-def _routing(settings: Settings, db: Database, registry: Registry) -> tuple[RoutingServicer, RouteWatch]:
-    programs = Programs(db)
+def _routing(
+    settings: Settings, db: Database, registry: Registry, clock_us: Clock
+) -> tuple[RoutingServicer, RouteWatch]:
+    programs = Programs(db, clock_us)
     builder = RouteBuilder(_routing_key(settings), settings.route_signature_validity_seconds)
     resolver = Resolver(
         db,
@@ -97,10 +103,16 @@ def _routing(settings: Settings, db: Database, registry: Registry) -> tuple[Rout
         lambda error: to_rpc_status(error).SerializeToString(),
         poll_seconds=settings.watch_poll_seconds,
         max_batch=settings.max_resolve_batch,
+        clock_us=clock_us,
     )
     watch = RouteWatch(db, settings.watch_poll_seconds)
     servicer = RoutingServicer(
-        programs, Enrollments(db, registry), resolver, watch, Diagnoser(db, registry), builder.key
+        programs,
+        Enrollments(db, registry, clock_us),
+        resolver,
+        watch,
+        Diagnoser(db, registry, clock_us),
+        builder.key,
     )
     return servicer, watch
 
@@ -128,7 +140,8 @@ class App:
     health_port: int = 0
     tracer_provider: TracerProvider | None = None
     route_watch: RouteWatch | None = None
-    settlement: Settlement | None = None
+    runtime: Runtime | None = None
+    settlement: SettlementServices | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -143,8 +156,8 @@ class App:
         await self.server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
         if self.health_server is not None:
             await self.health_server.stop(0)
-        if self.settlement is not None:
-            await self.settlement.close()
+        if self.runtime is not None:
+            await self.runtime.close()
         await self.db.close()
         if self.tracer_provider is not None:
             self.tracer_provider.force_flush()
@@ -171,12 +184,28 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     if settings.auto_migrate:
         await asyncio.to_thread(migrate.upgrade, url)
     db = Database(url)
-    registry = Registry(db, max_record_bytes=settings.max_record_bytes, watch_poll_seconds=settings.watch_poll_seconds)
-    partners = Partners(db, authority, default_days=settings.client_cert_days, crl_path=settings.data_dir / "crl.der")
+    clock_us = clock.system
+    # Registry and integration announce changes; routing derives routes from them.
+    changes = RouteChanges()
+    registry = Registry(
+        db,
+        max_record_bytes=settings.max_record_bytes,
+        watch_poll_seconds=settings.watch_poll_seconds,
+        changes=changes,
+        clock_us=clock_us,
+    )
+    partners = Partners(
+        db,
+        authority,
+        default_days=settings.client_cert_days,
+        crl_path=settings.data_dir / "crl.der",
+        changes=changes,
+        clock_us=clock_us,
+    )
     prober = Prober(
         timeout_seconds=settings.probe_timeout_seconds, allow_private_addresses=settings.probe_private_addresses
     )
-    endpoints = Endpoints(db, prober)
+    endpoints = Endpoints(db, prober, changes, clock_us)
     # Tracing first so the span covers everything; errors map what auth raises.
     interceptors = [
         aio_server_interceptor(  # type: ignore[no-untyped-call]
@@ -206,12 +235,13 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     ]
     server = grpc.aio.server(interceptors=interceptors, options=options)
     try:
-        settlement = await open_settlement(settings, db, registry)
+        runtime = await open_settlement(settings, db, registry, clock_us)
     except BaseException:
         await db.close()
         raise
+    settlement = runtime.services
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(registry, settings.max_bulk_chunk, settlement.anchorer), server
+        RegistryServicer(registry, settings.max_bulk_chunk, runtime.anchorer), server
     )
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
         SettlementServicer(
@@ -223,12 +253,13 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
                 max_age_s=settings.reading_max_age_seconds,
                 notify=settlement.event_log.notify,
                 verify_threads=settings.reading_verify_threads,
+                clock_us=clock_us,
             ),
         ),
         server,
     )
     integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
-    routing_servicer, route_watch = _routing(settings, db, registry)
+    routing_servicer, route_watch = _routing(settings, db, registry, clock_us)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -241,7 +272,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     else:
         port = server.add_secure_port(settings.listen, _tls_credentials(settings))
     if port == 0:
-        await settlement.close()
+        await runtime.close()
         await db.close()
         raise OSError(f"cannot listen on {settings.listen}")
     health_server, health_port = None, 0
@@ -251,7 +282,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         health_port = health_server.add_insecure_port(settings.health_listen)
         await health_server.start()
     await server.start()
-    settlement.start_background(settings.anchor_interval_seconds, settings.settle_interval_seconds)
+    runtime.start_background(settings.anchor_interval_seconds, settings.settle_interval_seconds)
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving %s on port %d (%s)", ", ".join(SERVICE_NAMES), port, "plaintext" if settings.insecure else "mTLS")
@@ -266,6 +297,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         health_port,
         tracer_provider,
         route_watch,
+        runtime,
         settlement,
     )
 

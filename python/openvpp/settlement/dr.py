@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -42,9 +41,11 @@ from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
+from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer
-from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import ledger, pricing, valuation
 from openvpp.settlement.oracles import Oracles, local_instant, tariff_segments
 from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
@@ -170,11 +171,13 @@ def _timestamp(seconds: int) -> timestamp_pb2.Timestamp:
 
 
 class DemandResponse:
-    def __init__(self, db: Database, oracles: Oracles, programs: ProgramSettlements, clock: Any = time.time) -> None:
+    def __init__(
+        self, db: Database, oracles: Oracles, programs: ProgramSettlements, clock_us: Clock = clock.system
+    ) -> None:
         self.db = db
         self.oracles = oracles
         self.programs = programs
-        self.clock = clock
+        self.clock_us = clock_us
 
     async def create(self, caller: Identity, program_id: str, start: int, end: int, incentive: int) -> DrEvent:
         if start % SLOT_S or end % SLOT_S:
@@ -209,7 +212,7 @@ class DemandResponse:
                     end_s=end,
                     incentive=incentive,
                     method=METHOD,
-                    created_at_us=time.time_ns() // 1000,
+                    created_at_us=self.clock_us(),
                 )
             )
         return event
@@ -248,7 +251,7 @@ class DemandResponse:
 
     async def _pass(self, program: ProgramConfig) -> tuple[int, int]:
         """(credits posted, devices settled) for at most one event's next devices."""
-        now = self.clock()
+        now = clock.seconds(self.clock_us)
         e = schema.dr_events
         posted = settled = 0
         async with self.db.write() as conn:
@@ -370,7 +373,7 @@ class DemandResponse:
                     row.end_s,
                 )
             )
-        now = time.time_ns() // 1000
+        now = self.clock_us()
         result_rows = []
         for i, x in enumerate(results):
             result_rows.append(
@@ -391,7 +394,7 @@ class DemandResponse:
                 }
             )
         await conn.execute(insert(schema.dr_results), result_rows)
-        return await pricing.post_and_announce(conn, program, conv, credits)
+        return await pricing.post_and_announce(conn, program, conv, credits, self.clock_us())
 
 
 def slot_pieces(device: int, start: int, end: int, energy: int) -> list[pricing.Piece]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Sequence
 
 from sqlalchemy import select, update
@@ -29,19 +28,18 @@ PAGE = 500
 _COLUMNS = ("seq", "utility_namespace", "body", "at_us")
 
 
-async def append(conn: AsyncConnection, events: Sequence[tuple[str, pb.SettlementEvent]]) -> int:
+async def append(conn: AsyncConnection, events: Sequence[tuple[str, pb.SettlementEvent]], *, at_us: int) -> int:
     """Appends (utility, event) pairs in order; returns the new head (or -1 when empty)."""
-    return await append_bodies(conn, [(utility, event.SerializeToString()) for utility, event in events])
+    return await append_bodies(conn, [(utility, event.SerializeToString()) for utility, event in events], at_us=at_us)
 
 
-async def append_bodies(conn: AsyncConnection, bodies: Sequence[tuple[str, bytes]]) -> int:
+async def append_bodies(conn: AsyncConnection, bodies: Sequence[tuple[str, bytes]], *, at_us: int) -> int:
     """Appends (utility, serialised event without cursor or time) pairs in order."""
     if not bodies:
         return -1
     head_table = schema.settlement_event_head
     head = (await conn.execute(select(head_table.c.seq).where(head_table.c.id == 1).with_for_update())).scalar_one()
-    now = time.time_ns() // 1000
-    rows = [(head + i, utility, body, now) for i, (utility, body) in enumerate(bodies, 1)]
+    rows = [(head + i, utility, body, at_us) for i, (utility, body) in enumerate(bodies, 1)]
     await insert_rows(conn, schema.settlement_events, _COLUMNS, rows)
     await conn.execute(update(head_table).where(head_table.c.id == 1).values(seq=head + len(rows)))
     return int(head + len(rows))

@@ -13,7 +13,6 @@ import asyncio
 import contextvars
 import functools
 import hashlib
-import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
 from openvpp.settlement import events, tracecontext
 from openvpp.settlement.device_cache import GENESIS, DeviceCache, Held, StaleState
@@ -106,7 +107,7 @@ class Ingestor:
         max_batch: int = 20_000,
         max_future_skew_s: int = 300,
         max_age_s: int = 7 * 86_400,
-        clock: Callable[[], float] = time.time,
+        clock_us: Clock = clock.system,
         notify: Callable[[], None] | None = None,
         verify_threads: int = 1,
     ) -> None:
@@ -120,7 +121,7 @@ class Ingestor:
         self.max_batch = max_batch
         self.max_future_skew_s = max_future_skew_s
         self.max_age_s = max_age_s
-        self.clock = clock
+        self.clock_us = clock_us
         self.cache = DeviceCache()
         self._queue: deque[_Batch] = deque()
         self._committer: asyncio.Task[None] | None = None
@@ -257,7 +258,7 @@ class Ingestor:
             v.signature_ok,
             table.packed,
             await self._stored(conn, v.lowest, held),
-            now=int(self.clock()),
+            now=clock.seconds(self.clock_us),
             max_future_skew_s=self.max_future_skew_s,
             max_age_s=self.max_age_s,
         )
@@ -284,7 +285,7 @@ class Ingestor:
                 accepted=accepted,
                 rejected=rejected,
                 trace_parent=tracecontext.current(),
-                received_at_us=time.time_ns() // 1000,
+                received_at_us=self.clock_us(),
             )
         )
         batch_id = int(row.inserted_primary_key[0])  # type: ignore[index]
@@ -304,7 +305,11 @@ class Ingestor:
             rejected=rejected,
             rejected_by_reason=reasons,
         )
-        await events.append(conn, [(u, settlement_pb2.SettlementEvent(readings=message)) for u in sorted(utilities)])
+        await events.append(
+            conn,
+            [(u, settlement_pb2.SettlementEvent(readings=message)) for u in sorted(utilities)],
+            at_us=self.clock_us(),
+        )
         return batch_id
 
     async def _stored(self, conn: AsyncConnection, lowest: dict[bytes, int], held: dict[bytes, Held]) -> bytes:
@@ -336,7 +341,7 @@ class Ingestor:
         whole from the Rust core; each table gets one executemany. Returns
         the changed devices."""
         staged = native.stage_readings(
-            verified.payloads, verified.signatures, results, table, batch_id=batch_id, now_us=time.time_ns() // 1000
+            verified.payloads, verified.signatures, results, table, batch_id=batch_id, now_us=self.clock_us()
         )
         await insert_rows(conn, schema.readings, native.READING_ROW, staged.readings)
         if staged.updates:

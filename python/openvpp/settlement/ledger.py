@@ -10,7 +10,6 @@ agree with what the journal says was paid: `check()` proves all of it.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,22 +87,27 @@ class NewCredit:
     interval_end: int = 0
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
-async def post_entry(conn: AsyncConnection, kind: str, ref: str, lines: Sequence[tuple[str, str, int]]) -> int:
+async def post_entry(
+    conn: AsyncConnection, kind: str, ref: str, lines: Sequence[tuple[str, str, int]], *, at_us: int
+) -> int:
     """One balanced journal entry of (account, mint, signed amount) lines."""
     if sum(amount for _, _, amount in lines) != 0:
         raise ValueError(f"unbalanced {kind} entry {ref}")
-    entry = await conn.execute(insert(schema.ledger_entries).values(kind=kind, ref=ref, created_at_us=_now_us()))
+    entry = await conn.execute(insert(schema.ledger_entries).values(kind=kind, ref=ref, created_at_us=at_us))
     entry_id = int(entry.inserted_primary_key[0])  # type: ignore[index]
     await insert_rows(conn, schema.ledger_lines, _LINE, [(entry_id, a, m, x) for a, m, x in lines if x])
     return entry_id
 
 
 async def post_credits(
-    conn: AsyncConnection, program_id: str, kind: int, mint: str, credits: Sequence[NewCredit], trace_parent: str
+    conn: AsyncConnection,
+    program_id: str,
+    kind: int,
+    mint: str,
+    credits: Sequence[NewCredit],
+    trace_parent: str,
+    *,
+    at_us: int,
 ) -> list[int]:
     """Posts credits as one entry; returns their ids in order. A credit of
     amount 0 moves nothing: it records a share that only its party's
@@ -113,8 +117,8 @@ async def post_credits(
         per_wallet[c.wallet] += c.amount
     total = sum(per_wallet.values())
     lines = [(ISSUED + program_id, mint, -total)] + [(PENDING + w, mint, x) for w, x in per_wallet.items()]
-    entry_id = await post_entry(conn, "credit", program_id, lines)
-    now = _now_us()
+    entry_id = await post_entry(conn, "credit", program_id, lines, at_us=at_us)
+    now = at_us
     rows = [
         (
             program_id,
@@ -145,11 +149,13 @@ async def post_credits(
     return await insert_rows_with_ids(conn, schema.credits, _CREDIT, rows)
 
 
-async def post_paid_many(conn: AsyncConnection, batches: Sequence[tuple[str, Sequence[tuple[str, str, int]]]]) -> None:
+async def post_paid_many(
+    conn: AsyncConnection, batches: Sequence[tuple[str, Sequence[tuple[str, str, int]]]], *, at_us: int
+) -> None:
     """One balanced entry per confirmed transaction (ref: its signature), written set-wise."""
     if not batches:
         return
-    now = _now_us()
+    now = at_us
     entry_ids = await insert_rows_with_ids(
         conn, schema.ledger_entries, ("kind", "ref", "created_at_us"), [("payout", ref, now) for ref, _ in batches]
     )

@@ -18,7 +18,6 @@ import datetime as dt
 import itertools
 import re
 import struct
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
-from openvpp.routing.programs import denied
+from openvpp.kernel.programs import denied
 from openvpp.store import schema
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
@@ -42,10 +43,6 @@ MINUTES_PER_DAY = 1440
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 Segment = tuple[int, int, int]
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _code(value: str, field: str = "code") -> str:
@@ -222,9 +219,9 @@ def _utility(caller: Identity) -> str:
 
 
 class Oracles:
-    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database, clock_us: Clock = clock.system) -> None:
         self.db = db
-        self.clock = clock
+        self.clock_us = clock_us
 
     # -- tariffs --------------------------------------------------------------
 
@@ -240,7 +237,7 @@ class Oracles:
             versions = await self._versions(conn, tariff_id)
             if versions:
                 newest = max(v.effective_from for v in versions)
-                today = dt.datetime.fromtimestamp(self.clock(), ZoneInfo(versions[-1].time_zone)).date()
+                today = dt.datetime.fromtimestamp(clock.seconds(self.clock_us), ZoneInfo(versions[-1].time_zone)).date()
                 # Energy already priced stays priced: a new version may not reach back.
                 if start <= today or start < newest:
                     raise errors.FailedPrecondition(
@@ -249,7 +246,9 @@ class Oracles:
                         "TARIFF_IMMUTABLE",
                         violations=[errors.FieldViolation("effective_from", "must be a future date")],
                     )
-            version = TariffVersion(tariff_id, utility, len(versions) + 1, time_zone, start, tuple(periods), _now_us())
+            version = TariffVersion(
+                tariff_id, utility, len(versions) + 1, time_zone, start, tuple(periods), self.clock_us()
+            )
             await conn.execute(
                 insert(schema.tariffs).values(
                     tariff_id=tariff_id,
@@ -300,7 +299,7 @@ class Oracles:
                     utility_namespace=utility,
                     oracle_key=oracle_key,
                     max_age_seconds=max_age_seconds,
-                    created_at_us=_now_us(),
+                    created_at_us=self.clock_us(),
                 )
             )
         return Feed(feed_id, utility, oracle_key, max_age_seconds)
@@ -369,7 +368,7 @@ class Oracles:
             fresh = [p for p in decoded if p[0] not in stored]
             publication = await conn.execute(
                 insert(schema.price_publications).values(
-                    feed_id=feed_id, points=points, signature=signature, received_at_us=_now_us()
+                    feed_id=feed_id, points=points, signature=signature, received_at_us=self.clock_us()
                 )
             )
             pid = int(publication.inserted_primary_key[0])  # type: ignore[index]

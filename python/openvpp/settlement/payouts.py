@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -33,7 +32,8 @@ from openvpp import errors, native
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
-from openvpp.kernel import pagination
+from openvpp.kernel import clock, pagination
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer
 from openvpp.kernel.timestamps import from_micros
 from openvpp.settlement import events, ledger, scope, tracecontext
@@ -71,10 +71,6 @@ class SettlementState(enum.IntEnum):
 
 def key_bytes(text: str) -> bytes:
     return bytes(Pubkey.from_string(text))
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +157,10 @@ class Payouts:
         max_credits: int = 200_000,
         batch_payments: bool = True,
         notify: Any = None,
+        clock_us: Clock = clock.system,
     ) -> None:
         self.db = db
+        self.clock_us = clock_us
         self.chain = chain
         self.outbox = outbox
         self.keyring = keyring
@@ -211,7 +209,7 @@ class Payouts:
         if not programs:
             return None
         async with self._lock:
-            started = _now_us()
+            started = self.clock_us()
             recent = await self.chain.latest_blockhash()
             mintable = {m: (await self.tokens.reserve(m)).mintable for m in {p.mint for p in programs}}
             async with self.db.write() as conn:
@@ -316,7 +314,7 @@ class Payouts:
                     mintable_base_units=room,
                 )
                 changes.append((program.utility, pb.SettlementEvent(program_id=program.program_id, held=hold)))
-        await events.append(conn, changes)
+        await events.append(conn, changes, at_us=self.clock_us())
 
     async def _build_and_store(
         self,
@@ -346,7 +344,7 @@ class Payouts:
             counts = Counter(where)
             # A transfer too large for any transaction pays nobody and gets no payout row.
             live = range(len(netted)) if len(owner_of) == len(netted) else sorted(owner_of)
-            now = _now_us()
+            now = self.clock_us()
             await conn.execute(
                 insert(schema.settlements).values(
                     settlement_id=settlement_id,
@@ -407,7 +405,9 @@ class Payouts:
                 ],
             )
             await events.append_bodies(
-                conn, [(program_of[row[3]].utility, b) for row, b in zip(payout_rows, bodies, strict=True)]
+                conn,
+                [(program_of[row[3]].utility, b) for row, b in zip(payout_rows, bodies, strict=True)],
+                at_us=now,
             )
         return settlement_id, outbox_ids
 
@@ -435,7 +435,7 @@ class Payouts:
         for ref, outcome in outcomes:
             settlement_id, index = ref.rsplit(":", 1)
             by_settlement[settlement_id][int(index)] = outcome
-        now = _now_us()
+        now = self.clock_us()
         for settlement_id, per_tx in by_settlement.items():
             found = (
                 await conn.execute(
@@ -486,7 +486,9 @@ class Payouts:
                 per_signature: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
                 for r in paid:
                     per_signature[r.tx_index].append((r.wallet, r.mint, r.amount))
-                await ledger.post_paid_many(conn, [(per_tx[i].signature, per_signature[i]) for i in sorted(confirmed)])
+                await ledger.post_paid_many(
+                    conn, [(per_tx[i].signature, per_signature[i]) for i in sorted(confirmed)], at_us=now
+                )
                 await _remember_accounts(conn, settlement_id, sorted(confirmed))
             if failed:
                 await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
@@ -509,7 +511,7 @@ class Payouts:
                 ],
             )
             await events.append_bodies(
-                conn, [(utilities.get(r.program_id, ""), b) for r, b in zip(rows, bodies, strict=True)]
+                conn, [(utilities.get(r.program_id, ""), b) for r, b in zip(rows, bodies, strict=True)], at_us=now
             )
             await self._maybe_complete(conn, settlement_id, now)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from openvpp import errors
 from openvpp.kernel.identity import Identity, Role
-from openvpp.routing.programs import denied
+from openvpp.kernel.programs import denied
 from openvpp.settlement.dr import DemandResponse
 from openvpp.settlement.events import EventLog
 from openvpp.settlement.payouts import Payouts, SettlementView

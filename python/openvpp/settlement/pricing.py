@@ -32,6 +32,8 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.timestamps import from_micros
 from openvpp.settlement import events, ledger, tracecontext, valuation
 from openvpp.settlement.oracles import Oracles, Segment, feed_segments, tariff_segments
@@ -73,7 +75,8 @@ def pieces_of(device: int, row: Any) -> list[Piece]:
 
 
 class Pricer:
-    def __init__(self, db: Database, oracles: Oracles, *, limit: int = 50_000) -> None:
+    def __init__(self, db: Database, oracles: Oracles, *, limit: int = 50_000, clock_us: Clock = clock.system) -> None:
+        self.clock_us = clock_us
         self.db = db
         self.oracles = oracles
         self.limit = limit
@@ -277,18 +280,24 @@ class Pricer:
                     b,
                 )
             )
-        return await post_and_announce(conn, program, conv, credits)
+        return await post_and_announce(conn, program, conv, credits, self.clock_us())
 
 
 async def post_and_announce(
-    conn: AsyncConnection, program: ProgramConfig, conv: valuation.Conversion, credits: list[ledger.NewCredit]
+    conn: AsyncConnection,
+    program: ProgramConfig,
+    conv: valuation.Conversion,
+    credits: list[ledger.NewCredit],
+    at_us: int,
 ) -> int:
     """Posts credits (those of amount 0 too: they carry their party's remainder
     and a statement shows them) and appends one event per credit."""
     if not credits:
         return 0
     trace_parent = tracecontext.current()
-    ids = await ledger.post_credits(conn, program.program_id, program.kind, program.mint, credits, trace_parent)
+    ids = await ledger.post_credits(
+        conn, program.program_id, program.kind, program.mint, credits, trace_parent, at_us=at_us
+    )
     await events.append(
         conn,
         [
@@ -298,6 +307,7 @@ async def post_and_announce(
             )
             for i, c in zip(ids, credits, strict=True)
         ],
+        at_us=at_us,
     )
     return len(credits)
 

@@ -5,7 +5,6 @@ credit is split between parties by basis points."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +13,11 @@ import base58
 from sqlalchemy import insert, select, update
 
 from openvpp import errors
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
+from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer, cross_tenant
-from openvpp.routing.programs import denied, program_not_found
 from openvpp.settlement import valuation
 from openvpp.store import routing_repo, schema
 from openvpp.store.database import Database
@@ -94,7 +95,8 @@ def _check_split(split: Sequence[pb.SplitShare]) -> tuple[Share, ...]:
 
 
 class ProgramSettlements:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock_us: Clock = clock.system) -> None:
+        self.clock_us = clock_us
         self.db = db
 
     async def configure(self, caller: Identity, request: pb.ConfigureProgramSettlementRequest) -> ProgramConfig:
@@ -161,7 +163,7 @@ class ProgramSettlements:
                 "tariff_id": request.tariff_id,
                 "price_feed_id": request.price_feed_id,
                 "split": json.dumps([{"party": s.party, "wallet": s.wallet, "bps": s.bps} for s in split]),
-                "updated_at_us": time.time_ns() // 1000,
+                "updated_at_us": self.clock_us(),
                 "dr_includes_exports": int(request.dr_includes_exports),
             }
             if existing is None:

@@ -10,7 +10,6 @@ final (EXPIRED) and the holder prepares a new one.
 from __future__ import annotations
 
 import enum
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,8 @@ from openvpp.chain import spl
 from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer, cross_tenant
 from openvpp.settlement import events, scope
 from openvpp.settlement.tokens import UseCaseTokens
@@ -94,11 +95,7 @@ _FINAL = {
 }
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
-async def _announce(conn: AsyncConnection, redemption_id: str) -> None:
+async def _announce(conn: AsyncConnection, redemption_id: str, at_us: int) -> None:
     """A redemption event for the token's utility, in the transaction that changed it."""
     r, t = schema.redemptions, schema.use_case_tokens
     row = (
@@ -111,11 +108,20 @@ async def _announce(conn: AsyncConnection, redemption_id: str) -> None:
     event = pb.SettlementEvent(
         program_id=row.program_id, redemption=pb.RedemptionEvent(redemption=Redemption.from_row(row).message())
     )
-    await events.append(conn, [(row.utility_namespace, event)])
+    await events.append(conn, [(row.utility_namespace, event)], at_us=at_us)
 
 
 class Redemptions:
-    def __init__(self, db: Database, chain: Chain, outbox: Outbox, keyring: Keyring, tokens: UseCaseTokens) -> None:
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        outbox: Outbox,
+        keyring: Keyring,
+        tokens: UseCaseTokens,
+        clock_us: Clock = clock.system,
+    ) -> None:
+        self.clock_us = clock_us
         self.db = db
         self.chain = chain
         self.outbox = outbox
@@ -171,7 +177,7 @@ class Redemptions:
         tx = Transaction.new_unsigned(message)
         tx.partial_sign([payer, authority], recent.blockhash)
         redemption_id = str(uuid.uuid4())
-        now = _now_us()
+        now = self.clock_us()
         async with self.db.write() as conn:
             await conn.execute(
                 insert(schema.redemptions).values(
@@ -189,7 +195,7 @@ class Redemptions:
                     updated_at_us=now,
                 )
             )
-            await _announce(conn, redemption_id)
+            await _announce(conn, redemption_id, self.clock_us())
         return Prepared(redemption_id, bytes(tx), payout, recent.last_valid_block_height)
 
     async def _relays(self, viewer: Viewer, mint: str, holder: str) -> bool:
@@ -242,11 +248,11 @@ class Redemptions:
                     schema.redemptions.c.redemption_id == redemption_id,
                     schema.redemptions.c.state == RedemptionState.PREPARED,
                 )
-                .values(state=RedemptionState.SUBMITTED, signature=signature, updated_at_us=_now_us())
+                .values(state=RedemptionState.SUBMITTED, signature=signature, updated_at_us=self.clock_us())
             )
             if changed.rowcount:
                 await self.outbox.enqueue(conn, "redemption", redemption_id, raw, row.last_valid_block_height)
-                await _announce(conn, redemption_id)
+                await _announce(conn, redemption_id, self.clock_us())
         return await self._wait(signature, redemption_id)
 
     async def _wait(self, _signature: str, redemption_id: str) -> Redemption:
@@ -259,6 +265,6 @@ class Redemptions:
         await conn.execute(
             update(schema.redemptions)
             .where(schema.redemptions.c.redemption_id == redemption_id)
-            .values(state=_FINAL[outcome.state], error=outcome.error, updated_at_us=_now_us())
+            .values(state=_FINAL[outcome.state], error=outcome.error, updated_at_us=self.clock_us())
         )
-        await _announce(conn, redemption_id)
+        await _announce(conn, redemption_id, self.clock_us())

@@ -19,7 +19,7 @@ from openvpp.settlement.ingest import PROTO_VERDICTS, BatchOutcome, Ingestor
 from openvpp.settlement.oracles import TariffVersion
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.redemption import Redemption
-from openvpp.settlement.runtime import Settlement
+from openvpp.settlement.services import SettlementServices
 from openvpp.settlement.tokens import ReserveView, TokenSpec, UseCaseToken
 from openvpp.v1 import settlement_pb2 as pb
 from openvpp.v1 import settlement_pb2_grpc
@@ -70,7 +70,7 @@ def redemption_message(r: Redemption) -> pb.Redemption:
 
 
 class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
-    def __init__(self, settlement: Settlement, ingestor: Ingestor) -> None:
+    def __init__(self, settlement: SettlementServices, ingestor: Ingestor) -> None:
         self.s = settlement
         self.chain = settlement.chain
         self.keyring = settlement.keyring

@@ -13,7 +13,6 @@ import asyncio
 import enum
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +26,10 @@ from openvpp.chain import spl
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
-from openvpp.routing.programs import denied, program_not_found
+from openvpp.kernel.programs import denied, program_not_found
 from openvpp.settlement import extensions
 from openvpp.settlement.stablecoin import Stablecoin, read_mint
 from openvpp.store import routing_repo, schema
@@ -164,10 +165,6 @@ def _decode_key(value: str, field: str) -> Pubkey:
         raise errors.InvalidArgument.field(field, "must be a base58 Solana address", "INVALID_ADDRESS") from None
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 class UseCaseTokens:
     def __init__(
         self,
@@ -177,7 +174,9 @@ class UseCaseTokens:
         keyring: Keyring,
         stablecoin: Stablecoin,
         extra_allowed: frozenset[int] = frozenset(),
+        clock_us: Clock = clock.system,
     ) -> None:
+        self.clock_us = clock_us
         self.db = db
         self.chain = chain
         self.outbox = outbox
@@ -245,7 +244,7 @@ class UseCaseTokens:
             "reserve_account": str(reserve),
             "stablecoin_mint": str(self.stablecoin.mint),
             "state": TokenState.CREATING,
-            "created_at_us": _now_us(),
+            "created_at_us": self.clock_us(),
         }
         raw = await self._mint_transaction(seed, values, recent)
         async with self.db.write() as conn:

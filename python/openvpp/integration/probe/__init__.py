@@ -9,6 +9,8 @@ from typing import TypeVar
 
 from openvpp.integration.probe import protocols, transport
 from openvpp.integration.probe.model import Outcome, ProbeFailure, Step, Target
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 
 __all__ = ["Outcome", "Prober", "Step", "Target"]
 
@@ -23,7 +25,7 @@ class Prober:
         *,
         timeout_seconds: float,
         allow_private_addresses: bool,
-        clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        clock_us: Clock = clock.system,
     ) -> None:
         self.timeout = timeout_seconds
         self.allow_private = allow_private_addresses

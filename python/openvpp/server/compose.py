@@ -1,7 +1,8 @@
-"""Assembles the on-chain side of a server: chain backend, keys, outbox,
-stablecoin, tokens, redemptions and registry anchoring, in the order
-recovery needs (every outbox handler is registered before in-flight work
-is resumed)."""
+"""The composition root of the on-chain side: chain backend, keys, outbox,
+stablecoin, tokens, redemptions, settlement and registry anchoring, built in
+the order recovery needs (every outbox handler is registered before
+in-flight work is resumed). Only this module (with `app`) reads `Settings`;
+every service gets typed values and the one clock."""
 
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Outbox
 from openvpp.chain.rpc import RpcChain
 from openvpp.config import Settings
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
 from openvpp.registry.anchor import Anchorer
 from openvpp.registry.service import Registry
+from openvpp.routing.changes import RouteChanges
 from openvpp.settlement import extensions
 from openvpp.settlement.dr import DemandResponse
 from openvpp.settlement.events import EventLog
@@ -31,7 +35,8 @@ from openvpp.settlement.pipeline import Pipeline
 from openvpp.settlement.pricing import Pricer
 from openvpp.settlement.programs import ProgramSettlements
 from openvpp.settlement.redemption import Redemptions
-from openvpp.settlement.stablecoin import Stablecoin, ensure_fee_payer, open_stablecoin
+from openvpp.settlement.services import SettlementServices
+from openvpp.settlement.stablecoin import ensure_fee_payer, open_stablecoin
 from openvpp.settlement.statement import Statements
 from openvpp.settlement.tokens import UseCaseTokens
 from openvpp.store.database import Database
@@ -81,22 +86,12 @@ async def open_chain(settings: Settings, db: Database) -> tuple[Chain, int | Non
 
 
 @dataclass
-class Settlement:
-    chain: Chain
-    keyring: Keyring
-    outbox: Outbox
-    stablecoin: Stablecoin
-    tokens: UseCaseTokens
-    redemptions: Redemptions
+class Runtime:
+    """What the root owns beside the services: the anchorer, the background
+    tasks and the embedded chain's lock."""
+
+    services: SettlementServices
     anchorer: Anchorer
-    oracles: Oracles
-    programs: ProgramSettlements
-    dr: DemandResponse
-    payouts: Payouts
-    ledger: Ledger
-    event_log: EventLog
-    pipeline: Pipeline
-    statements: Statements
     lock_fd: int | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -105,7 +100,7 @@ class Settlement:
         if anchor_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self.anchorer.run(anchor_interval_seconds, self._stop)))
         if settle_interval_seconds > 0:
-            self._tasks.append(asyncio.create_task(self.pipeline.run(settle_interval_seconds, self._stop)))
+            self._tasks.append(asyncio.create_task(self.services.pipeline.run(settle_interval_seconds, self._stop)))
 
     async def close(self) -> None:
         self._stop.set()
@@ -113,44 +108,57 @@ class Settlement:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.chain.close()
+        await self.services.chain.close()
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
 
 
-async def open_settlement(settings: Settings, db: Database, registry: Registry) -> Settlement:
+async def open_settlement(
+    settings: Settings, db: Database, registry: Registry, clock_us: Clock = clock.system
+) -> Runtime:
     chain, fd = await open_chain(settings, db)
     try:
         keyring = Keyring.load(settings.data_dir, create=True)
         outbox = Outbox(
-            db, chain, commitment=COMMITMENT[settings.chain_commitment], poll_seconds=settings.outbox_poll_seconds
+            db,
+            chain,
+            commitment=COMMITMENT[settings.chain_commitment],
+            poll_seconds=settings.outbox_poll_seconds,
+            clock_us=clock_us,
         )
         extra = extensions.parse_allowed(settings.allowed_token_extensions)
         await ensure_fee_payer(chain, keyring)
         stablecoin = await open_stablecoin(db, chain, outbox, keyring, settings.stablecoin_mint, extra)
-        tokens = UseCaseTokens(db, chain, outbox, keyring, stablecoin, extra)
+        tokens = UseCaseTokens(db, chain, outbox, keyring, stablecoin, extra, clock_us=clock_us)
         event_log = EventLog(db, settings.outbox_poll_seconds)
-        redemptions = Redemptions(db, chain, outbox, keyring, tokens)
-        anchorer = Anchorer(db, registry, outbox, keyring)
-        oracles = Oracles(db)
-        programs = ProgramSettlements(db)
-        dr = DemandResponse(db, oracles, programs)
-        batching = settings.payout_batch_instructions
-        payouts = Payouts(db, chain, outbox, keyring, tokens, batch_payments=batching, notify=event_log.notify)
+        redemptions = Redemptions(db, chain, outbox, keyring, tokens, clock_us=clock_us)
+        anchorer = Anchorer(db, registry, outbox, keyring, clock_us=clock_us)
+        oracles = Oracles(db, clock_us=clock_us)
+        programs = ProgramSettlements(db, clock_us=clock_us)
+        dr = DemandResponse(db, oracles, programs, clock_us=clock_us)
+        payouts = Payouts(
+            db,
+            chain,
+            outbox,
+            keyring,
+            tokens,
+            batch_payments=settings.payout_batch_instructions,
+            notify=event_log.notify,
+            clock_us=clock_us,
+        )
         ledger = Ledger(db, chain)
-        pipeline = Pipeline(programs, Pricer(db, oracles), dr, payouts, event_log)
+        pipeline = Pipeline(programs, Pricer(db, oracles, clock_us=clock_us), dr, payouts, event_log)
         # Finishing one piece of work can enqueue the next (a token's reserve after its mint).
         while finished := await outbox.recover():
             log.info("finished %d on-chain operations left in flight", len(finished))
-        return Settlement(
+        services = SettlementServices(
             chain,
             keyring,
             outbox,
             stablecoin,
             tokens,
             redemptions,
-            anchorer,
             oracles,
             programs,
             dr,
@@ -159,8 +167,8 @@ async def open_settlement(settings: Settings, db: Database, registry: Registry) 
             event_log,
             pipeline,
             Statements(db),
-            fd,
         )
+        return Runtime(services, anchorer, fd)
     except BaseException:
         await chain.close()
         if fd is not None:
@@ -177,10 +185,13 @@ async def initialise_chain(settings: Settings) -> str:
     db = Database(url)
     try:
         registry = Registry(
-            db, max_record_bytes=settings.max_record_bytes, watch_poll_seconds=settings.watch_poll_seconds
+            db,
+            max_record_bytes=settings.max_record_bytes,
+            watch_poll_seconds=settings.watch_poll_seconds,
+            changes=RouteChanges(),
         )
-        settlement = await open_settlement(settings, db, registry)
-        await settlement.close()
-        return str(settlement.stablecoin.mint)
+        runtime = await open_settlement(settings, db, registry)
+        await runtime.close()
+        return str(runtime.services.stablecoin.mint)
     finally:
         await db.close()
