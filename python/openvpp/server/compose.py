@@ -25,20 +25,21 @@ from openvpp.kernel.clock import Clock
 from openvpp.registry.anchor import Anchorer
 from openvpp.registry.service import Registry
 from openvpp.routing.changes import RouteChanges
-from openvpp.settlement import extensions
-from openvpp.settlement.dr import DemandResponse
-from openvpp.settlement.events import EventLog
-from openvpp.settlement.ledger import Ledger
-from openvpp.settlement.oracles import Oracles
+from openvpp.settlement.accounts.ledger import Ledger
+from openvpp.settlement.accounts.statement import Statements
+from openvpp.settlement.log.events import EventLog
 from openvpp.settlement.payouts import Payouts
 from openvpp.settlement.pipeline import Pipeline
-from openvpp.settlement.pricing import Pricer
 from openvpp.settlement.programs import ProgramSettlements
 from openvpp.settlement.redemption import Redemptions
+from openvpp.settlement.reserves import extensions
+from openvpp.settlement.reserves.faucet import DevelopmentFaucet
+from openvpp.settlement.reserves.stablecoin import open_stablecoin
+from openvpp.settlement.reserves.tokens import UseCaseTokens
 from openvpp.settlement.services import SettlementServices
-from openvpp.settlement.stablecoin import ensure_fee_payer, open_stablecoin
-from openvpp.settlement.statement import Statements
-from openvpp.settlement.tokens import UseCaseTokens
+from openvpp.settlement.valuation.dr import DemandResponse
+from openvpp.settlement.valuation.oracles import Oracles
+from openvpp.settlement.valuation.pricing import Pricer
 from openvpp.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -128,9 +129,12 @@ async def open_settlement(
             clock_us=clock_us,
         )
         extra = extensions.parse_allowed(settings.allowed_token_extensions)
-        await ensure_fee_payer(chain, keyring)
-        stablecoin = await open_stablecoin(db, chain, outbox, keyring, settings.stablecoin_mint, extra)
-        tokens = UseCaseTokens(db, chain, outbox, keyring, stablecoin, extra, clock_us=clock_us)
+        # Money from nothing exists on development chains only.
+        faucet = DevelopmentFaucet(chain, outbox, keyring) if chain.development else None
+        if faucet is not None:
+            await faucet.fund_fee_payer()
+        stablecoin = await open_stablecoin(db, chain, keyring, settings.stablecoin_mint, extra, faucet)
+        tokens = UseCaseTokens(db, chain, outbox, keyring, stablecoin, extra, clock_us=clock_us, faucet=faucet)
         event_log = EventLog(db, settings.outbox_poll_seconds)
         redemptions = Redemptions(db, chain, outbox, keyring, tokens, clock_us=clock_us)
         anchorer = Anchorer(db, registry, outbox, keyring, clock_us=clock_us)

@@ -36,10 +36,12 @@ from openvpp.kernel import clock, pagination
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer
 from openvpp.kernel.timestamps import from_micros
-from openvpp.settlement import events, ledger, scope, tracecontext
-from openvpp.settlement.ledger import PayoutState
+from openvpp.settlement import scope
+from openvpp.settlement.accounts import ledger
+from openvpp.settlement.accounts.ledger import PayoutState
+from openvpp.settlement.log import events, tracecontext
 from openvpp.settlement.programs import ProgramConfig
-from openvpp.settlement.tokens import UseCaseTokens
+from openvpp.settlement.reserves.tokens import UseCaseTokens
 from openvpp.store import schema
 from openvpp.store.database import Database, execute_rows, insert_rows_with_ids
 from openvpp.v1 import settlement_pb2 as pb

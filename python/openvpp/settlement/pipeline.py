@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from openvpp import errors
 from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.programs import denied
-from openvpp.settlement.dr import DemandResponse
-from openvpp.settlement.events import EventLog
+from openvpp.settlement.log.events import EventLog
 from openvpp.settlement.payouts import Payouts, SettlementView
-from openvpp.settlement.pricing import Pricer
 from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
+from openvpp.settlement.valuation.dr import DemandResponse
+from openvpp.settlement.valuation.pricing import Pricer
 
 log = logging.getLogger(__name__)
 

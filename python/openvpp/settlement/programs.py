@@ -18,7 +18,7 @@ from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer, cross_tenant
-from openvpp.settlement import valuation
+from openvpp.settlement import money
 from openvpp.store import routing_repo, schema
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
@@ -129,12 +129,12 @@ class ProgramSettlements:
                     "TOKEN_NOT_OF_PROGRAM",
                     violations=[errors.FieldViolation("mint", "must be a token created for this program")],
                 )
-            valuation.check(
+            money.check(
                 request.kind,
                 token.unit,
                 token.decimals,
                 token.redemption_value,
-                await valuation.stablecoin_decimals(conn),
+                await money.stablecoin_decimals(conn),
             )
             for field, table, key, value in (
                 ("tariff_id", schema.tariffs, schema.tariffs.c.tariff_id, request.tariff_id),

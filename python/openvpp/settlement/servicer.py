@@ -14,13 +14,15 @@ from openvpp.kernel.tenancy import Viewer
 from openvpp.kernel.timestamps import from_micros, to_micros
 from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
-from openvpp.settlement import dr, ledger, payouts
-from openvpp.settlement.ingest import PROTO_VERDICTS, BatchOutcome, Ingestor
-from openvpp.settlement.oracles import TariffVersion
+from openvpp.settlement import payouts
+from openvpp.settlement.accounts import ledger
 from openvpp.settlement.programs import ProgramConfig
+from openvpp.settlement.readings.ingest import PROTO_VERDICTS, BatchOutcome, Ingestor
 from openvpp.settlement.redemption import Redemption
+from openvpp.settlement.reserves.tokens import ReserveView, TokenSpec, UseCaseToken
 from openvpp.settlement.services import SettlementServices
-from openvpp.settlement.tokens import ReserveView, TokenSpec, UseCaseToken
+from openvpp.settlement.valuation import dr
+from openvpp.settlement.valuation.oracles import TariffVersion
 from openvpp.v1 import settlement_pb2 as pb
 from openvpp.v1 import settlement_pb2_grpc
 

@@ -30,8 +30,9 @@ from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
-from openvpp.settlement import extensions
-from openvpp.settlement.stablecoin import Stablecoin, read_mint
+from openvpp.settlement.reserves import extensions
+from openvpp.settlement.reserves.faucet import DevelopmentFaucet
+from openvpp.settlement.reserves.stablecoin import Stablecoin, read_mint
 from openvpp.store import routing_repo, schema
 from openvpp.store.database import Database
 
@@ -175,8 +176,10 @@ class UseCaseTokens:
         stablecoin: Stablecoin,
         extra_allowed: frozenset[int] = frozenset(),
         clock_us: Clock = clock.system,
+        faucet: DevelopmentFaucet | None = None,
     ) -> None:
         self.clock_us = clock_us
+        self.faucet = faucet
         self.db = db
         self.chain = chain
         self.outbox = outbox
@@ -187,7 +190,6 @@ class UseCaseTokens:
         outbox.register("token_mint", Handler(self._record_mint, self._build_mint, follows_on=True))
         outbox.register("token_reserve", Handler(self._record_reserve, self._build_reserve))
         outbox.register("reserve_fund", Handler(_record_nothing, self._build_fund))
-        outbox.register("treasury_seed", Handler(_record_nothing, self._build_treasury_seed))
         outbox.register("token_issue", Handler(_record_nothing, self._build_issue))
 
     # -- addresses ----------------------------------------------------------
@@ -456,33 +458,12 @@ class UseCaseTokens:
         )
 
     async def treasury(self, utility: str) -> Pubkey | None:
-        """The utility's treasury wallet; on a development chain with the test
-        stablecoin it is created and seeded from the faucet once."""
+        """The utility's treasury wallet; on a development chain with the
+        faucet's test stablecoin it is created and seeded once."""
         existing = self.keyring.treasury(utility, create=False)
-        if existing is not None or self.stablecoin.faucet is None or not self.chain.development:
-            return None if existing is None else existing.pubkey()
-        key = self.keyring.treasury(utility, create=True)
-        assert key is not None
-        outcome = await self.outbox.submit(
-            "treasury_seed", utility, lambda recent: self._build_treasury_seed(utility, recent)
-        )
-        if outcome.state is not OutboxState.CONFIRMED:
-            raise errors.Unavailable(f"seeding the treasury failed: {outcome.error}", "CHAIN_FAILED")
-        return key.pubkey()
-
-    async def _build_treasury_seed(self, utility: str, recent: RecentBlockhash) -> bytes:
-        from openvpp.settlement.stablecoin import DEV_TREASURY_BASE_UNITS
-
-        coin, payer = self.stablecoin, self.keyring.fee_payer
-        key = self.keyring.treasury(utility, create=False)
-        assert key is not None
-        assert coin.faucet is not None
-        account = spl.ata(key.pubkey(), coin.mint, coin.program)
-        instructions = [
-            spl.create_ata(payer.pubkey(), key.pubkey(), coin.mint, coin.program),
-            spl.mint_to(coin.program, coin.mint, account, coin.faucet.pubkey(), DEV_TREASURY_BASE_UNITS, coin.decimals),
-        ]
-        return spl.signed(instructions, payer, [coin.faucet], recent.blockhash)
+        if existing is not None:
+            return existing.pubkey()
+        return None if self.faucet is None else await self.faucet.seed_treasury(utility)
 
     # -- minting within the reserve -----------------------------------------
 

@@ -27,8 +27,8 @@ from openvpp import errors, native
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
-from openvpp.settlement import events, tracecontext
-from openvpp.settlement.device_cache import GENESIS, DeviceCache, Held, StaleState
+from openvpp.settlement.log import events, tracecontext
+from openvpp.settlement.readings.device_cache import GENESIS, DeviceCache, Held, StaleState
 from openvpp.store import schema
 from openvpp.store.database import Database, execute_rows, insert_rows
 from openvpp.v1 import settlement_pb2

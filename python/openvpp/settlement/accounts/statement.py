@@ -21,8 +21,8 @@ from openvpp import errors
 from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import cross_tenant as denied
 from openvpp.kernel.timestamps import from_micros
-from openvpp.settlement import valuation
-from openvpp.settlement.ledger import PayoutState
+from openvpp.settlement import money
+from openvpp.settlement.accounts.ledger import PayoutState
 from openvpp.settlement.redemption import Redemption, RedemptionState
 from openvpp.store import schema
 from openvpp.store.database import Database
@@ -46,11 +46,11 @@ class _Totals:
             redeemed_base_units=self.redeemed,
             pending_base_units=self.credited - self.paid,
             held_base_units=self.paid - self.redeemed,
-            carry=valuation.rational(self.carry),
+            carry=money.rational(self.carry),
         )
 
 
-def credit_from_row(row: Any, conv: valuation.Conversion) -> pb.Credit:
+def credit_from_row(row: Any, conv: money.Conversion) -> pb.Credit:
     return pb.Credit(
         credit_id=row.id,
         program_id=row.program_id,
@@ -67,7 +67,7 @@ def credit_from_row(row: Any, conv: valuation.Conversion) -> pb.Credit:
         dr_event_id=row.dr_event_id,
         interval_start=from_micros(row.interval_start * 1_000_000),
         interval_end=from_micros(row.interval_end * 1_000_000),
-        **valuation.credit_fields(row, conv),
+        **money.credit_fields(row, conv),
     )
 
 
@@ -114,8 +114,8 @@ class Statements:
             )
         ).all()
         kind = (await conn.execute(select(ps.c.kind).where(ps.c.program_id == token.program_id))).scalar()
-        coin_decimals = await valuation.stablecoin_decimals(conn)
-        conv = valuation.conversion(
+        coin_decimals = await money.stablecoin_decimals(conn)
+        conv = money.conversion(
             kind or pb.CREDIT_KIND_NEM_EXPORT, token.decimals, token.redemption_value, coin_decimals
         )
         inside = [x for x in credits if lo <= x.created_at_us < hi]

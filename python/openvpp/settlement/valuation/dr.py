@@ -46,9 +46,11 @@ from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer
-from openvpp.settlement import ledger, pricing, valuation
-from openvpp.settlement.oracles import Oracles, local_instant, tariff_segments
+from openvpp.settlement import money
+from openvpp.settlement.accounts import ledger
 from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
+from openvpp.settlement.valuation import pricing
+from openvpp.settlement.valuation.oracles import Oracles, local_instant, tariff_segments
 from openvpp.store import schema
 from openvpp.store.database import Database
 from openvpp.v1 import routing_pb2
@@ -333,7 +335,7 @@ class DemandResponse:
     async def _credit(
         self, conn: AsyncConnection, program: ProgramConfig, row: Any, results: list[Result], versions: Any
     ) -> int:
-        conv = await valuation.for_program(conn, program.kind, program.mint)
+        conv = await money.for_program(conn, program.kind, program.mint)
         if row.incentive:
             segments = [(row.start_s, row.end_s, row.incentive * conv.multiplier)]
         else:
@@ -342,13 +344,13 @@ class DemandResponse:
             )
         pieces = [p for i, x in enumerate(results) for p in slot_pieces(i, row.start_s, row.end_s, x.performance_wh)]
         shares = [
-            [valuation.Share(party, wallet, bps) for party, wallet, bps in program.wallets(x.der_id)] for x in results
+            [money.Share(party, wallet, bps) for party, wallet, bps in program.wallets(x.der_id)] for x in results
         ]
         wallets = sorted({s.wallet for unit in shares for s in unit})
-        carries = await valuation.load_carries(conn, program.mint, wallets, conv.denominator)
+        carries = await money.load_carries(conn, program.mint, wallets, conv.denominator)
         packed = b"".join(native.PriceSegment(a, b, rate).pack() for a, b, rate in segments)
-        priced = valuation.price_shares(conv, carries, shares, pieces, {0: packed}, [0] * len(results))
-        await valuation.store_carries(conn, program.mint, priced.carries, conv.denominator)
+        priced = money.price_shares(conv, carries, shares, pieces, {0: packed}, [0] * len(results))
+        await money.store_carries(conn, program.mint, priced.carries, conv.denominator)
         credited = [0] * len(results)
         credits: list[ledger.NewCredit] = []
         for c in priced.credits:

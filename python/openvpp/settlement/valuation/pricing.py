@@ -35,9 +35,11 @@ from openvpp import native
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.timestamps import from_micros
-from openvpp.settlement import events, ledger, tracecontext, valuation
-from openvpp.settlement.oracles import Oracles, Segment, feed_segments, tariff_segments
+from openvpp.settlement import money
+from openvpp.settlement.accounts import ledger
+from openvpp.settlement.log import events, tracecontext
 from openvpp.settlement.programs import ProgramConfig
+from openvpp.settlement.valuation.oracles import Oracles, Segment, feed_segments, tariff_segments
 from openvpp.store import schema
 from openvpp.store.database import Database, upsert
 from openvpp.v1 import routing_pb2
@@ -155,7 +157,7 @@ class Pricer:
         return [t for (t,) in rows]
 
     async def segments(
-        self, conn: AsyncConnection, program: ProgramConfig, conv: valuation.Conversion, start: int, end: int
+        self, conn: AsyncConnection, program: ProgramConfig, conv: money.Conversion, start: int, end: int
     ) -> list[Segment]:
         multiplier = conv.multiplier
         if program.kind == pb.CREDIT_KIND_KWH_REWARD:
@@ -205,17 +207,17 @@ class Pricer:
             pieces.extend(pieces_of(len(devices) - 1, row))
         start = min(p.start for p in pieces)
         end = max(p.end for p in pieces)
-        conv = await valuation.for_program(conn, program.kind, program.mint)
+        conv = await money.for_program(conn, program.kind, program.mint)
         segments = await self.segments(conn, program, conv, start, end)
         exclusions = await self._exclusions(conn, program, devices, start, end)
         group_of = [exclusions.get(d, ()) for d in devices]
         packed = {
             g: b"".join(native.PriceSegment(a, b, r).pack() for a, b, r in carve(segments, g)) for g in set(group_of)
         }
-        shares = [[valuation.Share(party, wallet, bps) for party, wallet, bps in program.wallets(d)] for d in devices]
+        shares = [[money.Share(party, wallet, bps) for party, wallet, bps in program.wallets(d)] for d in devices]
         wallets = sorted({s.wallet for unit in shares for s in unit})
-        carries = await valuation.load_carries(conn, program.mint, wallets, conv.denominator)
-        priced = valuation.price_shares(conv, carries, shares, pieces, packed, group_of)
+        carries = await money.load_carries(conn, program.mint, wallets, conv.denominator)
+        priced = money.price_shares(conv, carries, shares, pieces, packed, group_of)
         # A device is credited up to its first reading without a price; if any
         # device stopped early, price the kept prefixes again so carries match.
         blocked: dict[int, int] = {}
@@ -227,17 +229,17 @@ class Pricer:
                     log.error("reading %s/%d cannot be priced: %s", devices[p.device], p.seq, reason)
         if blocked:
             pieces = [p for p in pieces if p.seq < blocked.get(p.device, 2**64)]
-            priced = valuation.price_shares(conv, carries, shares, pieces, packed, group_of)
+            priced = money.price_shares(conv, carries, shares, pieces, packed, group_of)
         return await self._post(conn, program, conv, devices, pieces, priced)
 
     async def _post(
         self,
         conn: AsyncConnection,
         program: ProgramConfig,
-        conv: valuation.Conversion,
+        conv: money.Conversion,
         devices: list[str],
         pieces: list[Piece],
-        priced: valuation.SharesPriced,
+        priced: money.SharesPriced,
     ) -> int:
         totals: dict[int, list[int]] = {}  # device -> [energy, estimated, first seq, last seq, start, end]
         for p in pieces:
@@ -257,7 +259,7 @@ class Pricer:
             ],
             ("program_id", "der_id"),
         )
-        await valuation.store_carries(conn, program.mint, priced.carries, conv.denominator)
+        await money.store_carries(conn, program.mint, priced.carries, conv.denominator)
         credits = []
         for c in priced.credits:
             energy, estimated, first, last, a, b = totals[c.unit]
@@ -286,7 +288,7 @@ class Pricer:
 async def post_and_announce(
     conn: AsyncConnection,
     program: ProgramConfig,
-    conv: valuation.Conversion,
+    conv: money.Conversion,
     credits: list[ledger.NewCredit],
     at_us: int,
 ) -> int:
@@ -323,9 +325,7 @@ def carve(segments: list[Segment], windows: tuple[tuple[int, int], ...]) -> list
     return out
 
 
-def credit_message(
-    credit_id: int, program: ProgramConfig, c: ledger.NewCredit, conv: valuation.Conversion
-) -> pb.Credit:
+def credit_message(credit_id: int, program: ProgramConfig, c: ledger.NewCredit, conv: money.Conversion) -> pb.Credit:
     share = Fraction(c.exact_share, c.denominator)
     return pb.Credit(
         credit_id=credit_id,
@@ -342,9 +342,9 @@ def credit_message(
         estimated_wh=c.estimated_wh,
         dr_event_id=c.dr_event_id,
         share_bps=c.share_bps,
-        exact_share=valuation.rational(share),
-        carry_after=valuation.rational(Fraction(c.carry_after, c.denominator)),
+        exact_share=money.rational(share),
+        carry_after=money.rational(Fraction(c.carry_after, c.denominator)),
         interval_start=from_micros(c.interval_start * 1_000_000),
         interval_end=from_micros(c.interval_end * 1_000_000),
-        value=valuation.rational(conv.value(share, c.share_bps)),
+        value=money.rational(conv.value(share, c.share_bps)),
     )

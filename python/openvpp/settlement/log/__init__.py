@@ -1,0 +1,1 @@
+"""The settlement event log and the trace context carried through it."""

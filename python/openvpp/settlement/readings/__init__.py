@@ -1,0 +1,1 @@
+"""Readings in: verification against the device states, hash-chained storage."""

@@ -1,0 +1,1 @@
+"""Use-case tokens, their stablecoin reserves, and the development faucet."""
