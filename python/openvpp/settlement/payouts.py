@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 from opentelemetry import trace
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
@@ -42,27 +41,14 @@ from openvpp.settlement.accounts.ledger import PayoutState
 from openvpp.settlement.log import events, tracecontext
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.reserves.tokens import UseCaseTokens
-from openvpp.store import schema
-from openvpp.store.database import Database, execute_rows, insert_rows_with_ids
+from openvpp.store import payout_repo
+from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("openvpp.settlement")
 # On chain, every payout transaction carries "openvpp/settlement/v1 <id>:<index>".
 MEMO_PREFIX = "openvpp/settlement/v1"
-_PAYOUT_COLUMNS = (
-    "settlement_id",
-    "tx_index",
-    "wallet",
-    "mint",
-    "program_id",
-    "amount",
-    "credits",
-    "state",
-    "signature",
-    "created_at_us",
-    "updated_at_us",
-)
 
 
 class SettlementState(enum.IntEnum):
@@ -184,21 +170,13 @@ class Payouts:
         )
 
     async def _mints(self, conn: AsyncConnection, mints: Sequence[str]) -> bytes:
-        rows = await conn.execute(
-            select(schema.use_case_tokens.c.mint, schema.use_case_tokens.c.decimals).where(
-                schema.use_case_tokens.c.mint.in_(list(mints))
-            )
-        )
+        rows = await payout_repo.mint_decimals(conn, mints)
         return b"".join(
             native.MintPayment(
                 key_bytes(r.mint), native.TokenProgram.TOKEN_2022, r.decimals, native.PaymentMode.MINT_TO
             ).pack()
             for r in rows
         )
-
-    async def _known_accounts(self, conn: AsyncConnection, mints: Sequence[str]) -> set[tuple[str, str]]:
-        t = schema.token_accounts
-        return {(r.wallet, r.mint) for r in await conn.execute(select(t).where(t.c.mint.in_(list(mints))))}
 
     # -- settling -------------------------------------------------------------
 
@@ -248,36 +226,10 @@ class Payouts:
         *,
         strict: bool,
     ) -> tuple[str, list[int]] | list[tuple[ProgramConfig, int, int]] | None:
-        ps, c, p = schema.program_settlements, schema.credits, schema.payouts
         ids = [x.program_id for x in programs]
-        await conn.execute(select(ps.c.program_id).where(ps.c.program_id.in_(ids)).with_for_update())
-        ta = schema.token_accounts
-        found = (
-            await conn.execute(
-                # `known`: the wallet's token account exists, so its payout need not create it.
-                select(
-                    c.c.id,
-                    c.c.program_id,
-                    c.c.wallet,
-                    c.c.mint,
-                    c.c.amount,
-                    c.c.trace_parent,
-                    ta.c.wallet.is_not(None).label("known"),
-                )
-                .select_from(c.outerjoin(ta, and_(ta.c.wallet == c.c.wallet, ta.c.mint == c.c.mint)))
-                .where(c.c.payout_id.is_(None), c.c.program_id.in_(ids), c.c.amount > 0)
-                .order_by(c.c.id)
-                .limit(self.max_credits)
-            )
-        ).all()
-        rows = list(map(_Credit._make, found))
-        in_flight = dict(
-            (
-                await conn.execute(
-                    select(p.c.mint, func.sum(p.c.amount)).where(p.c.state == PayoutState.SENT).group_by(p.c.mint)
-                )
-            ).all()
-        )
+        await payout_repo.lock_programs(conn, ids)
+        rows = list(map(_Credit._make, await payout_repo.pending_credits(conn, ids, self.max_credits)))
+        in_flight = await payout_repo.in_flight_by_mint(conn, PayoutState.SENT)
         wanted: dict[str, int] = defaultdict(int)
         for r in rows:
             wanted[r.mint] += r.amount
@@ -298,14 +250,13 @@ class Payouts:
     async def _set_holds(
         self, conn: AsyncConnection, programs: Sequence[ProgramConfig], holds: list[tuple[ProgramConfig, int, int]]
     ) -> None:
-        ps = schema.program_settlements
         held = {h[0].program_id: h for h in holds}
         changes = []
         for program in programs:
             reason = "RESERVE_SHORT" if program.program_id in held else ""
             if reason == program.hold_reason:
                 continue
-            await conn.execute(update(ps).where(ps.c.program_id == program.program_id).values(hold_reason=reason))
+            await payout_repo.set_hold(conn, program.program_id, reason)
             if reason:
                 _, want, room = held[program.program_id]
                 hold = pb.ProgramHold(
@@ -347,19 +298,20 @@ class Payouts:
             # A transfer too large for any transaction pays nobody and gets no payout row.
             live = range(len(netted)) if len(owner_of) == len(netted) else sorted(owner_of)
             now = self.clock_us()
-            await conn.execute(
-                insert(schema.settlements).values(
-                    settlement_id=settlement_id,
-                    state=SettlementState.SENDING,
-                    transactions=len(batch.transactions),
-                    payouts=len(live),
-                    credits=len(kept),
-                    amount=sum(netted[k][2] for k in live),
-                    digest=batch.digest,
-                    trace_parent=tracecontext.current(),
-                    created_at_us=started,
-                    updated_at_us=now,
-                )
+            await payout_repo.insert_settlement(
+                conn,
+                {
+                    "settlement_id": settlement_id,
+                    "state": SettlementState.SENDING,
+                    "transactions": len(batch.transactions),
+                    "payouts": len(live),
+                    "credits": len(kept),
+                    "amount": sum(netted[k][2] for k in live),
+                    "digest": batch.digest,
+                    "trace_parent": tracecontext.current(),
+                    "created_at_us": started,
+                    "updated_at_us": now,
+                },
             )
             payout_rows = []
             for k in live:
@@ -379,12 +331,10 @@ class Payouts:
                         now,
                     )
                 )
-            payout_ids = await insert_rows_with_ids(conn, schema.payouts, _PAYOUT_COLUMNS, payout_rows)
+            payout_ids = await payout_repo.insert_payouts(conn, payout_rows)
             payout_of = dict(zip(live, payout_ids, strict=True))
-            await execute_rows(
-                conn,
-                "UPDATE credits SET payout_id = ? WHERE id = ?",
-                list(zip(map(payout_of.__getitem__, where), [r.id for r in kept], strict=True)),
+            await payout_repo.claim_credits(
+                conn, list(zip(map(payout_of.__getitem__, where), [r.id for r in kept], strict=True))
             )
             outbox_ids = await self.outbox.enqueue_many(
                 conn,
@@ -415,72 +365,30 @@ class Payouts:
 
     # -- outcomes -------------------------------------------------------------
 
-    async def _tx_payouts(self, conn: AsyncConnection, ref: str) -> list[Any]:
-        settlement_id, index = ref.rsplit(":", 1)
-        p = schema.payouts
-        return list(
-            (
-                await conn.execute(
-                    select(p).where(p.c.settlement_id == settlement_id, p.c.tx_index == int(index)).order_by(p.c.id)
-                )
-            ).all()
-        )
-
     async def _record(self, conn: AsyncConnection, ref: str, outcome: Outcome) -> None:
         await self._record_many(conn, [(ref, outcome)])
 
     async def _record_many(self, conn: AsyncConnection, outcomes: list[tuple[str, Outcome]]) -> None:
         """The outcomes of many payout transactions, set-wise: a few statements
         for all of them instead of a dozen per transaction."""
-        p, c = schema.payouts, schema.credits
         by_settlement: dict[str, dict[int, Outcome]] = defaultdict(dict)
         for ref, outcome in outcomes:
             settlement_id, index = ref.rsplit(":", 1)
             by_settlement[settlement_id][int(index)] = outcome
         now = self.clock_us()
         for settlement_id, per_tx in by_settlement.items():
-            found = (
-                await conn.execute(
-                    select(
-                        p.c.id,
-                        p.c.tx_index,
-                        p.c.wallet,
-                        p.c.mint,
-                        p.c.program_id,
-                        p.c.amount,
-                        p.c.credits,
-                        p.c.created_at_us,
-                    )
-                    .where(p.c.settlement_id == settlement_id, p.c.tx_index.in_(list(per_tx)))
-                    .order_by(p.c.id)
-                )
-            ).all()
+            found = await payout_repo.transaction_payouts(conn, settlement_id, list(per_tx))
             rows = list(map(_Paid._make, found))
-            utilities = dict(
-                (
-                    await conn.execute(
-                        select(
-                            schema.program_settlements.c.program_id, schema.program_settlements.c.utility_namespace
-                        ).where(schema.program_settlements.c.program_id.in_({r.program_id for r in rows}))
-                    )
-                ).all()
-            )
-            trace_parent = (
-                await conn.execute(
-                    select(schema.settlements.c.trace_parent).where(schema.settlements.c.settlement_id == settlement_id)
-                )
-            ).scalar_one()
-            parent, _ = tracecontext.parented([trace_parent])
+            utilities = await payout_repo.program_utilities(conn, {r.program_id for r in rows})
+            parent, _ = tracecontext.parented([await payout_repo.trace_parent(conn, settlement_id)])
             for outcome in per_tx.values():
                 with _tracer.start_as_current_span("settlement.payout", context=parent) as span:
                     span.set_attribute("solana.signature", outcome.signature)
                     span.set_attribute("openvpp.outcome", outcome.state.name)
             confirmed = {i for i, o in per_tx.items() if o.state is OutboxState.CONFIRMED}
             states = {i: PayoutState.CONFIRMED if i in confirmed else PayoutState.FAILED for i in per_tx}
-            await execute_rows(
-                conn,
-                "UPDATE payouts SET state = ?, signature = ?, updated_at_us = ? WHERE id = ?",
-                [(states[r.tx_index], per_tx[r.tx_index].signature, now, r.id) for r in rows],
+            await payout_repo.set_payout_outcomes(
+                conn, [(states[r.tx_index], per_tx[r.tx_index].signature, now, r.id) for r in rows]
             )
             paid = [r for r in rows if r.tx_index in confirmed]
             failed = [r.id for r in rows if r.tx_index not in confirmed]
@@ -491,9 +399,9 @@ class Payouts:
                 await ledger.post_paid_many(
                     conn, [(per_tx[i].signature, per_signature[i]) for i in sorted(confirmed)], at_us=now
                 )
-                await _remember_accounts(conn, settlement_id, sorted(confirmed))
+                await payout_repo.remember_accounts(conn, settlement_id, sorted(confirmed))
             if failed:
-                await conn.execute(update(c).where(c.c.payout_id.in_(failed)).values(payout_id=None))
+                await payout_repo.release_credits(conn, failed)
             bodies = native.encode_payout_events(
                 settlement_id,
                 [
@@ -518,27 +426,17 @@ class Payouts:
             await self._maybe_complete(conn, settlement_id, now)
 
     async def _maybe_complete(self, conn: AsyncConnection, settlement_id: str, now: int) -> None:
-        p = schema.payouts
-        counts: dict[int, int] = dict(
-            (
-                await conn.execute(
-                    select(p.c.state, func.count()).where(p.c.settlement_id == settlement_id).group_by(p.c.state)
-                )
-            ).all()
-        )
+        counts = await payout_repo.state_counts(conn, settlement_id)
         if counts.get(PayoutState.SENT, 0) == 0:
             state = SettlementState.PARTIAL if counts.get(PayoutState.FAILED, 0) else SettlementState.COMPLETED
-            await conn.execute(
-                update(schema.settlements)
-                .where(schema.settlements.c.settlement_id == settlement_id)
-                .values(state=state, updated_at_us=now)
-            )
+            await payout_repo.set_settlement_state(conn, settlement_id, state, now)
 
     async def _rebuild(self, ref: str, recent: RecentBlockhash) -> bytes:
+        settlement_id, index = ref.rsplit(":", 1)
         async with self.db.read() as conn:
-            rows = await self._tx_payouts(conn, ref)
+            rows = await payout_repo.transaction_payouts(conn, settlement_id, [int(index)])
             mints = sorted({r.mint for r in rows})
-            known = await self._known_accounts(conn, mints)
+            known = await payout_repo.known_accounts(conn, mints)
             mint_table = await self._mints(conn, mints)
         intents = b"".join(
             native.PaymentIntent(
@@ -546,7 +444,6 @@ class Payouts:
             ).pack()
             for r in rows
         )
-        settlement_id, index = ref.rsplit(":", 1)
         batch = native.build_settlement(intents, mint_table, self._params(recent, settlement_id, int(index)))
         if len(batch.transactions) != 1:
             raise RuntimeError(f"payouts of {ref} no longer fit one transaction")
@@ -559,32 +456,21 @@ class Payouts:
         the payouts of the caller's programs or to its devices, and only the
         transactions that carry them. A settlement with no such part does
         not exist for that caller."""
-        s, o, p = schema.settlements, schema.chain_outbox, schema.payouts
         missing = errors.NotFound(f"no settlement {settlement_id}", "SETTLEMENT_NOT_FOUND")
         async with self.db.read() as conn:
-            row = (await conn.execute(select(s).where(s.c.settlement_id == settlement_id))).first()
+            row = await payout_repo.settlement(conn, settlement_id)
             if row is None:
                 raise missing
             counts = (row.transactions, row.payouts, row.credits, row.amount)
             tx_indexes = list(range(row.transactions))
             if not viewer.everything:
-                mine = (
-                    await conn.execute(
-                        select(p.c.tx_index, p.c.amount, p.c.credits).where(
-                            p.c.settlement_id == settlement_id, scope.payouts(viewer)
-                        )
-                    )
-                ).all()
+                mine = await payout_repo.visible_payouts(conn, settlement_id, scope.payouts(viewer))
                 if not mine:
                     raise missing
                 tx_indexes = sorted({m.tx_index for m in mine})
                 counts = (len(tx_indexes), len(mine), sum(m.credits for m in mine), sum(m.amount for m in mine))
             refs = [f"{settlement_id}:{i}" for i in tx_indexes]
-            sigs = dict(
-                (
-                    await conn.execute(select(o.c.ref, o.c.signature).where(o.c.kind == "payout", o.c.ref.in_(refs)))
-                ).all()
-            )
+            sigs = await payout_repo.payout_signatures(conn, refs)
         return SettlementView(
             settlement_id,
             SettlementState(row.state),
@@ -603,23 +489,8 @@ class Payouts:
             raise errors.InvalidArgument.field("page_size", "must be at most 1000", "OUT_OF_RANGE")
         after = pagination.decode(token)
         limit = page_size or 100
-        p = schema.payouts
-        query = select(p).where(p.c.id > after, scope.payouts(viewer)).order_by(p.c.id).limit(limit + 1)
-        for column, value in ((p.c.wallet, wallet), (p.c.mint, mint), (p.c.settlement_id, settlement_id)):
-            if value:
-                query = query.where(column == value)
         async with self.db.read() as conn:
-            rows = list((await conn.execute(query)).all())
+            rows = await payout_repo.list_payouts(
+                conn, scope.payouts(viewer), after, limit + 1, wallet=wallet, mint=mint, settlement_id=settlement_id
+            )
         return rows[:limit], (pagination.encode(rows[limit - 1].id) if len(rows) > limit else "")
-
-
-async def _remember_accounts(conn: AsyncConnection, settlement_id: str, tx_indexes: list[int]) -> None:
-    """Every paid wallet's token account now exists: later payouts need not create it."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    p = schema.payouts
-    paid = select(p.c.wallet, p.c.mint).where(p.c.settlement_id == settlement_id, p.c.tx_index.in_(tx_indexes))
-    await conn.execute(
-        dialect.insert(schema.token_accounts).from_select(["wallet", "mint"], paid.distinct()).on_conflict_do_nothing()
-    )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, event, func, select, text
+from sqlalchemy import Select, Table, event, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -183,6 +183,14 @@ async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, A
     statement = dialect.insert(table)
     changing = {c: statement.excluded[c] for c in rows[0] if c not in keys}
     await conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=changing), list(rows))
+
+
+async def insert_ignore(conn: AsyncConnection, table: Table, columns: Sequence[str], rows: Select[Any]) -> None:
+    """INSERT … SELECT … ON CONFLICT DO NOTHING, in the dialect of the connection."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(dialect.insert(table).from_select(list(columns), rows).on_conflict_do_nothing())
 
 
 def driver_sql(conn: AsyncConnection, sql: str) -> str:

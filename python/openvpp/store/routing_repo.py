@@ -233,3 +233,15 @@ async def registry_changes_after(conn: AsyncConnection, cursor: int, limit: int)
 
 async def registry_head_seq(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(registry_head.c.seq).where(registry_head.c.id == 1))).scalar_one())
+
+
+async def active_utilities_of(conn: AsyncConnection, der_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Per device, the utilities of the programs it is actively enrolled in."""
+    e = enrollments
+    out: dict[str, set[str]] = {}
+    query = select(e.c.der_id, e.c.utility_namespace).where(
+        e.c.der_id.in_(list(der_ids)), e.c.status == pb.ENROLLMENT_STATUS_ACTIVE
+    )
+    for der_id, utility in await conn.execute(query):
+        out.setdefault(der_id, set()).add(utility)
+    return out

@@ -15,17 +15,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
 from openvpp.kernel.timestamps import from_micros
-from openvpp.store import schema
-from openvpp.store.database import Database, insert_rows
+from openvpp.store import event_repo
+from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
 PAGE = 500
-_COLUMNS = ("seq", "utility_namespace", "body", "at_us")
 
 
 async def append(conn: AsyncConnection, events: Sequence[tuple[str, pb.SettlementEvent]], *, at_us: int) -> int:
@@ -37,12 +35,7 @@ async def append_bodies(conn: AsyncConnection, bodies: Sequence[tuple[str, bytes
     """Appends (utility, serialised event without cursor or time) pairs in order."""
     if not bodies:
         return -1
-    head_table = schema.settlement_event_head
-    head = (await conn.execute(select(head_table.c.seq).where(head_table.c.id == 1).with_for_update())).scalar_one()
-    rows = [(head + i, utility, body, at_us) for i, (utility, body) in enumerate(bodies, 1)]
-    await insert_rows(conn, schema.settlement_events, _COLUMNS, rows)
-    await conn.execute(update(head_table).where(head_table.c.id == 1).values(seq=head + len(rows)))
-    return int(head + len(rows))
+    return await event_repo.append(conn, bodies, at_us)
 
 
 class EventLog:
@@ -59,17 +52,11 @@ class EventLog:
 
     async def head(self) -> int:
         async with self.db.read() as conn:
-            table = schema.settlement_event_head
-            return int((await conn.execute(select(table.c.seq).where(table.c.id == 1))).scalar_one())
+            return await event_repo.head(conn)
 
     async def page(self, viewer: str | None, after: int, limit: int = PAGE) -> list[pb.SettlementEvent]:
-        table = schema.settlement_events
-        query = select(table.c.seq, table.c.body, table.c.at_us).where(table.c.seq > after)
-        query = query.order_by(table.c.seq).limit(limit)
-        if viewer is not None:
-            query = query.where(table.c.utility_namespace == viewer)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = await event_repo.page(conn, viewer, after, limit)
         page = []
         for row in rows:
             event = pb.SettlementEvent.FromString(row.body)

@@ -20,12 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from solders.pubkey import Pubkey
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
-from openvpp.store import route_log, routing_repo, schema
-from openvpp.v1 import common_pb2, registry_pb2, routing_pb2
+from openvpp.store import reading_repo, route_log, routing_repo
+from openvpp.v1 import common_pb2, registry_pb2
 
 GENESIS = bytes(32)
 # Past this many registry changes, forgetting everything is cheaper than reading them.
@@ -123,35 +122,9 @@ class DeviceCache:
 
 async def _read(conn: AsyncConnection, keys: list[bytes]) -> dict[bytes, Held]:
     ids = {str(Pubkey.from_bytes(k)): k for k in keys}
-    d, rd = schema.devices, schema.reading_devices
-    query = (
-        select(
-            d.c.der_id,
-            d.c.registered_seq,
-            d.c.vendor_namespace,
-            d.c.status,
-            d.c.record_bytes,
-            rd.c.has_baseline,
-            rd.c.last_seq,
-            rd.c.last_interval_end,
-            rd.c.import_wh,
-            rd.c.export_wh,
-            rd.c.head_hash,
-            rd.c.stored,
-        )
-        .select_from(d.outerjoin(rd, rd.c.der_id == d.c.der_id))
-        .where(d.c.der_id.in_(list(ids)))
-    )
-    e = schema.enrollments
-    utilities: dict[str, set[str]] = {}
-    for der_id, utility in await conn.execute(
-        select(e.c.der_id, e.c.utility_namespace).where(
-            e.c.der_id.in_(list(ids)), e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE
-        )
-    ):
-        utilities.setdefault(der_id, set()).add(utility)
+    utilities = await routing_repo.active_utilities_of(conn, list(ids))
     out: dict[bytes, Held] = {}
-    for row in await conn.execute(query):
+    for row in await reading_repo.devices_with_state(conn, list(ids)):
         key = ids[row.der_id]
         caps = registry_pb2.DeviceRecord.FromString(row.record_bytes).capabilities
         existed = row.last_seq is not None

@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from opentelemetry import context as otel_context
-from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,8 +28,8 @@ from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
 from openvpp.settlement.log import events, tracecontext
 from openvpp.settlement.readings.device_cache import GENESIS, DeviceCache, Held, StaleState
-from openvpp.store import schema
-from openvpp.store.database import Database, execute_rows, insert_rows
+from openvpp.store import reading_repo
+from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2
 
 _STORED = native.STORED
@@ -278,17 +277,15 @@ class Ingestor:
         """The batch's row (counts and trace), and its event for every utility
         with a program these devices are enrolled in."""
         rejected = len(results.verdicts) - accepted
-        row = await conn.execute(
-            insert(schema.reading_batches).values(
-                batch_ref=batch.batch_ref[:64],
-                vendor_namespace=batch.caller.namespace,
-                accepted=accepted,
-                rejected=rejected,
-                trace_parent=tracecontext.current(),
-                received_at_us=self.clock_us(),
-            )
+        batch_id = await reading_repo.insert_batch(
+            conn,
+            batch_ref=batch.batch_ref,
+            vendor=batch.caller.namespace,
+            accepted=accepted,
+            rejected=rejected,
+            trace_parent=tracecontext.current(),
+            received_at_us=self.clock_us(),
         )
-        batch_id = int(row.inserted_primary_key[0])  # type: ignore[index]
         if not held:
             return batch_id
         utilities = {u for h in held.values() for u in h.utilities}
@@ -315,14 +312,11 @@ class Ingestor:
     async def _stored(self, conn: AsyncConnection, lowest: dict[bytes, int], held: dict[bytes, Held]) -> bytes:
         """Digests of stored readings this batch may replay (seq not beyond what is kept)."""
         out: list[bytes] = []
-        r = schema.readings
         for key, low in lowest.items():
             h = held.get(key)
             if h is None or not h.has_baseline or low > h.last_seq:
                 continue
-            rows = await conn.execute(
-                select(r.c.seq, r.c.payload).where(r.c.device == h.number, r.c.seq >= low, r.c.seq <= h.last_seq)
-            )
+            rows = await reading_repo.payloads_between(conn, h.number, low, h.last_seq)
             out.extend(_STORED.pack(key, seq, hashlib.sha256(payload).digest()) for seq, payload in rows)
         return b"".join(out)
 
@@ -343,14 +337,11 @@ class Ingestor:
         staged = native.stage_readings(
             verified.payloads, verified.signatures, results, table, batch_id=batch_id, now_us=self.clock_us()
         )
-        await insert_rows(conn, schema.readings, native.READING_ROW, staged.readings)
-        if staged.updates:
-            sets = ", ".join(f"{c} = ?" for c in native.STATE_ROW)
-            sql = f"UPDATE reading_devices SET {sets} WHERE der_id = ? AND stored = ?"
-            changed_rows = await execute_rows(conn, sql, staged.updates)
-            if changed_rows != len(staged.updates):
-                raise StaleState(f"{len(staged.updates) - changed_rows} device states changed underneath")
-        await insert_rows(conn, schema.reading_devices, ("der_id", *native.STATE_ROW), staged.inserts)
+        changed_rows = await reading_repo.store(
+            conn, native.READING_ROW, staged.readings, native.STATE_ROW, staged.updates, staged.inserts
+        )
+        if changed_rows != len(staged.updates):
+            raise StaleState(f"{len(staged.updates) - changed_rows} device states changed underneath")
         return {
             packed[:32]: Held(d.vendor, d.der_id, d.number, packed, head, stored, True, d.utilities)
             for i, packed, head, stored in staged.changed
@@ -362,20 +353,10 @@ class Ingestor:
         bad: list[tuple[str, int]] = []
         broken: list[tuple[str, int]] = []
         devices = total = 0
-        kept, d, rd = schema.readings, schema.devices, schema.reading_devices
         async with self.db.read() as conn:
-            heads = await conn.execute(
-                select(d.c.der_id, d.c.registered_seq, rd.c.head_hash).join(rd, rd.c.der_id == d.c.der_id)
-            )
-            for der_id, number, head in heads.all():
+            for der_id, number, head in await reading_repo.chain_heads(conn):
                 devices += 1
-                rows = (
-                    await conn.execute(
-                        select(kept.c.seq, kept.c.payload, kept.c.signature, kept.c.chain_hash)
-                        .where(kept.c.device == number)
-                        .order_by(kept.c.seq)
-                    )
-                ).all()
+                rows = await reading_repo.chain(conn, number)
                 total += len(rows)
                 items = [native.SignedItem(r.payload[:32], r.signature, r.payload) for r in rows]
                 verdicts = native.verify_ed25519(native.READING_DOMAIN, items)

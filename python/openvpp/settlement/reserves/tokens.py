@@ -18,7 +18,6 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 from solders.system_program import CreateAccountWithSeedParams, create_account_with_seed
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
@@ -33,7 +32,7 @@ from openvpp.kernel.programs import denied, program_not_found
 from openvpp.settlement.reserves import extensions
 from openvpp.settlement.reserves.faucet import DevelopmentFaucet
 from openvpp.settlement.reserves.stablecoin import Stablecoin, read_mint
-from openvpp.store import routing_repo, schema
+from openvpp.store import routing_repo, token_repo
 from openvpp.store.database import Database
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,10}$")
@@ -203,9 +202,9 @@ class UseCaseTokens:
     async def _row_by_seed(self, seed: str) -> Any:
         mint, _ = self._addresses(seed)
         async with self.db.read() as conn:
-            return (
-                await conn.execute(select(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == str(mint)))
-            ).one()
+            row = await token_repo.token(conn, str(mint))
+        assert row is not None, "a token's outbox work starts after its row is written"
+        return row
 
     # -- creation -----------------------------------------------------------
 
@@ -217,17 +216,10 @@ class UseCaseTokens:
                 raise program_not_found(spec.program_id)
             if not caller.acts_for(program.utility_namespace):
                 raise denied("create tokens for its own programs")
-            clash = (
-                await conn.execute(
-                    select(schema.use_case_tokens.c.mint).where(
-                        schema.use_case_tokens.c.program_id == spec.program_id,
-                        schema.use_case_tokens.c.symbol == spec.symbol,
-                    )
-                )
-            ).first()
+            clash = await token_repo.mint_of_symbol(conn, spec.program_id, spec.symbol)
         if clash is not None:
             raise errors.AlreadyExists(
-                f"program {spec.program_id} already has a {spec.symbol} token ({clash.mint})", "TOKEN_EXISTS"
+                f"program {spec.program_id} already has a {spec.symbol} token ({clash})", "TOKEN_EXISTS"
             )
         seed = secrets.token_hex(12)
         mint, reserve = self._addresses(seed)
@@ -250,7 +242,7 @@ class UseCaseTokens:
         }
         raw = await self._mint_transaction(seed, values, recent)
         async with self.db.write() as conn:
-            await conn.execute(insert(schema.use_case_tokens).values(**values))
+            await token_repo.insert_token(conn, values)
             first = await self.outbox.enqueue(conn, "token_mint", seed, raw, recent.last_valid_block_height)
         signatures = [(await self.outbox.drive(first)).signature]
         second = await self.outbox.find("token_reserve", seed)
@@ -311,13 +303,11 @@ class UseCaseTokens:
     async def _record_mint(self, conn: AsyncConnection, seed: str, outcome: Outcome) -> None:
         mint, _ = self._addresses(seed)
         if outcome.state is not OutboxState.CONFIRMED:
-            await _set_state(conn, str(mint), TokenState.FAILED)
+            await token_repo.set_state(conn, str(mint), TokenState.FAILED)
             return
         recent = outcome.recent
         assert recent is not None, "token_mint is registered with follows_on"
-        row = (
-            await conn.execute(select(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == str(mint)))
-        ).one()
+        row = await token_repo.token(conn, str(mint))
         raw = await self._reserve_transaction(seed, dict(row._mapping), recent)
         await self.outbox.enqueue(conn, "token_reserve", seed, raw, recent.last_valid_block_height)
 
@@ -349,16 +339,14 @@ class UseCaseTokens:
     async def _record_reserve(self, conn: AsyncConnection, seed: str, outcome: Outcome) -> None:
         mint, _ = self._addresses(seed)
         state = TokenState.ACTIVE if outcome.state is OutboxState.CONFIRMED else TokenState.FAILED
-        await _set_state(conn, str(mint), state)
+        await token_repo.set_state(conn, str(mint), state)
 
     # -- reads --------------------------------------------------------------
 
     async def _row(self, mint: str) -> Any:
         _decode_key(mint, "mint")
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == mint))
-            ).first()
+            row = await token_repo.token(conn, mint)
         if row is None:
             raise errors.NotFound(f"no use-case token {mint}", "TOKEN_NOT_FOUND")
         return row
@@ -372,13 +360,8 @@ class UseCaseTokens:
         return UseCaseToken.from_row(row, exts)
 
     async def list(self, utility: str = "", program_id: str = "") -> list[UseCaseToken]:
-        query = select(schema.use_case_tokens).order_by(schema.use_case_tokens.c.created_at_us)
-        if utility:
-            query = query.where(schema.use_case_tokens.c.utility_namespace == utility)
-        if program_id:
-            query = query.where(schema.use_case_tokens.c.program_id == program_id)
         async with self.db.read() as conn:
-            return [UseCaseToken.from_row(r) for r in await conn.execute(query)]
+            return [UseCaseToken.from_row(r) for r in await token_repo.tokens(conn, utility, program_id)]
 
     async def _active(self, mint: str) -> Any:
         row = await self._row(mint)
@@ -507,7 +490,3 @@ class UseCaseTokens:
 
 async def _record_nothing(_conn: AsyncConnection, _ref: str, _outcome: Outcome) -> None:
     """The chain itself is the record (balances); nothing else to write."""
-
-
-async def _set_state(conn: AsyncConnection, mint: str, state: TokenState) -> None:
-    await conn.execute(update(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == mint).values(state=state))
