@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
-from openvpp.store import schema
-from openvpp.store.database import upsert
+from openvpp.store import settlement_repo
 from openvpp.v1 import settlement_pb2 as pb
 
 BPS = 10_000
@@ -100,33 +98,20 @@ def check(kind: int, unit: int, decimals: int, redemption_value: int, stablecoin
 
 
 async def for_program(conn: AsyncConnection, kind: int, mint: str) -> Conversion:
-    token = (
-        await conn.execute(
-            select(schema.use_case_tokens.c.decimals, schema.use_case_tokens.c.redemption_value).where(
-                schema.use_case_tokens.c.mint == mint
-            )
-        )
-    ).one()
+    token = await settlement_repo.token_terms(conn, mint)
     return conversion(kind, token.decimals, token.redemption_value, await stablecoin_decimals(conn))
 
 
 async def stablecoin_decimals(conn: AsyncConnection) -> int:
-    found = (await conn.execute(select(schema.settlement_config.c.stablecoin_decimals))).scalar_one_or_none()
-    return PRICE_DECIMALS if found is None else int(found)
+    found = await settlement_repo.stablecoin_decimals(conn)
+    return PRICE_DECIMALS if found is None else found
 
 
 async def load_carries(conn: AsyncConnection, mint: str, wallets: list[str], denominator: int) -> dict[str, int]:
-    pc = schema.party_carries
-    found: dict[str, int] = {}
-    for i in range(0, len(wallets), 500):
-        rows = await conn.execute(
-            select(pc.c.wallet, pc.c.carry, pc.c.denominator).where(
-                pc.c.mint == mint, pc.c.wallet.in_(wallets[i : i + 500])
-            )
-        )
-        for row in rows:
-            found[row.wallet] = _rescale(int(row.carry), int(row.denominator), denominator)
-    return found
+    return {
+        wallet: _rescale(carry, stored, denominator)
+        for wallet, carry, stored in await settlement_repo.carries(conn, mint, wallets)
+    }
 
 
 def _rescale(carry: int, stored: int, wanted: int) -> int:
@@ -136,12 +121,7 @@ def _rescale(carry: int, stored: int, wanted: int) -> int:
 
 
 async def store_carries(conn: AsyncConnection, mint: str, carries: dict[str, int], denominator: int) -> None:
-    await upsert(
-        conn,
-        schema.party_carries,
-        [{"wallet": w, "mint": mint, "carry": str(c), "denominator": str(denominator)} for w, c in carries.items()],
-        ("wallet", "mint"),
-    )
+    await settlement_repo.store_carries(conn, mint, carries, denominator)
 
 
 def rational(value: Fraction) -> pb.Rational:

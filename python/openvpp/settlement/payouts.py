@@ -35,13 +35,12 @@ from openvpp.kernel import clock, pagination
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer
 from openvpp.kernel.timestamps import from_micros
-from openvpp.settlement import scope
 from openvpp.settlement.accounts import ledger
 from openvpp.settlement.accounts.ledger import PayoutState
 from openvpp.settlement.log import events, tracecontext
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.reserves.tokens import UseCaseTokens
-from openvpp.store import payout_repo
+from openvpp.store import payout_repo, scope, settlement_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -227,7 +226,7 @@ class Payouts:
         strict: bool,
     ) -> tuple[str, list[int]] | list[tuple[ProgramConfig, int, int]] | None:
         ids = [x.program_id for x in programs]
-        await payout_repo.lock_programs(conn, ids)
+        await settlement_repo.lock_programs(conn, ids)
         rows = list(map(_Credit._make, await payout_repo.pending_credits(conn, ids, self.max_credits)))
         in_flight = await payout_repo.in_flight_by_mint(conn, PayoutState.SENT)
         wanted: dict[str, int] = defaultdict(int)

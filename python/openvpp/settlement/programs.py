@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import base58
-from sqlalchemy import insert, select, update
 
 from openvpp import errors
 from openvpp.kernel import clock
@@ -19,7 +18,7 @@ from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer, cross_tenant
 from openvpp.settlement import money
-from openvpp.store import routing_repo, schema
+from openvpp.store import routing_repo, settlement_repo, token_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -120,9 +119,7 @@ class ProgramSettlements:
             if not caller.acts_for(program.utility_namespace):
                 raise denied("configure its own programs")
             utility = program.utility_namespace
-            token = (
-                await conn.execute(select(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == request.mint))
-            ).first()
+            token = await token_repo.token(conn, request.mint)
             if token is None or token.program_id != request.program_id:
                 raise errors.FailedPrecondition(
                     f"{request.mint or 'mint'} is not a use-case token of {request.program_id}",
@@ -136,26 +133,20 @@ class ProgramSettlements:
                 token.redemption_value,
                 await money.stablecoin_decimals(conn),
             )
-            for field, table, key, value in (
-                ("tariff_id", schema.tariffs, schema.tariffs.c.tariff_id, request.tariff_id),
-                ("price_feed_id", schema.price_feeds, schema.price_feeds.c.feed_id, request.price_feed_id),
+            for field, kind, value in (
+                ("tariff_id", "tariff", request.tariff_id),
+                ("price_feed_id", "feed", request.price_feed_id),
             ):
                 if not value:
                     continue
-                row = (await conn.execute(select(table).where(key == value).limit(1))).first()
-                if row is None:
+                owner = await settlement_repo.oracle_owner(conn, kind, value)
+                if owner is None:
                     raise errors.NotFound(
                         f"no {field.removesuffix('_id').replace('_', ' ')} {value}", "ORACLE_NOT_FOUND"
                     )
-                if row.utility_namespace != utility:
+                if owner != utility:
                     raise denied(f"use its own {field.removesuffix('_id').replace('_', ' ')}s")
-            existing = (
-                await conn.execute(
-                    select(schema.program_settlements).where(
-                        schema.program_settlements.c.program_id == request.program_id
-                    )
-                )
-            ).first()
+            existing = await settlement_repo.program_settlement(conn, request.program_id)
             values = {
                 "utility_namespace": utility,
                 "kind": request.kind,
@@ -167,37 +158,19 @@ class ProgramSettlements:
                 "dr_includes_exports": int(request.dr_includes_exports),
             }
             if existing is None:
-                await conn.execute(
-                    insert(schema.program_settlements).values(
-                        program_id=request.program_id, version=1, hold_reason="", **values
-                    )
-                )
+                await settlement_repo.insert_program_settlement(conn, request.program_id, values)
             else:
                 if existing.kind != request.kind or existing.mint != request.mint:
                     raise errors.FailedPrecondition(
                         "a program's credit kind and token are fixed once configured", "PROGRAM_SETTLEMENT_FIXED"
                     )
-                await conn.execute(
-                    update(schema.program_settlements)
-                    .where(schema.program_settlements.c.program_id == request.program_id)
-                    .values(version=existing.version + 1, **values)
-                )
-            row = (
-                await conn.execute(
-                    select(schema.program_settlements).where(
-                        schema.program_settlements.c.program_id == request.program_id
-                    )
-                )
-            ).one()
+                await settlement_repo.update_program_settlement(conn, request.program_id, existing.version + 1, values)
+            row = await settlement_repo.program_settlement(conn, request.program_id)
         return ProgramConfig.from_row(row)
 
     async def get(self, program_id: str) -> ProgramConfig:
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(schema.program_settlements).where(schema.program_settlements.c.program_id == program_id)
-                )
-            ).first()
+            row = await settlement_repo.program_settlement(conn, program_id)
         if row is None:
             raise errors.NotFound(f"program {program_id} has no settlement configured", "PROGRAM_SETTLEMENT_NOT_FOUND")
         return ProgramConfig.from_row(row)
@@ -210,20 +183,11 @@ class ProgramSettlements:
         if viewer.everything or viewer.utility == config.utility:
             return config
         if viewer.vendor is not None:
-            en = schema.enrollments
             async with self.db.read() as conn:
-                enrolled = await conn.execute(
-                    select(en.c.der_id)
-                    .where(en.c.program_id == program_id, en.c.vendor_namespace == viewer.vendor)
-                    .limit(1)
-                )
-                if enrolled.first() is not None:
+                if await settlement_repo.vendor_enrolled_in(conn, program_id, viewer.vendor):
                     return config
         raise cross_tenant("read the settlement of its own programs or of programs its devices are enrolled in")
 
     async def all(self, utility: str | None = None) -> list[ProgramConfig]:
-        query = select(schema.program_settlements).order_by(schema.program_settlements.c.program_id)
-        if utility is not None:
-            query = query.where(schema.program_settlements.c.utility_namespace == utility)
         async with self.db.read() as conn:
-            return [ProgramConfig.from_row(r) for r in await conn.execute(query)]
+            return [ProgramConfig.from_row(r) for r in await settlement_repo.program_settlements(conn, utility)]

@@ -17,7 +17,6 @@ from typing import Any
 from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
-from sqlalchemy import insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
@@ -28,10 +27,9 @@ from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer, cross_tenant
-from openvpp.settlement import scope
 from openvpp.settlement.log import events
 from openvpp.settlement.reserves.tokens import UseCaseTokens
-from openvpp.store import schema
+from openvpp.store import redemption_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -98,14 +96,7 @@ _FINAL = {
 
 async def _announce(conn: AsyncConnection, redemption_id: str, at_us: int) -> None:
     """A redemption event for the token's utility, in the transaction that changed it."""
-    r, t = schema.redemptions, schema.use_case_tokens
-    row = (
-        await conn.execute(
-            select(r, t.c.utility_namespace, t.c.program_id)
-            .join(t, t.c.mint == r.c.mint)
-            .where(r.c.redemption_id == redemption_id)
-        )
-    ).one()
+    row = await redemption_repo.with_token(conn, redemption_id)
     event = pb.SettlementEvent(
         program_id=row.program_id, redemption=pb.RedemptionEvent(redemption=Redemption.from_row(row).message())
     )
@@ -180,39 +171,34 @@ class Redemptions:
         redemption_id = str(uuid.uuid4())
         now = self.clock_us()
         async with self.db.write() as conn:
-            await conn.execute(
-                insert(schema.redemptions).values(
-                    redemption_id=redemption_id,
-                    mint=mint,
-                    holder=holder,
-                    amount=amount,
-                    payout=payout,
-                    message=bytes(message),
-                    last_valid_block_height=recent.last_valid_block_height,
-                    state=RedemptionState.PREPARED,
-                    signature=None,
-                    error="",
-                    created_at_us=now,
-                    updated_at_us=now,
-                )
+            await redemption_repo.insert_redemption(
+                conn,
+                {
+                    "redemption_id": redemption_id,
+                    "mint": mint,
+                    "holder": holder,
+                    "amount": amount,
+                    "payout": payout,
+                    "message": bytes(message),
+                    "last_valid_block_height": recent.last_valid_block_height,
+                    "state": RedemptionState.PREPARED,
+                    "signature": None,
+                    "error": "",
+                    "created_at_us": now,
+                    "updated_at_us": now,
+                },
             )
             await _announce(conn, redemption_id, self.clock_us())
         return Prepared(redemption_id, bytes(tx), payout, recent.last_valid_block_height)
 
     async def _relays(self, viewer: Viewer, mint: str, holder: str) -> bool:
         async with self.db.read() as conn:
-            found = await conn.execute(select(literal(1)).where(scope.wallet(viewer, literal(mint), literal(holder))))
-            return found.first() is not None
+            return await redemption_repo.may_relay(conn, viewer, mint, holder)
 
     async def _row(self, viewer: Viewer, redemption_id: str) -> Any:
         """A redemption the viewer may see; for anyone else it does not exist."""
-        r = schema.redemptions
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(r).where(r.c.redemption_id == redemption_id, scope.wallet(viewer, r.c.mint, r.c.holder))
-                )
-            ).first()
+            row = await redemption_repo.visible(conn, viewer, redemption_id)
         if row is None:
             raise errors.NotFound(f"no redemption {redemption_id}", "REDEMPTION_NOT_FOUND")
         return row
@@ -243,15 +229,10 @@ class Redemptions:
             )
         signature = str(tx.signatures[0])
         async with self.db.write() as conn:
-            changed = await conn.execute(
-                update(schema.redemptions)
-                .where(
-                    schema.redemptions.c.redemption_id == redemption_id,
-                    schema.redemptions.c.state == RedemptionState.PREPARED,
-                )
-                .values(state=RedemptionState.SUBMITTED, signature=signature, updated_at_us=self.clock_us())
+            won = await redemption_repo.mark_submitted(
+                conn, redemption_id, RedemptionState.PREPARED, RedemptionState.SUBMITTED, signature, self.clock_us()
             )
-            if changed.rowcount:
+            if won:
                 await self.outbox.enqueue(conn, "redemption", redemption_id, raw, row.last_valid_block_height)
                 await _announce(conn, redemption_id, self.clock_us())
         return await self._wait(signature, redemption_id)
@@ -263,9 +244,5 @@ class Redemptions:
         return await self.get(Viewer(True), redemption_id)
 
     async def _record(self, conn: AsyncConnection, redemption_id: str, outcome: Outcome) -> None:
-        await conn.execute(
-            update(schema.redemptions)
-            .where(schema.redemptions.c.redemption_id == redemption_id)
-            .values(state=_FINAL[outcome.state], error=outcome.error, updated_at_us=self.clock_us())
-        )
+        await redemption_repo.set_outcome(conn, redemption_id, _FINAL[outcome.state], outcome.error, self.clock_us())
         await _announce(conn, redemption_id, self.clock_us())

@@ -1,7 +1,7 @@
 """Storage of settlements and payouts: the pending credits a settlement
 claims, its payout rows and their outcomes, the wallets whose token accounts
 exist, and the reads behind GetSettlement and ListPayouts. Tenant scoping
-arrives as a SQL condition from the domain (`settlement.scope`)."""
+arrives as a SQL condition from the domain (`store.scope`)."""
 
 from __future__ import annotations
 
@@ -39,12 +39,6 @@ async def known_accounts(conn: AsyncConnection, mints: Sequence[str]) -> set[tup
     """(wallet, mint) of every token account a payout created or found."""
     t = schema.token_accounts
     return {(r.wallet, r.mint) for r in await conn.execute(select(t).where(t.c.mint.in_(list(mints))))}
-
-
-async def lock_programs(conn: AsyncConnection, program_ids: Sequence[str]) -> None:
-    """Takes the settlement rows of these programs for the transaction (one settler per program)."""
-    ps = schema.program_settlements
-    await conn.execute(select(ps.c.program_id).where(ps.c.program_id.in_(list(program_ids))).with_for_update())
 
 
 async def pending_credits(conn: AsyncConnection, program_ids: Sequence[str], limit: int) -> Sequence[Any]:

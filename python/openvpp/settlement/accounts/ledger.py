@@ -15,48 +15,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from solders.pubkey import Pubkey
-from sqlalchemy import func, insert, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
 from openvpp.chain import spl
 from openvpp.chain.base import Chain
 from openvpp.kernel.tenancy import Viewer
-from openvpp.settlement import scope
 from openvpp.settlement.redemption import RedemptionState
-from openvpp.store import schema
-from openvpp.store.database import Database, insert_rows, insert_rows_with_ids
+from openvpp.store import ledger_repo
+from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
 ISSUED = "issued:"
 PENDING = "pending:"
 PAID = "paid:"
 CHAIN_PAGE = 100
-_LINE = ("entry_id", "account", "mint", "amount")
-_CREDIT = (
-    "program_id",
-    "kind",
-    "der_id",
-    "party",
-    "wallet",
-    "mint",
-    "amount",
-    "seq_first",
-    "seq_last",
-    "energy_wh",
-    "estimated_wh",
-    "dr_event_id",
-    "entry_id",
-    "payout_id",
-    "trace_parent",
-    "created_at_us",
-    "share_bps",
-    "exact_share",
-    "carry_after",
-    "denominator",
-    "interval_start",
-    "interval_end",
-)
 
 
 class PayoutState:
@@ -93,9 +66,8 @@ async def post_entry(
     """One balanced journal entry of (account, mint, signed amount) lines."""
     if sum(amount for _, _, amount in lines) != 0:
         raise ValueError(f"unbalanced {kind} entry {ref}")
-    entry = await conn.execute(insert(schema.ledger_entries).values(kind=kind, ref=ref, created_at_us=at_us))
-    entry_id = int(entry.inserted_primary_key[0])  # type: ignore[index]
-    await insert_rows(conn, schema.ledger_lines, _LINE, [(entry_id, a, m, x) for a, m, x in lines if x])
+    entry_id = await ledger_repo.insert_entry(conn, kind, ref, at_us)
+    await ledger_repo.insert_lines(conn, [(entry_id, a, m, x) for a, m, x in lines if x])
     return entry_id
 
 
@@ -146,7 +118,7 @@ async def post_credits(
         )
         for c in credits
     ]
-    return await insert_rows_with_ids(conn, schema.credits, _CREDIT, rows)
+    return await ledger_repo.insert_credits(conn, rows)
 
 
 async def post_paid_many(
@@ -155,16 +127,13 @@ async def post_paid_many(
     """One balanced entry per confirmed transaction (ref: its signature), written set-wise."""
     if not batches:
         return
-    now = at_us
-    entry_ids = await insert_rows_with_ids(
-        conn, schema.ledger_entries, ("kind", "ref", "created_at_us"), [("payout", ref, now) for ref, _ in batches]
-    )
+    entry_ids = await ledger_repo.insert_entries(conn, [("payout", ref) for ref, _ in batches], at_us)
     lines: list[tuple[int, str, str, int]] = []
     for entry_id, (_, paid) in zip(entry_ids, batches, strict=True):
         for wallet, mint, amount in paid:
             lines.append((entry_id, PENDING + wallet, mint, -amount))
             lines.append((entry_id, PAID + wallet, mint, amount))
-    await insert_rows(conn, schema.ledger_lines, _LINE, lines)
+    await ledger_repo.insert_lines(conn, lines)
 
 
 @dataclass
@@ -210,10 +179,6 @@ class LedgerCheck:
         return not self.unbalanced and not self.problems and all(t.ok for t in self.tokens)
 
 
-def _sums(rows: Sequence[tuple[str, int]]) -> dict[str, int]:
-    return {k: int(v or 0) for k, v in rows}
-
-
 class Ledger:
     def __init__(self, db: Database, chain: Chain) -> None:
         self.db = db
@@ -226,42 +191,9 @@ class Ledger:
             owner = Pubkey.from_string(wallet)
         except ValueError:
             raise errors.InvalidArgument.field("wallet", "must be a base58 Solana address") from None
-        c, p, r = schema.credits, schema.payouts, schema.redemptions
         async with self.db.read() as conn:
-            credited = _sums(
-                (
-                    await conn.execute(
-                        select(c.c.mint, func.sum(c.c.amount))
-                        .where(c.c.wallet == wallet, scope.wallet(viewer, c.c.mint, c.c.wallet))
-                        .group_by(c.c.mint)
-                    )
-                ).all()
-            )
-            paid = _sums(
-                (
-                    await conn.execute(
-                        select(p.c.mint, func.sum(p.c.amount))
-                        .where(
-                            p.c.wallet == wallet,
-                            p.c.state == PayoutState.CONFIRMED,
-                            scope.wallet(viewer, p.c.mint, p.c.wallet),
-                        )
-                        .group_by(p.c.mint)
-                    )
-                ).all()
-            )
-            redeemed = _sums(
-                (
-                    await conn.execute(
-                        select(r.c.mint, func.sum(r.c.amount))
-                        .where(
-                            r.c.holder == wallet,
-                            r.c.state == RedemptionState.COMPLETED,
-                            scope.wallet(viewer, r.c.mint, r.c.holder),
-                        )
-                        .group_by(r.c.mint)
-                    )
-                ).all()
+            credited, paid, redeemed = await ledger_repo.account_sums(
+                conn, viewer, wallet, PayoutState.CONFIRMED, RedemptionState.COMPLETED
             )
         mints = sorted(set(credited) | set(paid) | set(redeemed))
         accounts = await self.chain.accounts(
@@ -280,88 +212,24 @@ class Ledger:
 
     async def program_totals(self, program_id: str, viewer: Viewer) -> tuple[int, int]:
         """(pending, paid) base units of one program's credits (a vendor's: of its devices)."""
-        c, p = schema.credits, schema.payouts
-        mine = scope.credits(viewer) if viewer.vendor is not None else true()
         async with self.db.read() as conn:
-            credited = (
-                await conn.execute(
-                    select(func.coalesce(func.sum(c.c.amount), 0)).where(c.c.program_id == program_id, mine)
-                )
-            ).scalar_one()
-            paid = (
-                await conn.execute(
-                    select(func.coalesce(func.sum(c.c.amount), 0))
-                    .select_from(c.join(p, c.c.payout_id == p.c.id))
-                    .where(c.c.program_id == program_id, p.c.state == PayoutState.CONFIRMED, mine)
-                )
-            ).scalar_one()
+            credited, paid = await ledger_repo.program_sums(conn, viewer, program_id, PayoutState.CONFIRMED)
         return int(credited) - int(paid), int(paid)
 
     async def check(self, viewer: Viewer) -> LedgerCheck:
         """The ledger's invariants over the tokens the viewer may see: every
         token for the operator, a utility's own tokens otherwise."""
-        lines, c, p, r = schema.ledger_lines, schema.credits, schema.payouts, schema.redemptions
-        in_lines, in_credits = scope.mints(viewer, lines.c.mint), scope.mints(viewer, c.c.mint)
-        in_payouts, in_redemptions = scope.mints(viewer, p.c.mint), scope.mints(viewer, r.c.mint)
         async with self.db.read() as conn:
-            counted = (
-                select(func.count()).select_from(schema.ledger_entries)
-                if viewer.everything
-                else select(func.count(func.distinct(lines.c.entry_id))).where(in_lines)
+            figures = await ledger_repo.check_figures(
+                conn,
+                viewer,
+                confirmed=PayoutState.CONFIRMED,
+                failed=PayoutState.FAILED,
+                completed=RedemptionState.COMPLETED,
             )
-            entries = int((await conn.execute(counted)).scalar_one())
-            unbalanced = [
-                int(e)
-                for (e,) in await conn.execute(
-                    select(lines.c.entry_id)
-                    .where(in_lines)
-                    .group_by(lines.c.entry_id)
-                    .having(func.sum(lines.c.amount) != 0)
-                )
-            ]
-            by_account = (
-                await conn.execute(
-                    select(lines.c.mint, lines.c.account, func.sum(lines.c.amount))
-                    .where(in_lines)
-                    .group_by(lines.c.mint, lines.c.account)
-                )
-            ).all()
-            credited = _sums(
-                (await conn.execute(select(c.c.mint, func.sum(c.c.amount)).where(in_credits).group_by(c.c.mint))).all()
-            )
-            paid_rows = (
-                await conn.execute(
-                    select(p.c.mint, p.c.wallet, func.sum(p.c.amount))
-                    .where(p.c.state == PayoutState.CONFIRMED, in_payouts)
-                    .group_by(p.c.mint, p.c.wallet)
-                )
-            ).all()
-            redeemed_rows = (
-                await conn.execute(
-                    select(r.c.mint, r.c.holder, func.sum(r.c.amount), func.count())
-                    .where(r.c.state == RedemptionState.COMPLETED, in_redemptions)
-                    .group_by(r.c.mint, r.c.holder)
-                )
-            ).all()
-            # A payout is exactly the sum of the credits it paid.
-            joined = (
-                select(p.c.id, p.c.amount, func.coalesce(func.sum(c.c.amount), 0).label("credited"))
-                .select_from(p.outerjoin(c, c.c.payout_id == p.c.id))
-                .where(p.c.state != PayoutState.FAILED, in_payouts)
-                .group_by(p.c.id, p.c.amount)
-            ).subquery()
-            wrong_payouts = [
-                int(i) for (i,) in await conn.execute(select(joined.c.id).where(joined.c.amount != joined.c.credited))
-            ]
-            failed_holding = int(
-                (
-                    await conn.execute(
-                        select(func.count())
-                        .select_from(c.join(p, c.c.payout_id == p.c.id))
-                        .where(p.c.state == PayoutState.FAILED, in_payouts)
-                    )
-                ).scalar_one()
-            )
+        entries, unbalanced, credited = figures.entries, figures.unbalanced, figures.credited
+        wrong_payouts, failed_holding = figures.wrong_payouts, figures.failed_holding
+        by_account, paid_rows, redeemed_rows = figures.by_account, figures.paid, figures.redeemed
         problems = [f"payout {i} differs from the sum of its credits" for i in wrong_payouts]
         if failed_holding:
             problems.append(f"{failed_holding} credits still point at failed payouts")

@@ -14,7 +14,6 @@ from fractions import Fraction
 from typing import Any
 
 from solders.pubkey import Pubkey
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
@@ -24,7 +23,7 @@ from openvpp.kernel.timestamps import from_micros
 from openvpp.settlement import money
 from openvpp.settlement.accounts.ledger import PayoutState
 from openvpp.settlement.redemption import Redemption, RedemptionState
-from openvpp.store import schema
+from openvpp.store import statement_repo, token_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -86,34 +85,18 @@ class Statements:
         if hi <= lo:
             raise errors.InvalidArgument.field("to", "must be after from")
         async with self.db.read() as conn:
-            token = (
-                await conn.execute(select(schema.use_case_tokens).where(schema.use_case_tokens.c.mint == mint))
-            ).first()
+            token = await token_repo.token(conn, mint)
             if token is None:
                 raise errors.NotFound(f"no use-case token {mint}", "TOKEN_NOT_FOUND")
             await _check_tenant(conn, caller, wallet, token)
             return await self._build(conn, wallet, token, lo, hi)
 
     async def _build(self, conn: AsyncConnection, wallet: str, token: Any, lo: int, hi: int) -> pb.GetStatementResponse:
-        c, p, r, ps = schema.credits, schema.payouts, schema.redemptions, schema.program_settlements
         mint = token.mint
-        credits = (await conn.execute(select(c).where(c.c.wallet == wallet, c.c.mint == mint).order_by(c.c.id))).all()
-        paid = (
-            await conn.execute(
-                select(p, schema.settlements.c.settlement_id.label("sid"))
-                .join(schema.settlements, schema.settlements.c.settlement_id == p.c.settlement_id)
-                .where(p.c.wallet == wallet, p.c.mint == mint, p.c.state == PayoutState.CONFIRMED)
-                .order_by(p.c.updated_at_us, p.c.id)
-            )
-        ).all()
-        redeemed = (
-            await conn.execute(
-                select(r)
-                .where(r.c.holder == wallet, r.c.mint == mint, r.c.state == RedemptionState.COMPLETED)
-                .order_by(r.c.updated_at_us)
-            )
-        ).all()
-        kind = (await conn.execute(select(ps.c.kind).where(ps.c.program_id == token.program_id))).scalar()
+        credits, paid, redeemed = await statement_repo.account_rows(
+            conn, wallet, mint, PayoutState.CONFIRMED, RedemptionState.COMPLETED
+        )
+        kind = await statement_repo.program_kind(conn, token.program_id)
         coin_decimals = await money.stablecoin_decimals(conn)
         conv = money.conversion(
             kind or pb.CREDIT_KIND_NEM_EXPORT, token.decimals, token.redemption_value, coin_decimals
@@ -125,7 +108,7 @@ class Statements:
             raise errors.ResourceExhausted(
                 f"more than {MAX_LINES} lines in this window; ask for a narrower one (from, to)", "STATEMENT_TOO_LONG"
             )
-        paid_credits = await _credit_ids(conn, [x.id for x in inside_paid])
+        paid_credits = await statement_repo.credit_ids_of(conn, [x.id for x in inside_paid])
         opening, closing = _Totals(), _Totals()
         for totals, bound in ((opening, lo), (closing, hi)):
             before = [x for x in credits if x.created_at_us < bound]
@@ -169,18 +152,6 @@ class Statements:
         )
 
 
-async def _credit_ids(conn: AsyncConnection, payout_ids: list[int]) -> dict[int, list[int]]:
-    c = schema.credits
-    found: dict[int, list[int]] = {}
-    for i in range(0, len(payout_ids), 500):
-        rows = await conn.execute(
-            select(c.c.payout_id, c.c.id).where(c.c.payout_id.in_(payout_ids[i : i + 500])).order_by(c.c.id)
-        )
-        for payout_id, credit_id in rows:
-            found.setdefault(int(payout_id), []).append(int(credit_id))
-    return found
-
-
 async def _check_tenant(conn: AsyncConnection, caller: Identity, wallet: str, token: Any) -> None:
     """The operator sees any account; a utility its own tokens' accounts; a
     vendor the owner accounts of its own devices."""
@@ -188,9 +159,6 @@ async def _check_tenant(conn: AsyncConnection, caller: Identity, wallet: str, to
         return
     if caller.role is Role.UTILITY and token.utility_namespace == caller.namespace:
         return
-    if caller.role is Role.DEVICE_VENDOR:
-        d = schema.devices
-        vendor = (await conn.execute(select(d.c.vendor_namespace).where(d.c.der_id == wallet))).scalar()
-        if vendor == caller.namespace:
-            return
+    if caller.role is Role.DEVICE_VENDOR and await statement_repo.device_vendor(conn, wallet) == caller.namespace:
+        return
     raise denied("read statements of its own tokens or devices")

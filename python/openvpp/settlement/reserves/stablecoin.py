@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from sqlalchemy import insert, select
 
 from openvpp import errors, native
 from openvpp.chain import spl
@@ -16,7 +15,7 @@ from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
 from openvpp.settlement.reserves import extensions
 from openvpp.settlement.reserves.faucet import DevelopmentFaucet
-from openvpp.store import schema
+from openvpp.store import settlement_repo
 from openvpp.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -33,18 +32,13 @@ class Stablecoin:
 
 async def _load_configured(db: Database) -> tuple[str, int, str] | None:
     async with db.read() as conn:
-        row = (await conn.execute(select(schema.settlement_config))).first()
+        row = await settlement_repo.stablecoin(conn)
     return None if row is None else (row.stablecoin_mint, row.stablecoin_decimals, row.stablecoin_program)
 
 
 async def remember(db: Database, mint: Pubkey, decimals: int, program: Pubkey) -> None:
     async with db.write() as conn:
-        if (await conn.execute(select(schema.settlement_config))).first() is None:
-            await conn.execute(
-                insert(schema.settlement_config).values(
-                    id=1, stablecoin_mint=str(mint), stablecoin_decimals=decimals, stablecoin_program=str(program)
-                )
-            )
+        await settlement_repo.remember_stablecoin(conn, str(mint), decimals, str(program))
 
 
 async def read_mint(chain: Chain, mint: Pubkey) -> tuple[native.MintView, Pubkey]:

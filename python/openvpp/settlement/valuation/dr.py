@@ -37,7 +37,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from google.protobuf import timestamp_pb2
-from sqlalchemy import and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
@@ -51,9 +50,8 @@ from openvpp.settlement.accounts import ledger
 from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
 from openvpp.settlement.valuation import pricing
 from openvpp.settlement.valuation.oracles import Oracles, local_instant, tariff_segments
-from openvpp.store import schema
+from openvpp.store import dr_repo, settlement_repo
 from openvpp.store.database import Database
-from openvpp.v1 import routing_pb2
 from openvpp.v1 import settlement_pb2 as pb
 
 METHOD = "10-of-10/adj20/v1"
@@ -194,28 +192,22 @@ class DemandResponse:
             raise denied("run events of its own programs")
         if program.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
             raise errors.FailedPrecondition(f"{program_id} does not pay DR performance", "NOT_A_DR_PROGRAM")
-        e = schema.dr_events
         async with self.db.write() as conn:
-            overlap = (
-                await conn.execute(
-                    select(e.c.event_id).where(e.c.program_id == program_id, e.c.start_s < end, e.c.end_s > start)
-                )
-            ).first()
-            if overlap:
-                raise errors.AlreadyExists(
-                    f"event {overlap.event_id} already covers part of that window", "EVENT_OVERLAPS"
-                )
+            overlap = await dr_repo.overlapping(conn, program_id, start, end)
+            if overlap is not None:
+                raise errors.AlreadyExists(f"event {overlap} already covers part of that window", "EVENT_OVERLAPS")
             event = DrEvent(str(uuid.uuid4()), program_id, start, end, incentive, METHOD)
-            await conn.execute(
-                insert(e).values(
-                    event_id=event.event_id,
-                    program_id=program_id,
-                    start_s=start,
-                    end_s=end,
-                    incentive=incentive,
-                    method=METHOD,
-                    created_at_us=self.clock_us(),
-                )
+            await dr_repo.insert_event(
+                conn,
+                {
+                    "event_id": event.event_id,
+                    "program_id": program_id,
+                    "start_s": start,
+                    "end_s": end,
+                    "incentive": incentive,
+                    "method": METHOD,
+                    "created_at_us": self.clock_us(),
+                },
             )
         return event
 
@@ -223,18 +215,11 @@ class DemandResponse:
         """An event with its per-device baselines and loads (customers' personal
         data): for the program's utility and the operator only; for anyone
         else the event does not exist."""
-        e, r = schema.dr_events, schema.dr_results
         async with self.db.read() as conn:
-            query = select(e).where(e.c.event_id == event_id)
-            if not viewer.everything:
-                owner = schema.programs.c.utility_namespace
-                query = query.where(
-                    e.c.program_id.in_(select(schema.programs.c.program_id).where(owner == (viewer.utility or "")))
-                )
-            row = (await conn.execute(query)).first()
+            row = await dr_repo.event(conn, event_id, None if viewer.everything else (viewer.utility or ""))
             if row is None:
                 raise errors.NotFound(f"no DR event {event_id}", "DR_EVENT_NOT_FOUND")
-            results = list((await conn.execute(select(r).where(r.c.event_id == event_id).order_by(r.c.der_id))).all())
+            results = await dr_repo.results(conn, event_id)
         event = DrEvent(row.event_id, row.program_id, row.start_s, row.end_s, row.incentive, row.method)
         return event, results
 
@@ -254,17 +239,10 @@ class DemandResponse:
     async def _pass(self, program: ProgramConfig) -> tuple[int, int]:
         """(credits posted, devices settled) for at most one event's next devices."""
         now = clock.seconds(self.clock_us)
-        e = schema.dr_events
         posted = settled = 0
         async with self.db.write() as conn:
-            await conn.execute(
-                select(schema.program_settlements.c.program_id)
-                .where(schema.program_settlements.c.program_id == program.program_id)
-                .with_for_update()
-            )
-            rows = (
-                await conn.execute(select(e).where(e.c.program_id == program.program_id).order_by(e.c.start_s))
-            ).all()
+            await settlement_repo.lock_programs(conn, [program.program_id])
+            rows = await dr_repo.events_of(conn, program.program_id)
             versions = await self.oracles._versions(conn, program.tariff_id)
             zone = ZoneInfo(versions[0].time_zone)
             event_days = {dt.datetime.fromtimestamp(r.start_s, zone).date() for r in rows}
@@ -275,23 +253,6 @@ class DemandResponse:
                     break
         return posted, settled
 
-    async def _ready_devices(self, conn: AsyncConnection, program: ProgramConfig, row: Any) -> list[str]:
-        en, rd, res = schema.enrollments, schema.reading_devices, schema.dr_results
-        done = select(res.c.der_id).where(res.c.event_id == row.event_id)
-        query = (
-            select(en.c.der_id)
-            .select_from(en.join(rd, rd.c.der_id == en.c.der_id))
-            .where(
-                en.c.program_id == program.program_id,
-                en.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE,
-                rd.c.last_interval_end >= row.end_s,
-                en.c.der_id.not_in(done),
-            )
-            .order_by(en.c.der_id)
-            .limit(DEVICES_PER_PASS)
-        )
-        return [d for (d,) in await conn.execute(query)]
-
     async def _settle_event(
         self,
         conn: AsyncConnection,
@@ -301,7 +262,7 @@ class DemandResponse:
         event_days: set[dt.date],
         versions: Any,
     ) -> tuple[int, int]:
-        devices = await self._ready_devices(conn, program, row)
+        devices = await dr_repo.ready_devices(conn, program.program_id, row.event_id, row.end_s, DEVICES_PER_PASS)
         if not devices:
             return 0, 0
         event_day = dt.datetime.fromtimestamp(row.start_s, zone).date()
@@ -312,17 +273,10 @@ class DemandResponse:
             lo, _, hi = day_windows(
                 day, zone, start_local.hour * 60 + start_local.minute, (row.end_s - row.start_s) // SLOT_S
             )
-            windows.append(and_(schema.readings.c.interval_end > lo, schema.readings.c.covered_from < hi))
-        r, d = schema.readings, schema.devices
+            windows.append((lo, hi))
         readings: dict[str, list[Any]] = defaultdict(list)
-        for chunk in range(0, len(devices), 500):
-            query = (
-                select(d.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.import_wh, r.c.export_wh)
-                .join(d, d.c.registered_seq == r.c.device)
-                .where(d.c.der_id.in_(devices[chunk : chunk + 500]), or_(*windows))
-            )
-            for x in await conn.execute(query):
-                readings[x.der_id].append(x)
+        for x in await dr_repo.readings_in_windows(conn, devices, windows):
+            readings[x.der_id].append(x)
         days = event_days - {event_day}
         results = [baseline(d, readings[d], row, zone, days, program.dr_includes_exports) for d in devices]
         for res in results:
@@ -395,7 +349,7 @@ class DemandResponse:
                     "computed_at_us": now,
                 }
             )
-        await conn.execute(insert(schema.dr_results), result_rows)
+        await dr_repo.insert_results(conn, result_rows)
         return await pricing.post_and_announce(conn, program, conv, credits, self.clock_us())
 
 

@@ -24,7 +24,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import base58
-from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
@@ -32,7 +31,7 @@ from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.programs import denied
-from openvpp.store import schema
+from openvpp.store import oracle_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -249,24 +248,22 @@ class Oracles:
             version = TariffVersion(
                 tariff_id, utility, len(versions) + 1, time_zone, start, tuple(periods), self.clock_us()
             )
-            await conn.execute(
-                insert(schema.tariffs).values(
-                    tariff_id=tariff_id,
-                    version=version.version,
-                    utility_namespace=utility,
-                    time_zone=time_zone,
-                    effective_from=start.isoformat(),
-                    body=version.message().SerializeToString(),
-                    published_at_us=version.published_at_us,
-                )
+            await oracle_repo.insert_tariff(
+                conn,
+                {
+                    "tariff_id": tariff_id,
+                    "version": version.version,
+                    "utility_namespace": utility,
+                    "time_zone": time_zone,
+                    "effective_from": start.isoformat(),
+                    "body": version.message().SerializeToString(),
+                    "published_at_us": version.published_at_us,
+                },
             )
         return version
 
     async def _versions(self, conn: AsyncConnection, tariff_id: str) -> list[TariffVersion]:
-        rows = await conn.execute(
-            select(schema.tariffs).where(schema.tariffs.c.tariff_id == tariff_id).order_by(schema.tariffs.c.version)
-        )
-        return [TariffVersion.from_row(r) for r in rows]
+        return [TariffVersion.from_row(r) for r in await oracle_repo.tariff_versions(conn, tariff_id)]
 
     async def tariff(self, tariff_id: str) -> list[TariffVersion]:
         async with self.db.read() as conn:
@@ -288,35 +285,26 @@ class Oracles:
         if not 60 <= max_age_seconds <= 86_400:
             raise errors.InvalidArgument.field("max_age_seconds", "must be between 60 and 86,400")
         async with self.db.write() as conn:
-            exists = (
-                await conn.execute(select(schema.price_feeds.c.feed_id).where(schema.price_feeds.c.feed_id == feed_id))
-            ).first()
-            if exists:
+            if await oracle_repo.feed(conn, feed_id) is not None:
                 raise errors.AlreadyExists(f"price feed {feed_id} exists", "FEED_EXISTS")
-            await conn.execute(
-                insert(schema.price_feeds).values(
-                    feed_id=feed_id,
-                    utility_namespace=utility,
-                    oracle_key=oracle_key,
-                    max_age_seconds=max_age_seconds,
-                    created_at_us=self.clock_us(),
-                )
+            await oracle_repo.insert_feed(
+                conn,
+                {
+                    "feed_id": feed_id,
+                    "utility_namespace": utility,
+                    "oracle_key": oracle_key,
+                    "max_age_seconds": max_age_seconds,
+                    "created_at_us": self.clock_us(),
+                },
             )
         return Feed(feed_id, utility, oracle_key, max_age_seconds)
 
     async def feed(self, feed_id: str, conn: AsyncConnection | None = None) -> Feed:
         async def load(c: AsyncConnection) -> Feed:
-            row = (await c.execute(select(schema.price_feeds).where(schema.price_feeds.c.feed_id == feed_id))).first()
+            row = await oracle_repo.feed(c, feed_id)
             if row is None:
                 raise errors.NotFound(f"no price feed {feed_id}", "FEED_NOT_FOUND")
-            latest = (
-                await c.execute(
-                    select(schema.price_points.c.at)
-                    .where(schema.price_points.c.feed_id == feed_id)
-                    .order_by(schema.price_points.c.at.desc())
-                    .limit(1)
-                )
-            ).scalar()
+            latest = await oracle_repo.latest_point(c, feed_id)
             return Feed(feed_id, row.utility_namespace, row.oracle_key, row.max_age_seconds, latest or 0)
 
         if conn is not None:
@@ -349,15 +337,7 @@ class Oracles:
         if any(b[0] <= a[0] for a, b in itertools.pairwise(decoded)):
             raise errors.InvalidArgument.field("points", "times must be strictly increasing", "MALFORMED_POINTS")
         async with self.db.write() as conn:
-            stored = {
-                r.at: (r.at, r.price_micro_per_kwh, r.carbon_g_per_kwh)
-                for r in await conn.execute(
-                    select(schema.price_points).where(
-                        schema.price_points.c.feed_id == feed_id,
-                        schema.price_points.c.at.between(decoded[0][0], decoded[-1][0]),
-                    )
-                )
-            }
+            stored = {p[0]: p for p in await oracle_repo.points_between(conn, feed_id, decoded[0][0], decoded[-1][0])}
             clash = next((p for p in decoded if p[0] in stored and stored[p[0]] != p), None)
             if clash is not None:
                 raise errors.FailedPrecondition(
@@ -366,45 +346,11 @@ class Oracles:
                     metadata={"at": str(clash[0])},
                 )
             fresh = [p for p in decoded if p[0] not in stored]
-            publication = await conn.execute(
-                insert(schema.price_publications).values(
-                    feed_id=feed_id, points=points, signature=signature, received_at_us=self.clock_us()
-                )
-            )
-            pid = int(publication.inserted_primary_key[0])  # type: ignore[index]
-            if fresh:
-                await conn.execute(
-                    insert(schema.price_points),
-                    [
-                        {
-                            "feed_id": feed_id,
-                            "at": at,
-                            "price_micro_per_kwh": price,
-                            "carbon_g_per_kwh": carbon,
-                            "publication_id": pid,
-                        }
-                        for at, price, carbon in fresh
-                    ],
-                )
+            pid = await oracle_repo.insert_publication(conn, feed_id, points, signature, self.clock_us())
+            await oracle_repo.insert_points(conn, feed_id, pid, fresh)
             feed = await self.feed(feed_id, conn)
         return feed, len(fresh)
 
     async def points(self, conn: AsyncConnection, feed_id: str, start: int, end: int) -> list[tuple[int, int, int]]:
         """Points that can reach [start, end): from the last one at or before start."""
-        table = schema.price_points
-        before = (
-            await conn.execute(
-                select(table.c.at)
-                .where(table.c.feed_id == feed_id, table.c.at <= start)
-                .order_by(table.c.at.desc())
-                .limit(1)
-            )
-        ).scalar()
-        rows = await conn.execute(
-            select(table.c.at, table.c.price_micro_per_kwh, table.c.carbon_g_per_kwh)
-            .where(
-                table.c.feed_id == feed_id, table.c.at >= (before if before is not None else start), table.c.at < end
-            )
-            .order_by(table.c.at)
-        )
-        return [(r.at, r.price_micro_per_kwh, r.carbon_g_per_kwh) for r in rows]
+        return await oracle_repo.points_reaching(conn, feed_id, start, end)

@@ -28,7 +28,6 @@ from fractions import Fraction
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
@@ -40,9 +39,8 @@ from openvpp.settlement.accounts import ledger
 from openvpp.settlement.log import events, tracecontext
 from openvpp.settlement.programs import ProgramConfig
 from openvpp.settlement.valuation.oracles import Oracles, Segment, feed_segments, tariff_segments
-from openvpp.store import schema
-from openvpp.store.database import Database, upsert
-from openvpp.v1 import routing_pb2
+from openvpp.store import pricing_repo, settlement_repo
+from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -100,12 +98,8 @@ class Pricer:
         if program.kind == pb.CREDIT_KIND_DR_PERFORMANCE:
             return 0, 0
         async with self.db.write() as conn:
-            await conn.execute(
-                select(schema.program_settlements.c.program_id)
-                .where(schema.program_settlements.c.program_id == program.program_id)
-                .with_for_update()
-            )
-            rows = await self._readings(conn, program.program_id)
+            await settlement_repo.lock_programs(conn, [program.program_id])
+            rows = await pricing_repo.unpriced(conn, program.program_id, self.limit)
             if not rows:
                 return 0, 0
             batches = {r.batch_id for r in rows if r.batch_id is not None}
@@ -120,41 +114,10 @@ class Pricer:
             notify()
         return posted, len(rows)
 
-    async def _readings(self, conn: AsyncConnection, program_id: str) -> list[Any]:
-        r, d, e, c = schema.readings, schema.devices, schema.enrollments, schema.pricing_cursors
-        query = (
-            select(
-                e.c.der_id,
-                r.c.seq,
-                r.c.covered_from,
-                r.c.interval_end,
-                r.c.export_wh,
-                r.c.flags,
-                r.c.missing,
-                r.c.payload,
-                r.c.batch_id,
-            )
-            # Cursor before readings, so each device's readings are read from its cursor on, not from the start.
-            .select_from(
-                e.join(d, d.c.der_id == e.c.der_id)
-                .outerjoin(c, and_(c.c.der_id == e.c.der_id, c.c.program_id == program_id))
-                .join(r, and_(r.c.device == d.c.registered_seq, r.c.seq >= func.coalesce(c.c.next_seq, 0)))
-            )
-            .where(e.c.program_id == program_id, e.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE)
-            .order_by(e.c.der_id, r.c.seq)
-            .limit(self.limit)
-        )
-        return list((await conn.execute(query)).all())
-
     async def _trace_parents(self, conn: AsyncConnection, batches: set[int]) -> list[str]:
         if not batches:
             return []
-        rows = await conn.execute(
-            select(schema.reading_batches.c.trace_parent)
-            .where(schema.reading_batches.c.id.in_(sorted(batches)[: tracecontext.MAX_LINKS + 1]))
-            .order_by(schema.reading_batches.c.id)
-        )
-        return [t for (t,) in rows]
+        return await pricing_repo.batch_trace_parents(conn, sorted(batches)[: tracecontext.MAX_LINKS + 1])
 
     async def segments(
         self, conn: AsyncConnection, program: ProgramConfig, conv: money.Conversion, start: int, end: int
@@ -179,23 +142,9 @@ class Pricer:
         NEM does not credit that export energy a second time."""
         if program.kind != pb.CREDIT_KIND_NEM_EXPORT:
             return {}
-        e, ps, en = schema.dr_events, schema.program_settlements, schema.enrollments
         found: dict[str, list[tuple[int, int]]] = {}
-        for i in range(0, len(devices), 500):
-            rows = await conn.execute(
-                select(en.c.der_id, e.c.start_s, e.c.end_s)
-                .select_from(e.join(ps, ps.c.program_id == e.c.program_id).join(en, en.c.program_id == e.c.program_id))
-                .where(
-                    ps.c.dr_includes_exports == 1,
-                    ps.c.kind == pb.CREDIT_KIND_DR_PERFORMANCE,
-                    en.c.status == routing_pb2.ENROLLMENT_STATUS_ACTIVE,
-                    en.c.der_id.in_(devices[i : i + 500]),
-                    e.c.start_s < end,
-                    e.c.end_s > start,
-                )
-            )
-            for row in rows:
-                found.setdefault(row.der_id, []).append((row.start_s, row.end_s))
+        for der_id, lo, hi in await pricing_repo.export_paying_dr_windows(conn, devices, start, end):
+            found.setdefault(der_id, []).append((lo, hi))
         return {d: tuple(sorted(w)) for d, w in found.items()}
 
     async def _price(self, conn: AsyncConnection, program: ProgramConfig, rows: list[Any]) -> int:
@@ -250,15 +199,7 @@ class Pricer:
             t[4], t[5] = min(t[4], p.start), max(t[5], p.end)
         if not totals:
             return 0
-        await upsert(
-            conn,
-            schema.pricing_cursors,
-            [
-                {"program_id": program.program_id, "der_id": devices[d], "next_seq": t[3] + 1, "carry": "0"}
-                for d, t in totals.items()
-            ],
-            ("program_id", "der_id"),
-        )
+        await pricing_repo.advance_cursors(conn, program.program_id, {devices[d]: t[3] + 1 for d, t in totals.items()})
         await money.store_carries(conn, program.mint, priced.carries, conv.denominator)
         credits = []
         for c in priced.credits:
