@@ -19,7 +19,7 @@ from openvpp.chain import spl
 from openvpp.chain.base import MAX_BLOCKHASH_AGE, Commitment, RecentBlockhash
 from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.chain.rpc import RpcChain
-from openvpp.settlement.reserves import extensions
+from openvpp.settlement.tokens import extensions
 from tests.integration.chain_world import Backend, backend
 
 

@@ -19,7 +19,7 @@ from openvpp.client.errors import describe_status
 from openvpp.integration import ca
 from openvpp.kernel.clock import FakeClock
 from openvpp.server import app as server_app
-from openvpp.settlement.readings.ingest import Ingestor
+from openvpp.settlement.ingest.ingestor import Ingestor
 from openvpp.store import schema
 from openvpp.v1 import common_pb2, registry_pb2, registry_pb2_grpc, settlement_pb2, settlement_pb2_grpc
 from tests import factories

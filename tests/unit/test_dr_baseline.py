@@ -9,7 +9,7 @@ from fractions import Fraction
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from openvpp.settlement.valuation import dr
+from openvpp.settlement.pricing import dr
 
 UTC = ZoneInfo("UTC")
 EVENT_DAY = dt.date(2026, 11, 18)  # a Wednesday

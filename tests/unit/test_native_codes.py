@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from openvpp import _layout, _rust, native
-from openvpp.settlement.readings.ingest import PROTO_VERDICTS
+from openvpp.settlement.ingest.ingestor import PROTO_VERDICTS
 from openvpp.v1 import settlement_pb2 as pb
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from openvpp import native
 from openvpp.errors import InvalidArgument
-from openvpp.settlement.readings.ingest import ACCEPTING, chain_hash
+from openvpp.settlement.ingest.ingestor import ACCEPTING, chain_hash
 from tests.conftest import VECTORS
 
 DATA: dict[str, Any] = json.loads((VECTORS / "readings.json").read_text())

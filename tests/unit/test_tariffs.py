@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from openvpp import errors, native
-from openvpp.settlement.valuation.oracles import TariffVersion, check_periods, feed_segments, tariff_segments
+from openvpp.settlement.pricing.oracles import TariffVersion, check_periods, feed_segments, tariff_segments
 from openvpp.v1 import settlement_pb2 as pb
 
 ALL = 0b111_1111

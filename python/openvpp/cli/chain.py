@@ -161,7 +161,7 @@ def _chain_reader(rpc: str | None, data_dir: Path | None) -> tuple[Chain, Databa
 @click.option("--mint", required=True)
 def reserve_verify(rpc: str | None, data_dir: Path | None, mint: str) -> None:
     """Prove a token's reserve coverage from chain data alone; exit 1 when it does not hold."""
-    from openvpp.settlement.reserves.verify import verify_reserve
+    from openvpp.settlement.tokens.verify import verify_reserve
 
     async def go() -> Any:
         reader, db = _chain_reader(rpc, data_dir)

@@ -40,7 +40,7 @@ from openvpp.server.compose import Runtime, open_settlement
 from openvpp.server.edge import EdgeInterceptor
 from openvpp.server.errors import to_rpc_status
 from openvpp.server.interceptors import ErrorInterceptor
-from openvpp.settlement.readings.ingest import Ingestor
+from openvpp.settlement.ingest.ingestor import Ingestor
 from openvpp.settlement.servicer import SettlementServicer
 from openvpp.settlement.services import SettlementServices
 from openvpp.store import migrate

@@ -25,21 +25,21 @@ from openvpp.kernel.clock import Clock
 from openvpp.registry.anchor import Anchorer
 from openvpp.registry.service import Registry
 from openvpp.routing.changes import RouteChanges
-from openvpp.settlement.accounts.ledger import Ledger
-from openvpp.settlement.accounts.statement import Statements
-from openvpp.settlement.log.events import EventLog
-from openvpp.settlement.payouts import Payouts
+from openvpp.settlement.events import EventLog
+from openvpp.settlement.ledger.journal import Ledger
+from openvpp.settlement.ledger.statement import Statements
+from openvpp.settlement.payouts.payer import Payouts
 from openvpp.settlement.pipeline import Pipeline
+from openvpp.settlement.pricing.dr import DemandResponse
+from openvpp.settlement.pricing.oracles import Oracles
+from openvpp.settlement.pricing.pricer import Pricer
 from openvpp.settlement.programs import ProgramSettlements
-from openvpp.settlement.redemption import Redemptions
-from openvpp.settlement.reserves import extensions
-from openvpp.settlement.reserves.faucet import DevelopmentFaucet
-from openvpp.settlement.reserves.stablecoin import open_stablecoin
-from openvpp.settlement.reserves.tokens import UseCaseTokens
 from openvpp.settlement.services import SettlementServices
-from openvpp.settlement.valuation.dr import DemandResponse
-from openvpp.settlement.valuation.oracles import Oracles
-from openvpp.settlement.valuation.pricing import Pricer
+from openvpp.settlement.tokens import extensions
+from openvpp.settlement.tokens.faucet import DevelopmentFaucet
+from openvpp.settlement.tokens.redemption import Redemptions
+from openvpp.settlement.tokens.stablecoin import open_stablecoin
+from openvpp.settlement.tokens.usecase import UseCaseTokens
 from openvpp.store.database import Database
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from openvpp import errors
 from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.programs import denied
-from openvpp.settlement.log.events import EventLog
-from openvpp.settlement.payouts import Payouts, SettlementView
+from openvpp.settlement.events import EventLog
+from openvpp.settlement.payouts.payer import Payouts, SettlementView
+from openvpp.settlement.pricing.dr import DemandResponse
+from openvpp.settlement.pricing.pricer import Pricer
 from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
-from openvpp.settlement.valuation.dr import DemandResponse
-from openvpp.settlement.valuation.pricing import Pricer
 
 log = logging.getLogger(__name__)
 

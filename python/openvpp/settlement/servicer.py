@@ -14,15 +14,15 @@ from openvpp.kernel.tenancy import Viewer
 from openvpp.kernel.timestamps import from_micros, to_micros
 from openvpp.server.auth import caller
 from openvpp.server.errors import to_rpc_status
-from openvpp.settlement import payouts
-from openvpp.settlement.accounts import ledger
+from openvpp.settlement.ingest.ingestor import PROTO_VERDICTS, BatchOutcome, Ingestor
+from openvpp.settlement.ledger import journal
+from openvpp.settlement.payouts import payer
+from openvpp.settlement.pricing import dr
+from openvpp.settlement.pricing.oracles import TariffVersion
 from openvpp.settlement.programs import ProgramConfig
-from openvpp.settlement.readings.ingest import PROTO_VERDICTS, BatchOutcome, Ingestor
-from openvpp.settlement.redemption import Redemption
-from openvpp.settlement.reserves.tokens import ReserveView, TokenSpec, UseCaseToken
 from openvpp.settlement.services import SettlementServices
-from openvpp.settlement.valuation import dr
-from openvpp.settlement.valuation.oracles import TariffVersion
+from openvpp.settlement.tokens.redemption import Redemption
+from openvpp.settlement.tokens.usecase import ReserveView, TokenSpec, UseCaseToken
 from openvpp.v1 import settlement_pb2 as pb
 from openvpp.v1 import settlement_pb2_grpc
 
@@ -328,7 +328,7 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
             request.page_size,
             request.page_token,
         )
-        return pb.ListPayoutsResponse(payouts=[payouts.payout_message(r) for r in rows], next_page_token=token)
+        return pb.ListPayoutsResponse(payouts=[payer.payout_message(r) for r in rows], next_page_token=token)
 
     async def CheckLedger(self, request: pb.CheckLedgerRequest, context: Context) -> pb.CheckLedgerResponse:
         return check_message(await self.s.ledger.check(Viewer.of(caller())))
@@ -359,7 +359,7 @@ def _tariff(version: TariffVersion) -> pb.Tariff:
     return message
 
 
-def _settlement(view: payouts.SettlementView) -> pb.Settlement:
+def _settlement(view: payer.SettlementView) -> pb.Settlement:
     return pb.Settlement(
         settlement_id=view.settlement_id,
         state=pb.SettlementState.ValueType(view.state.value),
@@ -374,7 +374,7 @@ def _settlement(view: payouts.SettlementView) -> pb.Settlement:
     )
 
 
-def check_message(check: ledger.LedgerCheck) -> pb.CheckLedgerResponse:
+def check_message(check: journal.LedgerCheck) -> pb.CheckLedgerResponse:
     return pb.CheckLedgerResponse(
         ok=check.ok,
         entries=check.entries,

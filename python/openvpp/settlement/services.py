@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
 from openvpp.chain.outbox import Outbox
-from openvpp.settlement.accounts.ledger import Ledger
-from openvpp.settlement.accounts.statement import Statements
-from openvpp.settlement.log.events import EventLog
-from openvpp.settlement.payouts import Payouts
+from openvpp.settlement.events import EventLog
+from openvpp.settlement.ledger.journal import Ledger
+from openvpp.settlement.ledger.statement import Statements
+from openvpp.settlement.payouts.payer import Payouts
 from openvpp.settlement.pipeline import Pipeline
+from openvpp.settlement.pricing.dr import DemandResponse
+from openvpp.settlement.pricing.oracles import Oracles
 from openvpp.settlement.programs import ProgramSettlements
-from openvpp.settlement.redemption import Redemptions
-from openvpp.settlement.reserves.stablecoin import Stablecoin
-from openvpp.settlement.reserves.tokens import UseCaseTokens
-from openvpp.settlement.valuation.dr import DemandResponse
-from openvpp.settlement.valuation.oracles import Oracles
+from openvpp.settlement.tokens.redemption import Redemptions
+from openvpp.settlement.tokens.stablecoin import Stablecoin
+from openvpp.settlement.tokens.usecase import UseCaseTokens
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
-from openvpp.settlement.reserves import extensions
-from openvpp.settlement.reserves.faucet import DevelopmentFaucet
-from openvpp.settlement.reserves.stablecoin import Stablecoin, read_mint
+from openvpp.settlement.tokens import extensions
+from openvpp.settlement.tokens.faucet import DevelopmentFaucet
+from openvpp.settlement.tokens.stablecoin import Stablecoin, read_mint
 from openvpp.store import routing_repo, token_repo
 from openvpp.store.database import Database
 

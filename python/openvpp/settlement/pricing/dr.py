@@ -46,10 +46,10 @@ from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer
 from openvpp.settlement import money
-from openvpp.settlement.accounts import ledger
+from openvpp.settlement.ledger import journal
+from openvpp.settlement.pricing import pricer
+from openvpp.settlement.pricing.oracles import Oracles, local_instant, tariff_segments
 from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
-from openvpp.settlement.valuation import pricing
-from openvpp.settlement.valuation.oracles import Oracles, local_instant, tariff_segments
 from openvpp.store import dr_repo, settlement_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
@@ -306,12 +306,12 @@ class DemandResponse:
         priced = money.price_shares(conv, carries, shares, pieces, {0: packed}, [0] * len(results))
         await money.store_carries(conn, program.mint, priced.carries, conv.denominator)
         credited = [0] * len(results)
-        credits: list[ledger.NewCredit] = []
+        credits: list[journal.NewCredit] = []
         for c in priced.credits:
             x = results[c.unit]
             credited[c.unit] += c.amount
             credits.append(
-                ledger.NewCredit(
+                journal.NewCredit(
                     x.der_id,
                     c.share.party,
                     c.share.wallet,
@@ -350,17 +350,17 @@ class DemandResponse:
                 }
             )
         await dr_repo.insert_results(conn, result_rows)
-        return await pricing.post_and_announce(conn, program, conv, credits, self.clock_us())
+        return await pricer.post_and_announce(conn, program, conv, credits, self.clock_us())
 
 
-def slot_pieces(device: int, start: int, end: int, energy: int) -> list[pricing.Piece]:
+def slot_pieces(device: int, start: int, end: int, energy: int) -> list[pricer.Piece]:
     """Performance spread evenly over the event's 15-minute intervals (whole Wh,
     the remainder in the last), each priced at its own interval's incentive."""
     slots = (end - start) // SLOT_S
     parts = [energy // slots] * slots
     parts[-1] += energy - sum(parts)
     return [
-        pricing.Piece(device, 0, start + k * SLOT_S, start + (k + 1) * SLOT_S, e, False) for k, e in enumerate(parts)
+        pricer.Piece(device, 0, start + k * SLOT_S, start + (k + 1) * SLOT_S, e, False) for k, e in enumerate(parts)
     ]
 
 

@@ -27,8 +27,8 @@ from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer, cross_tenant
-from openvpp.settlement.log import events
-from openvpp.settlement.reserves.tokens import UseCaseTokens
+from openvpp.settlement import events
+from openvpp.settlement.tokens.usecase import UseCaseTokens
 from openvpp.store import redemption_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb

@@ -21,8 +21,8 @@ from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import cross_tenant as denied
 from openvpp.kernel.timestamps import from_micros
 from openvpp.settlement import money
-from openvpp.settlement.accounts.ledger import PayoutState
-from openvpp.settlement.redemption import Redemption, RedemptionState
+from openvpp.settlement.ledger.journal import PayoutState
+from openvpp.settlement.tokens.redemption import Redemption, RedemptionState
 from openvpp.store import statement_repo, token_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb

@@ -35,11 +35,11 @@ from openvpp.kernel import clock, pagination
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer
 from openvpp.kernel.timestamps import from_micros
-from openvpp.settlement.accounts import ledger
-from openvpp.settlement.accounts.ledger import PayoutState
-from openvpp.settlement.log import events, tracecontext
+from openvpp.settlement import events, tracecontext
+from openvpp.settlement.ledger import journal
+from openvpp.settlement.ledger.journal import PayoutState
 from openvpp.settlement.programs import ProgramConfig
-from openvpp.settlement.reserves.tokens import UseCaseTokens
+from openvpp.settlement.tokens.usecase import UseCaseTokens
 from openvpp.store import payout_repo, scope, settlement_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
@@ -395,7 +395,7 @@ class Payouts:
                 per_signature: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
                 for r in paid:
                     per_signature[r.tx_index].append((r.wallet, r.mint, r.amount))
-                await ledger.post_paid_many(
+                await journal.post_paid_many(
                     conn, [(per_tx[i].signature, per_signature[i]) for i in sorted(confirmed)], at_us=now
                 )
                 await payout_repo.remember_accounts(conn, settlement_id, sorted(confirmed))

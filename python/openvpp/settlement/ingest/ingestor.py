@@ -26,8 +26,8 @@ from openvpp import errors, native
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity, Role
-from openvpp.settlement.log import events, tracecontext
-from openvpp.settlement.readings.device_cache import GENESIS, DeviceCache, Held, StaleState
+from openvpp.settlement import events, tracecontext
+from openvpp.settlement.ingest.device_cache import GENESIS, DeviceCache, Held, StaleState
 from openvpp.store import reading_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2

@@ -21,7 +21,7 @@ from openvpp import errors
 from openvpp.chain import spl
 from openvpp.chain.base import Chain
 from openvpp.kernel.tenancy import Viewer
-from openvpp.settlement.redemption import RedemptionState
+from openvpp.settlement.tokens.redemption import RedemptionState
 from openvpp.store import ledger_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb

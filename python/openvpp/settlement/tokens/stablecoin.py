@@ -13,8 +13,8 @@ from openvpp import errors, native
 from openvpp.chain import spl
 from openvpp.chain.base import Chain
 from openvpp.chain.keyring import Keyring
-from openvpp.settlement.reserves import extensions
-from openvpp.settlement.reserves.faucet import DevelopmentFaucet
+from openvpp.settlement.tokens import extensions
+from openvpp.settlement.tokens.faucet import DevelopmentFaucet
 from openvpp.store import settlement_repo
 from openvpp.store.database import Database
 

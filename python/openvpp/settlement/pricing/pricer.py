@@ -34,11 +34,10 @@ from openvpp import native
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.timestamps import from_micros
-from openvpp.settlement import money
-from openvpp.settlement.accounts import ledger
-from openvpp.settlement.log import events, tracecontext
+from openvpp.settlement import events, money, tracecontext
+from openvpp.settlement.ledger import journal
+from openvpp.settlement.pricing.oracles import Oracles, Segment, feed_segments, tariff_segments
 from openvpp.settlement.programs import ProgramConfig
-from openvpp.settlement.valuation.oracles import Oracles, Segment, feed_segments, tariff_segments
 from openvpp.store import pricing_repo, settlement_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
@@ -205,7 +204,7 @@ class Pricer:
         for c in priced.credits:
             energy, estimated, first, last, a, b = totals[c.unit]
             credits.append(
-                ledger.NewCredit(
+                journal.NewCredit(
                     devices[c.unit],
                     c.share.party,
                     c.share.wallet,
@@ -230,7 +229,7 @@ async def post_and_announce(
     conn: AsyncConnection,
     program: ProgramConfig,
     conv: money.Conversion,
-    credits: list[ledger.NewCredit],
+    credits: list[journal.NewCredit],
     at_us: int,
 ) -> int:
     """Posts credits (those of amount 0 too: they carry their party's remainder
@@ -238,7 +237,7 @@ async def post_and_announce(
     if not credits:
         return 0
     trace_parent = tracecontext.current()
-    ids = await ledger.post_credits(
+    ids = await journal.post_credits(
         conn, program.program_id, program.kind, program.mint, credits, trace_parent, at_us=at_us
     )
     await events.append(
@@ -266,7 +265,7 @@ def carve(segments: list[Segment], windows: tuple[tuple[int, int], ...]) -> list
     return out
 
 
-def credit_message(credit_id: int, program: ProgramConfig, c: ledger.NewCredit, conv: money.Conversion) -> pb.Credit:
+def credit_message(credit_id: int, program: ProgramConfig, c: journal.NewCredit, conv: money.Conversion) -> pb.Credit:
     share = Fraction(c.exact_share, c.denominator)
     return pb.Credit(
         credit_id=credit_id,

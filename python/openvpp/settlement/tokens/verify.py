@@ -12,7 +12,7 @@ from solders.pubkey import Pubkey
 from openvpp import native
 from openvpp.chain import spl
 from openvpp.chain.base import Chain
-from openvpp.settlement.reserves import extensions
+from openvpp.settlement.tokens import extensions
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,0 @@
-"""The journal of credits, payments and redemptions, and statements read from it."""

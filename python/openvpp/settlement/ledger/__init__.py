@@ -1,0 +1,1 @@
+"""The journal of credits, payments and redemptions, and the statements read from it."""

@@ -1,1 +1,0 @@
-"""The settlement event log and the trace context carried through it."""

@@ -1,0 +1,1 @@
+"""Paying credits: netting, packing and sending payouts, and recording their outcomes."""

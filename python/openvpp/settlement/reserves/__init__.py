@@ -1,1 +1,0 @@
-"""Use-case tokens, their stablecoin reserves, and the development faucet."""

@@ -1,0 +1,1 @@
+"""Use-case tokens, their stablecoin reserves and redemptions, and the development faucet."""
