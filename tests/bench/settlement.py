@@ -33,7 +33,6 @@ import json
 import os
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -75,8 +74,8 @@ def sign_rounds(
         for i in range(per_device):
             seq = first_seq + r * per_device + i
             for d, key in enumerate(keys):
-                payload = bytes(key.pubkey()) + struct.pack(
-                    "<QqIQQI", seq, start + seq * STEP, STEP, seq * 10, seq * (100 + d % 50), 0
+                payload = native.READING.pack(
+                    bytes(key.pubkey()), seq, start + seq * STEP, STEP, seq * 10, seq * (100 + d % 50), 0
                 )
                 payloads.append(payload)
                 signatures.append(bytes(key.sign_message(native.READING_DOMAIN + payload)))

@@ -39,7 +39,7 @@ def flat_tariff(export: int = FLAT_EXPORT, incentive: int = 0) -> list[pb.Tariff
 
 
 def reading(device: Keypair, seq: int, end: int, imported: int, exported: int, step: int = STEP) -> tuple[bytes, bytes]:
-    payload = bytes(device.pubkey()) + struct.pack("<QqIQQI", seq, end, step, imported, exported, 0)
+    payload = native.READING.pack(bytes(device.pubkey()), seq, end, step, imported, exported, 0)
     return payload, bytes(device.sign_message(native.READING_DOMAIN + payload))
 
 

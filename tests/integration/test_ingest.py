@@ -4,7 +4,6 @@ per-device state across batches, and the tamper-evident chain check."""
 from __future__ import annotations
 
 import asyncio
-import struct
 import time
 from collections.abc import AsyncIterator
 
@@ -32,7 +31,7 @@ OPERATOR = ca.Identity(ca.Role.OPERATOR, "operator", 0)
 
 
 def reading(device: Keypair, seq: int, end: int, imported: int, exported: int, flags: int = 0) -> tuple[bytes, bytes]:
-    payload = bytes(device.pubkey()) + struct.pack("<QqIQQI", seq, end, STEP, imported, exported, flags)
+    payload = native.READING.pack(bytes(device.pubkey()), seq, end, STEP, imported, exported, flags)
     return payload, bytes(device.sign_message(native.READING_DOMAIN + payload))
 
 
