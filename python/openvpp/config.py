@@ -89,6 +89,18 @@ class Settings(BaseSettings):
     active_calls_per_partner: int = Field(
         default=8, ge=1, le=10_000, description="a partner's unary calls running at once; more wait their turn"
     )
+    max_ingest_backlog_readings: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="readings waiting to be stored past which SubmitReadings refuses batches with RetryInfo",
+    )
+    credential_recheck_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="how soon a revocation or suspension made through another replica is honoured here",
+    )
     max_streams_per_partner: int = Field(
         default=32, ge=1, le=100_000, description="streaming calls one partner may have open on this replica"
     )

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Row
 
 from openvpp import errors
 from openvpp.integration import ca
+from openvpp.integration.credentials import CredentialCache
 from openvpp.kernel import clock
 from openvpp.kernel.changes import Change, Fact, Listener
 from openvpp.kernel.clock import Clock
@@ -140,9 +141,11 @@ class Partners:
         crl_path: Path | None,
         changes: Listener,
         clock_us: Clock = clock.system,
+        recheck_seconds: float = 0.25,
     ) -> None:
         self.db = db
         self.changes = changes
+        self.credentials = CredentialCache(db, recheck_seconds, clock_us)
         self._authority = authority
         self.default_days = default_days
         self.crl_path = crl_path
@@ -159,15 +162,23 @@ class Partners:
     # -- authentication -------------------------------------------------------
 
     async def authenticate(self, identity: ca.Identity) -> ca.Identity:
-        """Refuses certificates that were revoked or whose partner is suspended, at once."""
+        """Refuses certificates that were revoked or whose partner is suspended:
+        at once for changes through this replica, within the recheck interval
+        for changes through another (see `CredentialCache`)."""
+        serial = serial_hex(identity.serial)
+        await self.credentials.follow()
+        if self.credentials.admitted(serial, identity):
+            return identity
+        generation = self.credentials.generation
         async with self.db.read() as conn:
-            row = await repo.credential(conn, serial_hex(identity.serial))
+            row = await repo.credential(conn, serial)
         if row is None or row.namespace != identity.namespace or ROLE_OF_KIND.get(row.kind) is not identity.role:
             raise errors.Unauthenticated("this certificate was not issued to a known partner", "CERT_UNKNOWN")
         if row.revoked_at_us is not None:
             raise errors.Unauthenticated("this certificate has been revoked", "CERT_REVOKED")
         if row.status != pb.PARTNER_STATUS_ACTIVE:
             raise errors.Unauthenticated(f"partner {identity.namespace} is suspended", "PARTNER_SUSPENDED")
+        self.credentials.admit(serial, identity, generation)
         return identity
 
     # -- partners -------------------------------------------------------------
@@ -237,7 +248,10 @@ class Partners:
             if row.status != status:
                 await repo.set_partner_status(conn, namespace, status, reason)
                 await self.changes.changed(conn, [_partner_change(row, status, reason)], self.clock_us())
+                change = "active" if status == pb.PARTNER_STATUS_ACTIVE else "suspended"
+                await repo.log_credential_change(conn, namespace, "", change, self.clock_us())
             updated = _present(await repo.partner(conn, namespace))
+        self.credentials.invalidate()
         return PartnerState.from_row(updated)
 
     # -- certificates ---------------------------------------------------------
@@ -280,7 +294,9 @@ class Partners:
             if row.revoked_at_us is not None:
                 raise errors.FailedPrecondition("the certificate is already revoked", "CERT_ALREADY_REVOKED")
             await repo.revoke(conn, row.serial, self.clock_us(), reason)
+            await repo.log_credential_change(conn, row.namespace, row.serial, "revoked", self.clock_us())
             updated = _present(await repo.certificate(conn, row.serial))
+        self.credentials.invalidate()
         await self.publish_crl()
         return CertificateState.from_row(updated)
 

@@ -142,6 +142,8 @@ class App:
     route_watch: RouteWatch | None = None
     runtime: Runtime | None = None
     settlement: SettlementServices | None = None
+    partners: Partners | None = None
+    ingestor: Ingestor | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -201,6 +203,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         crl_path=settings.data_dir / "crl.der",
         changes=changes,
         clock_us=clock_us,
+        recheck_seconds=settings.credential_recheck_seconds,
     )
     prober = Prober(
         timeout_seconds=settings.probe_timeout_seconds, allow_private_addresses=settings.probe_private_addresses
@@ -243,21 +246,17 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     registry_pb2_grpc.add_RegistryServiceServicer_to_server(
         RegistryServicer(registry, settings.max_bulk_chunk, runtime.anchorer), server
     )
-    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(
-        SettlementServicer(
-            settlement,
-            Ingestor(
-                db,
-                max_batch=settings.max_reading_batch,
-                max_future_skew_s=settings.reading_max_future_skew_seconds,
-                max_age_s=settings.reading_max_age_seconds,
-                notify=settlement.event_log.notify,
-                verify_threads=settings.reading_verify_threads,
-                clock_us=clock_us,
-            ),
-        ),
-        server,
+    ingestor = Ingestor(
+        db,
+        max_batch=settings.max_reading_batch,
+        max_future_skew_s=settings.reading_max_future_skew_seconds,
+        max_age_s=settings.reading_max_age_seconds,
+        notify=settlement.event_log.notify,
+        verify_threads=settings.reading_verify_threads,
+        clock_us=clock_us,
+        max_backlog=settings.max_ingest_backlog_readings,
     )
+    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlement, ingestor), server)
     integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
     routing_servicer, route_watch = _routing(settings, db, registry, clock_us)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)
@@ -299,6 +298,8 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         route_watch,
         runtime,
         settlement,
+        partners,
+        ingestor,
     )
 
 

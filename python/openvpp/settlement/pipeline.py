@@ -72,19 +72,35 @@ class Pipeline:
         programs = [await self.programs.get(p.program_id) for p in programs]
         return SettleResult(await self.payouts.settle(programs, strict=True), posted)
 
-    async def cycle(self) -> SettleResult:
+    async def cycle(self, *, wait: bool = True) -> SettleResult:
         programs = await self.programs.all()
         posted = await self.credit(programs)
         programs = await self.programs.all()
-        return SettleResult(await self.payouts.settle(programs, strict=False), posted)
+        return SettleResult(await self.payouts.settle(programs, strict=False, wait=wait), posted)
 
     async def run(self, interval_seconds: float, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.cycle()
-            except errors.OpenVPPError as exc:
-                log.warning("settlement cycle: %s", exc.message)
-            except Exception:
-                log.exception("settlement cycle failed; retrying next cycle")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_seconds)
+        """Starts a cycle every `interval_seconds` (start to start). A cycle
+        that overruns its interval is followed at once by the next, never
+        overlapped: two settlements at once would only contend for the same
+        program locks. Confirmations run in the background, so a cycle's
+        length is crediting plus building and sending, not the chain's
+        confirmation time."""
+        loop = asyncio.get_running_loop()
+        next_start = loop.time()
+        try:
+            while not stop.is_set():
+                next_start += interval_seconds
+                try:
+                    await self.cycle(wait=False)
+                except errors.OpenVPPError as exc:
+                    log.warning("settlement cycle: %s", exc.message)
+                except Exception:
+                    log.exception("settlement cycle failed; retrying next cycle")
+                delay = next_start - loop.time()
+                if delay < 0:
+                    next_start = loop.time()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        finally:
+            await self.payouts.drain()

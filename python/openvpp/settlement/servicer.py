@@ -128,11 +128,12 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         storage only after the batch before it (`previous`), so a device's
         readings are stored in the order they were sent."""
         stored: asyncio.Future[BatchOutcome] | None = None
+        verified = None
         try:
             try:
                 verified = await self.ingestor.verify(request.payloads, request.signatures)
             except errors.OpenVPPError as error:
-                return pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
+                return self._refused(request, error)
             finally:
                 if previous is not None:
                     await previous
@@ -140,16 +141,24 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         finally:
             if not turn.done():
                 turn.set_result(None)
+            if stored is None and verified is not None:
+                self.ingestor.release(verified)
         try:
             outcome = await asyncio.shield(stored)
         except errors.OpenVPPError as error:
-            return pb.SubmitReadingsResponse(batch_id=request.batch_id, error=to_rpc_status(error))
+            return self._refused(request, error)
         return pb.SubmitReadingsResponse(
             batch_id=request.batch_id,
             verdicts=outcome.verdicts.translate(PROTO_VERDICTS),
             flags=outcome.flags,
             accepted=outcome.accepted,
             rejected=outcome.rejected,
+            backlog_readings=self.ingestor.backlog,
+        )
+
+    def _refused(self, request: pb.SubmitReadingsRequest, error: errors.OpenVPPError) -> pb.SubmitReadingsResponse:
+        return pb.SubmitReadingsResponse(
+            batch_id=request.batch_id, error=to_rpc_status(error), backlog_readings=self.ingestor.backlog
         )
 
     async def GetChainInfo(self, request: pb.GetChainInfoRequest, context: Context) -> pb.GetChainInfoResponse:

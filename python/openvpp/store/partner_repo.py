@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openvpp.store.schema import certificates, partners
+from openvpp.store.schema import certificates, credential_log, partners
 
 
 async def partner(conn: AsyncConnection, namespace: str, *, lock: bool = False) -> Row[Any] | None:
@@ -78,3 +78,13 @@ async def credential(conn: AsyncConnection, serial: str) -> Any:
         .where(certificates.c.serial == serial)
     )
     return (await conn.execute(query)).one_or_none()
+
+
+async def log_credential_change(conn: AsyncConnection, namespace: str, serial: str, change: str, at_us: int) -> None:
+    """Appends to the log credential caches follow (`serial` empty for a whole partner)."""
+    await conn.execute(insert(credential_log).values(namespace=namespace, serial=serial, change=change, at_us=at_us))
+
+
+async def credential_head(conn: AsyncConnection) -> int:
+    """The newest credential change, 0 before the first."""
+    return int((await conn.execute(select(func.coalesce(func.max(credential_log.c.seq), 0)))).scalar_one())

@@ -115,6 +115,21 @@ certificates = Table(
     Column("certificate_pem", Text, nullable=False),
 )
 
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+# One row per revocation, suspension or reinstatement, appended in the same
+# transaction: every replica's credential cache follows it (see
+# integration.partners), so a cached verdict never outlives the change.
+credential_log = Table(
+    "credential_log",
+    metadata,
+    Column("seq", _ID, primary_key=True, autoincrement=True),
+    Column("namespace", String(253), nullable=False),
+    Column("serial", String(40), nullable=False),
+    Column("change", String(16), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+)
+
 # Partner endpoints and their last probe. `probe` is the JSON of the probe
 # result (steps, pins, capabilities); `state` is what routing reads.
 endpoints = Table(
@@ -377,7 +392,6 @@ readings = Table(
 )
 
 # -- settlement: oracles, programs, ledger, payouts, events --------------------
-_ID = BigInteger().with_variant(Integer, "sqlite")
 
 # One row per SubmitReadings batch: its counts and the W3C traceparent of the
 # span that stored it, so the credits and payouts it leads to join its trace.

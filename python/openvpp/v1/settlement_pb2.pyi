@@ -336,6 +336,7 @@ class SubmitReadingsResponse(_message.Message):
     ACCEPTED_FIELD_NUMBER: _builtins.int
     REJECTED_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    BACKLOG_READINGS_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     verdicts: _builtins.bytes
     """One ReadingVerdict value per reading, in request order."""
@@ -345,10 +346,21 @@ class SubmitReadingsResponse(_message.Message):
     """
     accepted: _builtins.int
     rejected: _builtins.int
+    backlog_readings: _builtins.int
+    """Readings this server has taken in (verifying or waiting to be stored)
+    and not yet stored, as this answer was sent: a sender that sees it grow
+    is sending faster than the server stores, and should slow down before
+    batches are refused.
+    """
     @_builtins.property
     def error(self) -> _status_pb2.Status:
-        """Set when the batch as a whole was malformed; nothing of it was applied
-        and the stream stays open.
+        """Set when the batch as a whole was refused; nothing of it was applied and
+        the stream stays open. INVALID_ARGUMENT: the batch is malformed (do not
+        resend it as it is). RESOURCE_EXHAUSTED INGEST_BACKLOG: the server has
+        more readings waiting to be stored than its bound
+        (max_ingest_backlog_readings); resend the same batch after the
+        google.rpc.RetryInfo delay (resending is always safe: a reading stored
+        before is answered DUPLICATE). ABORTED CONCURRENT_UPDATE: resend at once.
         """
 
     def __init__(
@@ -360,10 +372,11 @@ class SubmitReadingsResponse(_message.Message):
         accepted: _builtins.int = ...,
         rejected: _builtins.int = ...,
         error: _status_pb2.Status | None = ...,
+        backlog_readings: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "batch_id", b"batch_id", "error", b"error", "flags", b"flags", "rejected", b"rejected", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "backlog_readings", b"backlog_readings", "batch_id", b"batch_id", "error", b"error", "flags", b"flags", "rejected", b"rejected", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

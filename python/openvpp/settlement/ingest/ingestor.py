@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import functools
 import hashlib
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -109,8 +110,16 @@ class Ingestor:
         clock_us: Clock = clock.system,
         notify: Callable[[], None] | None = None,
         verify_threads: int = 1,
+        max_backlog: int = 100_000,
     ) -> None:
         self.db = db
+        # Readings taken in (verifying or queued) and not yet stored; past
+        # `max_backlog` a new batch is refused with RetryInfo instead of
+        # silently stalling its sender behind flow control.
+        self.max_backlog = max_backlog
+        self.backlog = 0
+        # Readings stored per second, smoothed: what the retry delay is estimated from.
+        self._store_rate = 0.0
         # Verification gets a fixed number of threads, each batch on one of
         # them, rather than every core: storing is the serial part of
         # ingestion and must not wait for a core behind the next batches'
@@ -144,23 +153,53 @@ class Ingestor:
         # Shielded: a caller that goes away does not take other callers' batches down with it.
         return await asyncio.shield(self.enqueue(caller, verified, batch_ref))
 
+    def _admit(self, count: int) -> None:
+        """Takes `count` readings into the backlog, or refuses the batch when
+        the backlog is past its bound (one batch is always admitted into an
+        empty backlog, so any batch within max_batch eventually goes through)."""
+        if self.backlog and self.backlog + count > self.max_backlog:
+            drain = self.backlog / self._store_rate if self._store_rate > 0 else 1.0
+            raise errors.ResourceExhausted(
+                f"{self.backlog} readings are waiting to be stored (bound {self.max_backlog}); "
+                "send this batch again after the retry delay",
+                "INGEST_BACKLOG",
+                metadata={"backlog_readings": str(self.backlog), "max_backlog_readings": str(self.max_backlog)},
+                retry_after_seconds=min(max(drain, 0.05), 30.0),
+            )
+        self.backlog += count
+
+    def release(self, verified: Verified) -> None:
+        """A verified batch that will not be enqueued leaves the backlog."""
+        self.backlog -= len(verified.signature_ok)
+
     async def verify(self, payloads: bytes, signatures: bytes) -> Verified:
         """The stateless half: shape and signatures. It runs off the event loop
         and outside the write transaction, so batches verify while others are
         stored."""
-        self._shape(payloads, signatures)
-        lowest = native.reading_keys(payloads)
-        call = functools.partial(native.verify_reading_signatures, payloads, signatures, parallel=False)
-        # The copied context carries the caller's trace into the worker thread.
-        signature_ok = await asyncio.get_running_loop().run_in_executor(
-            self._verifiers, contextvars.copy_context().run, call
-        )
+        count = self._shape(payloads, signatures)
+        self._admit(count)
+        try:
+            lowest = native.reading_keys(payloads)
+            call = functools.partial(native.verify_reading_signatures, payloads, signatures, parallel=False)
+            # The copied context carries the caller's trace into the worker thread.
+            signature_ok = await asyncio.get_running_loop().run_in_executor(
+                self._verifiers, contextvars.copy_context().run, call
+            )
+        except BaseException:
+            self.backlog -= count
+            raise
         return Verified(payloads, signatures, signature_ok, lowest)
 
     def enqueue(self, caller: Identity, verified: Verified, batch_ref: str = "") -> asyncio.Future[BatchOutcome]:
         """Queues a verified batch for storage; batches are stored in the order queued."""
         loop = asyncio.get_running_loop()
         batch = _Batch(caller, verified, batch_ref, otel_context.get_current(), loop.create_future())
+        count = len(verified.signature_ok)
+
+        def stored(_done: asyncio.Future[BatchOutcome]) -> None:
+            self.backlog -= count
+
+        batch.done.add_done_callback(stored)
         self._queue.append(batch)
         if self._committer is None or self._committer.done():
             # A context of its own: each batch is stored under its caller's trace (see _commit).
@@ -191,12 +230,16 @@ class Ingestor:
                 raise
 
     async def _store_group(self, group: list[_Batch]) -> bool:
+        started = time.perf_counter()
         try:
             outcomes = await self._commit(group)
         except Exception as error:
             if len(group) == 1 and not group[0].done.done():
                 group[0].done.set_exception(error)
             return False
+        readings = sum(len(b.verified.signature_ok) for b in group)
+        rate = readings / max(time.perf_counter() - started, 1e-6)
+        self._store_rate = rate if self._store_rate == 0 else 0.8 * self._store_rate + 0.2 * rate
         if self.notify is not None:
             self.notify()
         for batch, outcome in zip(group, outcomes, strict=True):

@@ -156,6 +156,7 @@ class Payouts:
         self.batch_payments = batch_payments
         self.notify = notify or (lambda: None)
         self._lock = asyncio.Lock()
+        self._confirming: set[asyncio.Task[None]] = set()
         outbox.register("payout", Handler(self._record, self._rebuild, self._record_many))
 
     def _params(self, recent: RecentBlockhash, settlement_id: str, first_index: int = 0) -> native.SettlementParams:
@@ -179,20 +180,24 @@ class Payouts:
 
     # -- settling -------------------------------------------------------------
 
-    async def settle(self, programs: Sequence[ProgramConfig], *, strict: bool = False) -> SettlementView | None:
+    async def settle(
+        self, programs: Sequence[ProgramConfig], *, strict: bool = False, wait: bool = True
+    ) -> SettlementView | None:
         """Pays every pending credit of `programs` whose reserve covers it.
 
         `strict` (on demand): a short reserve refuses the whole call with
         FAILED_PRECONDITION and changes nothing; otherwise (the cadence) the
-        short programs are held and the others paid."""
+        short programs are held and the others paid. `wait=False` (the
+        cadence) returns once the transactions are stored and sent, and
+        confirms them in the background: the next settlement need not wait
+        for this one's confirmations, and counts them as in flight."""
         if not programs:
             return None
         async with self._lock:
             started = self.clock_us()
             recent = await self.chain.latest_blockhash()
-            mintable = {m: (await self.tokens.reserve(m)).mintable for m in {p.mint for p in programs}}
             async with self.db.write() as conn:
-                prepared = await self._prepare(conn, programs, mintable, recent, started, strict=strict)
+                prepared = await self._prepare(conn, programs, recent, started, strict=strict)
             if prepared is None:
                 return None
             if isinstance(prepared, list):
@@ -211,15 +216,33 @@ class Payouts:
                 )
             settlement_id, outbox_ids = prepared
             self.notify()
+            if not wait:
+                task = asyncio.create_task(self._confirm(outbox_ids))
+                self._confirming.add(task)
+                task.add_done_callback(self._confirming.discard)
+                return await self.get(Viewer(True), settlement_id)
             await self.outbox.drive_many(outbox_ids)
             self.notify()
             return await self.get(Viewer(True), settlement_id)
+
+    async def _confirm(self, outbox_ids: list[int]) -> None:
+        """Drives a settlement's transactions to their outcome; whatever is
+        still in flight when this fails is finished by outbox recovery."""
+        try:
+            await self.outbox.drive_many(outbox_ids)
+        except Exception:
+            log.exception("confirming %d payout transactions failed; recovery will finish them", len(outbox_ids))
+        self.notify()
+
+    async def drain(self) -> None:
+        """Waits for background confirmations (shutdown, tests)."""
+        while self._confirming:
+            await asyncio.gather(*list(self._confirming), return_exceptions=True)
 
     async def _prepare(
         self,
         conn: AsyncConnection,
         programs: Sequence[ProgramConfig],
-        mintable: dict[str, int],
         recent: RecentBlockhash,
         started: int,
         *,
@@ -228,7 +251,10 @@ class Payouts:
         ids = [x.program_id for x in programs]
         await settlement_repo.lock_programs(conn, ids)
         rows = list(map(_Credit._make, await payout_repo.pending_credits(conn, ids, self.max_credits)))
+        # In flight first, the chain's supply after: a payout confirmed in
+        # between is then counted twice (safe) rather than in neither.
         in_flight = await payout_repo.in_flight_by_mint(conn, PayoutState.SENT)
+        mintable = {m: (await self.tokens.reserve(m)).mintable for m in {p.mint for p in programs}}
         wanted: dict[str, int] = defaultdict(int)
         for r in rows:
             wanted[r.mint] += r.amount

@@ -22,6 +22,8 @@ pub struct SubmitReadingsResponse {
     pub rejected: u32,
     #[prost(message, optional, tag = "6")]
     pub error: ::core::option::Option<super::super::google::rpc::Status>,
+    #[prost(uint32, tag = "7")]
+    pub backlog_readings: u32,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetChainInfoRequest {}
