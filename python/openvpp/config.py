@@ -95,11 +95,11 @@ class Settings(BaseSettings):
         le=10_000_000,
         description="readings waiting to be stored past which SubmitReadings refuses batches with RetryInfo",
     )
-    credential_recheck_seconds: float = Field(
+    cache_recheck_seconds: float = Field(
         default=0.25,
         gt=0,
         le=60,
-        description="how soon a revocation or suspension made through another replica is honoured here",
+        description="how soon a change made through another replica (revocation, suspension, device record) shows here",
     )
     max_streams_per_partner: int = Field(
         default=32, ge=1, le=100_000, description="streaming calls one partner may have open on this replica"

@@ -17,6 +17,7 @@ from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.registry import identifiers, merkle, records
 from openvpp.registry.log import LogNotifier, LogWriter
+from openvpp.registry.reads import DeviceReads
 from openvpp.store import registry_repo as repo
 from openvpp.store.database import Database
 from openvpp.v1 import common_pb2, registry_pb2
@@ -104,8 +105,10 @@ class Registry:
         watch_poll_seconds: float,
         changes: Listener,
         clock_us: Clock = clock.system,
+        recheck_seconds: float = 0.25,
     ) -> None:
         self.db = db
+        self.reads: DeviceReads[DeviceState] = DeviceReads(db, recheck_seconds, clock_us)
         self.changes = changes
         self.max_record_bytes = max_record_bytes
         self.watch_poll_seconds = watch_poll_seconds
@@ -205,7 +208,7 @@ class Registry:
             await repo.insert_devices(conn, device_rows, alias_rows)
             await _append(conn, log)
         if device_rows:
-            self.notifier.notify()
+            self._changed()
         return outcomes
 
     async def update(self, caller: Identity, envelope: registry_pb2.SignedDeviceRecord) -> tuple[DeviceState, int]:
@@ -252,7 +255,7 @@ class Registry:
             await repo.replace_device(conn, checked.der_id, values, _alias_rows(checked))
             await _append(conn, log)
             updated = await repo.device_by_id(conn, checked.der_id)
-        self.notifier.notify()
+        self._changed()
         assert updated is not None
         return DeviceState.from_row(updated), log_seq
 
@@ -295,9 +298,14 @@ class Registry:
             )
             await self.changes.changed(conn, [change], log.now_us)
             updated = await repo.device_by_id(conn, der_id)
-        self.notifier.notify()
+        self._changed()
         assert updated is not None
         return DeviceState.from_row(updated), log_seq
+
+    def _changed(self) -> None:
+        """After a committed registry write: wake watchers, drop cached reads."""
+        self.reads.invalidate()
+        self.notifier.notify()
 
     async def register_certificate(self, caller: Identity, der_id: str, certificate_der: bytes) -> tuple[str, str]:
         """Derives the device's IEEE 2030.5 LFDI and SFDI from its certificate and adds them as aliases."""
@@ -350,6 +358,7 @@ class Registry:
             )
             change = Change(Fact.DEVICE_IDENTIFIERS, der_id, row.vendor_namespace, detail=f"LFDI {lfdi} SFDI {sfdi}")
             await self.changes.changed(conn, [change], now)
+        self.reads.invalidate()
         return lfdi, sfdi
 
     # -- reads ----------------------------------------------------------------
@@ -357,6 +366,13 @@ class Registry:
     async def get(self, identifier: common_pb2.DeviceIdentifier) -> DeviceState:
         """Resolves der_id, name, a typed alias, or free text to one device."""
         which = identifier.WhichOneof("id")
+        generation = self.reads.generation
+        if which == "der_id":
+            await self.reads.follow()
+            generation = self.reads.generation
+            cached = self.reads.get(identifier.der_id)
+            if cached is not None:
+                return cached
         async with self.db.read() as conn:
             row = None
             if which == "der_id":
@@ -379,7 +395,10 @@ class Registry:
                 )
         if row is None:
             raise errors.NotFound("no device has this identifier", "DEVICE_NOT_FOUND")
-        return DeviceState.from_row(row)
+        state = DeviceState.from_row(row)
+        if which == "der_id":
+            self.reads.keep(identifier.der_id, state, generation)
+        return state
 
     async def get_by_id(self, der_id: str) -> DeviceState:
         return await self.get(common_pb2.DeviceIdentifier(der_id=der_id))

@@ -195,6 +195,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         watch_poll_seconds=settings.watch_poll_seconds,
         changes=changes,
         clock_us=clock_us,
+        recheck_seconds=settings.cache_recheck_seconds,
     )
     partners = Partners(
         db,
@@ -203,7 +204,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         crl_path=settings.data_dir / "crl.der",
         changes=changes,
         clock_us=clock_us,
-        recheck_seconds=settings.credential_recheck_seconds,
+        recheck_seconds=settings.cache_recheck_seconds,
     )
     prober = Prober(
         timeout_seconds=settings.probe_timeout_seconds, allow_private_addresses=settings.probe_private_addresses
