@@ -22,7 +22,7 @@ from openvpp.integration import ca
 from openvpp.integration.partners import Partners
 from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import Scope
-from openvpp.server.interceptors import rewrap
+from openvpp.server.interceptors import HandlerMemo, rewrap
 
 Role = Role
 ANY_ROLE = frozenset(Role)
@@ -202,6 +202,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         self.partners = partners
         self.insecure = insecure
         self.limits = limits
+        self._memo = HandlerMemo()
 
     def _claim(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
         """Who the verified certificate says the caller is, and whether that
@@ -233,6 +234,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method in PUBLIC:
             return handler
+        return self._memo.get(method, handler, self._wrap)
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
         # A client stream with one answer (BulkRegisterDevices) is a stream too.
         streams = handler.stream_unary is not None
 

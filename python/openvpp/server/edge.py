@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError, Message
 
 from openvpp import errors
 from openvpp.kernel.pagination import MAX_STORED
-from openvpp.server.interceptors import rewrap
+from openvpp.server.interceptors import HandlerMemo, rewrap
 
 KIB, MIB = 1024, 1024 * 1024
 # Identifiers (der_ids, namespaces, `<utility>/<code>` ids, mints, wallets)
@@ -172,6 +172,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     """Innermost: decodes with the checks above and raises what they refuse
     inside the handler, where the error interceptor turns it into a status."""
 
+    def __init__(self) -> None:
+        self._memo = HandlerMemo()
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
@@ -182,6 +185,12 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         # Health and reflection are the libraries' own, and decode their own requests.
         if handler is None or parse is None or not handler_call_details.method.startswith("/openvpp."):
             return handler
+        return self._memo.get(handler_call_details.method, handler, self._wrap)
+
+    @staticmethod
+    def _wrap(_method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+        parse = handler.request_deserializer
+        assert parse is not None, "intercept_service passes only handlers that decode"
         message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
         decode = decoder(parse, message_type.full_name if message_type is not None else "request")
         client_streams = handler.stream_unary is not None or handler.stream_stream is not None
