@@ -13,11 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -28,9 +24,9 @@ from rich.console import Console
 from rich.table import Table
 
 from openvpp.client.channel import credentials
-from openvpp.integration import bootstrap
 from openvpp.v1 import common_pb2, integration_pb2, registry_pb2, registry_pb2_grpc
-from tests.bench.routing import _free_port, _onboard
+from tests.bench.routing import _onboard
+from tests.bench.served import openvpp_serve
 
 OUT = Path("build/bench/fairness.json")
 HUGE = "1" * (1024 * 1024)
@@ -105,39 +101,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--huge", action="store_true", help="a quarter of A's calls carry a 1 MiB identifier")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp_name:
-        data = Path(tmp_name) / "data"
-        bootstrap.initialise(data, ["localhost"], ["127.0.0.1"], f"sqlite:///{data / 'openvpp.db'}")
-        port, health = _free_port(), _free_port()
-        target = f"localhost:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "openvpp",
-                "serve",
-                "--data-dir",
-                str(data),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--health-listen",
-                f"127.0.0.1:{health}",
-            ],
-            env={**os.environ, "OTEL_SDK_DISABLED": "true"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
-                grpc.channel_ready_future(channel).result(timeout=60)
-            operator = credentials(data / "operator")
-            kind = integration_pb2.PARTNER_KIND_DEVICE_VENDOR
-            a = asyncio.run(_onboard(target, operator, data, kind, "flooder"))
-            b = asyncio.run(_onboard(target, operator, data, kind, "neighbour"))
-            result = asyncio.run(_measure(target, a, b, args.calls, args.flood, args.connections, args.huge))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as tmp_name, openvpp_serve(Path(tmp_name)) as served:
+        target, data = served.target, served.data
+        operator = credentials(data / "operator")
+        kind = integration_pb2.PARTNER_KIND_DEVICE_VENDOR
+        a = asyncio.run(_onboard(target, operator, data, kind, "flooder"))
+        b = asyncio.run(_onboard(target, operator, data, kind, "neighbour"))
+        result = asyncio.run(_measure(target, a, b, args.calls, args.flood, args.connections, args.huge))
     table = Table(title=f"Tenant B's GetRegistryHead while tenant A keeps {args.flood} calls in flight")
     for column in ("measure", "B alone", "B while A floods", "ratio"):
         table.add_column(column)

@@ -21,10 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,17 +49,12 @@ from openvpp.v1 import (
 from openvpp.v1 import routing_pb2 as pb
 from tests import factories
 from tests.bench import echo_server
+from tests.bench.served import free_port, openvpp_serve
 from tests.integration.endpoint_servers import PartnerPki, grpc_endpoint
 from tests.integration.routing_world import consent_for
 
 OUT = Path("build/bench/routing.json")
 WORKING_SET = 2_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _onboard(target: str, operator: grpc.ChannelCredentials, data: Path, kind: int, namespace: str) -> Path:
@@ -242,50 +234,24 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.devices, args.batch, args.rounds, args.seconds = 2000, 1000, 3, 0.5
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        data = tmp / "data"
-        bootstrap.initialise(data, ["localhost"], ["127.0.0.1"], f"sqlite:///{data / 'openvpp.db'}")
-        port, health, echo_port = _free_port(), _free_port(), _free_port()
-        target = f"localhost:{port}"
-        env = {**os.environ, "OTEL_SDK_DISABLED": "true"}
-        if args.server_path:
-            env["PYTHONPATH"] = str(args.server_path.resolve() / "python")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "openvpp",
-                "serve",
-                "--data-dir",
-                str(data),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--health-listen",
-                f"127.0.0.1:{health}",
-                "--probe-private-addresses",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        openvpp_serve(Path(tmp_name), "--probe-private-addresses", server_path=args.server_path) as served,
+    ):
+        echo_port = free_port()
         echo = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.echo_server", str(data), str(echo_port)],
+            [sys.executable, "-m", "tests.bench.echo_server", str(served.data), str(echo_port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
         try:
             assert echo.stdout is not None
             assert echo.stdout.readline().strip() == b"ready"
-            with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
-                grpc.channel_ready_future(channel).result(timeout=60)
-            vendor, ids = asyncio.run(_setup(target, data, args.devices, tmp))
-            result = asyncio.run(_measure(target, echo_port, vendor, ids, args.rounds, args.seconds, args.batch))
+            vendor, ids = asyncio.run(_setup(served.target, served.data, args.devices, Path(tmp_name)))
+            result = asyncio.run(_measure(served.target, echo_port, vendor, ids, args.rounds, args.seconds, args.batch))
         finally:
             echo.kill()
             echo.wait(timeout=30)
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
     table = Table(title=f"Routing over mTLS ({args.devices} enrolled devices, median of {args.rounds} rounds)")
     for column in ("measure", "value", "target", "met"):
         table.add_column(column)

@@ -30,11 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -47,10 +43,10 @@ from solders.keypair import Keypair
 
 from openvpp import native
 from openvpp.client.channel import credentials
-from openvpp.integration import bootstrap
 from openvpp.v1 import settlement_pb2 as pb
 from openvpp.v1 import settlement_pb2_grpc
-from tests.bench.routing import _free_port, _setup
+from tests.bench.routing import _setup
+from tests.bench.served import openvpp_serve
 from tests.integration.settlement_world import flat_tariff
 
 OUT = Path("build/bench/settlement.json")
@@ -249,41 +245,13 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.devices, args.per_device, args.rounds, args.batch = 1000, 4, 3, 2000
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        data = tmp / "data"
-        bootstrap.initialise(data, ["localhost"], ["127.0.0.1"], f"sqlite:///{data / 'openvpp.db'}")
-        port, health = _free_port(), _free_port()
-        target = f"localhost:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "openvpp",
-                "serve",
-                "--data-dir",
-                str(data),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--health-listen",
-                f"127.0.0.1:{health}",
-                "--probe-private-addresses",
-                "--settle-interval",
-                "0",
-                "--anchor-interval",
-                "0",
-            ],
-            env={**os.environ, "OTEL_SDK_DISABLED": "true"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
-                grpc.channel_ready_future(channel).result(timeout=60)
-            result = asyncio.run(measure(target, data, tmp, server.pid, args))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        openvpp_serve(
+            Path(tmp_name), "--probe-private-addresses", "--settle-interval", "0", "--anchor-interval", "0"
+        ) as served,
+    ):
+        result = asyncio.run(measure(served.target, served.data, Path(tmp_name), served.pid, args))
     report(result)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2))
