@@ -1,7 +1,10 @@
 """The yardstick for per-call overhead: a bare `grpc.aio` server, nothing of
 ours in it, serving one echo method over the same mutual TLS as `openvpp
 serve` (the data directory's server certificate, client certificates
-required). Run as its own process, like the server it is compared with.
+required). Like any gRPC service it decodes its request and encodes its
+answer with protobuf (a `ResolveRequest`, echoed), so the client does the
+same work per call on both sides of the comparison. Run as its own
+process, like the server it is compared with.
 
     python -m tests.bench.echo_server DATA_DIR PORT
 """
@@ -15,11 +18,20 @@ from pathlib import Path
 import grpc
 
 from openvpp.integration import bootstrap
+from openvpp.v1 import routing_pb2
 
 METHOD = "/bench.Echo/Echo"
+MESSAGE = routing_pb2.ResolveRequest
 
 
-async def _echo(request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+def echo_method(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[MESSAGE, MESSAGE]:
+    """The echo as a typed client calls it."""
+    return channel.unary_unary(
+        METHOD, request_serializer=MESSAGE.SerializeToString, response_deserializer=MESSAGE.FromString
+    )
+
+
+async def _echo(request: MESSAGE, _context: grpc.aio.ServicerContext[MESSAGE, MESSAGE]) -> MESSAGE:
     return request
 
 
@@ -31,7 +43,14 @@ async def serve(data_dir: Path, port: int) -> None:
         require_client_auth=True,
     )
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(_echo)})
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo",
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(
+                _echo, request_deserializer=MESSAGE.FromString, response_serializer=MESSAGE.SerializeToString
+            )
+        },
+    )
     server.add_generic_rpc_handlers((handler,))
     server.add_secure_port(f"127.0.0.1:{port}", credentials)
     await server.start()

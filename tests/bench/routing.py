@@ -197,12 +197,11 @@ async def _measure(
                 registry_pb2.GetDeviceRequest(identifier=common_pb2.DeviceIdentifier(der_id=rng.choice(working)))
             )
 
-        payload = pb.ResolveRequest(device=common_pb2.DeviceIdentifier(der_id=ids[0])).SerializeToString()
         async with grpc.aio.secure_channel(f"localhost:{echo_port}", credentials(vendor)) as bare:
-            echo_call: Any = bare.unary_unary(echo_server.METHOD)
+            echo_call = echo_server.echo_method(bare)
 
             async def echo() -> None:
-                await echo_call(payload)
+                await echo_call(pb.ResolveRequest(device=common_pb2.DeviceIdentifier(der_id=rng.choice(ids))))
 
             await _rate(echo, 0.5, 16)
             measured = await _rounds(

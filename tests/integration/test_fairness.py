@@ -65,9 +65,14 @@ async def test_calls_wait_their_turn_within_a_share_and_are_refused_past_it() ->
     release = asyncio.Event()
 
     async def call(namespace: str, name: str) -> None:
-        async with limits.hold(namespace, False):
-            order.append(name)
-            await release.wait()
+        gate = limits.enter(namespace, False)
+        assert gate is not None
+        try:
+            async with gate:
+                order.append(name)
+                await release.wait()
+        finally:
+            limits.leave(namespace, False)
 
     first = asyncio.create_task(call("a", "a1"))
     second = asyncio.create_task(call("a", "a2"))
@@ -77,8 +82,7 @@ async def test_calls_wait_their_turn_within_a_share_and_are_refused_past_it() ->
     # a2 and a3 queue behind a1 inside a's share; b runs at once.
     assert order == ["a1", "b1"]
     with pytest.raises(errors.ResourceExhausted) as caught:
-        async with limits.hold("a", False):
-            pass
+        limits.enter("a", False)
     assert caught.value.reason == "PARTNER_CALL_LIMIT"
     assert caught.value.retry_after_seconds
     release.set()

@@ -15,7 +15,7 @@ from solders.keypair import Keypair
 
 from openvpp import errors
 from openvpp.server import app as server_app
-from openvpp.server.interceptors import ErrorInterceptor
+from openvpp.server.interceptors import CallInterceptor
 from openvpp.v1 import registry_pb2
 from tests import factories
 from tests.rpc import expect_error
@@ -89,7 +89,7 @@ async def test_error_table_maps_domain_errors_and_hides_everything_else() -> Non
             "Stream": grpc.unary_stream_rpc_method_handler(stream_then_fail),
         },
     )
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[CallInterceptor(None, None)])
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

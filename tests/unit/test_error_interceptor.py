@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
-from openvpp.server.interceptors import ErrorInterceptor, is_panic
+from openvpp.server.interceptors import CallInterceptor, is_panic
 
 
 class PanicException(BaseException):
@@ -32,7 +32,7 @@ async def _handler(behavior: Any) -> Any:
         method = "/openvpp.v1.RegistryService/GetRegistryHead"
         invocation_metadata = ()
 
-    return await ErrorInterceptor().intercept_service(continuation, Details())  # type: ignore[arg-type]
+    return await CallInterceptor(None, None).intercept_service(continuation, Details())  # type: ignore[arg-type]
 
 
 async def test_a_panic_is_internal_with_a_trace_id() -> None:

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from openvpp import keys
@@ -35,11 +35,11 @@ from openvpp.routing.resolver import Resolver
 from openvpp.routing.routes import RouteBuilder, RoutingKey
 from openvpp.routing.servicer import RoutingServicer
 from openvpp.routing.watch import RouteWatch
-from openvpp.server.auth import AuthInterceptor, PartnerLimits
+from openvpp.server.auth import Authenticator, PartnerLimits
 from openvpp.server.compose import Runtime, open_settlement
-from openvpp.server.edge import EdgeInterceptor
 from openvpp.server.errors import to_rpc_status
-from openvpp.server.interceptors import ErrorInterceptor
+from openvpp.server.interceptors import CallInterceptor
+from openvpp.server.tracing import ServerSpans
 from openvpp.settlement.ingest.ingestor import Ingestor
 from openvpp.settlement.servicer import SettlementServicer
 from openvpp.settlement.services import SettlementServices
@@ -210,21 +210,15 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         timeout_seconds=settings.probe_timeout_seconds, allow_private_addresses=settings.probe_private_addresses
     )
     endpoints = Endpoints(db, prober, changes, clock_us)
-    # Tracing first so the span covers everything; errors map what auth raises.
-    interceptors = [
-        aio_server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=tracer_provider, filter_=filters.negate(filters.health_check())
+    authenticator = Authenticator(
+        partners,
+        insecure=settings.insecure,
+        limits=PartnerLimits(
+            settings.max_calls_per_partner, settings.max_streams_per_partner, settings.active_calls_per_partner
         ),
-        ErrorInterceptor(),
-        AuthInterceptor(
-            partners,
-            insecure=settings.insecure,
-            limits=PartnerLimits(
-                settings.max_calls_per_partner, settings.max_streams_per_partner, settings.active_calls_per_partner
-            ),
-        ),
-        EdgeInterceptor(),
-    ]
+    )
+    spans = ServerSpans(trace.get_tracer("openvpp.server", tracer_provider=tracer_provider))
+    interceptors = [CallInterceptor(spans, authenticator)]
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -8,9 +8,7 @@ and whose data it touches (`kernel.tenancy.Scope`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -22,7 +20,6 @@ from openvpp.integration import ca
 from openvpp.integration.partners import Partners
 from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.tenancy import Scope
-from openvpp.server.interceptors import HandlerMemo, rewrap
 
 Role = Role
 ANY_ROLE = frozenset(Role)
@@ -167,10 +164,12 @@ class PartnerLimits:
         self.held: dict[bool, dict[str, int]] = {False: {}, True: {}}
         self._gates: dict[str, asyncio.Semaphore] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, namespace: str, streaming: bool) -> AsyncIterator[None]:
+    def enter(self, namespace: str, streaming: bool) -> asyncio.Semaphore | None:
+        """Counts the call in (refusing it past the limit) and returns the
+        partner's gate a unary call must pass; `leave` counts it out."""
         held = self.held[streaming]
-        if held.get(namespace, 0) >= self.limits[streaming]:
+        count = held.get(namespace, 0)
+        if count >= self.limits[streaming]:
             kind = "open streams" if streaming else "calls in flight"
             raise errors.ResourceExhausted(
                 f"{namespace} already has {self.limits[streaming]} {kind} on this server; retry shortly",
@@ -178,36 +177,37 @@ class PartnerLimits:
                 metadata={"limit": str(self.limits[streaming])},
                 retry_after_seconds=1.0 if streaming else 0.05,
             )
-        held[namespace] = held.get(namespace, 0) + 1
-        try:
-            if streaming:
-                yield
-            else:
-                gate = self._gates.setdefault(namespace, asyncio.Semaphore(self.active))
-                async with gate:
-                    yield
-        finally:
-            held[namespace] -= 1
-            if not held[namespace]:
-                del held[namespace]
-                if not streaming:
-                    self._gates.pop(namespace, None)
+        held[namespace] = count + 1
+        if streaming:
+            return None
+        gate = self._gates.get(namespace)
+        if gate is None:
+            gate = self._gates[namespace] = asyncio.Semaphore(self.active)
+        return gate
+
+    def leave(self, namespace: str, streaming: bool) -> None:
+        held = self.held[streaming]
+        held[namespace] -= 1
+        if not held[namespace]:
+            del held[namespace]
+            if not streaming:
+                self._gates.pop(namespace, None)
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates every RPC in the table, checks the caller's role and
-    holds the call against the partner's limits."""
+class Authenticator:
+    """Who is calling and whether they may: the certificate's claim against
+    the table, then revocation and suspension, then the partner's limits."""
 
     def __init__(self, partners: Partners, insecure: bool, limits: PartnerLimits) -> None:
         self.partners = partners
         self.insecure = insecure
         self.limits = limits
-        self._memo = HandlerMemo()
 
-    def _claim(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
+    def claim(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Identity:
         """Who the verified certificate says the caller is, and whether that
         role may call `method`; no database work, so refusing is cheap."""
-        if method not in TABLE:
+        rule = TABLE.get(method)
+        if rule is None:
             raise errors.PermissionDenied(f"{method} is not exposed", "UNKNOWN_METHOD")
         if self.insecure:
             return INSECURE_IDENTITY
@@ -215,48 +215,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if not pems:
             raise errors.Unauthenticated("a client certificate is required", "NO_CLIENT_CERT")
         identity = _certificate_identity(next(iter(pems)))
-        if identity.role not in TABLE[method].roles:
+        if identity.role not in rule.roles:
             raise errors.PermissionDenied(
                 f"role {identity.role.value} may not call {method.rsplit('/', 1)[-1]}", "ROLE_NOT_ALLOWED"
             )
         return identity
 
-    async def _admit(self, claimed: Identity) -> Identity:
-        """The claim checked against revocation and suspension, now."""
-        return claimed if self.insecure else await self.partners.authenticate(claimed)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method in PUBLIC:
-            return handler
-        return self._memo.get(method, handler, self._wrap)
-
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-        # A client stream with one answer (BulkRegisterDevices) is a stream too.
-        streams = handler.stream_unary is not None
-
-        def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                claimed = self._claim(method, context)
-                async with self.limits.hold(claimed.namespace, streams):
-                    _CALLER.set(await self._admit(claimed))
-                    return await behavior(request, context)
-
-            return wrapped
-
-        def streaming(behavior: Any) -> Callable[..., AsyncIterator[Any]]:
-            async def wrapped(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                claimed = self._claim(method, context)
-                async with self.limits.hold(claimed.namespace, True):
-                    _CALLER.set(await self._admit(claimed))
-                    async for response in behavior(request, context):
-                        yield response
-
-            return wrapped
-
-        return rewrap(handler, unary, streaming)
+    async def admit(self, claimed: Identity) -> None:
+        """Checks the claim against revocation and suspension, now, and makes
+        it the call's identity (`caller()`)."""
+        _CALLER.set(claimed if self.insecure else await self.partners.authenticate(claimed))

@@ -15,7 +15,7 @@ need annotations compiled into the protos and a second runtime.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -24,7 +24,6 @@ from google.protobuf.message import DecodeError, Message
 
 from openvpp import errors
 from openvpp.kernel.pagination import MAX_STORED
-from openvpp.server.interceptors import HandlerMemo, rewrap
 
 KIB, MIB = 1024, 1024 * 1024
 # Identifiers (der_ids, namespaces, `<utility>/<code>` ids, mints, wallets)
@@ -168,52 +167,24 @@ async def _refusing(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
-class EdgeInterceptor(grpc.aio.ServerInterceptor):
-    """Innermost: decodes with the checks above and raises what they refuse
-    inside the handler, where the error interceptor turns it into a status."""
+def checked_decoder(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> Callable[[bytes], Any] | None:
+    """The decoder with the checks above for one of our methods; None for
+    health and reflection, the libraries' own, which decode their own requests."""
+    parse = handler.request_deserializer
+    if parse is None or not method.startswith("/openvpp."):
+        return None
+    message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
+    return decoder(parse, message_type.full_name if message_type is not None else "request")
 
-    def __init__(self) -> None:
-        self._memo = HandlerMemo()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        parse = handler.request_deserializer if handler is not None else None
-        # Health and reflection are the libraries' own, and decode their own requests.
-        if handler is None or parse is None or not handler_call_details.method.startswith("/openvpp."):
-            return handler
-        return self._memo.get(handler_call_details.method, handler, self._wrap)
+def admitted(request: Any) -> Any:
+    """A decoded request, with a refusal raised (inside the handler, where
+    the error table turns it into a status)."""
+    if isinstance(request, Refused):
+        raise request.error
+    return request
 
-    @staticmethod
-    def _wrap(_method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-        parse = handler.request_deserializer
-        assert parse is not None, "intercept_service passes only handlers that decode"
-        message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
-        decode = decoder(parse, message_type.full_name if message_type is not None else "request")
-        client_streams = handler.stream_unary is not None or handler.stream_stream is not None
 
-        def admitted(request: Any) -> Any:
-            """The request, or (client streams) its messages, with refusals raised."""
-            if client_streams:
-                return _refusing(request)
-            if isinstance(request, Refused):
-                raise request.error
-            return request
-
-        def unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def wrapped(request: Any, context: Any) -> Any:
-                return await behavior(admitted(request), context)
-
-            return wrapped
-
-        def streaming(behavior: Any) -> Callable[..., AsyncIterator[Any]]:
-            async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
-                async for response in behavior(admitted(request), context):
-                    yield response
-
-            return wrapped
-
-        return rewrap(handler, unary, streaming, request_deserializer=decode)
+def admitted_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A client stream's messages, each refusal raised as it is reached."""
+    return _refusing(requests)
