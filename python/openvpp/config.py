@@ -8,6 +8,7 @@ variables so any OpenTelemetry deployment configures it the usual way.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -138,6 +139,18 @@ class Settings(BaseSettings):
     reading_max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     reading_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=400 * 86_400)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=30)
+    outbox_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="how long a replica's claim on in-flight chain work lasts unrenewed before another may take it",
+    )
+    replica_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        description="this replica's name, stable across its restarts and unique among replicas (default: host name)",
+    )
     settle_interval_seconds: float = Field(
         default=2.0, ge=0, description="how often pending readings are credited and credits paid; 0 only on demand"
     )

@@ -96,12 +96,12 @@ async def test_a_crash_at_any_step_pays_exactly_once_after_restart(db: Database,
     # The process is gone: a new chain is restored from the database alone.
     restarted = await EmbeddedChain.open(db, slot_seconds=None)
     again = Payments(restarted, payments.payer, payments.authority, payments.mint)
-    outcomes = await again.outbox(db).recover()
+    outcomes = await again.outbox(db).recover(takeover=True)
     assert [o.state for o in outcomes] == [OutboxState.CONFIRMED]
     assert again.recorded == [f"{ref}:CONFIRMED"]
     assert await balance(restarted, wallet, payments.mint) == AMOUNT
     # Nothing left in flight, and a further recovery changes nothing.
-    assert await again.outbox(db).recover() == []
+    assert await again.outbox(db).recover(takeover=True) == []
     assert await balance(restarted, wallet, payments.mint) == AMOUNT
 
 
@@ -121,7 +121,7 @@ async def test_work_executed_in_memory_but_not_committed_is_gone_after_a_kill_an
     restarted = await EmbeddedChain.open(db, slot_seconds=None)
     assert await balance(restarted, wallet, payments.mint) == 0
     again = Payments(restarted, payments.payer, payments.authority, payments.mint)
-    assert [o.state for o in await again.outbox(db).recover()] == [OutboxState.CONFIRMED]
+    assert [o.state for o in await again.outbox(db).recover(takeover=True)] == [OutboxState.CONFIRMED]
     assert await balance(restarted, wallet, payments.mint) == AMOUNT
 
 
@@ -139,7 +139,7 @@ async def test_an_expired_unlanded_payment_is_re_signed_once_after_restart(db: D
     restarted = await EmbeddedChain.open(db, slot_seconds=None)
     restarted.produce_blocks(200)
     again = Payments(restarted, payments.payer, payments.authority, payments.mint)
-    (outcome,) = await again.outbox(db).recover()
+    (outcome,) = await again.outbox(db).recover(takeover=True)
     assert outcome.state is OutboxState.CONFIRMED
     assert await balance(restarted, wallet, payments.mint) == AMOUNT
 

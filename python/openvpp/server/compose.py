@@ -102,6 +102,21 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.anchorer.run(anchor_interval_seconds, self._stop)))
         if settle_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self.services.pipeline.run(settle_interval_seconds, self._stop)))
+        self._tasks.append(asyncio.create_task(self._sweep_outbox()))
+
+    async def _sweep_outbox(self) -> None:
+        """Finishes chain work whose replica died (its lease lapsed)."""
+        outbox = self.services.outbox
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), outbox.lease_us / 2e6)
+            if self._stop.is_set():
+                return
+            try:
+                if finished := await outbox.recover():
+                    log.info("finished %d on-chain operations another replica left in flight", len(finished))
+            except Exception:
+                log.exception("sweeping the outbox failed; retrying at the next sweep")
 
     async def close(self) -> None:
         self._stop.set()
@@ -127,6 +142,8 @@ async def open_settlement(
             commitment=COMMITMENT[settings.chain_commitment],
             poll_seconds=settings.outbox_poll_seconds,
             clock_us=clock_us,
+            replica=settings.replica_name,
+            lease_seconds=settings.outbox_lease_seconds,
         )
         extra = extensions.parse_allowed(settings.allowed_token_extensions)
         # Money from nothing exists on development chains only.
@@ -154,7 +171,7 @@ async def open_settlement(
         ledger = Ledger(db, chain)
         pipeline = Pipeline(programs, Pricer(db, oracles, clock_us=clock_us), dr, payouts, event_log)
         # Finishing one piece of work can enqueue the next (a token's reserve after its mint).
-        while finished := await outbox.recover():
+        while finished := await outbox.recover(takeover=True):
             log.info("finished %d on-chain operations left in flight", len(finished))
         services = SettlementServices(
             chain,

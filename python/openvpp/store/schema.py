@@ -299,6 +299,10 @@ chain_outbox = Table(
     Column("error", Text, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    # The claim of the replica driving the row (see chain/outbox.py).
+    Column("fence", BigInteger, nullable=False, server_default="0"),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_until_us", BigInteger, nullable=True),
     Index("ix_chain_outbox_kind_ref", "kind", "ref", unique=True),
 )
 
