@@ -401,7 +401,11 @@ def check_message(check: journal.LedgerCheck) -> pb.CheckLedgerResponse:
                 holders=t.holders,
                 holder_mismatches=t.mismatches[:100],
                 ok=t.ok,
+                in_flight_base_units=t.in_flight,
+                problems=t.problems,
             )
             for t in check.tokens
         ],
+        chain_slot_from=check.chain_slot_from,
+        chain_slot=check.chain_slot,
     )

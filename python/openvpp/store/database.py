@@ -82,6 +82,13 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=10)
         self.engine = create_async_engine(parsed, **kwargs)
         self._write_engine = self.engine
+        self._read_engine = self.engine
+        if not self.is_sqlite:
+            # PostgreSQL's default (READ COMMITTED) gives each statement its own
+            # snapshot; a read that spans statements (the ledger check above
+            # all) must see one. Read-only REPEATABLE READ never fails to
+            # serialise, so it costs nothing to use it for every read.
+            self._read_engine = create_async_engine(parsed, isolation_level="REPEATABLE READ", **kwargs)
         self._checkpointer: _Checkpointer | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine, writer=False)
@@ -104,7 +111,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (a consistent snapshot on both backends)."""
-        async with self.engine.connect() as conn, conn.begin():
+        async with self._read_engine.connect() as conn, conn.begin():
             yield conn
 
     @asynccontextmanager
@@ -136,8 +143,8 @@ class Database:
         if self._checkpointer is not None:
             await self._checkpointer.close()
         await self.engine.dispose()
-        if self._write_engine is not self.engine:
-            await self._write_engine.dispose()
+        for engine in {self._write_engine, self._read_engine} - {self.engine}:
+            await engine.dispose()
 
 
 class _Checkpointer:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, true
+from sqlalchemy import and_, case, func, insert, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.kernel.tenancy import Viewer
@@ -180,3 +180,81 @@ async def check_figures(
         wrong,
         int(holding.scalar_one()),
     )
+
+
+async def holders(conn: AsyncConnection, viewer: Viewer, *, failed: int) -> dict[str, list[str]]:
+    """Per mint credited, every wallet a payout (not failed) went to."""
+    p, c = schema.payouts, schema.credits
+    found: dict[str, list[str]] = {
+        m: [] for (m,) in await conn.execute(select(c.c.mint).where(scope.mints(viewer, c.c.mint)).distinct())
+    }
+    rows = await conn.execute(
+        select(p.c.mint, p.c.wallet).where(p.c.state != failed, scope.mints(viewer, p.c.mint)).distinct()
+    )
+    for mint, wallet in rows:
+        found.setdefault(mint, []).append(wallet)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ChainWindow:
+    """Per (mint, holder), what the chain read between two slots must show:
+    tokens surely there (confirmed at or before the first slot), tokens
+    perhaps there (in flight, or confirmed between the slots), and the same
+    for burns. Anything confirmed after the second slot is not counted."""
+
+    surely_in: dict[tuple[str, str], int]
+    maybe_in: dict[tuple[str, str], int]
+    surely_out: dict[tuple[str, str], int]
+    maybe_out: dict[tuple[str, str], int]
+
+
+def _classified(state: Any, done: int, in_flight: int, slot: Any, first: int, last: int) -> Any:
+    return case(
+        (and_(state == done, slot <= first), literal("sure")),
+        (and_(state == done, slot > last), literal("after")),
+        (state.in_((done, in_flight)), literal("maybe")),
+        else_=literal("none"),
+    )
+
+
+async def chain_window(
+    conn: AsyncConnection,
+    viewer: Viewer,
+    first_slot: int,
+    last_slot: int,
+    *,
+    confirmed: int,
+    sent: int,
+    completed: int,
+    submitted: int,
+) -> ChainWindow:
+    p, r, o = schema.payouts, schema.redemptions, schema.chain_outbox
+    window = ChainWindow({}, {}, {}, {})
+    paid = _classified(p.c.state, confirmed, sent, o.c.slot, first_slot, last_slot).label("cls")
+    burned = _classified(r.c.state, completed, submitted, o.c.slot, first_slot, last_slot).label("cls")
+    queries = (
+        (
+            select(p.c.mint, p.c.wallet, paid, func.sum(p.c.amount))
+            .select_from(p.outerjoin(o, o.c.signature == p.c.signature))
+            .where(scope.mints(viewer, p.c.mint))
+            .group_by(p.c.mint, p.c.wallet, paid),
+            window.surely_in,
+            window.maybe_in,
+        ),
+        (
+            select(r.c.mint, r.c.holder, burned, func.sum(r.c.amount))
+            .select_from(r.outerjoin(o, o.c.signature == r.c.signature))
+            .where(scope.mints(viewer, r.c.mint))
+            .group_by(r.c.mint, r.c.holder, burned),
+            window.surely_out,
+            window.maybe_out,
+        ),
+    )
+    for query, surely, maybe in queries:
+        for mint, holder, cls, amount in await conn.execute(query):
+            if cls == "sure":
+                surely[(mint, holder)] = surely.get((mint, holder), 0) + int(amount)
+            elif cls == "maybe":
+                maybe[(mint, holder)] = maybe.get((mint, holder), 0) + int(amount)
+    return window

@@ -2181,6 +2181,8 @@ class TokenCheck(_message.Message):
     HOLDER_MISMATCHES_FIELD_NUMBER: _builtins.int
     OK_FIELD_NUMBER: _builtins.int
     REDEMPTIONS_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
     mint: _builtins.str
     credited_base_units: _builtins.int
     paid_base_units: _builtins.int
@@ -2191,9 +2193,21 @@ class TokenCheck(_message.Message):
     ok: _builtins.bool
     redemptions: _builtins.int
     """Completed redemptions of this token."""
+    in_flight_base_units: _builtins.int
+    """Payouts and burns of this token that were in flight (or confirmed
+    within the slots the chain was read at) when the chain was read: the
+    supply and each holder's balance may differ from paid - redeemed by
+    these, and only these, without a problem being reported.
+    """
     @_builtins.property
     def holder_mismatches(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Holders whose on-chain balance differs from paid - redeemed."""
+
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What does not add up for this token (journal against credits and
+        payouts, chain supply against the books); empty when ok.
+        """
 
     def __init__(
         self,
@@ -2208,10 +2222,12 @@ class TokenCheck(_message.Message):
         holder_mismatches: _abc.Iterable[_builtins.str] | None = ...,
         ok: _builtins.bool = ...,
         redemptions: _builtins.int = ...,
+        in_flight_base_units: _builtins.int = ...,
+        problems: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credited_base_units", b"credited_base_units", "holder_mismatches", b"holder_mismatches", "holders", b"holders", "mint", b"mint", "ok", b"ok", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "redeemed_base_units", b"redeemed_base_units", "redemptions", b"redemptions", "supply_base_units", b"supply_base_units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credited_base_units", b"credited_base_units", "holder_mismatches", b"holder_mismatches", "holders", b"holders", "in_flight_base_units", b"in_flight_base_units", "mint", b"mint", "ok", b"ok", "paid_base_units", b"paid_base_units", "pending_base_units", b"pending_base_units", "problems", b"problems", "redeemed_base_units", b"redeemed_base_units", "redemptions", b"redemptions", "supply_base_units", b"supply_base_units"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2219,6 +2235,16 @@ Global___TokenCheck: _TypeAlias = TokenCheck  # noqa: Y015
 
 @_typing.final
 class CheckLedgerResponse(_message.Message):
+    """The books are read in one consistent snapshot (REPEATABLE READ on
+    PostgreSQL) taken after the chain state, which is read between slots
+    chain_slot_from and chain_slot; a payout or burn is expected on chain when
+    it was confirmed at or before chain_slot_from, and allowed for either way
+    when it was in flight or confirmed between the two. So settlement running
+    on any replica while the check runs never raises a false alarm, and a
+    difference the books cannot explain always does. Holders first paid after
+    the chain was read are checked by the next call.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OK_FIELD_NUMBER: _builtins.int
@@ -2226,8 +2252,12 @@ class CheckLedgerResponse(_message.Message):
     UNBALANCED_ENTRIES_FIELD_NUMBER: _builtins.int
     TOKENS_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
+    CHAIN_SLOT_FROM_FIELD_NUMBER: _builtins.int
+    CHAIN_SLOT_FIELD_NUMBER: _builtins.int
     ok: _builtins.bool
     entries: _builtins.int
+    chain_slot_from: _builtins.int
+    chain_slot: _builtins.int
     @_builtins.property
     def unbalanced_entries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Journal entries whose lines do not sum to zero."""
@@ -2244,10 +2274,12 @@ class CheckLedgerResponse(_message.Message):
         unbalanced_entries: _abc.Iterable[_builtins.int] | None = ...,
         tokens: _abc.Iterable[Global___TokenCheck] | None = ...,
         problems: _abc.Iterable[_builtins.str] | None = ...,
+        chain_slot_from: _builtins.int = ...,
+        chain_slot: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "ok", b"ok", "problems", b"problems", "tokens", b"tokens", "unbalanced_entries", b"unbalanced_entries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_slot", b"chain_slot", "chain_slot_from", b"chain_slot_from", "entries", b"entries", "ok", b"ok", "problems", b"problems", "tokens", b"tokens", "unbalanced_entries", b"unbalanced_entries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

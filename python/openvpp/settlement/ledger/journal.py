@@ -159,6 +159,7 @@ class TokenCheck:
     redemptions: int = 0
     supply: int = 0
     holders: int = 0
+    in_flight: int = 0
     mismatches: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -173,6 +174,9 @@ class LedgerCheck:
     unbalanced: list[int]
     tokens: list[TokenCheck]
     problems: list[str]
+    # The slots between which the chain was read.
+    chain_slot_from: int = 0
+    chain_slot: int = 0
 
     @property
     def ok(self) -> bool:
@@ -218,7 +222,19 @@ class Ledger:
 
     async def check(self, viewer: Viewer) -> LedgerCheck:
         """The ledger's invariants over the tokens the viewer may see: every
-        token for the operator, a utility's own tokens otherwise."""
+        token for the operator, a utility's own tokens otherwise.
+
+        The chain is read first, between two slots, and the books after it
+        in one snapshot: whatever settles meanwhile, on any replica, is then
+        either surely on chain (confirmed by the first slot), allowed for
+        (in flight, or confirmed between the slots) or surely not yet
+        (confirmed after), so concurrent settlement never looks like a
+        mismatch (see CheckLedgerResponse)."""
+        async with self.db.read() as conn:
+            holders = await ledger_repo.holders(conn, viewer, failed=PayoutState.FAILED)
+        first_slot = await self.chain.slot()
+        chain = {mint: await self._chain_state(mint, wallets) for mint, wallets in holders.items()}
+        last_slot = await self.chain.slot()
         async with self.db.read() as conn:
             figures = await ledger_repo.check_figures(
                 conn,
@@ -226,6 +242,16 @@ class Ledger:
                 confirmed=PayoutState.CONFIRMED,
                 failed=PayoutState.FAILED,
                 completed=RedemptionState.COMPLETED,
+            )
+            window = await ledger_repo.chain_window(
+                conn,
+                viewer,
+                first_slot,
+                last_slot,
+                confirmed=PayoutState.CONFIRMED,
+                sent=PayoutState.SENT,
+                completed=RedemptionState.COMPLETED,
+                submitted=RedemptionState.SUBMITTED,
             )
         entries, unbalanced, credited = figures.entries, figures.unbalanced, figures.credited
         wrong_payouts, failed_holding = figures.wrong_payouts, figures.failed_holding
@@ -245,15 +271,34 @@ class Ledger:
             redeemed_by[mint][holder] = int(amount)
             redemptions[mint] += int(count)
         wanted = sorted(set(credited) | set(paid_by) | set(journal))
-        tokens = [
-            await self._check_token(m, credited.get(m, 0), journal[m], paid_by[m], redeemed_by[m]) for m in wanted
-        ]
-        for t in tokens:
-            t.redemptions = redemptions.get(t.mint, 0)
-        return LedgerCheck(entries, unbalanced, tokens, problems)
+        tokens = []
+        for m in wanted:
+            t = self._check_books(m, credited.get(m, 0), journal[m], paid_by[m], redeemed_by[m])
+            supply, held = chain.get(m) or await self._chain_state(m, [])
+            _check_chain(t, supply, held, window)
+            t.redemptions = redemptions.get(m, 0)
+            tokens.append(t)
+        return LedgerCheck(entries, unbalanced, tokens, problems, first_slot, last_slot)
 
-    async def _check_token(
-        self, mint: str, credited: int, journal: dict[str, int], paid: dict[str, int], redeemed: dict[str, int]
+    async def _chain_state(self, mint: str, holders: list[str]) -> tuple[int, dict[str, int]]:
+        """A token's supply and its holders' balances, as the chain has them now."""
+        mint_key = Pubkey.from_string(mint)
+        (account,) = await self.chain.accounts([mint_key])
+        supply = 0 if account is None else spl.mint_supply(bytes(account.data))
+        held: dict[str, int] = {}
+        for i in range(0, len(holders), CHAIN_PAGE):
+            page = holders[i : i + CHAIN_PAGE]
+            found = await self.chain.accounts(
+                [spl.ata(Pubkey.from_string(h), mint_key, spl.TOKEN_2022_PROGRAM_ID) for h in page]
+            )
+            held.update(
+                (h, 0 if a is None else spl.token_amount(bytes(a.data))) for h, a in zip(page, found, strict=True)
+            )
+        return supply, held
+
+    @staticmethod
+    def _check_books(
+        mint: str, credited: int, journal: dict[str, int], paid: dict[str, int], redeemed: dict[str, int]
     ) -> TokenCheck:
         t = TokenCheck(mint, credited=credited, paid=sum(paid.values()), redeemed=sum(redeemed.values()))
         t.pending = credited - t.paid
@@ -263,20 +308,27 @@ class Ledger:
             t.problems.append(f"paid {journal.get(PAID, 0)} in the journal but {t.paid} in confirmed payouts")
         if journal.get(PENDING, 0) != t.pending:
             t.problems.append(f"pending {journal.get(PENDING, 0)} in the journal but credited - paid = {t.pending}")
-        mint_key = Pubkey.from_string(mint)
-        (account,) = await self.chain.accounts([mint_key])
-        t.supply = 0 if account is None else spl.mint_supply(bytes(account.data))
-        if t.supply != t.paid - t.redeemed:
-            t.problems.append(f"chain supply {t.supply} but paid - redeemed = {t.paid - t.redeemed}")
-        holders = sorted(set(paid) | set(redeemed))
-        t.holders = len(holders)
-        for i in range(0, len(holders), CHAIN_PAGE):
-            page = holders[i : i + CHAIN_PAGE]
-            found = await self.chain.accounts(
-                [spl.ata(Pubkey.from_string(h), mint_key, spl.TOKEN_2022_PROGRAM_ID) for h in page]
-            )
-            for holder, acc in zip(page, found, strict=True):
-                held = 0 if acc is None else spl.token_amount(bytes(acc.data))
-                if held != paid.get(holder, 0) - redeemed.get(holder, 0):
-                    t.mismatches.append(holder)
+        t.holders = len(set(paid) | set(redeemed))
         return t
+
+
+def _check_chain(t: TokenCheck, supply: int, held: dict[str, int], window: ledger_repo.ChainWindow) -> None:
+    """The chain against the books, allowing for what was in flight while it was read."""
+
+    def bounds(keys: list[tuple[str, str]]) -> tuple[int, int, int]:
+        surely_in = sum(window.surely_in.get(k, 0) for k in keys)
+        maybe_in = sum(window.maybe_in.get(k, 0) for k in keys)
+        surely_out = sum(window.surely_out.get(k, 0) for k in keys)
+        maybe_out = sum(window.maybe_out.get(k, 0) for k in keys)
+        return surely_in - surely_out - maybe_out, surely_in + maybe_in - surely_out, maybe_in + maybe_out
+
+    every = [k for k in {*window.surely_in, *window.maybe_in, *window.surely_out, *window.maybe_out} if k[0] == t.mint]
+    t.supply = supply
+    low, high, t.in_flight = bounds(every)
+    if not low <= supply <= high:
+        expected = f"{low}" if low == high else f"{low} to {high}"
+        t.problems.append(f"chain supply {supply} but the books expect {expected} (paid - redeemed)")
+    for holder, amount in held.items():
+        low, high, _ = bounds([(t.mint, holder)])
+        if not low <= amount <= high:
+            t.mismatches.append(holder)

@@ -684,6 +684,10 @@ pub struct TokenCheck {
     pub ok: bool,
     #[prost(uint32, tag = "10")]
     pub redemptions: u32,
+    #[prost(uint64, tag = "11")]
+    pub in_flight_base_units: u64,
+    #[prost(string, repeated, tag = "12")]
+    pub problems: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct CheckLedgerResponse {
@@ -697,6 +701,10 @@ pub struct CheckLedgerResponse {
     pub tokens: ::prost::alloc::vec::Vec<TokenCheck>,
     #[prost(string, repeated, tag = "5")]
     pub problems: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(uint64, tag = "6")]
+    pub chain_slot_from: u64,
+    #[prost(uint64, tag = "7")]
+    pub chain_slot: u64,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ReadingsBatchEvent {
