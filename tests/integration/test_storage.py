@@ -4,6 +4,7 @@ transactions do not nest."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from hashlib import sha256
 
@@ -113,3 +114,47 @@ def test_stored_readings_move_to_device_numbers_and_back_with_their_digests(data
     finally:
         engine.dispose()
     test_migrations_build_exactly_the_declared_schema(database_url)
+
+
+def test_replicas_migrating_an_empty_database_together_all_succeed(database_url: str) -> None:
+    """Four at once (as replicas starting together): they take turns, none fails."""
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def replica() -> None:
+        barrier.wait()
+        try:
+            migrate.upgrade(database_url)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        engine.dispose()
+
+
+async def test_one_leader_at_a_time_among_replicas(database_url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    first, second = Database(database_url), Database(database_url)
+    try:
+        async with first.leader("job", wait=False) as leading:
+            assert leading
+            async with second.leader("job", wait=False) as also:
+                # SQLite is one process by construction; PostgreSQL refuses the second.
+                assert also is first.is_sqlite
+            async with second.leader("another job", wait=False) as other:
+                assert other
+        async with second.leader("job", wait=False) as leading:
+            assert leading
+    finally:
+        await first.close()
+        await second.close()

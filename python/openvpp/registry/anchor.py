@@ -25,6 +25,9 @@ from openvpp.store import schema
 from openvpp.store.database import Database
 
 log = logging.getLogger(__name__)
+# Advisory lock names: the periodic anchoring leader, and one anchor at a time.
+ANCHOR_TIMER = "registry-anchor-timer"
+ANCHOR_LEADER = "registry-anchor"
 
 MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr")
 MEMO_PREFIX = "openvpp/registry-root/v1"
@@ -106,8 +109,9 @@ class Anchorer:
         return await self.registry.inclusion_proof(current.leaf_index + 1, "", 0, anchor.tree_size), anchor
 
     async def anchor_now(self) -> Anchor:
-        """Anchors the current root; the newest anchor when the log has not grown."""
-        async with self._lock:
+        """Anchors the current root; the newest anchor when the log has not grown.
+        One replica anchors at a time (the others wait, then find the anchor)."""
+        async with self._lock, self.db.leader(ANCHOR_LEADER):
             size, root, _ = await self.registry.head()
             if size == 0:
                 raise errors.FailedPrecondition("the registry log is empty; nothing to anchor", "EMPTY_LOG")
@@ -158,9 +162,13 @@ class Anchorer:
             except TimeoutError:
                 pass
             try:
-                size, _, _ = await self.registry.head()
-                latest = await self.latest()
-                if size and (latest is None or latest.tree_size < size):
-                    await self.anchor_now()
+                # Every replica runs this timer; the one that leads anchors.
+                async with self.db.leader(ANCHOR_TIMER, wait=False) as leading:
+                    if not leading:
+                        continue
+                    size, _, _ = await self.registry.head()
+                    latest = await self.latest()
+                    if size and (latest is None or latest.tree_size < size):
+                        await self.anchor_now()
             except Exception:
                 log.exception("periodic registry anchoring failed; retrying next interval")

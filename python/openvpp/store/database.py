@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -68,6 +69,11 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
 
 class NestedWriteError(RuntimeError):
     """A programming error: a write transaction opened while the same task holds one."""
+
+
+def advisory_key(name: str) -> int:
+    """A PostgreSQL advisory lock key (a signed 64-bit integer) for a name."""
+    return int.from_bytes(hashlib.blake2b(f"openvpp:{name}".encode(), digest_size=8).digest(), "big", signed=True)
 
 
 class Database:
@@ -138,6 +144,30 @@ class Database:
             self._writing.discard(task)
         if self._checkpointer is not None:
             self._checkpointer.kick()
+
+    @asynccontextmanager
+    async def leader(self, name: str, *, wait: bool = True) -> AsyncIterator[bool]:
+        """Whether this process leads `name` (one holder among all replicas)
+        for the block: a PostgreSQL session advisory lock on a connection of
+        its own, waited for or (`wait=False`) only tried. SQLite serves one
+        process (the data directory's lock), which always leads."""
+        if self.is_sqlite:
+            yield True
+            return
+        key = advisory_key(name)
+        async with self.engine.connect() as conn:
+            if wait:
+                await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                held = True
+            else:
+                held = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})).scalar())
+            await conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    await conn.commit()
 
     async def close(self) -> None:
         if self._checkpointer is not None:
