@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     reading_max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     reading_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=400 * 86_400)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=30)
+    create_missing_keys: bool = Field(
+        default=False,
+        description="make the routing and settlement keys when missing (development; `serve --insecure` always does)",
+    )
     outbox_lease_seconds: float = Field(
         default=30.0,
         ge=1,
@@ -160,6 +164,11 @@ class Settings(BaseSettings):
         "turn off on a cluster whose token programs predate it",
     )
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @property
+    def creates_missing_keys(self) -> bool:
+        """Missing keys are made only when asked to or on a loopback development server."""
+        return self.create_missing_keys or self.insecure
 
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file under the data directory."""

@@ -410,3 +410,22 @@ def _routing_commands(tmp_path: Path, target: str, operator: str, utility: str) 
     watched = openvpp("route", "watch", "--target", target, "--bundle", vendor, "--no-follow")
     kinds = [json.loads(line)["kind"] for line in watched.stdout.splitlines()]
     assert kinds == ["ROUTE_EVENT_KIND_ENDPOINT_ATTACHED", "ROUTE_EVENT_KIND_ENROLLED"]
+
+
+def test_serve_refuses_to_start_without_the_keys_init_made(tmp_path: Path) -> None:
+    """A replica given the CA but not the keys must not make its own."""
+    data = tmp_path / "data"
+    assert openvpp("init", "--data-dir", str(data)).returncode == 0
+    (data / "keys" / "fee-payer.json").unlink()
+    done = openvpp("serve", "--data-dir", str(data), "--listen", f"127.0.0.1:{_free_port()}", "--health-listen", "")
+    assert done.returncode == 2, done.stderr
+    assert "settlement keys missing" in done.stderr
+    assert str(data / "keys" / "fee-payer.json") in done.stderr
+    assert not (data / "keys" / "fee-payer.json").exists()
+    other = tmp_path / "other"
+    assert openvpp("init", "--data-dir", str(other)).returncode == 0
+    (other / "keys" / "routing.json").unlink()
+    done = openvpp("serve", "--data-dir", str(other), "--listen", f"127.0.0.1:{_free_port()}", "--health-listen", "")
+    assert done.returncode == 2
+    assert "no routing key" in done.stderr
+    assert not (other / "keys" / "routing.json").exists()

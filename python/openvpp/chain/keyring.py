@@ -20,6 +20,17 @@ TREASURY_DIR = "treasury"
 _SAFE = re.compile(r"[^a-z0-9.-]")
 
 
+class MissingKeys(FileNotFoundError):
+    """Settlement keys this replica was not given."""
+
+    def __init__(self, paths: list[str]) -> None:
+        super().__init__(
+            f"settlement keys missing: {', '.join(paths)}; run `openvpp init` once and give every replica "
+            "the same keys (a mounted secret), or start with --create-missing-keys (development)"
+        )
+        self.paths = paths
+
+
 @dataclass(frozen=True)
 class Keyring:
     """The keys OpenVPP signs settlement transactions with.
@@ -35,14 +46,16 @@ class Keyring:
     fee_payer: Keypair
 
     @classmethod
-    def load(cls, data_dir: Path, *, create: bool = True) -> Keyring:
+    def load(cls, data_dir: Path, *, create: bool = False) -> Keyring:
+        """The keys under `<data_dir>/keys/`; missing ones are made only with
+        `create` (`openvpp init`, development), and are otherwise an error:
+        replicas given different keys would sign with different authorities."""
         directory = data_dir / KEYS_DIR
-        return cls(
-            directory,
-            _load(directory / SETTLEMENT_AUTHORITY, create),
-            _load(directory / RESERVE_AUTHORITY, create),
-            _load(directory / FEE_PAYER, create),
-        )
+        names = (SETTLEMENT_AUTHORITY, RESERVE_AUTHORITY, FEE_PAYER)
+        missing = [str(directory / n) for n in names if not (directory / n).exists()]
+        if missing and not create:
+            raise MissingKeys(missing)
+        return cls(directory, *(_load(directory / n, create) for n in names))
 
     def stablecoin_authority(self, *, create: bool) -> Keypair | None:
         path = self.directory / STABLECOIN_AUTHORITY

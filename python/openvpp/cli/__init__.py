@@ -49,6 +49,12 @@ def main(verbose: int) -> None:
     default=None,
     help="Let endpoint probes reach loopback and private networks (development only).",
 )
+@click.option(
+    "--create-missing-keys",
+    is_flag=True,
+    default=None,
+    help="Make the routing and settlement keys when missing instead of refusing to start (development only).",
+)
 @click.option("--chain-rpc-url", help="Solana JSON-RPC endpoint [default: the embedded chain in process].")
 @click.option("--stablecoin-mint", help="The stablecoin mint (USDC on a real cluster) [default: the local test mint].")
 @click.option("--anchor-interval", "anchor_interval_seconds", type=float, help="Seconds between registry anchors.")

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, select
 
 from openvpp import keys
+from openvpp.chain.keyring import Keyring
 from openvpp.integration import ca
 from openvpp.integration.partners import certificate_row, partner_row
 from openvpp.kernel import clock
@@ -80,6 +81,7 @@ def initialise(
         ca.cert_pem(authority.root),
     )
     keys.write(data_dir / ROUTING_KEY, keys.generate(), overwrite=True)
+    Keyring.load(data_dir, create=True)
     migrate.upgrade(database_url)
     engine = create_engine(sync_url(database_url))
     try:

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from openvpp import keys
+from openvpp.chain.keyring import MissingKeys
 from openvpp.config import Settings
 from openvpp.integration import bootstrap, ca
 from openvpp.integration.endpoints import Endpoints
@@ -84,9 +85,15 @@ def _is_loopback(listen: str) -> bool:
 
 
 def _routing_key(settings: Settings) -> RoutingKey:
-    """The key `openvpp init` made; a server without one (development) makes its own."""
+    """The key `openvpp init` made. Made here only when told to (development):
+    replicas that each made their own would sign routes with different keys."""
     path = settings.data_dir / bootstrap.ROUTING_KEY
     if not path.exists():
+        if not settings.creates_missing_keys:
+            raise ConfigurationError(
+                f"no routing key at {path}: run `openvpp init` once and give every replica the same key "
+                "(a mounted secret), or start with --create-missing-keys (development)"
+            )
         log.warning("no routing key at %s; creating one", path)
         keys.write(path, keys.generate())
     return RoutingKey(keys.read(path))
@@ -234,6 +241,9 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     server = grpc.aio.server(interceptors=interceptors, options=options)
     try:
         runtime = await open_settlement(settings, db, registry, clock_us)
+    except MissingKeys as exc:
+        await db.close()
+        raise ConfigurationError(str(exc)) from None
     except BaseException:
         await db.close()
         raise

@@ -135,7 +135,7 @@ async def open_settlement(
 ) -> Runtime:
     chain, fd = await open_chain(settings, db)
     try:
-        keyring = Keyring.load(settings.data_dir, create=True)
+        keyring = Keyring.load(settings.data_dir, create=settings.creates_missing_keys)
         outbox = Outbox(
             db,
             chain,
