@@ -41,6 +41,11 @@ gen-protos: $(STAMP) ## Regenerate python/openvpp/v1 from proto/
 check-protos: $(STAMP) ## Fail if the committed generated code is stale
 	$(BIN)/python proto/generate.py --check
 
+.PHONY: check-deploy
+check-deploy: $(STAMP) ## Validate deploy/ offline: Kubernetes manifests (bundled schemas, strict) and the compose file
+	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes/*.yaml
+	OPENVPP_DB_PASSWORD=unset $(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
+
 .PHONY: lint
 lint: lint-python lint-rust stubtest ## ruff, mypy, import contracts, stubtest, cargo fmt, cargo clippy
 
@@ -119,7 +124,7 @@ bench: $(STAMP) ## Benchmarks against yardsticks in the same run (fat-LTO build)
 	$(BIN)/python -m tests.bench.registry_tree
 
 .PHONY: test
-test: lint check-protos cargo-test pytest fuzz ## Everything CI runs
+test: lint check-protos check-deploy cargo-test pytest fuzz ## Everything CI runs
 
 .PHONY: demo
 demo: build ## The main job on the embedded defaults

@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     reading_max_future_skew_seconds: int = Field(default=300, ge=0, le=86_400)
     reading_max_age_seconds: int = Field(default=7 * 86_400, ge=60, le=400 * 86_400)
     outbox_poll_seconds: float = Field(default=0.2, gt=0, le=30)
+    crl_path: Path | None = Field(
+        default=None,
+        description="where the revocation list is published as a file [default: crl.der in the data directory]",
+    )
     create_missing_keys: bool = Field(
         default=False,
         description="make the routing and settlement keys when missing (development; `serve --insecure` always does)",
@@ -164,6 +168,10 @@ class Settings(BaseSettings):
         "turn off on a cluster whose token programs predate it",
     )
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @property
+    def resolved_crl_path(self) -> Path:
+        return self.crl_path or self.data_dir / "crl.der"
 
     @property
     def creates_missing_keys(self) -> bool:

@@ -13,6 +13,7 @@ import click
 from openvpp import keys
 from openvpp.cli.chain import chain, registry_group, reserve, token
 from openvpp.cli.common import console, settings_from
+from openvpp.cli.deploy import deploy
 from openvpp.cli.devices import device
 from openvpp.cli.endpoints import endpoint
 from openvpp.cli.partners import certificate, partner
@@ -93,8 +94,17 @@ def serve(**flags: Any) -> None:
     show_default=True,
     help="IP address in the server certificate (repeatable).",
 )
+@click.option(
+    "--exist-ok",
+    is_flag=True,
+    help="Do nothing (exit 0) when the data directory already holds a CA: a deployment's one-time init step.",
+)
 def init(
-    data_dir: Path | None, database_url: str | None, server_names: tuple[str, ...], server_addresses: tuple[str, ...]
+    data_dir: Path | None,
+    database_url: str | None,
+    server_names: tuple[str, ...],
+    server_addresses: tuple[str, ...],
+    exist_ok: bool,
 ) -> None:
     """Create the data directory: a CA, the server certificate and an operator bundle."""
     from openvpp.integration import bootstrap
@@ -105,6 +115,9 @@ def init(
             settings.data_dir, list(server_names), list(server_addresses), settings.resolved_database_url()
         )
     except FileExistsError as exc:
+        if exist_ok:
+            console.print(f"{settings.data_dir} is already initialised; nothing to do")
+            return
         raise click.UsageError(str(exc)) from None
     console.print(f"certificate authority, server certificate and operator bundle written to {settings.data_dir}")
     from openvpp.server.compose import initialise_chain
@@ -180,5 +193,6 @@ for group in (
     balance,
     settlements,
     statement,
+    deploy,
 ):
     main.add_command(group)

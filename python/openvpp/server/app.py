@@ -208,7 +208,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         db,
         authority,
         default_days=settings.client_cert_days,
-        crl_path=settings.data_dir / "crl.der",
+        crl_path=settings.resolved_crl_path,
         changes=changes,
         clock_us=clock_us,
         recheck_seconds=settings.cache_recheck_seconds,
