@@ -103,6 +103,8 @@ class Runtime:
         if settle_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self.services.pipeline.run(settle_interval_seconds, self._stop)))
         self._tasks.append(asyncio.create_task(self._sweep_outbox()))
+        if not self.services.event_log.db.is_sqlite:
+            self._tasks.append(asyncio.create_task(self.services.event_log.run_sequencer(self._stop)))
 
     async def _sweep_outbox(self) -> None:
         """Finishes chain work whose replica died (its lease lapsed)."""
@@ -124,6 +126,7 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.services.event_log.close()
         await self.services.chain.close()
         if self.lock_fd is not None:
             os.close(self.lock_fd)

@@ -623,6 +623,16 @@ settlement_event_head = Table(
     Column("seq", BigInteger, nullable=False),
 )
 
+# Events committed by writers and not yet given a cursor (see event_repo).
+settlement_event_staging = Table(
+    "settlement_event_staging",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("utility_namespace", String(253), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+)
+
 settlement_events = Table(
     "settlement_events",
     metadata,
