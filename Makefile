@@ -119,6 +119,7 @@ bench: $(STAMP) ## Benchmarks against yardsticks in the same run (fat-LTO build)
 	$(BIN)/python -m tests.bench.settlement
 	$(BIN)/python -m tests.bench.latency
 	$(BIN)/python -m tests.bench.demo
+	$(BIN)/python -m tests.bench.replicas
 	$(BIN)/python -m tests.bench.fairness
 	$(BIN)/python -m tests.bench.fairness --huge
 	$(BIN)/python -m tests.bench.registry_tree

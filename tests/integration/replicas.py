@@ -65,9 +65,8 @@ class Topology:
         command += ["--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health}", *flags]
         log = (self.data.parent / f"{name}.log").open("ab")
         self.logs.append(log)
-        process = subprocess.Popen(
-            command, env={**self.env, "OPENVPP_REPLICA_NAME": name}, stdout=log, stderr=subprocess.STDOUT
-        )
+        env = self.env if "PYTHONPATH" in self.env else {**self.env, "OPENVPP_REPLICA_NAME": name}
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         with grpc.insecure_channel(f"127.0.0.1:{health}") as channel:
             try:
                 grpc.channel_ready_future(channel).result(timeout=90)
@@ -85,7 +84,16 @@ class Topology:
 
 
 @contextmanager
-def topology(tmp: Path, database_url: str, replicas: int, *flags: str, lease_seconds: float = 2) -> Iterator[Topology]:
+def topology(
+    tmp: Path,
+    database_url: str,
+    replicas: int,
+    *flags: str,
+    lease_seconds: float = 2,
+    server_path: Path | None = None,
+) -> Iterator[Topology]:
+    """`server_path` runs init and the replicas from another checkout's
+    python/ (before/after figures); settings it may not know are left out."""
     chain_port = free_port()
     chain_dir = tmp / "chain"
     env = {
@@ -93,14 +101,17 @@ def topology(tmp: Path, database_url: str, replicas: int, *flags: str, lease_sec
         "OTEL_SDK_DISABLED": "true",
         "OPENVPP_DATABASE_URL": database_url,
         "OPENVPP_CHAIN_RPC_URL": f"http://127.0.0.1:{chain_port}",
-        "OPENVPP_OUTBOX_LEASE_SECONDS": str(lease_seconds),
         "OPENVPP_PROBE_PRIVATE_ADDRESSES": "true",
     }
+    if server_path is None:
+        env["OPENVPP_OUTBOX_LEASE_SECONDS"] = str(lease_seconds)
+    else:
+        env["PYTHONPATH"] = str(server_path.resolve() / "python")
     chain_listen = f"127.0.0.1:{chain_port}"
     chain_log = (tmp / "chain.log").open("ab")
     chain = subprocess.Popen(
         [sys.executable, "-m", "openvpp", "chain", "serve", "--data-dir", str(chain_dir), "--listen", chain_listen],
-        env={k: v for k, v in env.items() if k != "OPENVPP_DATABASE_URL"},
+        env={k: v for k, v in env.items() if k not in ("OPENVPP_DATABASE_URL", "PYTHONPATH")},
         stdout=chain_log,
         stderr=subprocess.STDOUT,
     )

@@ -63,16 +63,16 @@ class EventLog:
         if self.db.is_sqlite:
             return
         if self._sequencing is None or self._sequencing.done():
-            self._sequencing = asyncio.ensure_future(self._sequence())
+            self._sequencing = asyncio.ensure_future(self._sequence(wait=True))
         await asyncio.shield(self._sequencing)
 
-    async def _sequence(self) -> None:
+    async def _sequence(self, *, wait: bool) -> None:
         async with self.db.read() as conn:
             if not await event_repo.has_staged(conn):
                 return
         while True:
             async with self.db.write() as conn:
-                numbered = await event_repo.sequence(conn)
+                numbered = await event_repo.sequence(conn, wait=wait)
             if numbered:
                 self._changed.set()
             if numbered < event_repo.SEQUENCE_PAGE:
@@ -93,7 +93,7 @@ class EventLog:
                 await asyncio.wait_for(self._staged.wait(), self.poll_seconds)
             self._staged.clear()
             try:
-                await self.sequence()
+                await self._sequence(wait=False)
             except Exception:
                 log.exception("numbering settlement events failed; retrying")
                 await asyncio.sleep(self.poll_seconds)

@@ -37,11 +37,12 @@ class Pipeline:
         self.payouts = payouts
         self.event_log = event_log
 
-    async def credit(self, programs: Sequence[ProgramConfig]) -> int:
+    async def credit(self, programs: Sequence[ProgramConfig], *, skip_busy: bool = False) -> int:
+        """`skip_busy` (the cadence): a program another replica is crediting is left to it."""
         posted = 0
         for program in programs:
-            posted += await self.pricer.run(program)
-            posted += await self.dr.run(program)
+            posted += await self.pricer.run(program, skip_busy=skip_busy)
+            posted += await self.dr.run(program, skip_busy=skip_busy)
         if posted:
             self.event_log.notify()
         return posted
@@ -74,7 +75,7 @@ class Pipeline:
 
     async def cycle(self, *, wait: bool = True) -> SettleResult:
         programs = await self.programs.all()
-        posted = await self.credit(programs)
+        posted = await self.credit(programs, skip_busy=True)
         programs = await self.programs.all()
         return SettleResult(await self.payouts.settle(programs, strict=False, wait=wait), posted)
 

@@ -52,12 +52,18 @@ async def has_staged(conn: AsyncConnection) -> bool:
     return (await conn.execute(select(table.c.id).limit(1))).first() is not None
 
 
-async def sequence(conn: AsyncConnection) -> int:
-    """Numbers up to SEQUENCE_PAGE staged rows in staging order; how many."""
+async def sequence(conn: AsyncConnection, *, wait: bool = True) -> int:
+    """Numbers up to SEQUENCE_PAGE staged rows in staging order; how many.
+    `wait=False` (the background pass) gives way when another replica is
+    numbering: that pass numbers these rows too."""
     head_table, staged = schema.settlement_event_head, schema.settlement_event_staging
     # The head lock first: sequencers on other replicas wait here, then see
     # what this one numbered and removed.
-    await conn.execute(select(head_table.c.seq).where(head_table.c.id == 1).with_for_update())
+    locked = await conn.execute(
+        select(head_table.c.seq).where(head_table.c.id == 1).with_for_update(skip_locked=not wait)
+    )
+    if locked.first() is None:
+        return 0
     rows = (
         await conn.execute(
             select(staged.c.id, staged.c.utility_namespace, staged.c.body, staged.c.at_us)

@@ -53,9 +53,12 @@ async def oracle_owner(conn: AsyncConnection, kind: str, oracle_id: str) -> str 
     return None if row is None else str(row.utility_namespace)
 
 
-async def lock_programs(conn: AsyncConnection, program_ids: Sequence[str]) -> None:
-    """Takes the settlement rows of these programs for the transaction (one settler per program)."""
-    await conn.execute(select(_ps.c.program_id).where(_ps.c.program_id.in_(list(program_ids))).with_for_update())
+async def lock_programs(conn: AsyncConnection, program_ids: Sequence[str], *, skip_busy: bool = False) -> set[str]:
+    """Takes the settlement rows of these programs for the transaction (one
+    settler per program); returns the programs taken. `skip_busy` (the
+    cadence): programs another replica is settling are left to it, not waited for."""
+    query = select(_ps.c.program_id).where(_ps.c.program_id.in_(list(program_ids)))
+    return set((await conn.execute(query.with_for_update(skip_locked=skip_busy))).scalars())
 
 
 async def program_settlement(conn: AsyncConnection, program_id: str) -> Any:

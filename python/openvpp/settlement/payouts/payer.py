@@ -248,8 +248,13 @@ class Payouts:
         *,
         strict: bool,
     ) -> tuple[str, list[int]] | list[tuple[ProgramConfig, int, int]] | None:
+        # On demand, wait for a program another replica is settling; the
+        # cadence leaves it to that replica.
+        taken = await settlement_repo.lock_programs(conn, [x.program_id for x in programs], skip_busy=not strict)
+        programs = [x for x in programs if x.program_id in taken]
+        if not programs:
+            return None
         ids = [x.program_id for x in programs]
-        await settlement_repo.lock_programs(conn, ids)
         rows = list(map(_Credit._make, await payout_repo.pending_credits(conn, ids, self.max_credits)))
         # In flight first, the chain's supply after: a payout confirmed in
         # between is then counted twice (safe) rather than in neither.

@@ -223,7 +223,7 @@ class DemandResponse:
         event = DrEvent(row.event_id, row.program_id, row.start_s, row.end_s, row.incentive, row.method)
         return event, results
 
-    async def run(self, program: ProgramConfig) -> int:
+    async def run(self, program: ProgramConfig, *, skip_busy: bool = False) -> int:
         """Computes and credits every device whose readings now cover an ended event."""
         if program.kind != pb.CREDIT_KIND_DR_PERFORMANCE:
             return 0
@@ -231,17 +231,18 @@ class DemandResponse:
         # A few hundred devices per write transaction: a big fleet's baselines
         # take seconds, and SQLite's single writer must not wait that long.
         while True:
-            credits, devices = await self._pass(program)
+            credits, devices = await self._pass(program, skip_busy)
             posted += credits
             if devices == 0:
                 return posted
 
-    async def _pass(self, program: ProgramConfig) -> tuple[int, int]:
+    async def _pass(self, program: ProgramConfig, skip_busy: bool = False) -> tuple[int, int]:
         """(credits posted, devices settled) for at most one event's next devices."""
         now = clock.seconds(self.clock_us)
         posted = settled = 0
         async with self.db.write() as conn:
-            await settlement_repo.lock_programs(conn, [program.program_id])
+            if not await settlement_repo.lock_programs(conn, [program.program_id], skip_busy=skip_busy):
+                return 0, 0
             rows = await dr_repo.events_of(conn, program.program_id)
             versions = await self.oracles._versions(conn, program.tariff_id)
             zone = ZoneInfo(versions[0].time_zone)

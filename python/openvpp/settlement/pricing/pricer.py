@@ -80,24 +80,27 @@ class Pricer:
         self.oracles = oracles
         self.limit = limit
 
-    async def run(self, program: ProgramConfig, notify: Callable[[], None] = lambda: None) -> int:
+    async def run(
+        self, program: ProgramConfig, notify: Callable[[], None] = lambda: None, *, skip_busy: bool = False
+    ) -> int:
         """Credits everything of `program` that can be priced; returns the number of credits posted.
 
         At most `limit` readings per write transaction, so ingestion (SQLite's
         one writer) never waits long behind a big backlog."""
         posted = 0
         while True:
-            credits, readings = await self._pass(program, notify)
+            credits, readings = await self._pass(program, notify, skip_busy)
             posted += credits
             # A full pass that credited nothing may be waiting on a price: the next cycle retries.
             if readings < self.limit or not credits:
                 return posted
 
-    async def _pass(self, program: ProgramConfig, notify: Callable[[], None]) -> tuple[int, int]:
+    async def _pass(self, program: ProgramConfig, notify: Callable[[], None], skip_busy: bool) -> tuple[int, int]:
         if program.kind == pb.CREDIT_KIND_DR_PERFORMANCE:
             return 0, 0
         async with self.db.write() as conn:
-            await settlement_repo.lock_programs(conn, [program.program_id])
+            if not await settlement_repo.lock_programs(conn, [program.program_id], skip_busy=skip_busy):
+                return 0, 0
             rows = await pricing_repo.unpriced(conn, program.program_id, self.limit)
             if not rows:
                 return 0, 0
