@@ -107,3 +107,32 @@ async def test_error_table_maps_domain_errors_and_hides_everything_else() -> Non
             await expect_error(call.read(), grpc.StatusCode.FAILED_PRECONDITION, "STOPPED")
     finally:
         await server.stop(None)
+
+
+def _reflect_v1(port: int) -> tuple[list[str], bytes]:
+    """A v1 reflection client (the name newer tools ask for first)."""
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        listed, found = call(
+            iter(
+                [
+                    reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(file_containing_symbol="openvpp.v1.RegistryService"),
+                ]
+            )
+        )
+    names = [s.name for s in listed.list_services_response.service]
+    return names, found.file_descriptor_response.file_descriptor_proto[0]
+
+
+async def test_reflection_v1_answers_like_v1alpha(app: server_app.App) -> None:
+    names, descriptor = await asyncio.to_thread(_reflect_v1, app.port)
+    assert {"openvpp.v1.RegistryService", "grpc.reflection.v1.ServerReflection"} <= set(names)
+    assert "grpc.reflection.v1alpha.ServerReflection" in names
+    assert b"openvpp/v1/registry.proto" in descriptor

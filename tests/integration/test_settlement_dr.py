@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import select
 
 from openvpp.server import app as server_app
+from openvpp.store import schema
 from openvpp.v1 import routing_pb2, routing_pb2_grpc
 from openvpp.v1 import settlement_pb2 as pb
 from tests.integration.mtls import Fabric
@@ -17,7 +20,9 @@ HOUR = 3600
 INCENTIVE = 500_000  # micro-units per kWh
 
 
-async def test_dr_performance_against_the_baseline_is_credited_and_paid(fabric: Fabric, tmp_path: Path) -> None:
+async def test_dr_performance_against_the_baseline_is_credited_and_paid(
+    fabric: Fabric, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
     # Three weeks of history must be accepted: widen the age limit and restart.
     settings = fabric.app.settings.model_copy(update={"reading_max_age_seconds": 30 * 86_400})
     await fabric.app.stop(grace=0)
@@ -99,5 +104,14 @@ async def test_dr_performance_against_the_baseline_is_credited_and_paid(fabric: 
             dr = next(b for b in balance.balances if b.mint == token.mint)
             assert dr.on_chain_base_units == 800_000
             assert (await w.utility_call("CheckLedger", pb.CheckLedgerRequest())).ok
+            # DR crediting joins the traces of the reading batches inside the event.
+            async with fabric.app.db.read() as conn:
+                parents = (await conn.execute(select(schema.reading_batches.c.trace_parent))).scalars().all()
+            batch_traces = {int(p.split("-")[1], 16) for p in parents if p}
+            (dr_span,) = [x for x in spans.get_finished_spans() if x.name == "settlement.price_dr"]
+            assert dr_span.parent is not None
+            assert dr_span.context.trace_id in batch_traces
+            assert dr_span.attributes is not None
+            assert int(dr_span.attributes["openvpp.credits"]) > 0  # type: ignore[arg-type]
     finally:
         await fabric.app.stop(grace=0)

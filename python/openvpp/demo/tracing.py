@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import os
 
-from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
+from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, filters
 from opentelemetry.sdk.trace import TracerProvider
 
 from openvpp.config import TelemetrySettings
 from openvpp.server import telemetry
+
+
+def client_settings() -> TelemetrySettings:
+    """The OTEL_* settings, named OTEL_SERVICE_NAME when given and the
+    client's own name (not the server's) otherwise."""
+    settings = TelemetrySettings()
+    if "service_name" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"service_name": "openvpp-demo"})
+    return settings
 
 
 def install(console: bool) -> TracerProvider | None:
@@ -19,9 +28,10 @@ def install(console: bool) -> TracerProvider | None:
     inherits the same environment, so both ends export to one place."""
     if console:
         os.environ["OTEL_TRACES_EXPORTER"] = "console"
-    settings = TelemetrySettings(service_name="openvpp-demo")
+    settings = client_settings()
     if settings.exporter() == "none":
         return None
     provider = telemetry.install(settings)
-    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
+    # The start-up polling of the server's health is not part of any trace.
+    GrpcAioInstrumentorClient(filter_=filters.negate(filters.health_check())).instrument()  # type: ignore[no-untyped-call]
     return provider

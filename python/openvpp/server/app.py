@@ -12,7 +12,6 @@ from ipaddress import ip_address
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -36,6 +35,7 @@ from openvpp.routing.resolver import Resolver
 from openvpp.routing.routes import RouteBuilder, RoutingKey
 from openvpp.routing.servicer import RoutingServicer
 from openvpp.routing.watch import RouteWatch
+from openvpp.server import reflection
 from openvpp.server.auth import Authenticator, PartnerLimits
 from openvpp.server.compose import Runtime, open_settlement
 from openvpp.server.errors import to_rpc_status
@@ -267,10 +267,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    reflection.enable((*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     if settings.insecure:
         port = server.add_insecure_port(settings.listen)
     else:

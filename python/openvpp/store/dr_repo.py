@@ -65,14 +65,14 @@ async def ready_devices(conn: AsyncConnection, program_id: str, event_id: str, e
 async def readings_in_windows(
     conn: AsyncConnection, der_ids: Sequence[str], windows: Sequence[tuple[int, int]]
 ) -> list[Any]:
-    """(der_id, seq, covered_from, interval_end, import_wh, export_wh) of the
-    devices' readings that overlap any (lo, hi) window."""
+    """(der_id, seq, covered_from, interval_end, import_wh, export_wh,
+    batch_id) of the devices' readings that overlap any (lo, hi) window."""
     r, d = schema.readings, schema.devices
     overlap = or_(*(and_(r.c.interval_end > lo, r.c.covered_from < hi) for lo, hi in windows))
     out: list[Any] = []
     for chunk in range(0, len(der_ids), 500):
         query = (
-            select(d.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.import_wh, r.c.export_wh)
+            select(d.c.der_id, r.c.seq, r.c.covered_from, r.c.interval_end, r.c.import_wh, r.c.export_wh, r.c.batch_id)
             .join(d, d.c.registered_seq == r.c.device)
             .where(d.c.der_id.in_(list(der_ids[chunk : chunk + 500])), overlap)
         )

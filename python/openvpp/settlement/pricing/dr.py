@@ -37,6 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from google.protobuf import timestamp_pb2
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, native
@@ -45,14 +46,16 @@ from openvpp.kernel.clock import Clock
 from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer
-from openvpp.settlement import money
+from openvpp.settlement import money, tracecontext
 from openvpp.settlement.ledger import journal
 from openvpp.settlement.pricing import pricer
 from openvpp.settlement.pricing.oracles import Oracles, local_instant, tariff_segments
 from openvpp.settlement.programs import ProgramConfig, ProgramSettlements
-from openvpp.store import dr_repo, settlement_repo
+from openvpp.store import dr_repo, pricing_repo, settlement_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
+
+_tracer = trace.get_tracer(__name__)
 
 METHOD = "10-of-10/adj20/v1"
 SLOT_S = 900
@@ -279,13 +282,31 @@ class DemandResponse:
         for x in await dr_repo.readings_in_windows(conn, devices, windows):
             readings[x.der_id].append(x)
         days = event_days - {event_day}
-        results = [baseline(d, readings[d], row, zone, days, program.dr_includes_exports) for d in devices]
-        for res in results:
-            inside = [
-                x.seq for x in readings[res.der_id] if x.interval_end > row.start_s and x.covered_from < row.end_s
-            ]
-            res.seq_first, res.seq_last = (min(inside), max(inside)) if inside else (0, 0)
-        return await self._credit(conn, program, row, results, versions), len(devices)
+        # The span joins the traces of the reading batches inside the event,
+        # as pricing does, so the credits and their payout are in those traces.
+        batches = sorted(
+            {
+                x.batch_id
+                for xs in readings.values()
+                for x in xs
+                if x.batch_id is not None and x.interval_end > row.start_s and x.covered_from < row.end_s
+            }
+        )
+        parents = await pricing_repo.batch_trace_parents(conn, batches[: tracecontext.MAX_LINKS + 1]) if batches else []
+        parent, links = tracecontext.parented(parents)
+        with _tracer.start_as_current_span("settlement.price_dr", context=parent, links=links) as span:
+            span.set_attribute("openvpp.program_id", program.program_id)
+            span.set_attribute("openvpp.dr_event_id", row.event_id)
+            span.set_attribute("openvpp.devices", len(devices))
+            results = [baseline(d, readings[d], row, zone, days, program.dr_includes_exports) for d in devices]
+            for res in results:
+                inside = [
+                    x.seq for x in readings[res.der_id] if x.interval_end > row.start_s and x.covered_from < row.end_s
+                ]
+                res.seq_first, res.seq_last = (min(inside), max(inside)) if inside else (0, 0)
+            posted = await self._credit(conn, program, row, results, versions)
+            span.set_attribute("openvpp.credits", posted)
+        return posted, len(devices)
 
     async def _credit(
         self, conn: AsyncConnection, program: ProgramConfig, row: Any, results: list[Result], versions: Any
