@@ -37,11 +37,17 @@ def openvpp_serve(tmp: Path, *flags: str, server_path: Path | None = None) -> It
     """`flags` are extra `openvpp serve` options; `server_path` runs another
     checkout's python/ (before/after figures with the same client)."""
     data = tmp / "data"
-    bootstrap.initialise(data, ["localhost"], ["127.0.0.1"], f"sqlite:///{data / 'openvpp.db'}")
+    url = f"sqlite:///{data / 'openvpp.db'}"
     port, health = free_port(), free_port()
     env = {**os.environ, "OTEL_SDK_DISABLED": "true"}
     if server_path:
+        # The other checkout initialises its own data directory: its schema
+        # (migrations) and key files are its own.
         env["PYTHONPATH"] = str(server_path.resolve() / "python")
+        init = f"from openvpp.integration import bootstrap; bootstrap.initialise({str(data)!r}, ['localhost'], ['127.0.0.1'], {url!r})"
+        subprocess.run([sys.executable, "-c", init], env=env, check=True)
+    else:
+        bootstrap.initialise(data, ["localhost"], ["127.0.0.1"], url)
     command = [sys.executable, "-m", "openvpp", "serve", "--data-dir", str(data)]
     command += ["--listen", f"127.0.0.1:{port}", "--health-listen", f"127.0.0.1:{health}", *flags]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
