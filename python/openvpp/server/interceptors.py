@@ -51,6 +51,28 @@ def answer(exc: BaseException, method: str) -> tuple[grpc.StatusCode, str, Any]:
     return grpc.StatusCode.INTERNAL, f"internal error (trace {trace_id:032x})", ()
 
 
+class _Outcome:
+    """How a call ended, for its span: the status code, its details, and
+    the exception behind it when it was not one of ours."""
+
+    __slots__ = ("code", "details", "error")
+
+    def __init__(self) -> None:
+        self.code = _OK
+        self.details = ""
+        self.error: BaseException | None = None
+
+    async def refuse(self, exc: BaseException, method: str, context: Context) -> None:
+        """Answers what a handler raised through the error table (the abort
+        raises), or re-raises what must not be caught (exit, interrupts)."""
+        if not isinstance(exc, Exception) and not is_panic(exc):
+            self.code, self.error = _UNKNOWN, exc
+            raise exc
+        self.code, self.details, trailing = answer(exc, method)
+        self.error = None if isinstance(exc, errors.OpenVPPError) else exc
+        await context.abort(self.code, self.details, trailing)
+
+
 def _same(request: Any) -> Any:
     return request
 
@@ -112,7 +134,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         async def call(request: Any, context: Context) -> Any:
             span, token = spans.start(method, context) if spans is not None else (None, None)
-            code, details, error = _OK, "", None
+            outcome = _Outcome()
             try:
                 if auth is None:
                     return await behavior(check(request), context)
@@ -130,18 +152,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             except (grpc.aio.AbortError, grpc.aio.UsageError):
                 raise
             except asyncio.CancelledError:
-                code = _CANCELLED
+                outcome.code = _CANCELLED
                 raise
             except BaseException as exc:
-                if not isinstance(exc, Exception) and not is_panic(exc):
-                    code, error = _UNKNOWN, exc
-                    raise
-                code, details, trailing = answer(exc, method)
-                error = None if isinstance(exc, errors.OpenVPPError) else exc
-                await context.abort(code, details, trailing)
+                await outcome.refuse(exc, method, context)
             finally:
                 if span is not None:
-                    spans.end(span, token, code, details, error)  # type: ignore[union-attr]
+                    spans.end(span, token, outcome.code, outcome.details, outcome.error)  # type: ignore[union-attr]
 
         return call
 
@@ -150,7 +167,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         async def call(request: Any, context: Context) -> AsyncIterator[Any]:
             span, token = spans.start(method, context) if spans is not None else (None, None)
-            code, details, error = _OK, "", None
+            outcome = _Outcome()
             try:
                 if auth is None:
                     async for response in behavior(check(request), context):
@@ -167,17 +184,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             except (grpc.aio.AbortError, grpc.aio.UsageError):
                 raise
             except (asyncio.CancelledError, GeneratorExit):
-                code = _CANCELLED
+                outcome.code = _CANCELLED
                 raise
             except BaseException as exc:
-                if not isinstance(exc, Exception) and not is_panic(exc):
-                    code, error = _UNKNOWN, exc
-                    raise
-                code, details, trailing = answer(exc, method)
-                error = None if isinstance(exc, errors.OpenVPPError) else exc
-                await context.abort(code, details, trailing)
+                await outcome.refuse(exc, method, context)
             finally:
                 if span is not None:
-                    spans.end(span, token, code, details, error)  # type: ignore[union-attr]
+                    spans.end(span, token, outcome.code, outcome.details, outcome.error)  # type: ignore[union-attr]
 
         return call
