@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from sqlalchemy import select
 
 from openvpp.chain.outbox import FaultHook, Handler, Outbox, OutboxState
@@ -46,18 +47,26 @@ async def _row(db: Database) -> object:
         return (await conn.execute(select(schema.chain_outbox))).one()
 
 
-async def test_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(db: Database) -> None:
-    chain, payments = await setup(db)
-    clock = FakeClock(1_000_000_000)
+async def _dies_at(step: str, payments: Payments, db: Database, clock: FakeClock) -> tuple[Outbox, str, object]:
+    """Replica "a" submits a payout and dies at `step`: (a's outbox, the wallet, the stored row)."""
     wallet = Keypair().pubkey()
     ref = f"{wallet}:1"
 
     def dies(at: str) -> None:
-        if at == "persisted":
+        if at == step:
             raise SimulatedCrash(at)
 
+    a = replica(payments, db, "a", clock, dies)
     with pytest.raises(SimulatedCrash):
-        await replica(payments, db, "a", clock, dies).submit("payout", ref, lambda r: payments.build(ref, r))
+        await a.submit("payout", ref, lambda r: payments.build(ref, r))
+    return a, str(wallet), await _row(db)
+
+
+async def test_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(db: Database) -> None:
+    chain, payments = await setup(db)
+    clock = FakeClock(1_000_000_000)
+    _, wallet, _ = await _dies_at("persisted", payments, db, clock)
+    ref = f"{wallet}:1"
     b = replica(payments, db, "b", clock)
     # a's lease is live: b neither drives the row nor pays.
     assert await b.recover() == []
@@ -67,7 +76,7 @@ async def test_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(db: Dat
     (outcome,) = await b.recover()
     assert outcome.state is OutboxState.CONFIRMED
     assert payments.recorded == [f"{ref}:CONFIRMED"]
-    assert await balance(chain, wallet, payments.mint) == AMOUNT
+    assert await balance(chain, Pubkey.from_string(wallet), payments.mint) == AMOUNT
     row = await _row(db)
     assert row.lease_owner.startswith("b:")  # type: ignore[attr-defined]
 
@@ -75,17 +84,8 @@ async def test_a_live_lease_is_left_alone_and_a_lapsed_one_is_taken_over(db: Dat
 async def test_a_replica_that_lost_its_lease_cannot_re_sign_so_the_payment_lands_once(db: Database) -> None:
     chain, payments = await setup(db)
     clock = FakeClock(1_000_000_000)
-    wallet = Keypair().pubkey()
+    a, wallet, first = await _dies_at("persisted", payments, db, clock)
     ref = f"{wallet}:1"
-
-    def dies(at: str) -> None:
-        if at == "persisted":
-            raise SimulatedCrash(at)
-
-    a = replica(payments, db, "a", clock, dies)
-    with pytest.raises(SimulatedCrash):
-        await a.submit("payout", ref, lambda r: payments.build(ref, r))
-    first = await _row(db)
     # a pauses past its lease; the blockhash expires unlanded; b takes over.
     chain.produce_blocks(200)
     clock.advance(6)
@@ -102,24 +102,16 @@ async def test_a_replica_that_lost_its_lease_cannot_re_sign_so_the_payment_lands
     (outcome,) = await b._drive([first.id], b_held, 60.0)  # type: ignore[attr-defined]
     assert outcome.state is OutboxState.CONFIRMED
     assert outcome.signature != first.signature  # type: ignore[attr-defined]
-    assert await balance(chain, wallet, payments.mint) == AMOUNT
+    assert await balance(chain, Pubkey.from_string(wallet), payments.mint) == AMOUNT
     assert payments.recorded == [f"{ref}:CONFIRMED"]
 
 
 async def test_a_restarted_replica_takes_over_its_own_rows_at_once(db: Database) -> None:
     chain, payments = await setup(db)
     clock = FakeClock(1_000_000_000)
-    wallet = Keypair().pubkey()
-    ref = f"{wallet}:1"
-
-    def dies(at: str) -> None:
-        if at == "sent":
-            raise SimulatedCrash(at)
-
-    with pytest.raises(SimulatedCrash):
-        await replica(payments, db, "a", clock, dies).submit("payout", ref, lambda r: payments.build(ref, r))
+    _, wallet, _ = await _dies_at("sent", payments, db, clock)
     # Another replica leaves it (the lease is live); a's next process takes it at start.
     assert await replica(payments, db, "b", clock).recover(takeover=True) == []
     (outcome,) = await replica(payments, db, "a", clock).recover(takeover=True)
     assert outcome.state is OutboxState.CONFIRMED
-    assert await balance(chain, wallet, payments.mint) == AMOUNT
+    assert await balance(chain, Pubkey.from_string(wallet), payments.mint) == AMOUNT
