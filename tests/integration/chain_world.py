@@ -79,7 +79,7 @@ async def migrated(url: str) -> Database:
 @asynccontextmanager
 async def backend(kind: str, url: str) -> AsyncIterator[Backend]:
     db = await migrated(url)
-    embedded = await EmbeddedChain.open(db, slot_seconds=None)
+    embedded = await EmbeddedChain.open(db, slot_seconds=None, history=kind == "rpc")
     payer = Keypair()
     await embedded.airdrop(payer.pubkey(), 100 * LAMPORTS_PER_SOL)
     if kind == "embedded":
@@ -88,11 +88,11 @@ async def backend(kind: str, url: str) -> AsyncIterator[Backend]:
         finally:
             await db.close()
         return
-    runner, port = await rpc_server.serve(embedded, "127.0.0.1", 0)
-    client = RpcChain(f"http://127.0.0.1:{port}", development=True)
+    served = await rpc_server.serve(embedded, "127.0.0.1", 0)
+    client = RpcChain(f"http://127.0.0.1:{served.port}", development=True)
     try:
         yield Backend(client, embedded, db, payer)
     finally:
         await client.close()
-        await runner.cleanup()
+        await served.cleanup()
         await db.close()

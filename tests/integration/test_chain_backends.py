@@ -81,7 +81,9 @@ async def test_a_blockhash_is_accepted_for_its_age_then_refused(chain: Backend) 
     assert (await chain.chain.signature_statuses([signature_of(late)]))[0] is None
 
 
-async def test_a_landed_failure_shows_in_its_status_and_an_unknown_signature_is_none(chain: Backend) -> None:
+async def test_a_failing_transfer_lands_failed_in_process_and_is_refused_by_preflight_over_rpc(
+    chain: Backend,
+) -> None:
     broke = Keypair()
     await chain.chain.send([await chain.pay_lamports(broke.pubkey(), 1_000_000)])
     raw = spl.signed(
@@ -94,12 +96,20 @@ async def test_a_landed_failure_shows_in_its_status_and_an_unknown_signature_is_
         [],
         (await chain.chain.latest_blockhash()).blockhash,
     )
-    await chain.chain.send([raw])
+    (sent,) = await chain.chain.send([raw])
     unknown = Keypair().sign_message(b"never sent")
     landed, missing = await chain.chain.signature_statuses([signature_of(raw), unknown])
-    assert landed is not None
-    assert landed.error is not None
     assert missing is None
+    if isinstance(chain.chain, RpcChain):
+        # The node simulated it first: refused, never landed, no fee charged.
+        assert sent.error is not None
+        assert "simulation failed" in sent.error
+        assert landed is None
+        assert await chain.lamports(broke.pubkey()) == 1_000_000
+    else:
+        assert sent.error is None
+        assert landed is not None
+        assert landed.error is not None
 
 
 async def test_a_forged_signature_is_refused_before_execution_and_nothing_lands(chain: Backend) -> None:
@@ -130,7 +140,8 @@ async def test_a_forged_signature_is_refused_before_execution_and_nothing_lands(
     refused = await chain.chain.send([altered, forged_second])
     for sent in refused:
         assert sent.error is not None
-        assert "SignatureFailure" in sent.error
+        # The embedded chain's verdict, or a node's preflight check of it.
+        assert "SignatureFailure" in sent.error or "SignatureVerificationFailure" in sent.error
         assert not sent.already_processed
     assert await chain.chain.signature_statuses([signature_of(altered), signature_of(forged_second)]) == [None, None]
     assert await chain.lamports(to) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from solders.account import Account
 from solders.hash import Hash
@@ -55,7 +55,10 @@ class SignatureStatus:
 
 @dataclass(frozen=True, slots=True)
 class TransactionRecord:
-    """A landed transaction: its wire bytes, where it landed and how it went."""
+    """A landed transaction: its wire bytes, where it landed and how it went.
+
+    `details` holds the JSON-RPC `meta` parts only a served embedded chain
+    keeps (balances, inner instructions, loaded addresses)."""
 
     signature: Signature
     raw: bytes
@@ -63,6 +66,9 @@ class TransactionRecord:
     error: str | None
     fee: int
     logs: list[str]
+    compute_units: int = 0
+    block_time: int | None = None
+    details: dict[str, Any] | None = None
 
 
 class ChainError(errors.Unavailable):

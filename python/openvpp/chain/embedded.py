@@ -22,22 +22,23 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from solders.account import Account
-from solders.address_lookup_table_account import AddressLookupTable
 from solders.clock import Clock
 from solders.hash import Hash
 from solders.litesvm import LiteSVM
-from solders.message import MessageV0
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, TransactionMetadata
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import native
+from openvpp.chain import history
 from openvpp.chain.base import (
     MAX_BLOCKHASH_AGE,
     ChainError,
@@ -57,7 +58,8 @@ HISTORY_CAPACITY = 1_000_000
 # database: the outbox asks for every one it sent right after sending it.
 RECENT_STATUSES = 100_000
 _STATE_ID = 1
-_TRANSACTION_COLUMNS = ("signature", "slot", "error", "fee", "compute_units", "logs", "raw")
+_TRANSACTION_COLUMNS = ("signature", "slot", "error", "fee", "compute_units", "logs", "raw", "block_time", "details")
+_Record = tuple[str, int, str | None, int, int, str, bytes, int, str | None]
 
 
 def _new_blockhash() -> Hash:
@@ -89,14 +91,20 @@ def writable_accounts(svm: LiteSVM, tx: VersionedTransaction) -> list[Pubkey]:
         if i < signed - header.num_readonly_signed_accounts
         or signed <= i < len(keys) - header.num_readonly_unsigned_accounts
     ]
-    if isinstance(message, MessageV0):
-        for lookup in message.address_table_lookups:
-            table = svm.get_account(lookup.account_key)
-            if table is None:
-                continue
-            addresses = AddressLookupTable.deserialize(bytes(table.data)).addresses
-            out.extend(addresses[i] for i in lookup.writable_indexes if i < len(addresses))
+    out.extend(history.loaded_addresses(svm, tx)[0])
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one durable commit changed: told to observers (the PubSub) after it."""
+
+    slot: int
+    accounts: dict[Pubkey, Account | None]
+    transactions: list[history.Landed]
+
+
+Observer = Callable[[Committed], None]
 
 
 class EmbeddedChain:
@@ -111,8 +119,15 @@ class EmbeddedChain:
         *,
         slot_seconds: float | None = 0.4,
         clock: Callable[[], float] = time.time,
+        history: bool = False,
     ) -> None:
         self.db = db
+        # Balances, inner instructions and the address index, for a chain
+        # served over JSON-RPC; settlement in process reads none of them.
+        self.history = history
+        self.observers: list[Observer] = []
+        self.genesis_hash = _new_blockhash()
+        self._genesis_persisted = False
         self._slot_seconds = slot_seconds
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -132,9 +147,9 @@ class EmbeddedChain:
         return LiteSVM().with_blockhash_check(False).with_sigverify(False).with_transaction_history(HISTORY_CAPACITY)
 
     @classmethod
-    async def open(cls, db: Database, **kwargs: float | Callable[[], float] | None) -> EmbeddedChain:
+    async def open(cls, db: Database, **kwargs: Any) -> EmbeddedChain:
         """Restores the chain persisted in `db` (or starts a new one)."""
-        chain = cls(db, **kwargs)  # type: ignore[arg-type]
+        chain = cls(db, **kwargs)
         await chain._restore()
         return chain
 
@@ -152,6 +167,9 @@ class EmbeddedChain:
             self._block_started = self._clock()
         else:
             self._slot, self._height = state.slot, state.block_height
+            if state.genesis_hash is not None:
+                self.genesis_hash = Hash.from_string(state.genesis_hash)
+                self._genesis_persisted = True
             # Downtime counts: blockhashes expire while the process is down, as on a cluster.
             self._block_started = state.unix_time_us / 1e6
         self._blockhashes = {Hash.from_string(h.blockhash): h.block_height for h in hashes}
@@ -194,12 +212,19 @@ class EmbeddedChain:
         self._set_clock()
 
     async def _persist_state(self, conn: AsyncConnection) -> None:
-        values = {"slot": self._slot, "block_height": self._height, "unix_time_us": int(self._block_started * 1e6)}
+        values: dict[str, Any] = {
+            "slot": self._slot,
+            "block_height": self._height,
+            "unix_time_us": int(self._block_started * 1e6),
+        }
+        if not self._genesis_persisted:
+            values["genesis_hash"] = str(self.genesis_hash)
         changed = await conn.execute(
             update(schema.chain_state).where(schema.chain_state.c.id == _STATE_ID).values(**values)
         )
         if changed.rowcount == 0:
             await conn.execute(insert(schema.chain_state).values(id=_STATE_ID, **values))
+        self._genesis_persisted = True
         if not self._current_persisted:
             await conn.execute(
                 insert(schema.chain_blockhashes).values(blockhash=str(self._current), block_height=self._height)
@@ -210,6 +235,11 @@ class EmbeddedChain:
                 )
             )
             self._current_persisted = True
+
+    def is_blockhash_valid(self, blockhash: Hash) -> bool:
+        self._advance()
+        made = self._blockhashes.get(blockhash)
+        return made is not None and self._height <= made + MAX_BLOCKHASH_AGE
 
     async def latest_blockhash(self) -> RecentBlockhash:
         async with self._lock:
@@ -240,7 +270,7 @@ class EmbeddedChain:
             if isinstance(result, FailedTransactionMetadata):
                 raise ChainError(f"airdrop failed: {result.err()}")
             # The faucet's transaction is LiteSVM's own; its status is kept, its bytes are not.
-            await self._commit([address], [], [result.signature()])
+            await self._commit([address], [], [(result.signature(), address)])
             return result.signature()
 
     async def send(self, transactions: Sequence[bytes]) -> list[SendResult]:
@@ -255,7 +285,7 @@ class EmbeddedChain:
             seen = await self._landed_before([tx.signatures[0] for tx in parsed if tx is not None])
             signed = native.verify_transactions(transactions)
             results: list[SendResult] = []
-            landed: list[tuple[VersionedTransaction, bytes, TransactionMetadata | FailedTransactionMetadata]] = []
+            landed: list[_Landing] = []
             touched: list[Pubkey] = []
             for tx, raw, valid in zip(parsed, transactions, signed, strict=True):
                 if tx is None or not tx.signatures:
@@ -270,12 +300,15 @@ class EmbeddedChain:
                 elif made is None or self._height > made + MAX_BLOCKHASH_AGE:
                     results.append(SendResult(signature, BLOCKHASH_NOT_FOUND))
                 else:
+                    keys = history.account_keys(self.svm, tx) if self.history else []
+                    before = [self.svm.get_account(k) for k in keys]
                     meta = self.svm.send_transaction(tx)
                     if isinstance(meta, FailedTransactionMetadata) and self.svm.get_transaction(signature) is None:
                         error = error_json(meta.err())
                         results.append(SendResult(signature, error, already_processed=error == ALREADY_PROCESSED))
                         continue
-                    landed.append((tx, raw, meta))
+                    told = history.details(self.svm, tx, keys, before, meta) if self.history else None
+                    landed.append(_Landing(tx, raw, meta, keys, told))
                     touched.extend(writable_accounts(self.svm, tx))
                     results.append(SendResult(signature))
             if landed:
@@ -294,34 +327,56 @@ class EmbeddedChain:
             return {Signature.from_string(r.signature) for r in rows}
 
     async def _commit(
-        self,
-        touched: list[Pubkey],
-        landed: list[tuple[VersionedTransaction, bytes, TransactionMetadata | FailedTransactionMetadata]],
-        faucet: Sequence[Signature] = (),
+        self, touched: list[Pubkey], landed: list[_Landing], faucet: Sequence[tuple[Signature, Pubkey]] = ()
     ) -> None:
         live, gone = [], []
+        after: dict[Pubkey, Account | None] = {}
         for address in dict.fromkeys(touched):
             account = self.svm.get_account(address)
             if account is not None and account.lamports > 0:
                 live.append((str(address), bytes(account)))
+                after[address] = account
             else:
                 gone.append((str(address),))
-        records: list[tuple[str, int, str | None, int, int, str, bytes]] = []
-        for tx, raw, outcome in landed:
-            failed = isinstance(outcome, FailedTransactionMetadata)
+                after[address] = None
+        now = int(self._clock())
+        records: list[_Record] = []
+        told: list[history.Landed] = []
+        for landing in landed:
+            outcome = landing.outcome
             meta = outcome.meta() if isinstance(outcome, FailedTransactionMetadata) else outcome
+            error = error_json(outcome.err()) if isinstance(outcome, FailedTransactionMetadata) else None
+            logs = list(meta.logs())
+            signature = str(landing.tx.signatures[0])
+            details = None if landing.details is None else json.dumps(landing.details)
             records.append(
                 (
-                    str(tx.signatures[0]),
+                    signature,
                     self._slot,
-                    error_json(outcome.err()) if failed else None,  # type: ignore[union-attr]
-                    meta.fee() if meta is not None else 0,
-                    meta.compute_units_consumed() if meta is not None else 0,
-                    json.dumps(list(meta.logs()) if meta is not None else []),
-                    raw,
+                    error,
+                    meta.fee(),
+                    meta.compute_units_consumed(),
+                    json.dumps(logs),
+                    landing.raw,
+                    now,
+                    details,
                 )
             )
-        records.extend((str(s), self._slot, None, 0, 0, "[]", b"") for s in faucet)
+            told.append(
+                history.Landed(
+                    signature,
+                    self._slot,
+                    error,
+                    logs,
+                    landing.keys,
+                    writable_accounts(self.svm, landing.tx),
+                    history.compute_budget(landing.tx)[1],
+                )
+            )
+        for signature_, to in faucet:
+            records.append((str(signature_), self._slot, None, 0, 0, "[]", b"", now, None))
+            told.append(history.Landed(str(signature_), self._slot, None, [], [to], [to]))
+        index = [(str(k), t.signature, self._slot) for t in told for k in dict.fromkeys(t.keys)]
         try:
             async with self.db.write() as conn:
                 await execute_rows(conn, "DELETE FROM chain_accounts WHERE address = ?", gone)
@@ -332,14 +387,19 @@ class EmbeddedChain:
                     live,
                 )
                 await insert_rows(conn, schema.chain_transactions, _TRANSACTION_COLUMNS, records)
+                await insert_rows(conn, schema.chain_address_signatures, ("address", "signature", "slot"), index)
                 await self._persist_state(conn)
         except BaseException:
             # The VM ran ahead of what is durable: rewind it to the database.
             await self._restore()
             raise
         self._remember(records)
+        if self.observers:
+            committed = Committed(self._slot, after, told)
+            for observer in self.observers:
+                observer(committed)
 
-    def _remember(self, records: list[tuple[str, int, str | None, int, int, str, bytes]]) -> None:
+    def _remember(self, records: list[_Record]) -> None:
         if len(self._recent) + len(records) > RECENT_STATUSES:
             self._recent = dict(list(self._recent.items())[len(self._recent) // 2 :])
         for signature, slot, error, *_ in records:
@@ -365,10 +425,59 @@ class EmbeddedChain:
             ).first()
         if row is None:
             return None
-        return TransactionRecord(signature, row.raw, row.slot, row.error, row.fee, json.loads(row.logs))
+        return TransactionRecord(
+            signature,
+            row.raw,
+            row.slot,
+            row.error,
+            row.fee,
+            json.loads(row.logs),
+            row.compute_units,
+            row.block_time,
+            None if row.details is None else json.loads(row.details),
+        )
+
+    async def signatures_for(
+        self, address: Pubkey, limit: int, before: str | None, until: str | None
+    ) -> list[tuple[str, int, str | None, int | None, bytes]]:
+        """Newest first: (signature, slot, error, block time, wire bytes) of
+        transactions that loaded `address`, strictly between `until` and `before`."""
+        index, txs = schema.chain_address_signatures, schema.chain_transactions
+        query = (
+            select(txs.c.signature, txs.c.slot, txs.c.error, txs.c.block_time, txs.c.raw)
+            .select_from(index.join(txs, txs.c.signature == index.c.signature))
+            .where(index.c.address == str(address))
+            .order_by(index.c.id.desc())
+            .limit(limit)
+        )
+        async with self.db.read() as conn:
+            for bound, newer in ((before, True), (until, False)):
+                if bound is None:
+                    continue
+                at = (
+                    await conn.execute(
+                        select(index.c.id).where(index.c.address == str(address), index.c.signature == bound)
+                    )
+                ).scalar()
+                if at is not None:
+                    query = query.where(index.c.id < at if newer else index.c.id > at)
+            return [tuple(row) for row in await conn.execute(query)]
+
+    async def transaction_count(self) -> int:
+        async with self.db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(schema.chain_transactions))).scalar_one())
 
     async def close(self) -> None:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Landing:
+    tx: VersionedTransaction
+    raw: bytes
+    outcome: TransactionMetadata | FailedTransactionMetadata
+    keys: list[Pubkey]
+    details: dict[str, Any] | None
 
 
 class PersistedChain(EmbeddedChain):

@@ -36,9 +36,14 @@ def chain() -> None:
 @chain.command("serve")
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [default: ./.openvpp].")
 @click.option("--database-url", help="SQLAlchemy URL [default: SQLite in the data dir].")
-@click.option("--listen", default="127.0.0.1:8899", show_default=True, help="host:port for JSON-RPC over HTTP.")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8899",
+    show_default=True,
+    help="host:port for JSON-RPC over HTTP; the PubSub WebSocket is on it and on the next port.",
+)
 def chain_serve(data_dir: Path | None, database_url: str | None, listen: str) -> None:
-    """Serve the data directory's embedded chain as a Solana JSON-RPC endpoint.
+    """Serve the data directory's embedded chain as a Solana JSON-RPC and PubSub endpoint.
 
     Run the OpenVPP server with --chain-rpc-url pointing here to share it.
     """
@@ -55,17 +60,22 @@ def chain_serve(data_dir: Path | None, database_url: str | None, listen: str) ->
         fd = _lock(settings.data_dir)
         db = Database(url)
         try:
-            embedded = await EmbeddedChain.open(db, slot_seconds=settings.chain_slot_seconds)
-            runner, bound = await rpc_server.serve(embedded, host or "127.0.0.1", int(port))
+            embedded = await EmbeddedChain.open(db, slot_seconds=settings.chain_slot_seconds, history=True)
+            served = await rpc_server.serve(embedded, host or "127.0.0.1", int(port))
+            where = host or "127.0.0.1"
+            ws = f"ws://{where}:{served.port}" + (
+                "" if served.ws_port is None else f" and ws://{where}:{served.ws_port}"
+            )
             console.print(
-                f"Solana JSON-RPC on http://{host or '127.0.0.1'}:{bound} (embedded chain of {settings.data_dir})"
+                f"Solana JSON-RPC on http://{where}:{served.port}, PubSub on {ws} "
+                f"(embedded chain of {settings.data_dir})"
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             await stop.wait()
-            await runner.cleanup()
+            await served.cleanup()
         finally:
             await db.close()
             import os

@@ -249,6 +249,7 @@ chain_state = Table(
     Column("slot", BigInteger, nullable=False),
     Column("block_height", BigInteger, nullable=False),
     Column("unix_time_us", BigInteger, nullable=False),
+    Column("genesis_hash", String(44), nullable=True),
 )
 
 # Blockhashes handed out, so a transaction signed before a restart is still
@@ -270,6 +271,20 @@ chain_transactions = Table(
     Column("compute_units", BigInteger, nullable=False),
     Column("logs", Text, nullable=False),
     Column("raw", LargeBinary, nullable=False),
+    # Kept only by a chain served over JSON-RPC (`EmbeddedChain(history=True)`).
+    Column("block_time", BigInteger, nullable=True),
+    Column("details", Text, nullable=True),
+)
+
+# getSignaturesForAddress: every address a transaction loaded, newest by id.
+chain_address_signatures = Table(
+    "chain_address_signatures",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("address", String(44), nullable=False),
+    Column("signature", String(88), nullable=False),
+    Column("slot", BigInteger, nullable=False),
+    Index("ix_chain_address_signatures_address_id", "address", "id"),
 )
 
 # -- settlement: on-chain work and tokens --------------------------------------
