@@ -30,6 +30,15 @@ $(EXTENSION): $(STAMP) $(RUST_SOURCES)
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with every Python dependency
 
+JS_STAMP := tests/js/node_modules/.installed
+
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: js-deps
+js-deps: $(JS_STAMP) ## The JavaScript client tests' dependencies, exactly as tests/js/package-lock.json pins them
+
 .PHONY: build
 build: $(EXTENSION) ## Build the Rust extension into the package (debug, deps optimised)
 
@@ -80,7 +89,7 @@ cargo-test: ## Rust unit tests and the shared vectors
 	cargo test --workspace --exclude openvpp-py
 
 .PHONY: pytest
-pytest: build ## Python unit and integration tests (SQLite and PostgreSQL)
+pytest: build js-deps ## Python unit and integration tests (SQLite and PostgreSQL), and the JavaScript client tests they run
 	$(BIN)/pytest
 
 MONEY_EXAMPLES ?= 500
@@ -138,4 +147,4 @@ serve: build ## Run the server on 127.0.0.1:50051 with data in ./.openvpp
 .PHONY: clean
 clean: ## Remove build products, caches and demo output
 	rm -rf target $(VENV) demo-out build .pytest_cache .mypy_cache .ruff_cache .hypothesis $(EXTENSION) \
-		rust/openvpp-core/fuzz/target
+		rust/openvpp-core/fuzz/target tests/js/node_modules
