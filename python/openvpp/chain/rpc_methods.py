@@ -44,7 +44,9 @@ LARGEST_ACCOUNTS = 20
 SLOTS_PER_EPOCH = 432_000
 # The slots getRecentPrioritizationFees looks back over, as a node's cache.
 PRIORITIZATION_SLOTS = 150
-VERSION = {"solana-core": "2.1.0", "feature-set": 0}
+# Semver with build metadata: tools that parse the version read 2.1.0, and
+# OpenVPP recognises its own development chain by the metadata.
+VERSION = {"solana-core": "2.1.0+openvpp-embedded", "feature-set": 0}
 Handler = Callable[[list[Any]], Awaitable[Any]]
 
 
