@@ -1,0 +1,1 @@
+"""Billing: tariffs, net-metering regimes and bills (the debit side)."""
