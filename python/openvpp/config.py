@@ -159,6 +159,15 @@ class Settings(BaseSettings):
         max_length=100,
         description="this replica's name, stable across its restarts and unique among replicas (default: host name)",
     )
+    billing_close_delay_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=7 * 86_400,
+        description="how long after a billing period ends its bills are issued (late readings still count)",
+    )
+    billing_close_interval_seconds: float = Field(
+        default=60.0, ge=0, description="how often ended billing periods are looked for; 0 only on demand"
+    )
     settle_interval_seconds: float = Field(
         default=2.0, ge=0, description="how often pending readings are credited and credits paid; 0 only on demand"
     )

@@ -14,7 +14,7 @@ from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from openvpp.v1 import integration_pb2, registry_pb2, routing_pb2, settlement_pb2
+from openvpp.v1 import billing_pb2, integration_pb2, registry_pb2, routing_pb2, settlement_pb2
 
 SERVICES = [
     module.DESCRIPTOR.services_by_name[name]
@@ -23,6 +23,7 @@ SERVICES = [
         (integration_pb2, "IntegrationService"),
         (routing_pb2, "RoutingService"),
         (settlement_pb2, "SettlementService"),
+        (billing_pb2, "BillingService"),
     )
 ]
 MIB = 1024 * 1024

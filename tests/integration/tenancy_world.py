@@ -6,6 +6,7 @@ owns nothing. Everything is made through the API over mTLS."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from solders.keypair import Keypair
 
 from openvpp.integration import ca
 from openvpp.v1 import (
+    billing_pb2,
+    billing_pb2_grpc,
     common_pb2,
     integration_pb2,
     integration_pb2_grpc,
@@ -87,6 +90,25 @@ def device_certificate(device: Keypair) -> bytes:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+def billing_plan(program_id: str) -> billing_pb2.BillingPlan:
+    """Imports only: the program already pays exports as tokens."""
+    flat = [[0] * 24 for _ in range(12)]
+    tariff = {
+        "name": "flat",
+        "energyratestructure": [[{"rate": 0.2}]],
+        "energyweekdayschedule": flat,
+        "energyweekendschedule": flat,
+    }
+    return billing_pb2.BillingPlan(
+        program_id=program_id,
+        regime=billing_pb2.BILLING_REGIME_IMPORTS_ONLY,
+        urdb_json=json.dumps(tariff),
+        time_zone="UTC",
+        cycle_day=1,
+        true_up_month=12,
+    )
 
 
 async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
@@ -168,6 +190,9 @@ async def build_tenant(fabric: Fabric, utility: str, vendor: str) -> Tenant:
             )
         )
         t.dr_event_id = event.event.event_id
+        await billing_pb2_grpc.BillingServiceStub(channel).ConfigureBilling(
+            billing_pb2.ConfigureBillingRequest(plan=billing_plan(t.nem))
+        )
     async with fabric.channel(t.vendor_bundle) as channel:
         registry = registry_pb2_grpc.RegistryServiceStub(channel)
         routing = routing_pb2_grpc.RoutingServiceStub(channel)

@@ -1,6 +1,6 @@
 """Role x RPC x tenant, generated from the service descriptors.
 
-Every RPC of the four services is called by the operator, by each
+Every RPC of the services is called by the operator, by each
 tenant's utility and vendor, and by an aggregator, against one tenant's
 objects and then the other's, and the outcome is checked against the
 scope in the authorization table: the owner and the operator are served,
@@ -27,13 +27,13 @@ from openvpp.client.errors import describe
 from openvpp.integration import ca
 from openvpp.kernel.tenancy import Scope
 from openvpp.server.auth import TABLE
-from openvpp.v1 import common_pb2, integration_pb2, registry_pb2, routing_pb2, settlement_pb2
+from openvpp.v1 import billing_pb2, common_pb2, integration_pb2, registry_pb2, routing_pb2, settlement_pb2
 from tests import factories
 from tests.integration import api_fuzz
 from tests.integration.mtls import Fabric
 from tests.integration.routing_world import consent_for
 from tests.integration.settlement_world import reading, signed_points
-from tests.integration.tenancy_world import STEP, Tenant, build_tenant, device_certificate
+from tests.integration.tenancy_world import STEP, Tenant, billing_plan, build_tenant, device_certificate
 from tests.integration.test_api_fuzz import _snapshot
 
 UTILITY, VENDOR = "utility", "vendor"
@@ -293,6 +293,12 @@ SPECS: dict[str, Spec] = {
         frozenset({UTILITY}),
         items=lambda t, rs: _marked(t, [e for r in rs for e in r.events]),
     ),
+    "ConfigureBilling": Spec(
+        lambda t: billing_pb2.ConfigureBillingRequest(plan=billing_plan(t.nem)), frozenset({UTILITY})
+    ),
+    "GetBillingPlan": Spec(lambda t: billing_pb2.GetBillingPlanRequest(program_id=t.nem), frozenset({UTILITY})),
+    "GetBill": Spec(lambda t: billing_pb2.GetBillRequest(program_id=t.nem, account_ref="ACCT-0"), frozenset({UTILITY})),
+    "ListBills": Spec(lambda t: billing_pb2.ListBillsRequest(program_id=t.nem), frozenset({UTILITY})),
 }
 
 
@@ -382,7 +388,7 @@ async def test_every_rpc_as_every_role_against_own_and_other_tenants(fabric: Fab
     finally:
         await asyncio.gather(*(c.close() for c in channels.values()))
     print(f"\ntenancy: {len(methods)} RPCs x {len(callers)} callers x {len(tenants)} tenants = {checked} calls checked")
-    assert checked == len(methods) * len(callers) * len(tenants) == 64 * 6 * 2
+    assert checked == len(methods) * len(callers) * len(tenants) == 68 * 6 * 2
     assert not wrong, "\n".join(wrong)
 
 

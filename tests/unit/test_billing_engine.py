@@ -221,3 +221,11 @@ def test_slot_split_is_exact_and_conserves_energy() -> None:
     assert [p.import_wh for p in parts] == [Fraction(7 * 800, 1000), Fraction(7 * 200, 1000)]
     assert sum(p.export_wh for p in parts) == 3
     assert datetime.fromtimestamp(parts[0].start_s, UTC).minute == 0
+
+
+def test_imports_only_bills_imports_and_leaves_exports_to_the_tokens() -> None:
+    plan = Plan(two_period(), Regime.IMPORTS_ONLY)
+    statement = bill(plan, [hour(UTC_ZONE, 2026, 1, 5, 17, 1_000, 0), hour(UTC_ZONE, 2026, 1, 5, 12, 0, 20_000)])
+    assert statement.amount(LineKind.EXPORT_CREDIT) == 0
+    assert statement.total == 400_000
+    assert statement.exported_wh == 20_000

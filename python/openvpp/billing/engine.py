@@ -19,7 +19,8 @@ Net billing. Every slot on its own: imports at the retail rate of their
 period, exports credited at its export rate, each tiered by the period's
 cumulative import (or export) so far. A period's credits may exceed its
 charges: the statement's total is then negative (the account layer carries
-it as a credit).
+it as a credit). Imports only: net billing without export credits, for a
+program that pays exports as tokens instead.
 
 Then, for both: demand charges on the highest 15-minute import per demand
 period and per billing period (tiered), fixed charges per period and per
@@ -49,6 +50,8 @@ ROLLOVER_HOURS = (0, 5, 11, 17)
 class Regime(enum.Enum):
     NET_METERING = "net_metering"
     NET_BILLING = "net_billing"
+    # Net billing without export credits: the program pays exports as tokens.
+    IMPORTS_ONLY = "imports_only"
 
 
 class LineKind(enum.Enum):
@@ -61,6 +64,8 @@ class LineKind(enum.Enum):
     MINIMUM = "minimum"
     TAX = "tax"
     TRUE_UP = "true_up"
+    # Not the engine's: the account layer's line for credit carried from earlier bills.
+    CREDIT_CARRIED = "credit_carried"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +196,11 @@ def _net_billing(plan: Plan, slots: Sequence[Slot]) -> list[Line]:
         limits = [t.upto_wh for t in tariff.energy[period]]
         for tier, wh in _tier_split(slot.import_wh, so_far_in, limits):
             imported[period, tier] = imported.get((period, tier), Fraction(0)) + wh
-        for tier, wh in _tier_split(slot.export_wh, so_far_out, limits):
-            exported[period, tier] = exported.get((period, tier), Fraction(0)) + wh
+        if plan.regime is not Regime.IMPORTS_ONLY:
+            for tier, wh in _tier_split(slot.export_wh, so_far_out, limits):
+                exported[period, tier] = exported.get((period, tier), Fraction(0)) + wh
+            so_far_out += slot.export_wh
         so_far_in += slot.import_wh
-        so_far_out += slot.export_wh
     lines = []
     for (period, tier), wh in sorted(imported.items()):
         rate = tariff.energy[period][tier].buy

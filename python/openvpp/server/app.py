@@ -16,6 +16,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from openvpp import keys
+from openvpp.billing.bills import Bills
+from openvpp.billing.plans import BillingPlans
+from openvpp.billing.servicer import BillingServicer
 from openvpp.chain.keyring import MissingKeys
 from openvpp.config import Settings
 from openvpp.integration import bootstrap, ca
@@ -47,6 +50,8 @@ from openvpp.settlement.services import SettlementServices
 from openvpp.store import migrate
 from openvpp.store.database import Database
 from openvpp.v1 import (
+    billing_pb2,
+    billing_pb2_grpc,
     integration_pb2,
     integration_pb2_grpc,
     registry_pb2,
@@ -67,6 +72,7 @@ SERVICE_NAMES = (
     integration_pb2.DESCRIPTOR.services_by_name["IntegrationService"].full_name,
     routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name,
     settlement_pb2.DESCRIPTOR.services_by_name["SettlementService"].full_name,
+    billing_pb2.DESCRIPTOR.services_by_name["BillingService"].full_name,
 )
 
 
@@ -262,6 +268,9 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         max_backlog=settings.max_ingest_backlog_readings,
     )
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlement, ingestor), server)
+    plans = BillingPlans(db, clock_us)
+    runtime.bills = Bills(db, plans, clock_us=clock_us, close_delay_s=settings.billing_close_delay_seconds)
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(plans, runtime.bills), server)
     integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
     routing_servicer, route_watch = _routing(settings, db, registry, clock_us)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)
@@ -283,7 +292,9 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         health_port = health_server.add_insecure_port(settings.health_listen)
         await health_server.start()
     await server.start()
-    runtime.start_background(settings.anchor_interval_seconds, settings.settle_interval_seconds)
+    runtime.start_background(
+        settings.anchor_interval_seconds, settings.settle_interval_seconds, settings.billing_close_interval_seconds
+    )
     for name in ("", *SERVICE_NAMES):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving %s on port %d (%s)", ", ".join(SERVICE_NAMES), port, "plaintext" if settings.insecure else "mTLS")

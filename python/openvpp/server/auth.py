@@ -33,6 +33,7 @@ _REGISTRY = "/openvpp.v1.RegistryService/"
 _INTEGRATION = "/openvpp.v1.IntegrationService/"
 _ROUTING = "/openvpp.v1.RoutingService/"
 _SETTLEMENT = "/openvpp.v1.SettlementService/"
+_BILLING = "/openvpp.v1.BillingService/"
 
 
 class Rule(NamedTuple):
@@ -117,6 +118,11 @@ TABLE: dict[str, Rule] = {
     _SETTLEMENT + "CheckLedger": Rule(UTILITIES, FILTERED),
     _SETTLEMENT + "GetStatement": Rule(ANY_ROLE, OWNED),
     _SETTLEMENT + "StreamSettlements": Rule(UTILITIES, FILTERED),
+    # Customers' bills are personal data: the program's utility and the operator only.
+    _BILLING + "ConfigureBilling": Rule(UTILITIES, OWNED),
+    _BILLING + "GetBillingPlan": Rule(UTILITIES, PRIVATE),
+    _BILLING + "GetBill": Rule(UTILITIES, PRIVATE),
+    _BILLING + "ListBills": Rule(UTILITIES, PRIVATE),
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
 }

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openvpp.billing.bills import Bills
 from openvpp.chain.base import Chain, Commitment
 from openvpp.chain.embedded import EmbeddedChain
 from openvpp.chain.keyring import Keyring
@@ -94,10 +95,15 @@ class Runtime:
     services: SettlementServices
     anchorer: Anchorer
     lock_fd: int | None = None
+    bills: Bills | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    def start_background(self, anchor_interval_seconds: float, settle_interval_seconds: float = 0) -> None:
+    def start_background(
+        self, anchor_interval_seconds: float, settle_interval_seconds: float = 0, billing_interval_seconds: float = 0
+    ) -> None:
+        if billing_interval_seconds > 0 and self.bills is not None:
+            self._tasks.append(asyncio.create_task(self._close_bills(self.bills, billing_interval_seconds)))
         if anchor_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self.anchorer.run(anchor_interval_seconds, self._stop)))
         if settle_interval_seconds > 0:
@@ -105,6 +111,17 @@ class Runtime:
         self._tasks.append(asyncio.create_task(self._sweep_outbox()))
         if not self.services.event_log.db.is_sqlite:
             self._tasks.append(asyncio.create_task(self.services.event_log.run_sequencer(self._stop)))
+
+    async def _close_bills(self, bills: Bills, interval: float) -> None:
+        """Issues the bills of billing periods that have ended."""
+        while not self._stop.is_set():
+            try:
+                if issued := await bills.close_ended():
+                    log.info("issued %d bills", issued)
+            except Exception:
+                log.exception("issuing bills failed; retrying at the next pass")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
 
     async def _sweep_outbox(self) -> None:
         """Finishes chain work whose replica died (its lease lapsed)."""

@@ -66,6 +66,9 @@ LENGTHS: dict[tuple[str, str], int] = {
     ("openvpp.v1.ListPartnersRequest", "page_token"): 1 * KIB,
     ("openvpp.v1.ListEndpointsRequest", "page_token"): 1 * KIB,
     ("openvpp.v1.ListPayoutsRequest", "page_token"): 128,
+    # A URDB tariff document (BillingPlans checks it again, as JSON).
+    ("openvpp.v1.BillingPlan", "urdb_json"): 1 * MIB,
+    ("openvpp.v1.ListBillsRequest", "page_token"): 128,
 }
 # (message, field) -> most items in a repeated field.
 COUNTS: dict[tuple[str, str], int] = {

@@ -18,7 +18,7 @@ from openvpp.kernel.identity import Identity
 from openvpp.kernel.programs import denied, program_not_found
 from openvpp.kernel.tenancy import Viewer, cross_tenant
 from openvpp.settlement import money
-from openvpp.store import routing_repo, settlement_repo, token_repo
+from openvpp.store import billing_repo, routing_repo, settlement_repo, token_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -146,6 +146,12 @@ class ProgramSettlements:
                     )
                 if owner != utility:
                     raise denied(f"use its own {field.removesuffix('_id').replace('_', ' ')}s")
+            if request.kind == pb.CREDIT_KIND_NEM_EXPORT and await billing_repo.nets_exports(conn, request.program_id):
+                raise errors.FailedPrecondition(
+                    f"{request.program_id} credits exports on its bills: paying them as tokens too would pay twice",
+                    "EXPORTS_PAID_TWICE",
+                    violations=[errors.FieldViolation("kind", "the program's billing must be imports only first")],
+                )
             existing = await settlement_repo.program_settlement(conn, request.program_id)
             values = {
                 "utility_namespace": utility,

@@ -656,3 +656,43 @@ settlement_events = Table(
     Column("body", LargeBinary, nullable=False),
     Column("at_us", BigInteger, nullable=False),
 )
+
+
+# -- billing ---------------------------------------------------------------------
+
+# A program's billing plan; versions are rows, the newest applies to periods
+# not yet issued.
+billing_plans = Table(
+    "billing_plans",
+    metadata,
+    Column("program_id", String(320), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("utility_namespace", String(253), nullable=False, index=True),
+    Column("regime", SmallInteger, nullable=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("cycle_day", SmallInteger, nullable=False),
+    Column("true_up_month", SmallInteger, nullable=False),
+    Column("surplus_rate", BigInteger, nullable=False),
+    Column("tax_bps", Integer, nullable=False),
+    Column("urdb_json", Text, nullable=False),
+    Column("urdb_label", String(200), nullable=False),
+    Column("tariff_name", Text, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+# Issued bills, final: `body` is the bill as issued (lines, exact totals and
+# what it carries to the account's next bill), JSON.
+bills = Table(
+    "bills",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("program_id", String(320), nullable=False),
+    Column("account_ref", String(128), nullable=False),
+    Column("period_start", String(10), nullable=False),
+    Column("period_end", String(10), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("amount_due", BigInteger, nullable=False),
+    Column("issued_at_us", BigInteger, nullable=False),
+    Index("ix_bills_program_account_period", "program_id", "account_ref", "period_start", unique=True),
+)

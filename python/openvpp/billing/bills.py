@@ -1,0 +1,462 @@
+"""Accounts' bills: the open period accrues from every reading stored so
+far; a period that has ended (after a short delay for late readings) is
+issued once, final, with what it carries to the account's next bill.
+
+An account is an enrollment `account_ref` of the program; its devices'
+readings are summed, so enroll the meters whose flows no other enrolled
+meter also sees. Billing starts with the period in which the program's
+plan was first configured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+from typing import Any
+
+from openvpp import errors
+from openvpp.billing import engine, periods
+from openvpp.billing.engine import Carry, Line, LineKind, Statement
+from openvpp.billing.plans import BillingPlans, PlanRecord
+from openvpp.billing.rounding import Balance, Due, due
+from openvpp.billing.slots import Interval, slots
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
+from openvpp.kernel.tenancy import Viewer
+from openvpp.settlement import money
+from openvpp.store import billing_repo, dr_repo
+from openvpp.store.database import Database
+from openvpp.v1 import billing_pb2 as pb
+
+# A period is issued this long after it ends, so late readings are in it.
+DEFAULT_CLOSE_DELAY_S = 3600
+MAX_PAGE = 500
+# Periods computed in a row to reach one (an account unbilled for years is refused).
+MAX_CHAIN = 36
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRange:
+    der_id: str
+    first_seq: int
+    last_seq: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    program_id: str
+    account_ref: str
+    period: periods.BillingPeriod
+    issued: bool
+    plan_version: int
+    statement: Statement
+    credit_in: Fraction
+    owed: Due
+    der_ids: list[str]
+    readings: list[list[ReadingRange]]  # per line of the statement
+    readings_through: int | None
+    issued_at_us: int | None = None
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        """The period's charges, then the carried credit this bill used."""
+        applied = self.owed.credit_applied
+        credit = (Line(LineKind.CREDIT_CARRIED, -applied, self.credit_in),) if applied else ()
+        return self.statement.lines + credit
+
+    @property
+    def total(self) -> Fraction:
+        """What this bill asks for before rounding: charges less credit used."""
+        return self.statement.total - self.owed.credit_applied
+
+
+def _fraction(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _parse(text: str) -> Fraction:
+    return Fraction(text)
+
+
+def _summarise(readings: Sequence[tuple[str, int]]) -> list[ReadingRange]:
+    by_device: dict[str, list[int]] = {}
+    for der_id, seq in readings:
+        by_device.setdefault(der_id, []).append(seq)
+    return [ReadingRange(d, min(s), max(s), len(set(s))) for d, s in sorted(by_device.items())]
+
+
+def _attribute(
+    plan: PlanRecord, rows: Sequence[Any], lines: Sequence[Line], start: int, end: int
+) -> list[list[ReadingRange]]:
+    """Which readings each line was computed from: its TOU (or demand) period's."""
+    tariff = plan.engine_plan().tariff
+    energy: dict[int, list[tuple[str, int]]] = {}
+    demand: dict[int, list[tuple[str, int]]] = {}
+    every: list[tuple[str, int]] = []
+    for row in rows:
+        if not (row.import_wh or row.export_wh):
+            continue  # a baseline, or a reading of nothing: behind no amount
+        ref = (row.der_id, row.seq)
+        for slot in slots([Interval(row.covered_from, row.interval_end, row.import_wh, row.export_wh)], plan.zone):
+            if not start <= slot.start_s < end:
+                continue
+            energy.setdefault(tariff.energy_period(slot.month, slot.hour, slot.weekend), []).append(ref)
+            period = tariff.demand_period(slot.month, slot.hour, slot.weekend)
+            if period is not None:
+                demand.setdefault(period, []).append(ref)
+            every.append(ref)
+    out = []
+    for line in lines:
+        if line.kind in (LineKind.ENERGY, LineKind.EXPORT_CREDIT) and line.period is not None:
+            out.append(_summarise(energy.get(line.period, [])))
+        elif line.kind is LineKind.DEMAND_TOU and line.period is not None:
+            out.append(_summarise(demand.get(line.period, [])))
+        elif line.kind in (LineKind.DEMAND_FLAT, LineKind.TRUE_UP):
+            out.append(_summarise(every))
+        else:
+            out.append([])
+    return out
+
+
+class Bills:
+    def __init__(
+        self,
+        db: Database,
+        plans: BillingPlans,
+        *,
+        clock_us: Clock = clock.system,
+        close_delay_s: int = DEFAULT_CLOSE_DELAY_S,
+    ) -> None:
+        self.db = db
+        self.plans = plans
+        self.clock_us = clock_us
+        self.close_delay_s = close_delay_s
+
+    # -- reading ---------------------------------------------------------------
+    async def bill(self, viewer: Viewer, program_id: str, account_ref: str, period_day: str = "") -> Bill:
+        plan = await self.plans.visible(viewer, program_id)
+        async with self.db.read() as conn:
+            devices = await billing_repo.account_devices(conn, program_id, account_ref)
+        if not devices:
+            raise errors.NotFound(f"no account {account_ref} in {program_id}", "ACCOUNT_NOT_FOUND")
+        day = self._today(plan) if not period_day else _day(period_day)
+        wanted = periods.containing(day, plan.cycle_day)
+        async with self.db.read() as conn:
+            issued = await billing_repo.bill(conn, program_id, account_ref, wanted.start.isoformat())
+        if issued is not None:
+            return _from_row(issued)
+        first = await self._first_period(plan)
+        if wanted.start < first.start:
+            raise errors.NotFound(f"{program_id} was not billing on {day}", "BILL_NOT_FOUND")
+        if wanted.start > self._today_period(plan).start:
+            raise errors.InvalidArgument.field("period", "a period that has begun", "PERIOD_IN_FUTURE")
+        chain = await self._compute_through(plan, account_ref, devices, wanted)
+        return chain[-1]
+
+    async def list_bills(
+        self, viewer: Viewer, program_id: str, account_ref: str, page_size: int, page_token: str
+    ) -> tuple[list[Bill], str]:
+        await self.plans.visible(viewer, program_id)
+        limit = min(page_size or 50, MAX_PAGE)
+        before = int(page_token) if page_token.isdigit() else None
+        if page_token and before is None:
+            raise errors.InvalidArgument.field("page_token", "not a token this server gave")
+        async with self.db.read() as conn:
+            rows = await billing_repo.list_bills(conn, program_id, account_ref or None, before, limit + 1)
+        bills = [_from_row(r) for r in rows[:limit]]
+        return bills, (str(rows[limit - 1].id) if len(rows) > limit else "")
+
+    # -- issuing ---------------------------------------------------------------
+    async def close_ended(self) -> int:
+        """Issues every period that ended (plus the delay) for every billed account; returns how many."""
+        async with self.db.read() as conn:
+            programs = await billing_repo.billed_programs(conn)
+        issued = 0
+        for program_id in programs:
+            plan = await self.plans.current(program_id)
+            async with self.db.read() as conn:
+                accounts = await billing_repo.accounts(conn, program_id)
+            for account_ref in accounts:
+                issued += await self._close_account(plan, account_ref)
+        return issued
+
+    async def _close_account(self, plan: PlanRecord, account_ref: str) -> int:
+        now_s = self.clock_us() // 1_000_000
+        async with self.db.read() as conn:
+            devices = await billing_repo.account_devices(conn, plan.program_id, account_ref)
+        current = self._today_period(plan)
+        start = await self._next_unissued(plan, account_ref)
+        if start is None or start.start >= current.start:
+            return 0
+        ended = [p for p in self._periods(start, current) if p.bounds(plan.zone)[1] + self.close_delay_s <= now_s]
+        if not ended:
+            return 0
+        issued = 0
+        for bill in await self._compute_through(plan, account_ref, devices, ended[-1]):
+            if bill.issued:
+                continue
+            async with self.db.write() as conn:
+                if await billing_repo.insert_bill(conn, _row(bill, self.clock_us())):
+                    issued += 1
+        return issued
+
+    # -- computing ---------------------------------------------------------------
+    def _today(self, plan: PlanRecord) -> date:
+        return periods.local_date(self.clock_us() // 1_000_000, plan.zone)
+
+    def _today_period(self, plan: PlanRecord) -> periods.BillingPeriod:
+        return periods.containing(self._today(plan), plan.cycle_day)
+
+    async def _first_period(self, plan: PlanRecord) -> periods.BillingPeriod:
+        first = await self.plans.version(plan.program_id, 1)
+        async with self.db.read() as conn:
+            row = await billing_repo.plan_version(conn, plan.program_id, 1)
+        assert row is not None
+        return periods.containing(periods.local_date(row.created_at_us // 1_000_000, first.zone), plan.cycle_day)
+
+    async def _next_unissued(self, plan: PlanRecord, account_ref: str) -> periods.BillingPeriod | None:
+        async with self.db.read() as conn:
+            last = await billing_repo.last_bill(conn, plan.program_id, account_ref)
+        if last is None:
+            return await self._first_period(plan)
+        return periods.following(periods.containing(date.fromisoformat(last.period_start), plan.cycle_day))
+
+    @staticmethod
+    def _periods(first: periods.BillingPeriod, last: periods.BillingPeriod) -> list[periods.BillingPeriod]:
+        out = [first]
+        while out[-1].start < last.start:
+            out.append(periods.following(out[-1]))
+            if len(out) > MAX_CHAIN:
+                raise errors.FailedPrecondition("too many unissued periods before this one", "BILLS_BEHIND")
+        return out
+
+    async def _compute_through(
+        self, plan: PlanRecord, account_ref: str, devices: list[str], target: periods.BillingPeriod
+    ) -> list[Bill]:
+        """Every unissued period up to `target`, in order, each carrying into the next."""
+        async with self.db.read() as conn:
+            last = await billing_repo.last_bill(conn, plan.program_id, account_ref)
+            decimals = await money.stablecoin_decimals(conn)
+        if last is None:
+            carry, balance = Carry(), Balance()
+            first = await self._first_period(plan)
+        else:
+            previous = _from_row(last)
+            carry, balance = _carry_of(last), previous.owed.balance
+            first = periods.following(previous.period)
+        out = []
+        for period in self._periods(first, target):
+            bill = await self._compute(plan, account_ref, devices, period, carry, balance, decimals)
+            out.append(bill)
+            carry, balance = bill.statement.carry, bill.owed.balance
+        return out
+
+    async def _compute(
+        self,
+        plan: PlanRecord,
+        account_ref: str,
+        devices: list[str],
+        period: periods.BillingPeriod,
+        carry: Carry,
+        balance: Balance,
+        decimals: int,
+    ) -> Bill:
+        start, end = period.bounds(plan.zone)
+        async with self.db.read() as conn:
+            rows = await dr_repo.readings_in_windows(conn, devices, [(start, end)])
+        intervals = [
+            Interval(r.covered_from, r.interval_end, r.import_wh, r.export_wh)
+            for r in rows
+            if r.interval_end > r.covered_from
+        ]
+        inside = [s for s in slots(intervals, plan.zone) if start <= s.start_s < end]
+        statement = engine.bill_period(plan.engine_plan(), inside, carry, month=period.start.month, days=period.days)
+        owed = due(statement.total, balance, decimals)
+        through = max((min(r.interval_end, end) for r in rows), default=None)
+        readings = _attribute(plan, rows, statement.lines, start, end)
+        if owed.credit_applied:
+            readings.append([])
+        return Bill(
+            plan.program_id,
+            account_ref,
+            period,
+            False,
+            plan.version,
+            statement,
+            balance.credit,
+            owed,
+            devices,
+            readings,
+            through,
+        )
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise errors.InvalidArgument.field("period", "a date, YYYY-MM-DD") from exc
+
+
+def _line_json(line: Line, readings: list[ReadingRange]) -> dict[str, Any]:
+    return {
+        "kind": line.kind.value,
+        "amount": _fraction(line.amount),
+        "quantity": _fraction(line.quantity),
+        "rate": line.rate,
+        "period": line.period,
+        "tier": line.tier,
+        "readings": [[r.der_id, r.first_seq, r.last_seq, r.count] for r in readings],
+    }
+
+
+def _carry_json(carry: Carry) -> dict[str, Any]:
+    return {
+        "surplus_wh": {str(k): _fraction(v) for k, v in carry.surplus_wh.items()},
+        "excess_wh": _fraction(carry.excess_wh),
+        "month": carry.month,
+        "fresh": carry.fresh,
+    }
+
+
+def _carry_of(row: Any) -> Carry:
+    body = json.loads(row.body)["carry"]
+    return Carry(
+        {int(k): _parse(v) for k, v in body["surplus_wh"].items()},
+        _parse(body["excess_wh"]),
+        body["month"],
+        body["fresh"],
+    )
+
+
+def _row(bill: Bill, now_us: int) -> dict[str, Any]:
+    body = {
+        "lines": [_line_json(line, r) for line, r in zip(bill.lines, bill.readings, strict=True)],
+        "total": _fraction(bill.statement.total),
+        "credit_in": _fraction(bill.credit_in),
+        "credit_applied": _fraction(bill.owed.credit_applied),
+        "remainder": _fraction(bill.owed.balance.remainder),
+        "credit_out": _fraction(bill.owed.balance.credit),
+        "carry": _carry_json(bill.statement.carry),
+        "imported_wh": _fraction(bill.statement.imported_wh),
+        "exported_wh": _fraction(bill.statement.exported_wh),
+        "der_ids": bill.der_ids,
+        "readings_through": bill.readings_through,
+        "period_end": bill.period.end.isoformat(),
+    }
+    return {
+        "program_id": bill.program_id,
+        "account_ref": bill.account_ref,
+        "period_start": bill.period.start.isoformat(),
+        "period_end": bill.period.end.isoformat(),
+        "plan_version": bill.plan_version,
+        "body": json.dumps(body),
+        "amount_due": bill.owed.base_units,
+        "issued_at_us": now_us,
+    }
+
+
+def _from_row(row: Any) -> Bill:
+    body = json.loads(row.body)
+    lines = []
+    readings = []
+    for item in body["lines"]:
+        lines.append(
+            Line(
+                LineKind(item["kind"]),
+                _parse(item["amount"]),
+                _parse(item["quantity"]),
+                item["rate"],
+                item["period"],
+                item["tier"],
+            )
+        )
+        readings.append([ReadingRange(*r) for r in item["readings"]])
+    carry = _carry_of(row)
+    charges = tuple(line for line in lines if line.kind is not LineKind.CREDIT_CARRIED)
+    statement = Statement(charges, carry, _parse(body["imported_wh"]), _parse(body["exported_wh"]))
+    owed = Due(
+        row.amount_due, Balance(_parse(body["remainder"]), _parse(body["credit_out"])), _parse(body["credit_applied"])
+    )
+    return Bill(
+        row.program_id,
+        row.account_ref,
+        periods.BillingPeriod(date.fromisoformat(row.period_start), date.fromisoformat(row.period_end)),
+        True,
+        row.plan_version,
+        statement,
+        _parse(body["credit_in"]),
+        owed,
+        body["der_ids"],
+        readings,
+        body["readings_through"],
+        row.issued_at_us,
+    )
+
+
+def message(bill: Bill, *, with_lines: bool = True) -> pb.Bill:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from openvpp.v1 import settlement_pb2
+
+    def rational(value: Fraction) -> settlement_pb2.Rational:
+        return settlement_pb2.Rational(numerator=str(value.numerator), denominator=str(value.denominator))
+
+    out = pb.Bill(
+        program_id=bill.program_id,
+        account_ref=bill.account_ref,
+        period_start=bill.period.start.isoformat(),
+        period_end=bill.period.end.isoformat(),
+        state=pb.BILL_STATE_ISSUED if bill.issued else pb.BILL_STATE_OPEN,
+        plan_version=bill.plan_version,
+        total_micro=rational(bill.total),
+        amount_due_base_units=bill.owed.base_units,
+        remainder_micro=rational(bill.owed.balance.remainder),
+        credit_carried_out_micro=rational(bill.owed.balance.credit),
+        imported_wh=int(bill.statement.imported_wh),
+        exported_wh=int(bill.statement.exported_wh),
+        der_ids=bill.der_ids,
+    )
+    if with_lines:
+        for line, readings in zip(bill.lines, bill.readings, strict=True):
+            item = pb.BillLine(
+                kind=KINDS[line.kind],
+                quantity=rational(line.quantity),
+                rate=line.rate or 0,
+                amount_micro=rational(line.amount),
+                readings=[
+                    pb.BillReadings(der_id=r.der_id, first_seq=r.first_seq, last_seq=r.last_seq, count=r.count)
+                    for r in readings
+                ],
+            )
+            if line.period is not None:
+                item.period = line.period
+            if line.tier is not None:
+                item.tier = line.tier
+            out.lines.append(item)
+    if bill.issued_at_us is not None:
+        out.issued_at.CopyFrom(Timestamp(seconds=bill.issued_at_us // 1_000_000))
+    if bill.readings_through is not None:
+        out.readings_through.CopyFrom(Timestamp(seconds=bill.readings_through))
+    return out
+
+
+KINDS = {
+    LineKind.ENERGY: pb.BILL_LINE_KIND_ENERGY,
+    LineKind.EXPORT_CREDIT: pb.BILL_LINE_KIND_EXPORT_CREDIT,
+    LineKind.DEMAND_TOU: pb.BILL_LINE_KIND_DEMAND_TOU,
+    LineKind.DEMAND_FLAT: pb.BILL_LINE_KIND_DEMAND_FLAT,
+    LineKind.FIXED_MONTHLY: pb.BILL_LINE_KIND_FIXED_MONTHLY,
+    LineKind.FIXED_DAILY: pb.BILL_LINE_KIND_FIXED_DAILY,
+    LineKind.MINIMUM: pb.BILL_LINE_KIND_MINIMUM,
+    LineKind.TAX: pb.BILL_LINE_KIND_TAX,
+    LineKind.TRUE_UP: pb.BILL_LINE_KIND_TRUE_UP,
+    LineKind.CREDIT_CARRIED: pb.BILL_LINE_KIND_CREDIT_CARRIED,
+}
+
+
+__all__ = ["Bill", "Bills", "ReadingRange", "message"]

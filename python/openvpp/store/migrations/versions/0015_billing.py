@@ -1,0 +1,61 @@
+"""Billing: each program's plan (versions as rows) and each account's
+issued bills, with the state carried from one bill to the next.
+
+Revision ID: 0015_billing
+Revises: 0014_chain_history
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015_billing"
+down_revision = "0014_chain_history"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "billing_plans",
+        sa.Column("program_id", sa.String(length=320), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("utility_namespace", sa.String(length=253), nullable=False),
+        sa.Column("regime", sa.SmallInteger(), nullable=False),
+        sa.Column("time_zone", sa.String(length=64), nullable=False),
+        sa.Column("cycle_day", sa.SmallInteger(), nullable=False),
+        sa.Column("true_up_month", sa.SmallInteger(), nullable=False),
+        sa.Column("surplus_rate", sa.BigInteger(), nullable=False),
+        sa.Column("tax_bps", sa.Integer(), nullable=False),
+        sa.Column("urdb_json", sa.Text(), nullable=False),
+        sa.Column("urdb_label", sa.String(length=200), nullable=False),
+        sa.Column("tariff_name", sa.Text(), nullable=False),
+        sa.Column("created_at_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("program_id", "version", name=op.f("pk_billing_plans")),
+    )
+    op.create_index("ix_billing_plans_utility_namespace", "billing_plans", ["utility_namespace"], unique=False)
+    op.create_table(
+        "bills",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("program_id", sa.String(length=320), nullable=False),
+        sa.Column("account_ref", sa.String(length=128), nullable=False),
+        sa.Column("period_start", sa.String(length=10), nullable=False),
+        sa.Column("period_end", sa.String(length=10), nullable=False),
+        sa.Column("plan_version", sa.Integer(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("amount_due", sa.BigInteger(), nullable=False),
+        sa.Column("issued_at_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bills")),
+    )
+    op.create_index(
+        "ix_bills_program_account_period", "bills", ["program_id", "account_ref", "period_start"], unique=True
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_bills_program_account_period", table_name="bills")
+    op.drop_table("bills")
+    op.drop_index("ix_billing_plans_utility_namespace", table_name="billing_plans")
+    op.drop_table("billing_plans")
