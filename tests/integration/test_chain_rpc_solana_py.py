@@ -349,6 +349,29 @@ async def test_account_program_logs_slot_and_root_subscriptions(chain: ServedCha
         assert json.loads(await raw_ws.recv())["error"]["code"] == -32602
 
 
+async def test_airdrop_simulation_and_health(chain: ServedChain, client: AsyncClient) -> None:
+    wallet = Keypair()
+    async with SolanaWsClient(chain.ws_url) as ws:
+        airdrop = await client.request_airdrop(wallet.pubkey(), 2_000_000_000)
+        await ws.signature_subscribe(signature=airdrop.value)
+        assert (await next_notification(ws, SignatureNotification)).result.value.err is None
+    assert (await client.get_balance(wallet.pubkey())).value == 2_000_000_000
+    tx = await signed_v0(
+        chain,
+        [transfer(TransferParams(from_pubkey=wallet.pubkey(), to_pubkey=Keypair().pubkey(), lamports=1_000_000))],
+        wallet,
+    )
+    simulated = (await client.simulate_transaction(tx, sig_verify=True)).value
+    assert simulated.err is None
+    assert simulated.units_consumed is not None
+    assert simulated.units_consumed > 0
+    # Simulating changed nothing.
+    assert (await client.get_balance(wallet.pubkey())).value == 2_000_000_000
+    assert (await raw_call(chain, "getHealth"))["result"] == "ok"
+    too_much = await raw_call(chain, "requestAirdrop", str(wallet.pubkey()), 10**13)
+    assert too_much["error"]["code"] == -32602
+
+
 async def test_the_websocket_is_also_on_the_http_port(chain: ServedChain, client: AsyncClient) -> None:
     async with SolanaWsClient(chain.url.replace("http", "ws")) as ws:
         sub = await ws.slot_subscribe()

@@ -299,6 +299,19 @@ SPECS: dict[str, Spec] = {
     "GetBillingPlan": Spec(lambda t: billing_pb2.GetBillingPlanRequest(program_id=t.nem), frozenset({UTILITY})),
     "GetBill": Spec(lambda t: billing_pb2.GetBillRequest(program_id=t.nem, account_ref="ACCT-0"), frozenset({UTILITY})),
     "ListBills": Spec(lambda t: billing_pb2.ListBillsRequest(program_id=t.nem), frozenset({UTILITY})),
+    "PrepareAutopay": Spec(
+        lambda t: billing_pb2.PrepareAutopayRequest(
+            program_id=t.nem, account_ref="ACCT-0", holder=str(t.device.pubkey()), allowance_base_units=1_000
+        ),
+        frozenset({UTILITY}),
+    ),
+    "SubmitAutopay": Spec(
+        lambda t: billing_pb2.SubmitAutopayRequest(program_id=t.nem, account_ref="ACCT-0", transaction=b"not one"),
+        frozenset({UTILITY}),
+    ),
+    "GetAutopay": Spec(
+        lambda t: billing_pb2.GetAutopayRequest(program_id=t.nem, account_ref="ACCT-0"), frozenset({UTILITY})
+    ),
 }
 
 
@@ -388,7 +401,7 @@ async def test_every_rpc_as_every_role_against_own_and_other_tenants(fabric: Fab
     finally:
         await asyncio.gather(*(c.close() for c in channels.values()))
     print(f"\ntenancy: {len(methods)} RPCs x {len(callers)} callers x {len(tenants)} tenants = {checked} calls checked")
-    assert checked == len(methods) * len(callers) * len(tenants) == 68 * 6 * 2
+    assert checked == len(methods) * len(callers) * len(tenants) == 71 * 6 * 2
     assert not wrong, "\n".join(wrong)
 
 

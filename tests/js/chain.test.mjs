@@ -242,6 +242,9 @@ test("cluster facts: genesis hash, epoch, version, slots and rent", async () => 
   assert.ok(epoch.transactionCount > 0);
   assert.ok((await connection.getSlot()) >= epoch.absoluteSlot);
   assert.ok((await connection.getBlockHeight()) > 0);
+  const schedule = await connection.getEpochSchedule();
+  assert.equal(schedule.slotsPerEpoch, epoch.slotsInEpoch);
+  assert.ok((await connection.getTransactionCount()) >= epoch.transactionCount);
   assert.ok((await connection.getVersion())["solana-core"]);
   assert.equal(await connection.getMinimumBalanceForRentExemption(165), await spl.getMinimumBalanceForRentExemptAccount(connection));
   const accounts = await connection.getMultipleAccountsInfo([aliceAta, Keypair.generate().publicKey]);

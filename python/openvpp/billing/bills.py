@@ -19,6 +19,7 @@ from typing import Any
 
 from openvpp import errors
 from openvpp.billing import engine, periods
+from openvpp.billing import events as bill_events
 from openvpp.billing.engine import Carry, Line, LineKind, Statement
 from openvpp.billing.plans import BillingPlans, PlanRecord
 from openvpp.billing.rounding import Balance, Due, due
@@ -51,7 +52,7 @@ class Bill:
     program_id: str
     account_ref: str
     period: periods.BillingPeriod
-    issued: bool
+    state: int  # billing_pb2.BillState
     plan_version: int
     statement: Statement
     credit_in: Fraction
@@ -60,6 +61,12 @@ class Bill:
     readings: list[list[ReadingRange]]  # per line of the statement
     readings_through: int | None
     issued_at_us: int | None = None
+    payment_signature: str = ""
+    past_due_reason: str = ""
+
+    @property
+    def issued(self) -> bool:
+        return self.state != pb.BILL_STATE_OPEN
 
     @property
     def lines(self) -> tuple[Line, ...]:
@@ -199,8 +206,11 @@ class Bills:
         for bill in await self._compute_through(plan, account_ref, devices, ended[-1]):
             if bill.issued:
                 continue
+            now = self.clock_us()
             async with self.db.write() as conn:
-                if await billing_repo.insert_bill(conn, _row(bill, self.clock_us())):
+                bill_id = await billing_repo.insert_bill(conn, _row(bill, now))
+                if bill_id is not None:
+                    await bill_events.announce(conn, bill_events.ISSUED, bill_id, now)
                     issued += 1
         return issued
 
@@ -284,7 +294,7 @@ class Bills:
             plan.program_id,
             account_ref,
             period,
-            False,
+            pb.BILL_STATE_OPEN,
             plan.version,
             statement,
             balance.credit,
@@ -357,6 +367,10 @@ def _row(bill: Bill, now_us: int) -> dict[str, Any]:
         "body": json.dumps(body),
         "amount_due": bill.owed.base_units,
         "issued_at_us": now_us,
+        "state": pb.BILL_STATE_ISSUED,
+        "payment_signature": None,
+        "payment_reason": "",
+        "updated_at_us": now_us,
     }
 
 
@@ -386,7 +400,7 @@ def _from_row(row: Any) -> Bill:
         row.program_id,
         row.account_ref,
         periods.BillingPeriod(date.fromisoformat(row.period_start), date.fromisoformat(row.period_end)),
-        True,
+        row.state,
         row.plan_version,
         statement,
         _parse(body["credit_in"]),
@@ -395,6 +409,8 @@ def _from_row(row: Any) -> Bill:
         readings,
         body["readings_through"],
         row.issued_at_us,
+        row.payment_signature or "",
+        row.payment_reason,
     )
 
 
@@ -411,7 +427,9 @@ def message(bill: Bill, *, with_lines: bool = True) -> pb.Bill:
         account_ref=bill.account_ref,
         period_start=bill.period.start.isoformat(),
         period_end=bill.period.end.isoformat(),
-        state=pb.BILL_STATE_ISSUED if bill.issued else pb.BILL_STATE_OPEN,
+        state=bill.state,  # type: ignore[arg-type]
+        payment_signature=bill.payment_signature,
+        past_due_reason=bill.past_due_reason,
         plan_version=bill.plan_version,
         total_micro=rational(bill.total),
         amount_due_base_units=bill.owed.base_units,

@@ -7,8 +7,6 @@ from typing import Any
 import grpc
 
 from openvpp.billing import bills as bill_views
-from openvpp.billing.bills import Bills
-from openvpp.billing.plans import BillingPlans
 from openvpp.kernel.tenancy import Viewer
 from openvpp.server.auth import caller
 from openvpp.v1 import billing_pb2 as pb
@@ -18,9 +16,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
-    def __init__(self, plans: BillingPlans, bills: Bills) -> None:
-        self.plans = plans
-        self.bills = bills
+    def __init__(self, billing: Any) -> None:
+        # The composition root's BillingRuntime (plans, bills, autopay).
+        self.plans = billing.plans
+        self.bills = billing.bills
+        self.autopay = billing.autopay
 
     async def ConfigureBilling(
         self, request: pb.ConfigureBillingRequest, context: Context
@@ -43,3 +43,17 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         return pb.ListBillsResponse(
             bills=[bill_views.message(b, with_lines=False) for b in found], next_page_token=token
         )
+
+    async def PrepareAutopay(self, request: pb.PrepareAutopayRequest, context: Context) -> pb.PrepareAutopayResponse:
+        view, raw, last_valid = await self.autopay.prepare(
+            caller(), request.program_id, request.account_ref, request.holder, request.allowance_base_units
+        )
+        return pb.PrepareAutopayResponse(autopay=view.message(), transaction=raw, last_valid_block_height=last_valid)
+
+    async def SubmitAutopay(self, request: pb.SubmitAutopayRequest, context: Context) -> pb.SubmitAutopayResponse:
+        view = await self.autopay.submit(caller(), request.program_id, request.account_ref, request.transaction)
+        return pb.SubmitAutopayResponse(autopay=view.message())
+
+    async def GetAutopay(self, request: pb.GetAutopayRequest, context: Context) -> pb.GetAutopayResponse:
+        view = await self.autopay.get(Viewer.of(caller()), request.program_id, request.account_ref)
+        return pb.GetAutopayResponse(autopay=view.message())

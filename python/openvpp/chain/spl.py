@@ -67,6 +67,22 @@ def transfer(
     )
 
 
+def approve(
+    program: Pubkey, source: Pubkey, mint: Pubkey, delegate: Pubkey, owner: Pubkey, amount: int, decimals: int
+) -> Instruction:
+    return spl.approve_checked(
+        models.ApproveCheckedParams(
+            program_id=program,
+            source=source,
+            mint=mint,
+            delegate=delegate,
+            owner=owner,
+            amount=amount,
+            decimals=decimals,
+        )
+    )
+
+
 def mint_to(program: Pubkey, mint: Pubkey, dest: Pubkey, authority: Pubkey, amount: int, decimals: int) -> Instruction:
     return spl.mint_to_checked(
         models.MintToCheckedParams(

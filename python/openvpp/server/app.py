@@ -16,8 +16,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from openvpp import keys
-from openvpp.billing.bills import Bills
-from openvpp.billing.plans import BillingPlans
 from openvpp.billing.servicer import BillingServicer
 from openvpp.chain.keyring import MissingKeys
 from openvpp.config import Settings
@@ -268,9 +266,7 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         max_backlog=settings.max_ingest_backlog_readings,
     )
     settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlement, ingestor), server)
-    plans = BillingPlans(db, clock_us)
-    runtime.bills = Bills(db, plans, clock_us=clock_us, close_delay_s=settings.billing_close_delay_seconds)
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(plans, runtime.bills), server)
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(runtime.billing), server)
     integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
     routing_servicer, route_watch = _routing(settings, db, registry, clock_us)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)

@@ -123,6 +123,11 @@ TABLE: dict[str, Rule] = {
     _BILLING + "GetBillingPlan": Rule(UTILITIES, PRIVATE),
     _BILLING + "GetBill": Rule(UTILITIES, PRIVATE),
     _BILLING + "ListBills": Rule(UTILITIES, PRIVATE),
+    # The holder's signature on the Approve is what authorises autopay; the
+    # program's utility relays it for its customer.
+    _BILLING + "PrepareAutopay": Rule(UTILITIES, OWNED),
+    _BILLING + "SubmitAutopay": Rule(UTILITIES, OWNED),
+    _BILLING + "GetAutopay": Rule(UTILITIES, PRIVATE),
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
 }

@@ -14,7 +14,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openvpp.billing.autopay import Autopay
 from openvpp.billing.bills import Bills
+from openvpp.billing.plans import BillingPlans
 from openvpp.chain.base import Chain, Commitment
 from openvpp.chain.embedded import EmbeddedChain
 from openvpp.chain.keyring import Keyring
@@ -88,22 +90,37 @@ async def open_chain(settings: Settings, db: Database) -> tuple[Chain, int | Non
 
 
 @dataclass
+class BillingRuntime:
+    plans: BillingPlans
+    bills: Bills
+    autopay: Autopay
+
+    async def close_and_collect(self) -> int:
+        """Issues what has ended, starts collecting what autopay covers, and drives it."""
+        issued = await self.bills.close_ended()
+        started = await self.autopay.collect_due()
+        if started:
+            await self.autopay.outbox.drive_many(started)
+        return issued
+
+
+@dataclass
 class Runtime:
     """What the root owns beside the services: the anchorer, the background
     tasks and the embedded chain's lock."""
 
     services: SettlementServices
     anchorer: Anchorer
+    billing: BillingRuntime
     lock_fd: int | None = None
-    bills: Bills | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start_background(
         self, anchor_interval_seconds: float, settle_interval_seconds: float = 0, billing_interval_seconds: float = 0
     ) -> None:
-        if billing_interval_seconds > 0 and self.bills is not None:
-            self._tasks.append(asyncio.create_task(self._close_bills(self.bills, billing_interval_seconds)))
+        if billing_interval_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._close_bills(billing_interval_seconds)))
         if anchor_interval_seconds > 0:
             self._tasks.append(asyncio.create_task(self.anchorer.run(anchor_interval_seconds, self._stop)))
         if settle_interval_seconds > 0:
@@ -112,14 +129,14 @@ class Runtime:
         if not self.services.event_log.db.is_sqlite:
             self._tasks.append(asyncio.create_task(self.services.event_log.run_sequencer(self._stop)))
 
-    async def _close_bills(self, bills: Bills, interval: float) -> None:
-        """Issues the bills of billing periods that have ended."""
+    async def _close_bills(self, interval: float) -> None:
+        """Issues the bills of billing periods that have ended, then collects them."""
         while not self._stop.is_set():
             try:
-                if issued := await bills.close_ended():
+                if issued := await self.billing.close_and_collect():
                     log.info("issued %d bills", issued)
             except Exception:
-                log.exception("issuing bills failed; retrying at the next pass")
+                log.exception("issuing or collecting bills failed; retrying at the next pass")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
 
@@ -190,6 +207,12 @@ async def open_settlement(
         )
         ledger = Ledger(db, chain)
         pipeline = Pipeline(programs, Pricer(db, oracles, clock_us=clock_us), dr, payouts, event_log)
+        plans = BillingPlans(db, clock_us)
+        billing = BillingRuntime(
+            plans,
+            Bills(db, plans, clock_us=clock_us, close_delay_s=settings.billing_close_delay_seconds),
+            Autopay(db, chain, outbox, keyring, stablecoin, plans, tokens.treasury, clock_us=clock_us),
+        )
         # Finishing one piece of work can enqueue the next (a token's reserve after its mint).
         while finished := await outbox.recover(takeover=True):
             log.info("finished %d on-chain operations left in flight", len(finished))
@@ -209,7 +232,7 @@ async def open_settlement(
             pipeline,
             Statements(db),
         )
-        return Runtime(services, anchorer, fd)
+        return Runtime(services, anchorer, billing, fd)
     except BaseException:
         await chain.close()
         if fd is not None:

@@ -69,6 +69,7 @@ LENGTHS: dict[tuple[str, str], int] = {
     # A URDB tariff document (BillingPlans checks it again, as JSON).
     ("openvpp.v1.BillingPlan", "urdb_json"): 1 * MIB,
     ("openvpp.v1.ListBillsRequest", "page_token"): 128,
+    ("openvpp.v1.SubmitAutopayRequest", "transaction"): 1232,
 }
 # (message, field) -> most items in a repeated field.
 COUNTS: dict[tuple[str, str], int] = {

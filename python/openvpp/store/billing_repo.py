@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openvpp.store.schema import billing_plans, bills, enrollments, programs
+from openvpp.store.schema import billing_autopay, billing_plans, bills, enrollments, programs
 
 
 async def latest_plan(conn: AsyncConnection, program_id: str) -> Row[Any] | None:
@@ -88,12 +88,16 @@ async def bill(conn: AsyncConnection, program_id: str, account_ref: str, period_
     return (await conn.execute(query)).one_or_none()
 
 
-async def insert_bill(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """Issues a bill unless another replica issued the same period first."""
+async def insert_bill(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
+    """Issues a bill unless another replica issued the same period first; its id, or None."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(bills).values(**values).on_conflict_do_nothing()
     result = await conn.execute(statement)
-    return bool(result.rowcount)
+    if not result.rowcount:
+        return None
+    row = await bill(conn, values["program_id"], values["account_ref"], values["period_start"])
+    assert row is not None
+    return int(row.id)
 
 
 async def list_bills(
@@ -108,24 +112,119 @@ async def list_bills(
     return (await conn.execute(query)).all()
 
 
+async def bill_by_id(conn: AsyncConnection, bill_id: int) -> Any:
+    return (await conn.execute(select(bills).where(bills.c.id == bill_id))).one()
+
+
+# billing_pb2.BillState values the store selects on.
+ISSUED, COLLECTING = 2, 3
+
+
+async def bills_to_collect(conn: AsyncConnection) -> Sequence[Row[Any]]:
+    """Issued bills with an amount due whose account has an active autopay."""
+    active = select(billing_autopay.c.id).where(
+        billing_autopay.c.program_id == bills.c.program_id,
+        billing_autopay.c.account_ref == bills.c.account_ref,
+        billing_autopay.c.state == AUTOPAY_ACTIVE,
+    )
+    query = select(bills).where(bills.c.state == ISSUED, bills.c.amount_due > 0, active.exists()).order_by(bills.c.id)
+    return (await conn.execute(query)).all()
+
+
+async def set_bill_payment(
+    conn: AsyncConnection, bill_id: int, before: int, after: int, signature: str | None, reason: str, now_us: int
+) -> bool:
+    """Compare-and-set of a bill's payment state: False when another replica moved it first."""
+    result = await conn.execute(
+        update(bills)
+        .where(bills.c.id == bill_id, bills.c.state == before)
+        .values(state=after, payment_signature=signature, payment_reason=reason, updated_at_us=now_us)
+    )
+    return bool(result.rowcount)
+
+
+# billing_pb2.AutopayState values the store selects on.
+AUTOPAY_PREPARED, AUTOPAY_SUBMITTED, AUTOPAY_ACTIVE = 1, 2, 3
+
+
+async def autopay(conn: AsyncConnection, program_id: str, account_ref: str) -> Row[Any] | None:
+    query = select(billing_autopay).where(
+        billing_autopay.c.program_id == program_id, billing_autopay.c.account_ref == account_ref
+    )
+    return (await conn.execute(query)).one_or_none()
+
+
+async def autopay_by_id(conn: AsyncConnection, autopay_id: int) -> Row[Any]:
+    return (await conn.execute(select(billing_autopay).where(billing_autopay.c.id == autopay_id))).one()
+
+
+async def put_autopay(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """A new prepared autopay for the account, replacing one that is not in flight."""
+    existing = await autopay(conn, values["program_id"], values["account_ref"])
+    if existing is None:
+        await conn.execute(billing_autopay.insert().values(**values))
+        return
+    if existing.state == AUTOPAY_SUBMITTED:
+        from openvpp import errors
+
+        raise errors.FailedPrecondition("an autopay Approve for this account is in flight", "AUTOPAY_IN_FLIGHT")
+    await conn.execute(update(billing_autopay).where(billing_autopay.c.id == existing.id).values(**values))
+
+
+async def mark_autopay_submitted(
+    conn: AsyncConnection, program_id: str, account_ref: str, signature: str, now_us: int
+) -> bool:
+    result = await conn.execute(
+        update(billing_autopay)
+        .where(
+            billing_autopay.c.program_id == program_id,
+            billing_autopay.c.account_ref == account_ref,
+            billing_autopay.c.state == AUTOPAY_PREPARED,
+        )
+        .values(state=AUTOPAY_SUBMITTED, signature=signature, updated_at_us=now_us)
+    )
+    return bool(result.rowcount)
+
+
+async def set_autopay_state(conn: AsyncConnection, autopay_id: int, state: int, error: str, now_us: int) -> None:
+    await conn.execute(
+        update(billing_autopay)
+        .where(billing_autopay.c.id == autopay_id, billing_autopay.c.state == AUTOPAY_SUBMITTED)
+        .values(state=state, error=error, updated_at_us=now_us)
+    )
+
+
 async def count_bills(conn: AsyncConnection, program_id: str) -> int:
     query = select(func.count()).select_from(bills).where(bills.c.program_id == program_id)
     return int((await conn.execute(query)).scalar_one())
 
 
 __all__ = [
+    "AUTOPAY_ACTIVE",
+    "AUTOPAY_PREPARED",
+    "AUTOPAY_SUBMITTED",
+    "COLLECTING",
     "IMPORTS_ONLY",
+    "ISSUED",
     "account_devices",
     "accounts",
+    "autopay",
+    "autopay_by_id",
     "bill",
+    "bill_by_id",
     "billed_programs",
+    "bills_to_collect",
     "count_bills",
     "insert_bill",
     "insert_plan",
     "last_bill",
     "latest_plan",
     "list_bills",
+    "mark_autopay_submitted",
     "nets_exports",
     "plan_version",
     "program_utility",
+    "put_autopay",
+    "set_autopay_state",
+    "set_bill_payment",
 ]

@@ -694,5 +694,30 @@ bills = Table(
     Column("body", Text, nullable=False),
     Column("amount_due", BigInteger, nullable=False),
     Column("issued_at_us", BigInteger, nullable=False),
+    # billing_pb2.BillState; the payment's transfer, or why it was not collected.
+    Column("state", SmallInteger, nullable=False, index=True),
+    Column("payment_signature", String(88), nullable=True),
+    Column("payment_reason", Text, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
     Index("ix_bills_program_account_period", "program_id", "account_ref", "period_start", unique=True),
+)
+
+# An account's autopay: the Approve prepared for (or signed by) its holder.
+billing_autopay = Table(
+    "billing_autopay",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("program_id", String(320), nullable=False),
+    Column("account_ref", String(128), nullable=False),
+    Column("holder", String(44), nullable=False),
+    Column("token_account", String(44), nullable=False),
+    Column("delegate", String(44), nullable=False),
+    Column("allowance", BigInteger, nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("last_valid_block_height", BigInteger, nullable=False),
+    Column("state", SmallInteger, nullable=False),
+    Column("signature", String(88), nullable=True),
+    Column("error", Text, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    Index("ix_billing_autopay_program_account", "program_id", "account_ref", unique=True),
 )

@@ -74,7 +74,18 @@ class _BillStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BillState.V
     BILL_STATE_OPEN: _BillState.ValueType  # 1
     """The period has not ended: the bill accrues as readings arrive."""
     BILL_STATE_ISSUED: _BillState.ValueType  # 2
-    """The period ended and the bill was issued with its amount due."""
+    """The period ended and the bill was issued with its amount due (nothing
+    due, or no autopay: it stays issued).
+    """
+    BILL_STATE_COLLECTING: _BillState.ValueType  # 3
+    """Autopay is collecting the amount due: the transfer is stored and sent."""
+    BILL_STATE_PAID: _BillState.ValueType  # 4
+    """Collected: payment_signature is the transfer."""
+    BILL_STATE_PAST_DUE: _BillState.ValueType  # 5
+    """Not collected: past_due_reason says why (INSUFFICIENT_FUNDS,
+    INSUFFICIENT_ALLOWANCE, AUTOPAY_REVOKED, PAYMENT_FAILED). Nothing was
+    taken; no second attempt is made on its own.
+    """
 
 class BillState(_BillState, metaclass=_BillStateEnumTypeWrapper): ...
 
@@ -82,7 +93,18 @@ BILL_STATE_UNSPECIFIED: BillState.ValueType  # 0
 BILL_STATE_OPEN: BillState.ValueType  # 1
 """The period has not ended: the bill accrues as readings arrive."""
 BILL_STATE_ISSUED: BillState.ValueType  # 2
-"""The period ended and the bill was issued with its amount due."""
+"""The period ended and the bill was issued with its amount due (nothing
+due, or no autopay: it stays issued).
+"""
+BILL_STATE_COLLECTING: BillState.ValueType  # 3
+"""Autopay is collecting the amount due: the transfer is stored and sent."""
+BILL_STATE_PAID: BillState.ValueType  # 4
+"""Collected: payment_signature is the transfer."""
+BILL_STATE_PAST_DUE: BillState.ValueType  # 5
+"""Not collected: past_due_reason says why (INSUFFICIENT_FUNDS,
+INSUFFICIENT_ALLOWANCE, AUTOPAY_REVOKED, PAYMENT_FAILED). Nothing was
+taken; no second attempt is made on its own.
+"""
 Global___BillState: _TypeAlias = BillState  # noqa: Y015
 
 class _BillLineKind:
@@ -131,6 +153,37 @@ BILL_LINE_KIND_TRUE_UP: BillLineKind.ValueType  # 9
 BILL_LINE_KIND_CREDIT_CARRIED: BillLineKind.ValueType  # 10
 """Credit carried from earlier bills (net billing), applied to this one."""
 Global___BillLineKind: _TypeAlias = BillLineKind  # noqa: Y015
+
+class _AutopayState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AutopayStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AutopayState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUTOPAY_STATE_UNSPECIFIED: _AutopayState.ValueType  # 0
+    AUTOPAY_STATE_PREPARED: _AutopayState.ValueType  # 1
+    """Prepared and waiting for the holder's signature."""
+    AUTOPAY_STATE_SUBMITTED: _AutopayState.ValueType  # 2
+    AUTOPAY_STATE_ACTIVE: _AutopayState.ValueType  # 3
+    """The Approve landed: bills are collected from the holder's account."""
+    AUTOPAY_STATE_FAILED: _AutopayState.ValueType  # 4
+    """The Approve landed with an error; nothing was delegated."""
+    AUTOPAY_STATE_EXPIRED: _AutopayState.ValueType  # 5
+    """Its blockhash expired before it landed; prepare a new one."""
+
+class AutopayState(_AutopayState, metaclass=_AutopayStateEnumTypeWrapper): ...
+
+AUTOPAY_STATE_UNSPECIFIED: AutopayState.ValueType  # 0
+AUTOPAY_STATE_PREPARED: AutopayState.ValueType  # 1
+"""Prepared and waiting for the holder's signature."""
+AUTOPAY_STATE_SUBMITTED: AutopayState.ValueType  # 2
+AUTOPAY_STATE_ACTIVE: AutopayState.ValueType  # 3
+"""The Approve landed: bills are collected from the holder's account."""
+AUTOPAY_STATE_FAILED: AutopayState.ValueType  # 4
+"""The Approve landed with an error; nothing was delegated."""
+AUTOPAY_STATE_EXPIRED: AutopayState.ValueType  # 5
+"""Its blockhash expired before it landed; prepare a new one."""
+Global___AutopayState: _TypeAlias = AutopayState  # noqa: Y015
 
 @_typing.final
 class BillingPlan(_message.Message):
@@ -377,6 +430,8 @@ class Bill(_message.Message):
     DER_IDS_FIELD_NUMBER: _builtins.int
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     READINGS_THROUGH_FIELD_NUMBER: _builtins.int
+    PAYMENT_SIGNATURE_FIELD_NUMBER: _builtins.int
+    PAST_DUE_REASON_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     account_ref: _builtins.str
     period_start: _builtins.str
@@ -390,6 +445,11 @@ class Bill(_message.Message):
     """
     imported_wh: _builtins.int
     exported_wh: _builtins.int
+    payment_signature: _builtins.str
+    """The stablecoin transfer that paid it (BILL_STATE_PAID), or the one that
+    failed (BILL_STATE_PAST_DUE with PAYMENT_FAILED).
+    """
+    past_due_reason: _builtins.str
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___BillLine]: ...
     @_builtins.property
@@ -433,10 +493,12 @@ class Bill(_message.Message):
         der_ids: _abc.Iterable[_builtins.str] | None = ...,
         issued_at: _timestamp_pb2.Timestamp | None = ...,
         readings_through: _timestamp_pb2.Timestamp | None = ...,
+        payment_signature: _builtins.str = ...,
+        past_due_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credit_carried_out_micro", b"credit_carried_out_micro", "issued_at", b"issued_at", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "total_micro", b"total_micro"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_due_base_units", b"amount_due_base_units", "credit_carried_out_micro", b"credit_carried_out_micro", "der_ids", b"der_ids", "exported_wh", b"exported_wh", "imported_wh", b"imported_wh", "issued_at", b"issued_at", "lines", b"lines", "period_end", b"period_end", "period_start", b"period_start", "plan_version", b"plan_version", "program_id", b"program_id", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "state", b"state", "total_micro", b"total_micro"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_due_base_units", b"amount_due_base_units", "credit_carried_out_micro", b"credit_carried_out_micro", "der_ids", b"der_ids", "exported_wh", b"exported_wh", "imported_wh", b"imported_wh", "issued_at", b"issued_at", "lines", b"lines", "past_due_reason", b"past_due_reason", "payment_signature", b"payment_signature", "period_end", b"period_end", "period_start", b"period_start", "plan_version", b"plan_version", "program_id", b"program_id", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "state", b"state", "total_micro", b"total_micro"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -541,3 +603,190 @@ class ListBillsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListBillsResponse: _TypeAlias = ListBillsResponse  # noqa: Y015
+
+@_typing.final
+class Autopay(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    TOKEN_ACCOUNT_FIELD_NUMBER: _builtins.int
+    DELEGATE_FIELD_NUMBER: _builtins.int
+    ALLOWANCE_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    account_ref: _builtins.str
+    holder: _builtins.str
+    """The customer's wallet, and its stablecoin account bills are collected from."""
+    token_account: _builtins.str
+    delegate: _builtins.str
+    """OpenVPP's billing authority, the delegate the Approve names."""
+    allowance_base_units: _builtins.int
+    state: Global___AutopayState.ValueType
+    signature: _builtins.str
+    error: _builtins.str
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        account_ref: _builtins.str = ...,
+        holder: _builtins.str = ...,
+        token_account: _builtins.str = ...,
+        delegate: _builtins.str = ...,
+        allowance_base_units: _builtins.int = ...,
+        state: Global___AutopayState.ValueType = ...,
+        signature: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "allowance_base_units", b"allowance_base_units", "delegate", b"delegate", "error", b"error", "holder", b"holder", "program_id", b"program_id", "signature", b"signature", "state", b"state", "token_account", b"token_account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Autopay: _TypeAlias = Autopay  # noqa: Y015
+
+@_typing.final
+class PrepareAutopayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    ALLOWANCE_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    account_ref: _builtins.str
+    holder: _builtins.str
+    allowance_base_units: _builtins.int
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        account_ref: _builtins.str = ...,
+        holder: _builtins.str = ...,
+        allowance_base_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "allowance_base_units", b"allowance_base_units", "holder", b"holder", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrepareAutopayRequest: _TypeAlias = PrepareAutopayRequest  # noqa: Y015
+
+@_typing.final
+class PrepareAutopayResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTOPAY_FIELD_NUMBER: _builtins.int
+    TRANSACTION_FIELD_NUMBER: _builtins.int
+    LAST_VALID_BLOCK_HEIGHT_FIELD_NUMBER: _builtins.int
+    transaction: _builtins.bytes
+    """Wire transaction signed by the fee payer; the holder adds its signature."""
+    last_valid_block_height: _builtins.int
+    @_builtins.property
+    def autopay(self) -> Global___Autopay: ...
+    def __init__(
+        self,
+        *,
+        autopay: Global___Autopay | None = ...,
+        transaction: _builtins.bytes = ...,
+        last_valid_block_height: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["autopay", b"autopay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autopay", b"autopay", "last_valid_block_height", b"last_valid_block_height", "transaction", b"transaction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrepareAutopayResponse: _TypeAlias = PrepareAutopayResponse  # noqa: Y015
+
+@_typing.final
+class SubmitAutopayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    TRANSACTION_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    account_ref: _builtins.str
+    transaction: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        account_ref: _builtins.str = ...,
+        transaction: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "program_id", b"program_id", "transaction", b"transaction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitAutopayRequest: _TypeAlias = SubmitAutopayRequest  # noqa: Y015
+
+@_typing.final
+class SubmitAutopayResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTOPAY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def autopay(self) -> Global___Autopay: ...
+    def __init__(
+        self,
+        *,
+        autopay: Global___Autopay | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["autopay", b"autopay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autopay", b"autopay"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitAutopayResponse: _TypeAlias = SubmitAutopayResponse  # noqa: Y015
+
+@_typing.final
+class GetAutopayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    account_ref: _builtins.str
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        account_ref: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAutopayRequest: _TypeAlias = GetAutopayRequest  # noqa: Y015
+
+@_typing.final
+class GetAutopayResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AUTOPAY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def autopay(self) -> Global___Autopay: ...
+    def __init__(
+        self,
+        *,
+        autopay: Global___Autopay | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["autopay", b"autopay"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autopay", b"autopay"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetAutopayResponse: _TypeAlias = GetAutopayResponse  # noqa: Y015

@@ -68,6 +68,21 @@ class BillingServiceStub:
                 request_serializer=openvpp_dot_v1_dot_billing__pb2.ListBillsRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_billing__pb2.ListBillsResponse.FromString,
                 _registered_method=True)
+        self.PrepareAutopay = channel.unary_unary(
+                '/openvpp.v1.BillingService/PrepareAutopay',
+                request_serializer=openvpp_dot_v1_dot_billing__pb2.PrepareAutopayRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_billing__pb2.PrepareAutopayResponse.FromString,
+                _registered_method=True)
+        self.SubmitAutopay = channel.unary_unary(
+                '/openvpp.v1.BillingService/SubmitAutopay',
+                request_serializer=openvpp_dot_v1_dot_billing__pb2.SubmitAutopayRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_billing__pb2.SubmitAutopayResponse.FromString,
+                _registered_method=True)
+        self.GetAutopay = channel.unary_unary(
+                '/openvpp.v1.BillingService/GetAutopay',
+                request_serializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -122,6 +137,33 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PrepareAutopay(self, request, context):
+        """Utility (relaying for its customer): one SPL ApproveChecked for the
+        holder to sign, already signed by the fee payer. It delegates up to
+        allowance_base_units of the holder's stablecoin account to OpenVPP's
+        billing authority; each issued bill with an amount due is then
+        collected from it, exactly once. Preparing again replaces a prepared
+        or ended autopay (the latest Approve on chain is what counts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitAutopay(self, request, context):
+        """The holder-signed Approve, sent once; answers when it is final. A
+        transaction that is not the prepared one is INVALID_ARGUMENT
+        MESSAGE_CHANGED; one without a valid holder signature BAD_SIGNATURE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAutopay(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +186,21 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.ListBills,
                     request_deserializer=openvpp_dot_v1_dot_billing__pb2.ListBillsRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_billing__pb2.ListBillsResponse.SerializeToString,
+            ),
+            'PrepareAutopay': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareAutopay,
+                    request_deserializer=openvpp_dot_v1_dot_billing__pb2.PrepareAutopayRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_billing__pb2.PrepareAutopayResponse.SerializeToString,
+            ),
+            'SubmitAutopay': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitAutopay,
+                    request_deserializer=openvpp_dot_v1_dot_billing__pb2.SubmitAutopayRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_billing__pb2.SubmitAutopayResponse.SerializeToString,
+            ),
+            'GetAutopay': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAutopay,
+                    request_deserializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +325,87 @@ class BillingService:
             '/openvpp.v1.BillingService/ListBills',
             openvpp_dot_v1_dot_billing__pb2.ListBillsRequest.SerializeToString,
             openvpp_dot_v1_dot_billing__pb2.ListBillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareAutopay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.BillingService/PrepareAutopay',
+            openvpp_dot_v1_dot_billing__pb2.PrepareAutopayRequest.SerializeToString,
+            openvpp_dot_v1_dot_billing__pb2.PrepareAutopayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitAutopay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.BillingService/SubmitAutopay',
+            openvpp_dot_v1_dot_billing__pb2.SubmitAutopayRequest.SerializeToString,
+            openvpp_dot_v1_dot_billing__pb2.SubmitAutopayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAutopay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.BillingService/GetAutopay',
+            openvpp_dot_v1_dot_billing__pb2.GetAutopayRequest.SerializeToString,
+            openvpp_dot_v1_dot_billing__pb2.GetAutopayResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,20 @@ class BillingServiceStub:
     """
     ListBills: _grpc.UnaryUnaryMultiCallable[_billing_pb2.ListBillsRequest, _billing_pb2.ListBillsResponse]
     """The periods of one account, or of every account of the program, newest first."""
+    PrepareAutopay: _grpc.UnaryUnaryMultiCallable[_billing_pb2.PrepareAutopayRequest, _billing_pb2.PrepareAutopayResponse]
+    """Utility (relaying for its customer): one SPL ApproveChecked for the
+    holder to sign, already signed by the fee payer. It delegates up to
+    allowance_base_units of the holder's stablecoin account to OpenVPP's
+    billing authority; each issued bill with an amount due is then
+    collected from it, exactly once. Preparing again replaces a prepared
+    or ended autopay (the latest Approve on chain is what counts).
+    """
+    SubmitAutopay: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SubmitAutopayRequest, _billing_pb2.SubmitAutopayResponse]
+    """The holder-signed Approve, sent once; answers when it is final. A
+    transaction that is not the prepared one is INVALID_ARGUMENT
+    MESSAGE_CHANGED; one without a valid holder signature BAD_SIGNATURE.
+    """
+    GetAutopay: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetAutopayRequest, _billing_pb2.GetAutopayResponse]
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -101,6 +115,20 @@ class BillingServiceAsyncStub(BillingServiceStub):
     """
     ListBills: _aio.UnaryUnaryMultiCallable[_billing_pb2.ListBillsRequest, _billing_pb2.ListBillsResponse]  # type: ignore[assignment]
     """The periods of one account, or of every account of the program, newest first."""
+    PrepareAutopay: _aio.UnaryUnaryMultiCallable[_billing_pb2.PrepareAutopayRequest, _billing_pb2.PrepareAutopayResponse]  # type: ignore[assignment]
+    """Utility (relaying for its customer): one SPL ApproveChecked for the
+    holder to sign, already signed by the fee payer. It delegates up to
+    allowance_base_units of the holder's stablecoin account to OpenVPP's
+    billing authority; each issued bill with an amount due is then
+    collected from it, exactly once. Preparing again replaces a prepared
+    or ended autopay (the latest Approve on chain is what counts).
+    """
+    SubmitAutopay: _aio.UnaryUnaryMultiCallable[_billing_pb2.SubmitAutopayRequest, _billing_pb2.SubmitAutopayResponse]  # type: ignore[assignment]
+    """The holder-signed Approve, sent once; answers when it is final. A
+    transaction that is not the prepared one is INVALID_ARGUMENT
+    MESSAGE_CHANGED; one without a valid holder signature BAD_SIGNATURE.
+    """
+    GetAutopay: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetAutopayRequest, _billing_pb2.GetAutopayResponse]  # type: ignore[assignment]
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """The debit side of the payment layer: a utility program bills its enrolled
@@ -159,5 +187,37 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.ListBillsResponse, _abc.Awaitable[_billing_pb2.ListBillsResponse]]:
         """The periods of one account, or of every account of the program, newest first."""
+
+    @_abc_1.abstractmethod
+    def PrepareAutopay(
+        self,
+        request: _billing_pb2.PrepareAutopayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.PrepareAutopayResponse, _abc.Awaitable[_billing_pb2.PrepareAutopayResponse]]:
+        """Utility (relaying for its customer): one SPL ApproveChecked for the
+        holder to sign, already signed by the fee payer. It delegates up to
+        allowance_base_units of the holder's stablecoin account to OpenVPP's
+        billing authority; each issued bill with an amount due is then
+        collected from it, exactly once. Preparing again replaces a prepared
+        or ended autopay (the latest Approve on chain is what counts).
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitAutopay(
+        self,
+        request: _billing_pb2.SubmitAutopayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.SubmitAutopayResponse, _abc.Awaitable[_billing_pb2.SubmitAutopayResponse]]:
+        """The holder-signed Approve, sent once; answers when it is final. A
+        transaction that is not the prepared one is INVALID_ARGUMENT
+        MESSAGE_CHANGED; one without a valid holder signature BAD_SIGNATURE.
+        """
+
+    @_abc_1.abstractmethod
+    def GetAutopay(
+        self,
+        request: _billing_pb2.GetAutopayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.GetAutopayResponse, _abc.Awaitable[_billing_pb2.GetAutopayResponse]]: ...
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2532,6 +2532,9 @@ class SettlementEvent(_message.Message):
     PAYOUT_FAILED_FIELD_NUMBER: _builtins.int
     REDEMPTION_FIELD_NUMBER: _builtins.int
     HELD_FIELD_NUMBER: _builtins.int
+    BILL_ISSUED_FIELD_NUMBER: _builtins.int
+    BILL_PAID_FIELD_NUMBER: _builtins.int
+    BILL_PAST_DUE_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
     """Strictly increasing, gapless: resume from the last one received."""
     program_id: _builtins.str
@@ -2551,6 +2554,18 @@ class SettlementEvent(_message.Message):
     def redemption(self) -> Global___RedemptionEvent: ...
     @_builtins.property
     def held(self) -> Global___ProgramHold: ...
+    @_builtins.property
+    def bill_issued(self) -> Global___BillEvent:
+        """An account's bill was issued for a billing period (BillingService)."""
+
+    @_builtins.property
+    def bill_paid(self) -> Global___BillEvent:
+        """Autopay collected the amount due: payment_signature is the transfer."""
+
+    @_builtins.property
+    def bill_past_due(self) -> Global___BillEvent:
+        """The amount due was not collected: reason says why."""
+
     def __init__(
         self,
         *,
@@ -2564,16 +2579,56 @@ class SettlementEvent(_message.Message):
         payout_failed: Global___Payout | None = ...,
         redemption: Global___RedemptionEvent | None = ...,
         held: Global___ProgramHold | None = ...,
+        bill_issued: Global___BillEvent | None = ...,
+        bill_paid: Global___BillEvent | None = ...,
+        bill_past_due: Global___BillEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "credit", b"credit", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bill_issued", b"bill_issued", "bill_paid", b"bill_paid", "bill_past_due", b"bill_past_due", "credit", b"credit", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "credit", b"credit", "cursor", b"cursor", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "program_id", b"program_id", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bill_issued", b"bill_issued", "bill_paid", b"bill_paid", "bill_past_due", b"bill_past_due", "credit", b"credit", "cursor", b"cursor", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "program_id", b"program_id", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["readings", "credit", "payout_sent", "payout_confirmed", "payout_failed", "redemption", "held"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["readings", "credit", "payout_sent", "payout_confirmed", "payout_failed", "redemption", "held", "bill_issued", "bill_paid", "bill_past_due"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___SettlementEvent: _TypeAlias = SettlementEvent  # noqa: Y015
+
+@_typing.final
+class BillEvent(_message.Message):
+    """A bill as the settlement stream tells it; BillingService.GetBill has its lines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    AMOUNT_DUE_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAYMENT_SIGNATURE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    account_ref: _builtins.str
+    period_start: _builtins.str
+    """Local dates of the billing period, [start, end)."""
+    period_end: _builtins.str
+    amount_due_base_units: _builtins.int
+    payment_signature: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_ref: _builtins.str = ...,
+        period_start: _builtins.str = ...,
+        period_end: _builtins.str = ...,
+        amount_due_base_units: _builtins.int = ...,
+        payment_signature: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_due_base_units", b"amount_due_base_units", "payment_signature", b"payment_signature", "period_end", b"period_end", "period_start", b"period_start", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillEvent: _TypeAlias = BillEvent  # noqa: Y015
 
 @_typing.final
 class StreamSettlementsRequest(_message.Message):

@@ -799,7 +799,10 @@ pub struct SettlementEvent {
     pub at: ::core::option::Option<::prost_types::Timestamp>,
     #[prost(string, tag = "3")]
     pub program_id: ::prost::alloc::string::String,
-    #[prost(oneof = "settlement_event::Event", tags = "4, 5, 6, 7, 8, 9, 10")]
+    #[prost(
+        oneof = "settlement_event::Event",
+        tags = "4, 5, 6, 7, 8, 9, 10, 11, 12, 13"
+    )]
     pub event: ::core::option::Option<settlement_event::Event>,
 }
 /// Nested message and enum types in `SettlementEvent`.
@@ -820,7 +823,28 @@ pub mod settlement_event {
         Redemption(super::RedemptionEvent),
         #[prost(message, tag = "10")]
         Held(super::ProgramHold),
+        #[prost(message, tag = "11")]
+        BillIssued(super::BillEvent),
+        #[prost(message, tag = "12")]
+        BillPaid(super::BillEvent),
+        #[prost(message, tag = "13")]
+        BillPastDue(super::BillEvent),
     }
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct BillEvent {
+    #[prost(string, tag = "1")]
+    pub account_ref: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub period_start: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub period_end: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "4")]
+    pub amount_due_base_units: u64,
+    #[prost(string, tag = "5")]
+    pub payment_signature: ::prost::alloc::string::String,
+    #[prost(string, tag = "6")]
+    pub reason: ::prost::alloc::string::String,
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct StreamSettlementsRequest {

@@ -47,14 +47,40 @@ def upgrade() -> None:
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("amount_due", sa.BigInteger(), nullable=False),
         sa.Column("issued_at_us", sa.BigInteger(), nullable=False),
+        sa.Column("state", sa.SmallInteger(), nullable=False),
+        sa.Column("payment_signature", sa.String(length=88), nullable=True),
+        sa.Column("payment_reason", sa.Text(), nullable=False),
+        sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_bills")),
     )
+    op.create_index("ix_bills_state", "bills", ["state"], unique=False)
+    op.create_table(
+        "billing_autopay",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("program_id", sa.String(length=320), nullable=False),
+        sa.Column("account_ref", sa.String(length=128), nullable=False),
+        sa.Column("holder", sa.String(length=44), nullable=False),
+        sa.Column("token_account", sa.String(length=44), nullable=False),
+        sa.Column("delegate", sa.String(length=44), nullable=False),
+        sa.Column("allowance", sa.BigInteger(), nullable=False),
+        sa.Column("message", sa.LargeBinary(), nullable=False),
+        sa.Column("last_valid_block_height", sa.BigInteger(), nullable=False),
+        sa.Column("state", sa.SmallInteger(), nullable=False),
+        sa.Column("signature", sa.String(length=88), nullable=True),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_autopay")),
+    )
+    op.create_index("ix_billing_autopay_program_account", "billing_autopay", ["program_id", "account_ref"], unique=True)
     op.create_index(
         "ix_bills_program_account_period", "bills", ["program_id", "account_ref", "period_start"], unique=True
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_billing_autopay_program_account", table_name="billing_autopay")
+    op.drop_table("billing_autopay")
+    op.drop_index("ix_bills_state", table_name="bills")
     op.drop_index("ix_bills_program_account_period", table_name="bills")
     op.drop_table("bills")
     op.drop_index("ix_billing_plans_utility_namespace", table_name="billing_plans")

@@ -1,0 +1,329 @@
+"""Paying bills in stablecoin, exactly once.
+
+Autopay is one SPL `ApproveChecked` the customer signs: their stablecoin
+account delegates a capped allowance to OpenVPP's billing authority (the
+settlement authority; a token account has one delegate, so one approval
+serves every program the customer is billed by). When a bill is issued with
+an amount due, OpenVPP reads the account on chain: enough balance and
+allowance, and it stores a transfer of exactly the amount due to the
+utility's treasury, signed by the delegate, in the outbox (one per bill:
+sent once, resent as the same bytes, re-signed only once provably expired);
+too little, and the bill is past due with the reason, and nothing is sent.
+A transfer that lands failed leaves the bill past due too. The bill's state
+changes in the database transaction that records the chain's outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.transaction import Transaction
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from openvpp import errors
+from openvpp.billing import events as bill_events
+from openvpp.billing.plans import BillingPlans
+from openvpp.chain import spl
+from openvpp.chain.base import Chain, RecentBlockhash
+from openvpp.chain.keyring import Keyring
+from openvpp.chain.outbox import Handler, Outbox, OutboxState, Outcome
+from openvpp.kernel import clock
+from openvpp.kernel.clock import Clock
+from openvpp.kernel.identity import Identity
+from openvpp.kernel.programs import denied
+from openvpp.kernel.tenancy import Viewer
+from openvpp.settlement.tokens.stablecoin import Stablecoin
+from openvpp.store import billing_repo
+from openvpp.store.database import Database
+from openvpp.v1 import billing_pb2 as pb
+
+log = logging.getLogger(__name__)
+APPROVE_KIND = "autopay_approve"
+COLLECT_KIND = "bill_collect"
+# Where an SPL token account keeps its delegate (COption<Pubkey>) and allowance.
+_DELEGATE_TAG, _DELEGATE, _DELEGATED = slice(72, 76), slice(76, 108), slice(121, 129)
+
+
+@dataclass(frozen=True, slots=True)
+class AutopayView:
+    program_id: str
+    account_ref: str
+    holder: str
+    token_account: str
+    delegate: str
+    allowance: int
+    state: int
+    signature: str
+    error: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> AutopayView:
+        return cls(
+            row.program_id,
+            row.account_ref,
+            row.holder,
+            row.token_account,
+            row.delegate,
+            row.allowance,
+            row.state,
+            row.signature or "",
+            row.error,
+        )
+
+    def message(self) -> pb.Autopay:
+        return pb.Autopay(
+            program_id=self.program_id,
+            account_ref=self.account_ref,
+            holder=self.holder,
+            token_account=self.token_account,
+            delegate=self.delegate,
+            allowance_base_units=self.allowance,
+            state=self.state,  # type: ignore[arg-type]
+            signature=self.signature,
+            error=self.error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Funds:
+    balance: int
+    delegate: str | None
+    allowance: int
+
+
+def funds(data: bytes | None) -> Funds:
+    """What a stablecoin token account holds and lets its delegate move."""
+    if data is None or len(data) < spl.TOKEN_ACCOUNT_LEN:
+        return Funds(0, None, 0)
+    delegate = str(Pubkey(data[_DELEGATE])) if int.from_bytes(data[_DELEGATE_TAG], "little") else None
+    return Funds(spl.token_amount(data), delegate, int.from_bytes(data[_DELEGATED], "little"))
+
+
+class Autopay:
+    def __init__(
+        self,
+        db: Database,
+        chain: Chain,
+        outbox: Outbox,
+        keyring: Keyring,
+        stablecoin: Stablecoin,
+        plans: BillingPlans,
+        treasury: Callable[[str], Awaitable[Pubkey | None]],
+        clock_us: Clock = clock.system,
+    ) -> None:
+        # A utility's treasury wallet, where collections go (UseCaseTokens.treasury).
+        self.treasury = treasury
+        self.db = db
+        self.chain = chain
+        self.outbox = outbox
+        self.keyring = keyring
+        self.coin = stablecoin
+        self.plans = plans
+        self.clock_us = clock_us
+        outbox.register(APPROVE_KIND, Handler(self._record_approve))
+        outbox.register(COLLECT_KIND, Handler(self._record_collect, self._rebuild_collect))
+
+    @property
+    def delegate(self) -> Pubkey:
+        return self.keyring.settlement_authority.pubkey()
+
+    # -- enrolling -----------------------------------------------------------------
+    async def prepare(
+        self, caller: Identity, program_id: str, account_ref: str, holder: str, allowance: int
+    ) -> tuple[AutopayView, bytes, int]:
+        """The Approve for the holder to sign, already signed by the fee payer."""
+        plan = await self.plans.current(program_id)
+        if not caller.acts_for(plan.utility):
+            raise denied("set up autopay for its own programs' accounts")
+        if allowance <= 0:
+            raise errors.InvalidArgument.field("allowance_base_units", "must be positive")
+        try:
+            wallet = Pubkey.from_string(holder)
+        except ValueError:
+            raise errors.InvalidArgument.field("holder", "must be a base58 Solana address", "INVALID_ADDRESS") from None
+        async with self.db.read() as conn:
+            if not await billing_repo.account_devices(conn, program_id, account_ref):
+                raise errors.NotFound(f"no account {account_ref} in {program_id}", "ACCOUNT_NOT_FOUND")
+        coin, payer = self.coin, self.keyring.fee_payer
+        source = spl.ata(wallet, coin.mint, coin.program)
+        instructions = [
+            spl.create_ata(payer.pubkey(), wallet, coin.mint, coin.program),
+            spl.approve(coin.program, source, coin.mint, self.delegate, wallet, allowance, coin.decimals),
+        ]
+        recent = await self.chain.latest_blockhash()
+        message = Message.new_with_blockhash(instructions, payer.pubkey(), recent.blockhash)
+        tx = Transaction.new_unsigned(message)
+        tx.partial_sign([payer], recent.blockhash)
+        now = self.clock_us()
+        values = {
+            "program_id": program_id,
+            "account_ref": account_ref,
+            "holder": holder,
+            "token_account": str(source),
+            "delegate": str(self.delegate),
+            "allowance": allowance,
+            "message": bytes(message),
+            "last_valid_block_height": recent.last_valid_block_height,
+            "state": pb.AUTOPAY_STATE_PREPARED,
+            "signature": None,
+            "error": "",
+            "updated_at_us": now,
+        }
+        async with self.db.write() as conn:
+            await billing_repo.put_autopay(conn, values)
+            row = await billing_repo.autopay(conn, program_id, account_ref)
+        return AutopayView.from_row(row), bytes(tx), recent.last_valid_block_height
+
+    async def submit(self, caller: Identity, program_id: str, account_ref: str, raw: bytes) -> AutopayView:
+        plan = await self.plans.current(program_id)
+        if not caller.acts_for(plan.utility):
+            raise denied("set up autopay for its own programs' accounts")
+        async with self.db.read() as conn:
+            row = await billing_repo.autopay(conn, program_id, account_ref)
+        if row is None:
+            raise errors.NotFound(f"no autopay prepared for {account_ref}", "AUTOPAY_NOT_FOUND")
+        if row.state != pb.AUTOPAY_STATE_PREPARED:
+            return await self._wait(program_id, account_ref, row)
+        try:
+            tx = Transaction.from_bytes(raw)
+        except ValueError:
+            raise errors.InvalidArgument.field("transaction", "is not a wire transaction", "MALFORMED") from None
+        if bytes(tx.message) != row.message:
+            raise errors.InvalidArgument.field(
+                "transaction", "is not the prepared transaction (its message differs)", "MESSAGE_CHANGED"
+            )
+        if not all(tx.verify_with_results()):
+            raise errors.InvalidArgument.field(
+                "transaction", "is missing the holder's signature or carries an invalid one", "BAD_SIGNATURE"
+            )
+        ref = f"{row.id}:{tx.signatures[0]}"
+        async with self.db.write() as conn:
+            if await billing_repo.mark_autopay_submitted(
+                conn, program_id, account_ref, str(tx.signatures[0]), self.clock_us()
+            ):
+                await self.outbox.enqueue(conn, APPROVE_KIND, ref, raw, row.last_valid_block_height)
+        async with self.db.read() as conn:
+            row = await billing_repo.autopay(conn, program_id, account_ref)
+        return await self._wait(program_id, account_ref, row)
+
+    async def _wait(self, program_id: str, account_ref: str, row: Any) -> AutopayView:
+        if row.signature:
+            found = await self.outbox.find(APPROVE_KIND, f"{row.id}:{row.signature}")
+            if found is not None:
+                await self.outbox.drive(found)
+        return await self.get(Viewer(True), program_id, account_ref)
+
+    async def get(self, viewer: Viewer, program_id: str, account_ref: str) -> AutopayView:
+        await self.plans.visible(viewer, program_id)
+        async with self.db.read() as conn:
+            row = await billing_repo.autopay(conn, program_id, account_ref)
+        if row is None:
+            raise errors.NotFound(f"no autopay for {account_ref} in {program_id}", "AUTOPAY_NOT_FOUND")
+        return AutopayView.from_row(row)
+
+    async def _record_approve(self, conn: AsyncConnection, ref: str, outcome: Outcome) -> None:
+        autopay_id = int(ref.split(":")[0])
+        state = {
+            OutboxState.CONFIRMED: pb.AUTOPAY_STATE_ACTIVE,
+            OutboxState.FAILED: pb.AUTOPAY_STATE_FAILED,
+            OutboxState.EXPIRED: pb.AUTOPAY_STATE_EXPIRED,
+        }[outcome.state]
+        await billing_repo.set_autopay_state(conn, autopay_id, state, outcome.error, self.clock_us())
+
+    # -- collecting ---------------------------------------------------------------
+    async def collect_due(self) -> list[int]:
+        """Starts collecting every issued bill with an amount due and an
+        active autopay; marks past due what the customer's account cannot
+        cover. Returns the outbox ids started, for the caller to drive."""
+        async with self.db.read() as conn:
+            due = await billing_repo.bills_to_collect(conn)
+        started = []
+        for bill in due:
+            payer = await self._autopay_of(bill)
+            if payer is None:
+                continue
+            plan = await self.plans.current(bill.program_id)
+            if await self.treasury(plan.utility) is None:
+                log.warning("no treasury for %s to collect %s's bill into; left issued", plan.utility, bill.account_ref)
+                continue
+            (account,) = await self.chain.accounts([Pubkey.from_string(payer.token_account)])
+            held = funds(None if account is None else bytes(account.data))
+            reason = ""
+            if held.delegate != str(self.delegate):
+                reason = "AUTOPAY_REVOKED: the account no longer delegates to the billing authority"
+            elif held.allowance < bill.amount_due:
+                reason = f"INSUFFICIENT_ALLOWANCE: {held.allowance} left of the approval, {bill.amount_due} due"
+            elif held.balance < bill.amount_due:
+                reason = f"INSUFFICIENT_FUNDS: {held.balance} held, {bill.amount_due} due"
+            if reason:
+                now = self.clock_us()
+                async with self.db.write() as conn:
+                    if await billing_repo.set_bill_payment(
+                        conn, bill.id, pb.BILL_STATE_ISSUED, pb.BILL_STATE_PAST_DUE, None, reason, now
+                    ):
+                        await bill_events.announce(conn, bill_events.PAST_DUE, bill.id, now)
+                continue
+            recent = await self.chain.latest_blockhash()
+            raw = await self._build_collect(str(bill.id), recent)
+            async with self.db.write() as conn:
+                if await billing_repo.set_bill_payment(
+                    conn, bill.id, pb.BILL_STATE_ISSUED, pb.BILL_STATE_COLLECTING, None, "", self.clock_us()
+                ):
+                    started.append(
+                        await self.outbox.enqueue(conn, COLLECT_KIND, str(bill.id), raw, recent.last_valid_block_height)
+                    )
+        return started
+
+    async def _autopay_of(self, bill: Any) -> Any:
+        async with self.db.read() as conn:
+            row = await billing_repo.autopay(conn, bill.program_id, bill.account_ref)
+        return row if row is not None and row.state == pb.AUTOPAY_STATE_ACTIVE else None
+
+    async def _build_collect(self, ref: str, recent: RecentBlockhash) -> bytes:
+        async with self.db.read() as conn:
+            bill = await billing_repo.bill_by_id(conn, int(ref))
+            payer = await billing_repo.autopay(conn, bill.program_id, bill.account_ref)
+        assert payer is not None  # collection starts only from an active autopay
+        plan = await self.plans.current(bill.program_id)
+        treasury = await self.treasury(plan.utility)
+        if treasury is None:
+            raise errors.FailedPrecondition(f"no treasury for {plan.utility} to collect into", "NO_TREASURY")
+        coin, fee_payer = self.coin, self.keyring.fee_payer
+        destination = spl.ata(treasury, coin.mint, coin.program)
+        instructions = [
+            spl.memo(f"openvpp/bill/v1 {bill.program_id} {bill.account_ref} {bill.period_start}"),
+            spl.create_ata(fee_payer.pubkey(), treasury, coin.mint, coin.program),
+            spl.transfer(
+                coin.program,
+                Pubkey.from_string(payer.token_account),
+                coin.mint,
+                destination,
+                self.delegate,
+                bill.amount_due,
+                coin.decimals,
+            ),
+        ]
+        return spl.signed(instructions, fee_payer, [self.keyring.settlement_authority], recent.blockhash)
+
+    async def _rebuild_collect(self, ref: str, recent: RecentBlockhash) -> bytes:
+        return await self._build_collect(ref, recent)
+
+    async def _record_collect(self, conn: AsyncConnection, ref: str, outcome: Outcome) -> None:
+        now = self.clock_us()
+        if outcome.state is OutboxState.CONFIRMED:
+            after, reason, kind = pb.BILL_STATE_PAID, "", bill_events.PAID
+        else:
+            after, kind = pb.BILL_STATE_PAST_DUE, bill_events.PAST_DUE
+            reason = f"PAYMENT_FAILED: {outcome.error or outcome.state.name}"
+        if await billing_repo.set_bill_payment(
+            conn, int(ref), pb.BILL_STATE_COLLECTING, after, outcome.signature, reason, now
+        ):
+            await bill_events.announce(conn, kind, int(ref), now)
+
+
+__all__ = ["APPROVE_KIND", "COLLECT_KIND", "Autopay", "AutopayView", "Funds", "funds"]

@@ -1,0 +1,189 @@
+"""Autopay on the embedded chain: the customer signs one capped Approve,
+each issued bill is collected exactly once, and a bill the customer's
+account cannot cover goes past due with the reason, with nothing taken."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.transaction import Transaction
+
+from openvpp.billing import autopay
+from openvpp.billing.bills import Bills
+from openvpp.billing.plans import BillingPlans
+from openvpp.chain import spl
+from openvpp.server.compose import Runtime
+from openvpp.v1 import billing_pb2 as pb
+from openvpp.v1 import settlement_pb2, settlement_pb2_grpc
+from tests.integration.mtls import Fabric
+from tests.integration.routing_world import PROGRAM, world
+from tests.integration.settlement_world import STEP, aligned_now, reading
+from tests.integration.test_billing import Billing, plan
+from tests.rpc import expect_error
+
+USDC = 1_000_000  # base units of the 6-decimal test stablecoin
+
+
+@pytest.fixture
+async def billed(fabric: Fabric, tmp_path: Path) -> AsyncIterator[Billing]:
+    async with world(fabric, tmp_path) as w:
+        b = Billing(w)
+        meter = await b.enroll("ACCT-1", "meter")
+        neighbour = await b.enroll("ACCT-2", "neighbour")
+        start = aligned_now() - 8 * STEP
+        await b.submit(
+            [
+                reading(meter, 1, start, 0, 0),
+                reading(meter, 2, start + STEP, 1_200, 0),
+                reading(neighbour, 1, start, 0, 0),
+                reading(neighbour, 2, start + STEP, 800, 0),
+            ]
+        )
+        await b.stub().ConfigureBilling(pb.ConfigureBillingRequest(plan=plan(pb.BILLING_REGIME_NET_BILLING)))
+        try:
+            yield b
+        finally:
+            for channel in b.channels:
+                await channel.close()
+
+
+def runtime(fabric: Fabric) -> Runtime:
+    assert fabric.app.runtime is not None
+    return fabric.app.runtime
+
+
+async def fund(fabric: Fabric, wallet: Pubkey, amount: int) -> None:
+    """Test stablecoin from the development faucet's mint authority."""
+    services = runtime(fabric).services
+    coin, payer = services.stablecoin, services.keyring.fee_payer
+    assert coin.mint_authority is not None
+    account = spl.ata(wallet, coin.mint, coin.program)
+    recent = await services.chain.latest_blockhash()
+    raw = spl.signed(
+        [
+            spl.create_ata(payer.pubkey(), wallet, coin.mint, coin.program),
+            spl.mint_to(coin.program, coin.mint, account, coin.mint_authority.pubkey(), amount, coin.decimals),
+        ],
+        payer,
+        [coin.mint_authority],
+        recent.blockhash,
+    )
+    (sent,) = await services.chain.send([raw])
+    assert sent.error is None, sent
+
+
+async def holdings(fabric: Fabric, wallet: Pubkey) -> autopay.Funds:
+    services = runtime(fabric).services
+    coin = services.stablecoin
+    (account,) = await services.chain.accounts([spl.ata(wallet, coin.mint, coin.program)])
+    return autopay.funds(None if account is None else bytes(account.data))
+
+
+async def enrol_autopay(b: Billing, account: str, holder: Keypair, allowance: int) -> pb.Autopay:
+    stub = b.stub()
+    prepared = await stub.PrepareAutopay(
+        pb.PrepareAutopayRequest(
+            program_id=PROGRAM, account_ref=account, holder=str(holder.pubkey()), allowance_base_units=allowance
+        )
+    )
+    assert prepared.autopay.state == pb.AUTOPAY_STATE_PREPARED
+    tx = Transaction.from_bytes(prepared.transaction)
+    tx.partial_sign([holder], tx.message.recent_blockhash)
+    submitted = await stub.SubmitAutopay(
+        pb.SubmitAutopayRequest(program_id=PROGRAM, account_ref=account, transaction=bytes(tx))
+    )
+    result: pb.Autopay = submitted.autopay
+    return result
+
+
+async def issue_now(fabric: Fabric, b: Billing) -> list[pb.Bill]:
+    """Issues the current periods as if they had ended, then collects them."""
+    current = (await b.stub().GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-1"))).bill
+    later = datetime.fromisoformat(current.period_end).replace(tzinfo=UTC) + timedelta(hours=2)
+    plans = BillingPlans(fabric.app.db)
+    bills = Bills(fabric.app.db, plans, clock_us=lambda: int(later.timestamp() * 1e6))
+    assert await bills.close_ended() == 2
+    billing = runtime(fabric).billing
+    started = await billing.autopay.collect_due()
+    await billing.autopay.outbox.drive_many(started)
+    out = []
+    for account in ("ACCT-1", "ACCT-2"):
+        request = pb.GetBillRequest(program_id=PROGRAM, account_ref=account, period=current.period_start)
+        out.append((await b.stub().GetBill(request)).bill)
+    return out
+
+
+async def test_autopay_collects_each_bill_once_and_past_dues_what_it_cannot(billed: Billing, fabric: Fabric) -> None:
+    alice, bob = Keypair(), Keypair()
+    await fund(fabric, alice.pubkey(), 50 * USDC)
+    await fund(fabric, bob.pubkey(), 5 * USDC)
+    active = await enrol_autopay(billed, "ACCT-1", alice, 40 * USDC)
+    assert active.state == pb.AUTOPAY_STATE_ACTIVE
+    delegate = runtime(fabric).services.keyring.settlement_authority.pubkey()
+    on_chain = await holdings(fabric, alice.pubkey())
+    assert (on_chain.delegate, on_chain.allowance) == (str(delegate), 40 * USDC)
+    assert (await enrol_autopay(billed, "ACCT-2", bob, 40 * USDC)).state == pb.AUTOPAY_STATE_ACTIVE
+
+    first, second = await issue_now(fabric, billed)
+    # 1.2 kWh at 0.25 $/kWh plus the $10 fixed charge.
+    assert first.amount_due_base_units == 300_000 + 10 * USDC
+    assert first.state == pb.BILL_STATE_PAID
+    assert first.payment_signature
+    after = await holdings(fabric, alice.pubkey())
+    assert after.balance == 50 * USDC - first.amount_due_base_units
+    assert after.allowance == 40 * USDC - first.amount_due_base_units
+    assert second.state == pb.BILL_STATE_PAST_DUE
+    assert second.past_due_reason.startswith("INSUFFICIENT_FUNDS")
+    assert (await holdings(fabric, bob.pubkey())).balance == 5 * USDC  # nothing taken
+
+    # Collecting again finds nothing to do: each bill is paid at most once.
+    assert await runtime(fabric).billing.autopay.collect_due() == []
+    assert (await holdings(fabric, alice.pubkey())).balance == after.balance
+    record = await runtime(fabric).services.chain.transaction(Signature.from_string(first.payment_signature))
+    assert record is not None
+    assert record.error is None
+
+    async with billed.w.channel(billed.w.utility) as channel:
+        stub = settlement_pb2_grpc.SettlementServiceStub(channel)
+        kinds = [
+            (kind, getattr(e, kind).account_ref)
+            async for reply in stub.StreamSettlements(settlement_pb2.StreamSettlementsRequest(until_caught_up=True))
+            for e in reply.events
+            if (kind := e.WhichOneof("event") or "").startswith("bill_")
+        ]
+    assert ("bill_issued", "ACCT-1") in kinds
+    assert ("bill_paid", "ACCT-1") in kinds
+    assert ("bill_past_due", "ACCT-2") in kinds
+    assert kinds.index(("bill_issued", "ACCT-1")) < kinds.index(("bill_paid", "ACCT-1"))
+
+
+async def test_an_allowance_below_the_bill_is_past_due_and_a_changed_approve_is_refused(
+    billed: Billing, fabric: Fabric
+) -> None:
+    alice = Keypair()
+    await fund(fabric, alice.pubkey(), 50 * USDC)
+    stub = billed.stub()
+    prepared = await stub.PrepareAutopay(
+        pb.PrepareAutopayRequest(
+            program_id=PROGRAM, account_ref="ACCT-1", holder=str(alice.pubkey()), allowance_base_units=1 * USDC
+        )
+    )
+    # Sent without the holder's signature: only the holder authorises it.
+    tx = Transaction.from_bytes(prepared.transaction)
+    await expect_error(
+        stub.SubmitAutopay(pb.SubmitAutopayRequest(program_id=PROGRAM, account_ref="ACCT-1", transaction=bytes(tx))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "BAD_SIGNATURE",
+    )
+    assert (await enrol_autopay(billed, "ACCT-1", alice, 1 * USDC)).state == pb.AUTOPAY_STATE_ACTIVE
+    first, _ = await issue_now(fabric, billed)
+    assert first.state == pb.BILL_STATE_PAST_DUE
+    assert first.past_due_reason.startswith("INSUFFICIENT_ALLOWANCE")
+    assert (await holdings(fabric, alice.pubkey())).balance == 50 * USDC
