@@ -4,8 +4,14 @@ account cannot cover goes past due with the reason, with nothing taken."""
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import io
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import grpc
@@ -162,6 +168,37 @@ async def test_autopay_collects_each_bill_once_and_past_dues_what_it_cannot(bill
     assert ("bill_paid", "ACCT-1") in kinds
     assert ("bill_past_due", "ACCT-2") in kinds
     assert kinds.index(("bill_issued", "ACCT-1")) < kinds.index(("bill_paid", "ACCT-1"))
+
+    # The same bill through the CLI: a table, exact CSV and the customer's HTML page.
+    target = ["--target", fabric.target, "--bundle", str(billed.w.utility)]
+    period = ["--period", first.period_start]
+    page = billed.w.fabric.data_dir / "bill.html"
+    shown = await cli("bill", "show", PROGRAM, "ACCT-1", *period, "--html", str(page), *target)
+    assert "paid by" in shown
+    html = page.read_text()
+    assert first.payment_signature in html
+    assert "Amount due" in html
+    exported = await cli("bill", "export", PROGRAM, "ACCT-1", *period, "--csv", *target)
+    rows = list(csv.DictReader(io.StringIO(exported)))
+    assert {r["kind"] for r in rows} == {"energy", "fixed_monthly"}
+    assert sum(Fraction(r["amount_micro"]) for r in rows) == first.amount_due_base_units
+    listed = await cli("bill", "list", PROGRAM, *target)
+    assert "ACCT-2" in listed
+
+
+async def cli(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "openvpp",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def test_an_allowance_below_the_bill_is_past_due_and_a_changed_approve_is_refused(

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from openvpp import keys
+from openvpp.cli.bills import bill
 from openvpp.cli.chain import chain, registry_group, reserve, token
 from openvpp.cli.common import console, settings_from
 from openvpp.cli.deploy import deploy
@@ -193,6 +194,7 @@ for group in (
     balance,
     settlements,
     statement,
+    bill,
     deploy,
 ):
     main.add_command(group)
