@@ -53,7 +53,7 @@ def cycle_day() -> int:
 
 def plan(regime: int = pb.BILLING_REGIME_NET_METERING, **fields: Any) -> pb.BillingPlan:
     values: dict[str, Any] = {
-        "program_id": PROGRAM,
+        "program_id": fields.pop("program_id", PROGRAM),
         "regime": regime,
         "urdb_json": urdb(),
         "time_zone": "UTC",
@@ -275,6 +275,37 @@ async def test_a_program_paying_exports_as_tokens_cannot_also_net_them(billing: 
     bill = (await stub.GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-1"))).bill
     assert all(line.kind != pb.BILL_LINE_KIND_EXPORT_CREDIT for line in bill.lines)
     assert bill.amount_due_base_units == 750_000 + 10_000_000
+
+    # Nor across programs: a device whose exports pge/nem pays as tokens is
+    # never also netted on another program's bill.
+    home = "pge/home"
+    async with billing.w.channel(billing.w.utility) as channel:
+        await routing_pb2_grpc.RoutingServiceStub(channel).CreateProgram(
+            routing_pb2.CreateProgramRequest(
+                code="home", name="Residential service", kind=routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING
+            )
+        )
+    await stub.ConfigureBilling(pb.ConfigureBillingRequest(plan=plan(program_id=home)))
+    meter = billing.devices["ACCT-1"][0]
+    async with billing.w.channel(billing.w.solarco) as channel:
+        routing = routing_pb2_grpc.RoutingServiceStub(channel)
+        request = routing_pb2.EnrollDeviceRequest(
+            program_id=home,
+            device=common_pb2.DeviceIdentifier(der_id=str(meter.pubkey())),
+            account_ref="ACCT-1",
+            consent=consent_for(meter, home, account="ACCT-1"),
+        )
+        await expect_error(routing.EnrollDevice(request), grpc.StatusCode.FAILED_PRECONDITION, "EXPORTS_PAID_TWICE")
+        await stub.ConfigureBilling(
+            pb.ConfigureBillingRequest(plan=plan(pb.BILLING_REGIME_IMPORTS_ONLY, program_id=home))
+        )
+        await routing.EnrollDevice(request)
+    error = await expect_error(
+        stub.ConfigureBilling(pb.ConfigureBillingRequest(plan=plan(pb.BILLING_REGIME_NET_METERING, program_id=home))),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "EXPORTS_PAID_TWICE",
+    )
+    assert str(meter.pubkey()) in error.message
 
 
 def _flat_export() -> list[settlement_pb2.TariffPeriod]:

@@ -154,6 +154,15 @@ class BillingPlans:
                     "EXPORTS_PAID_TWICE",
                     violations=[errors.FieldViolation("plan.regime", "must be BILLING_REGIME_IMPORTS_ONLY")],
                 )
+            if plan.regime != pb.BILLING_REGIME_IMPORTS_ONLY:
+                clash = await billing_repo.exports_paid_twice(conn, plan.program_id, nets=True)
+                if clash is not None:
+                    raise errors.FailedPrecondition(
+                        f"device {clash[0]} of {plan.program_id} has its exports paid as tokens by {clash[1]}: "
+                        "billing them too would pay twice; use BILLING_REGIME_IMPORTS_ONLY",
+                        "EXPORTS_PAID_TWICE",
+                        violations=[errors.FieldViolation("plan.regime", "must be BILLING_REGIME_IMPORTS_ONLY")],
+                    )
             latest = await billing_repo.latest_plan(conn, plan.program_id)
             version = 1 if latest is None else latest.version + 1
             await billing_repo.insert_plan(

@@ -17,7 +17,7 @@ from openvpp.kernel.identity import Identity, Role
 from openvpp.kernel.programs import denied, program_not_found
 from openvpp.registry.service import DeviceState, Registry
 from openvpp.routing import consent
-from openvpp.store import partner_repo, route_log
+from openvpp.store import billing_repo, partner_repo, route_log, settlement_repo
 from openvpp.store import routing_repo as repo
 from openvpp.store.database import Database
 from openvpp.v1 import common_pb2, integration_pb2
@@ -104,6 +104,7 @@ class Enrollments:
                         f"the device is enrolled with utility {other.utility_namespace}; a device has one utility",
                         "ENROLLED_WITH_ANOTHER_UTILITY",
                     )
+            await self._check_exports_once(conn, program_id, device.der_id)
             values = {
                 "program_id": program_id,
                 "der_id": device.der_id,
@@ -131,6 +132,27 @@ class Enrollments:
             )
             row = await repo.enrollment(conn, program_id, device.der_id)
         return EnrollmentState.from_row(_present(row))
+
+    @staticmethod
+    async def _check_exports_once(conn: Any, program_id: str, der_id: str) -> None:
+        """A device's exports are paid as tokens by one program or credited on
+        the bills of another, never both."""
+        for nets in (True, False):
+            pays = (
+                await billing_repo.nets_exports(conn, program_id)
+                if nets
+                else await settlement_repo.pays_exports_as_tokens(conn, program_id)
+            )
+            if not pays:
+                continue
+            clash = await billing_repo.exports_paid_twice(conn, program_id, nets=nets, der_id=der_id)
+            if clash is not None:
+                raise errors.FailedPrecondition(
+                    f"{der_id} is enrolled in {clash[1]}, which "
+                    + ("pays its exports as tokens" if nets else "credits its exports on its bills")
+                    + f"; enrolling it in {program_id} too would pay them twice",
+                    "EXPORTS_PAID_TWICE",
+                )
 
     async def unenroll(
         self, caller: Identity, program_id: str, identifier: common_pb2.DeviceIdentifier, reason: str

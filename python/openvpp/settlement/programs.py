@@ -146,12 +146,19 @@ class ProgramSettlements:
                     )
                 if owner != utility:
                     raise denied(f"use its own {field.removesuffix('_id').replace('_', ' ')}s")
-            if request.kind == pb.CREDIT_KIND_NEM_EXPORT and await billing_repo.nets_exports(conn, request.program_id):
-                raise errors.FailedPrecondition(
-                    f"{request.program_id} credits exports on its bills: paying them as tokens too would pay twice",
-                    "EXPORTS_PAID_TWICE",
-                    violations=[errors.FieldViolation("kind", "the program's billing must be imports only first")],
+            if request.kind == pb.CREDIT_KIND_NEM_EXPORT:
+                clash = (
+                    (None, request.program_id)
+                    if await billing_repo.nets_exports(conn, request.program_id)
+                    else await billing_repo.exports_paid_twice(conn, request.program_id, nets=False)
                 )
+                if clash is not None:
+                    raise errors.FailedPrecondition(
+                        f"exports of {request.program_id}'s devices are credited on the bills of {clash[1]}: "
+                        "paying them as tokens too would pay twice",
+                        "EXPORTS_PAID_TWICE",
+                        violations=[errors.FieldViolation("kind", "the billing program must be imports only first")],
+                    )
             existing = await settlement_repo.program_settlement(conn, request.program_id)
             values = {
                 "utility_namespace": utility,

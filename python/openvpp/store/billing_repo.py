@@ -10,7 +10,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from openvpp.store.schema import billing_autopay, billing_plans, bills, enrollments, programs
+from openvpp.store.schema import (
+    billing_autopay,
+    billing_plans,
+    bills,
+    enrollments,
+    program_settlements,
+    programs,
+)
+from openvpp.v1 import settlement_pb2
 
 
 async def latest_plan(conn: AsyncConnection, program_id: str) -> Row[Any] | None:
@@ -44,6 +52,52 @@ async def nets_exports(conn: AsyncConnection, program_id: str) -> bool:
 
 # billing_pb2.BILLING_REGIME_IMPORTS_ONLY; the store does not import the API.
 IMPORTS_ONLY = 3
+
+
+def _netting_programs() -> Any:
+    """Programs whose current billing plan credits exports on the bill."""
+    latest = (
+        select(billing_plans.c.program_id, func.max(billing_plans.c.version).label("version"))
+        .group_by(billing_plans.c.program_id)
+        .subquery()
+    )
+    return (
+        select(billing_plans.c.program_id)
+        .join(
+            latest,
+            and_(billing_plans.c.program_id == latest.c.program_id, billing_plans.c.version == latest.c.version),
+        )
+        .where(billing_plans.c.regime != IMPORTS_ONLY)
+    )
+
+
+def _token_export_programs() -> Any:
+    """Programs whose settlement pays exports as tokens."""
+    return select(program_settlements.c.program_id).where(
+        program_settlements.c.kind == settlement_pb2.CREDIT_KIND_NEM_EXPORT
+    )
+
+
+async def exports_paid_twice(
+    conn: AsyncConnection, program_id: str, *, nets: bool, der_id: str | None = None
+) -> tuple[str, str] | None:
+    """A (device, other program) that would have its exports both paid as
+    tokens and credited on a bill if `program_id` netted exports (`nets`)
+    or paid them as tokens (not `nets`); for one device, or any enrolled in
+    the program."""
+    others = _token_export_programs() if nets else _netting_programs()
+    mine, theirs = enrollments.alias("mine"), enrollments.alias("theirs")
+    query = (
+        select(theirs.c.der_id, theirs.c.program_id)
+        .where(theirs.c.program_id != program_id, theirs.c.program_id.in_(others))
+        .limit(1)
+    )
+    if der_id is not None:
+        query = query.where(theirs.c.der_id == der_id)
+    else:
+        query = query.join(mine, and_(mine.c.der_id == theirs.c.der_id, mine.c.program_id == program_id))
+    row = (await conn.execute(query)).first()
+    return None if row is None else (row.der_id, row.program_id)
 
 
 async def program_utility(conn: AsyncConnection, program_id: str) -> str | None:
@@ -215,6 +269,7 @@ __all__ = [
     "billed_programs",
     "bills_to_collect",
     "count_bills",
+    "exports_paid_twice",
     "insert_bill",
     "insert_plan",
     "last_bill",

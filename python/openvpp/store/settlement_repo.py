@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.store import schema
 from openvpp.store.database import upsert
+from openvpp.v1 import settlement_pb2
 
 _ps = schema.program_settlements
 
@@ -63,6 +64,11 @@ async def lock_programs(conn: AsyncConnection, program_ids: Sequence[str], *, sk
 
 async def program_settlement(conn: AsyncConnection, program_id: str) -> Any:
     return (await conn.execute(select(_ps).where(_ps.c.program_id == program_id))).first()
+
+
+async def pays_exports_as_tokens(conn: AsyncConnection, program_id: str) -> bool:
+    row = await program_settlement(conn, program_id)
+    return row is not None and row.kind == settlement_pb2.CREDIT_KIND_NEM_EXPORT
 
 
 async def insert_program_settlement(conn: AsyncConnection, program_id: str, values: dict[str, Any]) -> None:
