@@ -338,3 +338,27 @@ async def test_bills_are_the_utilitys_and_the_operators_only(billing: Billing, f
         grpc.StatusCode.NOT_FOUND,
         "ACCOUNT_NOT_FOUND",
     )
+
+
+async def test_only_readings_the_customers_consent_covers_are_billed(billing: Billing) -> None:
+    """Personal data: energy before the consent's not_before is not billed,
+    and a reading that straddles it counts in proportion to time."""
+    start = aligned_now() - 8 * STEP
+    device = await billing.w.register(billing.w.solarco, "solarco", "heat-pump")
+    not_before = datetime.fromtimestamp(start + STEP // 2, UTC)
+    async with billing.w.channel(billing.w.solarco) as channel:
+        await routing_pb2_grpc.RoutingServiceStub(channel).EnrollDevice(
+            routing_pb2.EnrollDeviceRequest(
+                program_id=PROGRAM,
+                device=common_pb2.DeviceIdentifier(der_id=str(device.pubkey())),
+                account_ref="ACCT-3",
+                consent=consent_for(device, PROGRAM, account="ACCT-3", not_before=not_before),
+            )
+        )
+    await billing.submit([reading(device, 1, start, 0, 0), reading(device, 2, start + STEP, 1_000, 0)])
+    stub = billing.stub()
+    await stub.ConfigureBilling(pb.ConfigureBillingRequest(plan=plan()))
+    bill = (await stub.GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-3"))).bill
+    (energy,) = [line for line in bill.lines if line.kind == pb.BILL_LINE_KIND_ENERGY]
+    assert amount(energy.quantity) == 500
+    assert bill.amount_due_base_units == 125_000 + 10_000_000

@@ -31,6 +31,7 @@ from openvpp.settlement import money
 from openvpp.store import billing_repo, dr_repo
 from openvpp.store.database import Database
 from openvpp.v1 import billing_pb2 as pb
+from openvpp.v1 import routing_pb2
 
 # A period is issued this long after it ends, so late readings are in it.
 DEFAULT_CLOSE_DELAY_S = 3600
@@ -97,18 +98,18 @@ def _summarise(readings: Sequence[tuple[str, int]]) -> list[ReadingRange]:
 
 
 def _attribute(
-    plan: PlanRecord, rows: Sequence[Any], lines: Sequence[Line], start: int, end: int
+    plan: PlanRecord, counted: Sequence[tuple[Any, Interval]], lines: Sequence[Line], start: int, end: int
 ) -> list[list[ReadingRange]]:
     """Which readings each line was computed from: its TOU (or demand) period's."""
     tariff = plan.engine_plan().tariff
     energy: dict[int, list[tuple[str, int]]] = {}
     demand: dict[int, list[tuple[str, int]]] = {}
     every: list[tuple[str, int]] = []
-    for row in rows:
+    for row, interval in counted:
         if not (row.import_wh or row.export_wh):
             continue  # a baseline, or a reading of nothing: behind no amount
         ref = (row.der_id, row.seq)
-        for slot in slots([Interval(row.covered_from, row.interval_end, row.import_wh, row.export_wh)], plan.zone):
+        for slot in slots([interval], plan.zone):
             if not start <= slot.start_s < end:
                 continue
             energy.setdefault(tariff.energy_period(slot.month, slot.hour, slot.weekend), []).append(ref)
@@ -277,17 +278,15 @@ class Bills:
     ) -> Bill:
         start, end = period.bounds(plan.zone)
         async with self.db.read() as conn:
+            enrolled = await billing_repo.account_enrollments(conn, plan.program_id, account_ref)
             rows = await dr_repo.readings_in_windows(conn, devices, [(start, end)])
-        intervals = [
-            Interval(r.covered_from, r.interval_end, r.import_wh, r.export_wh)
-            for r in rows
-            if r.interval_end > r.covered_from
-        ]
+        windows = {e.der_id: _window(e, start, end) for e in enrolled}
+        intervals, rows = _inside(rows, windows)
         inside = [s for s in slots(intervals, plan.zone) if start <= s.start_s < end]
         statement = engine.bill_period(plan.engine_plan(), inside, carry, month=period.start.month, days=period.days)
         owed = due(statement.total, balance, decimals)
         through = max((min(r.interval_end, end) for r in rows), default=None)
-        readings = _attribute(plan, rows, statement.lines, start, end)
+        readings = _attribute(plan, list(zip(rows, intervals, strict=True)), statement.lines, start, end)
         if owed.credit_applied:
             readings.append([])
         return Bill(
@@ -303,6 +302,34 @@ class Bills:
             readings,
             through,
         )
+
+
+def _window(enrollment: Any, start: int, end: int) -> tuple[int, int]:
+    """The part of [start, end) the customer's consent covers: from its
+    not_before (if any) until it expires or the device was unenrolled."""
+    consent = routing_pb2.ConsentPayload.FromString(enrollment.consent_payload)
+    low, high = start, end
+    if consent.HasField("not_before"):
+        low = max(low, consent.not_before.seconds)
+    if consent.HasField("expires_at"):
+        high = min(high, consent.expires_at.seconds)
+    if enrollment.status != routing_pb2.ENROLLMENT_STATUS_ACTIVE:
+        high = min(high, enrollment.updated_at_us // 1_000_000)
+    return low, high
+
+
+def _inside(rows: Sequence[Any], windows: dict[str, tuple[int, int]]) -> tuple[list[Interval], list[Any]]:
+    """Each reading's energy within its device's window, shared by time; and the readings that count."""
+    intervals, kept = [], []
+    for r in rows:
+        low, high = windows.get(r.der_id, (0, 0))
+        a, b = max(r.covered_from, low), min(r.interval_end, high)
+        if b <= a or r.interval_end <= r.covered_from:
+            continue
+        share = Fraction(b - a, r.interval_end - r.covered_from)
+        intervals.append(Interval(a, b, r.import_wh * share, r.export_wh * share))
+        kept.append(r)
+    return intervals, kept
 
 
 def _day(text: str) -> date:

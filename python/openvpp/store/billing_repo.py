@@ -125,6 +125,16 @@ async def account_devices(conn: AsyncConnection, program_id: str, account_ref: s
     return [d for (d,) in await conn.execute(query)]
 
 
+async def account_enrollments(conn: AsyncConnection, program_id: str, account_ref: str) -> Sequence[Any]:
+    """(der_id, status, consent_payload, updated_at_us) of the account's devices."""
+    query = (
+        select(enrollments.c.der_id, enrollments.c.status, enrollments.c.consent_payload, enrollments.c.updated_at_us)
+        .where(enrollments.c.program_id == program_id, enrollments.c.account_ref == account_ref)
+        .order_by(enrollments.c.der_id)
+    )
+    return (await conn.execute(query)).all()
+
+
 async def last_bill(conn: AsyncConnection, program_id: str, account_ref: str) -> Row[Any] | None:
     query = (
         select(bills)
@@ -261,6 +271,7 @@ __all__ = [
     "IMPORTS_ONLY",
     "ISSUED",
     "account_devices",
+    "account_enrollments",
     "accounts",
     "autopay",
     "autopay_by_id",
