@@ -111,6 +111,8 @@ async def fabric(request: pytest.FixtureRequest, tmp_path: Path, database_url: s
         "probe_private_addresses": True,
         "probe_timeout_seconds": 5,
         "settle_interval_seconds": 0,
+        # Tests issue and collect bills when they choose.
+        "billing_close_interval_seconds": 0,
     }
     settings = Settings(**{**values, **(marker.kwargs if marker else {})})
     running = await server_app.start(settings)

@@ -362,3 +362,36 @@ async def test_only_readings_the_customers_consent_covers_are_billed(billing: Bi
     (energy,) = [line for line in bill.lines if line.kind == pb.BILL_LINE_KIND_ENERGY]
     assert amount(energy.quantity) == 500
     assert bill.amount_due_base_units == 125_000 + 10_000_000
+
+
+async def test_billing_can_start_from_an_earlier_date_which_then_stays_fixed(billing: Billing, fabric: Fabric) -> None:
+    stub = billing.stub()
+    start = (datetime.now(UTC) - timedelta(days=40)).date()
+    configured = (
+        await stub.ConfigureBilling(pb.ConfigureBillingRequest(plan=plan(cycle_day=1, bills_from=start.isoformat())))
+    ).plan
+    assert configured.bills_from == start.isoformat()
+    first = (
+        await stub.GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-2", period=start.isoformat()))
+    ).bill
+    assert first.period_start == start.replace(day=1).isoformat()
+    assert first.amount_due_base_units == 10_000_000  # the fixed charge; the readings are from today
+    await expect_error(
+        stub.GetBill(
+            pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-2", period=(start - timedelta(days=40)).isoformat())
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "BILL_NOT_FOUND",
+    )
+    await expect_error(
+        stub.ConfigureBilling(
+            pb.ConfigureBillingRequest(plan=plan(cycle_day=1, bills_from=(start + timedelta(days=1)).isoformat()))
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "BILLS_FROM_FIXED",
+    )
+    # The periods that have ended since are issued by the next close pass, each once.
+    bills = Bills(fabric.app.db, BillingPlans(fabric.app.db))
+    issued = await bills.close_ended()
+    assert issued >= 2  # two accounts, at least one ended period each
+    assert await bills.close_ended() == 0

@@ -222,12 +222,9 @@ class Bills:
     def _today_period(self, plan: PlanRecord) -> periods.BillingPeriod:
         return periods.containing(self._today(plan), plan.cycle_day)
 
-    async def _first_period(self, plan: PlanRecord) -> periods.BillingPeriod:
-        first = await self.plans.version(plan.program_id, 1)
-        async with self.db.read() as conn:
-            row = await billing_repo.plan_version(conn, plan.program_id, 1)
-        assert row is not None
-        return periods.containing(periods.local_date(row.created_at_us // 1_000_000, first.zone), plan.cycle_day)
+    @staticmethod
+    async def _first_period(plan: PlanRecord) -> periods.BillingPeriod:
+        return periods.containing(date.fromisoformat(plan.bills_from), plan.cycle_day)
 
     async def _next_unissued(self, plan: PlanRecord, account_ref: str) -> periods.BillingPeriod | None:
         async with self.db.read() as conn:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,6 +56,7 @@ class PlanRecord:
     urdb_json: str
     urdb_label: str
     tariff_name: str
+    bills_from: str
 
     @classmethod
     def from_row(cls, row: Any) -> PlanRecord:
@@ -71,6 +73,7 @@ class PlanRecord:
             row.urdb_json,
             row.urdb_label,
             row.tariff_name,
+            row.bills_from,
         )
 
     @property
@@ -99,6 +102,7 @@ class PlanRecord:
             tax_bps=self.tax_bps,
             version=self.version,
             tariff_name=self.tariff_name,
+            bills_from=self.bills_from,
         )
 
 
@@ -112,6 +116,11 @@ def _check(plan: pb.BillingPlan) -> tuple[str, Any]:
     periods.check_cycle_day(plan.cycle_day)
     if not 1 <= plan.true_up_month <= 12:
         raise errors.InvalidArgument.field("plan.true_up_month", "a month, 1 to 12")
+    if plan.bills_from:
+        try:
+            date.fromisoformat(plan.bills_from)
+        except ValueError as exc:
+            raise errors.InvalidArgument.field("plan.bills_from", "a date, YYYY-MM-DD") from exc
     if plan.tax_bps > MAX_TAX_BPS:
         raise errors.InvalidArgument.field("plan.tax_bps", f"at most {MAX_TAX_BPS} (100 %)")
     if not plan.urdb_json or len(plan.urdb_json.encode()) > MAX_URDB_BYTES:
@@ -165,6 +174,17 @@ class BillingPlans:
                     )
             latest = await billing_repo.latest_plan(conn, plan.program_id)
             version = 1 if latest is None else latest.version + 1
+            if latest is not None:
+                if plan.bills_from and plan.bills_from != latest.bills_from:
+                    raise errors.FailedPrecondition(
+                        f"billing of {plan.program_id} started on {latest.bills_from}; it cannot move",
+                        "BILLS_FROM_FIXED",
+                        violations=[errors.FieldViolation("plan.bills_from", f"must be empty or {latest.bills_from}")],
+                    )
+                bills_from = latest.bills_from
+            else:
+                now = self.clock_us() // 1_000_000
+                bills_from = plan.bills_from or periods.local_date(now, ZoneInfo(plan.time_zone)).isoformat()
             await billing_repo.insert_plan(
                 conn,
                 {
@@ -180,6 +200,7 @@ class BillingPlans:
                     "urdb_json": canonical,
                     "urdb_label": plan.urdb_label,
                     "tariff_name": tariff.name,
+                    "bills_from": bills_from,
                     "created_at_us": self.clock_us(),
                 },
             )

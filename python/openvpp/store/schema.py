@@ -677,6 +677,8 @@ billing_plans = Table(
     Column("urdb_json", Text, nullable=False),
     Column("urdb_label", String(200), nullable=False),
     Column("tariff_name", Text, nullable=False),
+    # The first billed date (local); the first version fixes it.
+    Column("bills_from", String(10), nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
 )
 

@@ -200,6 +200,7 @@ class BillingPlan(_message.Message):
     TAX_BPS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     TARIFF_NAME_FIELD_NUMBER: _builtins.int
+    BILLS_FROM_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     regime: Global___BillingRegime.ValueType
     urdb_json: _builtins.str
@@ -223,6 +224,11 @@ class BillingPlan(_message.Message):
     """Output: the version, 1 for the first configuration."""
     tariff_name: _builtins.str
     """Output: the tariff's name as read."""
+    bills_from: _builtins.str
+    """Local date (YYYY-MM-DD) billing starts from: the period containing it is
+    the account's first bill. Empty: the day the program first configures
+    billing. Fixed only by the first version; later versions keep it.
+    """
     def __init__(
         self,
         *,
@@ -237,10 +243,11 @@ class BillingPlan(_message.Message):
         tax_bps: _builtins.int = ...,
         version: _builtins.int = ...,
         tariff_name: _builtins.str = ...,
+        bills_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cycle_day", b"cycle_day", "program_id", b"program_id", "regime", b"regime", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bills_from", b"bills_from", "cycle_day", b"cycle_day", "program_id", b"program_id", "regime", b"regime", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("urdb_json", sa.Text(), nullable=False),
         sa.Column("urdb_label", sa.String(length=200), nullable=False),
         sa.Column("tariff_name", sa.Text(), nullable=False),
+        sa.Column("bills_from", sa.String(length=10), nullable=False),
         sa.Column("created_at_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("program_id", "version", name=op.f("pk_billing_plans")),
     )
