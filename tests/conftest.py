@@ -82,6 +82,7 @@ def server_settings(tmp_path: Path, database_url: str) -> Settings:
         probe_private_addresses=True,
         probe_timeout_seconds=5,
         settle_interval_seconds=0,
+        billing_close_interval_seconds=0,
     )
 
 
