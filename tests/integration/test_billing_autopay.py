@@ -177,7 +177,7 @@ async def test_autopay_collects_each_bill_once_and_past_dues_what_it_cannot(bill
     assert "paid by" in shown
     html = page.read_text()
     assert first.payment_signature in html
-    assert "Amount due" in html
+    assert "amount due" in html
     exported = await cli("bill", "export", PROGRAM, "ACCT-1", *period, "--csv", *target)
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert {r["kind"] for r in rows} == {"energy", "fixed_monthly"}
