@@ -17,18 +17,20 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openvpp import errors
 from openvpp.billing import engine, periods
 from openvpp.billing import events as bill_events
 from openvpp.billing.engine import Carry, Line, LineKind, Statement
 from openvpp.billing.plans import BillingPlans, PlanRecord
 from openvpp.billing.rounding import Balance, Due, due
-from openvpp.billing.slots import Interval, slots
+from openvpp.billing.slots import Interval, Slot, merge, slots
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.kernel.tenancy import Viewer
 from openvpp.settlement import money
-from openvpp.store import billing_repo, dr_repo
+from openvpp.store import billing_repo
 from openvpp.store.database import Database
 from openvpp.v1 import billing_pb2 as pb
 from openvpp.v1 import routing_pb2
@@ -98,18 +100,18 @@ def _summarise(readings: Sequence[tuple[str, int]]) -> list[ReadingRange]:
 
 
 def _attribute(
-    plan: PlanRecord, counted: Sequence[tuple[Any, Interval]], lines: Sequence[Line], start: int, end: int
+    plan: PlanRecord, counted: Sequence[tuple[Any, list[Slot]]], lines: Sequence[Line], start: int, end: int
 ) -> list[list[ReadingRange]]:
     """Which readings each line was computed from: its TOU (or demand) period's."""
     tariff = plan.engine_plan().tariff
     energy: dict[int, list[tuple[str, int]]] = {}
     demand: dict[int, list[tuple[str, int]]] = {}
     every: list[tuple[str, int]] = []
-    for row, interval in counted:
+    for row, cut in counted:
         if not (row.import_wh or row.export_wh):
             continue  # a baseline, or a reading of nothing: behind no amount
         ref = (row.der_id, row.seq)
-        for slot in slots([interval], plan.zone):
+        for slot in cut:
             if not start <= slot.start_s < end:
                 continue
             energy.setdefault(tariff.energy_period(slot.month, slot.hour, slot.weekend), []).append(ref)
@@ -146,23 +148,23 @@ class Bills:
 
     # -- reading ---------------------------------------------------------------
     async def bill(self, viewer: Viewer, program_id: str, account_ref: str, period_day: str = "") -> Bill:
-        plan = await self.plans.visible(viewer, program_id)
+        # One read transaction: every query of the bill sees the same state.
         async with self.db.read() as conn:
+            plan = await self.plans.visible_in(conn, viewer, program_id)
             devices = await billing_repo.account_devices(conn, program_id, account_ref)
-        if not devices:
-            raise errors.NotFound(f"no account {account_ref} in {program_id}", "ACCOUNT_NOT_FOUND")
-        day = self._today(plan) if not period_day else _day(period_day)
-        wanted = periods.containing(day, plan.cycle_day)
-        async with self.db.read() as conn:
+            if not devices:
+                raise errors.NotFound(f"no account {account_ref} in {program_id}", "ACCOUNT_NOT_FOUND")
+            day = self._today(plan) if not period_day else _day(period_day)
+            wanted = periods.containing(day, plan.cycle_day)
             issued = await billing_repo.bill(conn, program_id, account_ref, wanted.start.isoformat())
-        if issued is not None:
-            return _from_row(issued)
-        first = await self._first_period(plan)
-        if wanted.start < first.start:
-            raise errors.NotFound(f"{program_id} was not billing on {day}", "BILL_NOT_FOUND")
-        if wanted.start > self._today_period(plan).start:
-            raise errors.InvalidArgument.field("period", "a period that has begun", "PERIOD_IN_FUTURE")
-        chain = await self._compute_through(plan, account_ref, devices, wanted)
+            if issued is not None:
+                return _from_row(issued)
+            first = await self._first_period(plan)
+            if wanted.start < first.start:
+                raise errors.NotFound(f"{program_id} was not billing on {day}", "BILL_NOT_FOUND")
+            if wanted.start > self._today_period(plan).start:
+                raise errors.InvalidArgument.field("period", "a period that has begun", "PERIOD_IN_FUTURE")
+            chain = await self._compute_through(conn, plan, account_ref, devices, wanted)
         return chain[-1]
 
     async def list_bills(
@@ -204,7 +206,9 @@ class Bills:
         if not ended:
             return 0
         issued = 0
-        for bill in await self._compute_through(plan, account_ref, devices, ended[-1]):
+        async with self.db.read() as conn:
+            computed = await self._compute_through(conn, plan, account_ref, devices, ended[-1])
+        for bill in computed:
             if bill.issued:
                 continue
             now = self.clock_us()
@@ -243,12 +247,16 @@ class Bills:
         return out
 
     async def _compute_through(
-        self, plan: PlanRecord, account_ref: str, devices: list[str], target: periods.BillingPeriod
+        self,
+        conn: AsyncConnection,
+        plan: PlanRecord,
+        account_ref: str,
+        devices: list[str],
+        target: periods.BillingPeriod,
     ) -> list[Bill]:
         """Every unissued period up to `target`, in order, each carrying into the next."""
-        async with self.db.read() as conn:
-            last = await billing_repo.last_bill(conn, plan.program_id, account_ref)
-            decimals = await money.stablecoin_decimals(conn)
+        last = await billing_repo.last_bill(conn, plan.program_id, account_ref)
+        decimals = await money.stablecoin_decimals(conn)
         if last is None:
             carry, balance = Carry(), Balance()
             first = await self._first_period(plan)
@@ -258,13 +266,14 @@ class Bills:
             first = periods.following(previous.period)
         out = []
         for period in self._periods(first, target):
-            bill = await self._compute(plan, account_ref, devices, period, carry, balance, decimals)
+            bill = await self._compute(conn, plan, account_ref, devices, period, carry, balance, decimals)
             out.append(bill)
             carry, balance = bill.statement.carry, bill.owed.balance
         return out
 
     async def _compute(
         self,
+        conn: AsyncConnection,
         plan: PlanRecord,
         account_ref: str,
         devices: list[str],
@@ -274,16 +283,17 @@ class Bills:
         decimals: int,
     ) -> Bill:
         start, end = period.bounds(plan.zone)
-        async with self.db.read() as conn:
-            enrolled = await billing_repo.account_enrollments(conn, plan.program_id, account_ref)
-            rows = await dr_repo.readings_in_windows(conn, devices, [(start, end)])
+        enrolled = await billing_repo.account_enrollments(conn, plan.program_id, account_ref)
+        rows = await billing_repo.account_readings(conn, devices, start, end)
         windows = {e.der_id: _window(e, start, end) for e in enrolled}
         intervals, rows = _inside(rows, windows)
-        inside = [s for s in slots(intervals, plan.zone) if start <= s.start_s < end]
+        # Each reading cut once: its slots price the bill and say which lines it is behind.
+        cuts = [list(slots([interval], plan.zone)) for interval in intervals]
+        inside = [s for s in merge(s for cut in cuts for s in cut) if start <= s.start_s < end]
         statement = engine.bill_period(plan.engine_plan(), inside, carry, month=period.start.month, days=period.days)
         owed = due(statement.total, balance, decimals)
         through = max((min(r.interval_end, end) for r in rows), default=None)
-        readings = _attribute(plan, list(zip(rows, intervals, strict=True)), statement.lines, start, end)
+        readings = _attribute(plan, list(zip(rows, cuts, strict=True)), statement.lines, start, end)
         if owed.credit_applied:
             readings.append([])
         return Bill(

@@ -11,6 +11,8 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from openvpp import errors
 from openvpp.billing import periods, urdb
 from openvpp.billing.engine import Plan, Regime
@@ -209,7 +211,11 @@ class BillingPlans:
 
     async def current(self, program_id: str) -> PlanRecord:
         async with self.db.read() as conn:
-            row = await billing_repo.latest_plan(conn, program_id)
+            return await self.current_in(conn, program_id)
+
+    @staticmethod
+    async def current_in(conn: AsyncConnection, program_id: str) -> PlanRecord:
+        row = await billing_repo.latest_plan(conn, program_id)
         if row is None:
             raise billing_not_configured(program_id)
         return PlanRecord.from_row(row)
@@ -222,9 +228,13 @@ class BillingPlans:
         return PlanRecord.from_row(row)
 
     async def visible(self, viewer: Viewer, program_id: str) -> PlanRecord:
+        async with self.db.read() as conn:
+            return await self.visible_in(conn, viewer, program_id)
+
+    async def visible_in(self, conn: AsyncConnection, viewer: Viewer, program_id: str) -> PlanRecord:
         """The plan for its utility and the operator; NOT_FOUND for anyone
         else, as for a program that does not bill."""
-        plan = await self.current(program_id)
+        plan = await self.current_in(conn, program_id)
         if viewer.everything or viewer.utility == plan.utility:
             return plan
         raise billing_not_configured(program_id)

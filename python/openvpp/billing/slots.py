@@ -11,7 +11,7 @@ billing boundary inside a gap splits its energy exactly (as fractions).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -49,7 +49,7 @@ def _local(start_s: int, zone: ZoneInfo) -> datetime:
 
 def slots(intervals: Iterable[Interval], zone: ZoneInfo) -> Iterator[Slot]:
     """Slots in time order, merging what several intervals put in one slot."""
-    shares: dict[int, list[Fraction]] = {}
+    shares: dict[int, list[Fraction | int]] = {}
     for interval in intervals:
         if interval.end_s <= interval.start_s:
             raise errors.InvalidArgument.field("interval", "an interval must end after it starts")
@@ -57,13 +57,38 @@ def slots(intervals: Iterable[Interval], zone: ZoneInfo) -> Iterator[Slot]:
         first = interval.start_s - interval.start_s % SLOT_S
         for start in range(first, interval.end_s, SLOT_S):
             overlap = min(start + SLOT_S, interval.end_s) - max(start, interval.start_s)
-            share = shares.setdefault(start, [Fraction(0), Fraction(0)])
-            share[0] += Fraction(interval.import_wh) * overlap / length
-            share[1] += Fraction(interval.export_wh) * overlap / length
+            share = shares.setdefault(start, [0, 0])
+            if overlap == length:  # the whole interval in this slot: no fractions to make
+                share[0] += interval.import_wh
+                share[1] += interval.export_wh
+            else:
+                share[0] += Fraction(interval.import_wh) * overlap / length
+                share[1] += Fraction(interval.export_wh) * overlap / length
     for start in sorted(shares):
         local = _local(start, zone)
         imported, exported = shares[start]
-        yield Slot(start, local.date(), local.month, local.hour, local.weekday() in WEEKEND, imported, exported)
+        yield Slot(
+            start,
+            local.date(),
+            local.month,
+            local.hour,
+            local.weekday() in WEEKEND,
+            Fraction(imported),
+            Fraction(exported),
+        )
 
 
-__all__ = ["SLOT_S", "Interval", "Slot", "slots"]
+def merge(parts: Iterable[Slot]) -> list[Slot]:
+    """Slots of several intervals cut one by one, summed per slot, in time order."""
+    out: dict[int, Slot] = {}
+    for part in parts:
+        seen = out.get(part.start_s)
+        out[part.start_s] = (
+            part
+            if seen is None
+            else replace(seen, import_wh=seen.import_wh + part.import_wh, export_wh=seen.export_wh + part.export_wh)
+        )
+    return [out[k] for k in sorted(out)]
+
+
+__all__ = ["SLOT_S", "Interval", "Slot", "merge", "slots"]

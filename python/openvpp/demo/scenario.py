@@ -33,7 +33,7 @@ from rich.table import Table
 
 from openvpp.client.channel import channel_to
 from openvpp.client.errors import describe_status
-from openvpp.demo import readings, registry, report, settlement
+from openvpp.demo import billing, readings, registry, report, settlement
 from openvpp.demo.fleet import VENDORS, build
 from openvpp.demo.profiles import Fleet
 from openvpp.demo.routing import UTILITY, run_routing
@@ -197,6 +197,12 @@ async def _scenario(
         5,
     )
     closing = await settlement.close_out(target, utility, programs, settlements)
+    # Every enrolled account (routing numbers them in fleet order, the suspended device left out).
+    accounts = [f"PAC-{i:07d}" for i in range(len([d for d in fleet if d.der_id not in suspended]))]
+    billing_started = time.perf_counter()
+    with _tracer.start_as_current_span("demo.bill_accounts"):
+        billed = await billing.bill_accounts(target, utility, accounts, last_day, out)
+    billing_seconds = time.perf_counter() - billing_started
     stop.set()
     await follower
     server.send_signal(signal.SIGTERM)
@@ -251,6 +257,12 @@ async def _scenario(
             f"devices, {_coins(closing.dr.event.credited_base_units)} DR credited "
             f"({closing.dr.event.baseline_method})",
         ),
+        (
+            "bills",
+            f"{billed.accounts:,} accounts billed for {last_day:%a %d %b} (imports only: exports are paid as "
+            f"SOLAR): {_coins(billed.due_base_units)} stablecoin due for {billed.imported_wh / 1000:,.0f} kWh; "
+            f"read in {billing_seconds:.1f} s; largest in bill.html",
+        ),
         ("settlement stream", f"{seen.last_cursor:,} events followed live, gaps: {seen.gaps}"),
         ("ledger check", f"{'passed' if closing.ledger.ok else 'FAILED'}: {closing.ledger.entries:,} journal entries"),
         ("time taken", f"{elapsed:.1f} s"),
@@ -279,6 +291,7 @@ async def _scenario(
         "nothing failed on chain": seen.events["payout_failed"] == 0 and bool(seen.paid),
         "stream gapless": seen.gaps == 0,
         "ledger": closing.ledger.ok,
+        "accounts billed": billed.accounts == len(accounts) and billed.due_base_units > 0,
         "reserves covered": all(r.covered for r in closing.reserves.values()),
         "server drained": exit_code == 0,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
@@ -14,9 +15,11 @@ from openvpp.store.schema import (
     billing_autopay,
     billing_plans,
     bills,
+    devices,
     enrollments,
     program_settlements,
     programs,
+    readings,
 )
 from openvpp.v1 import settlement_pb2
 
@@ -133,6 +136,39 @@ async def account_enrollments(conn: AsyncConnection, program_id: str, account_re
         .order_by(enrollments.c.der_id)
     )
     return (await conn.execute(query)).all()
+
+
+async def account_readings(conn: AsyncConnection, der_ids: Sequence[str], start: int, end: int) -> list[Any]:
+    """(der_id, seq, covered_from, interval_end, import_wh, export_wh) of the
+    devices' readings that overlap [start, end), device by device: each
+    query walks one device's part of the readings key rather than every
+    device's readings in the window."""
+    out: list[Any] = []
+    for der_id in der_ids:
+        number = (
+            await conn.execute(select(devices.c.registered_seq).where(devices.c.der_id == der_id))
+        ).scalar_one_or_none()
+        if number is None:
+            continue
+        query = select(
+            readings.c.seq,
+            readings.c.covered_from,
+            readings.c.interval_end,
+            readings.c.import_wh,
+            readings.c.export_wh,
+        ).where(readings.c.device == number, readings.c.interval_end > start, readings.c.covered_from < end)
+        out.extend(_Reading(der_id, *row) for row in await conn.execute(query))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    der_id: str
+    seq: int
+    covered_from: int
+    interval_end: int
+    import_wh: int
+    export_wh: int
 
 
 async def last_bill(conn: AsyncConnection, program_id: str, account_ref: str) -> Row[Any] | None:
@@ -272,6 +308,7 @@ __all__ = [
     "ISSUED",
     "account_devices",
     "account_enrollments",
+    "account_readings",
     "accounts",
     "autopay",
     "autopay_by_id",
