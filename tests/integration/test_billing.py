@@ -69,6 +69,7 @@ class Billing:
         self.w = w
         self.devices: dict[str, list[Keypair]] = {}
         self.channels: list[grpc.aio.Channel] = []
+        self.start = 0  # where the fixture's readings begin
 
     def stub(self, bundle: Path | None = None) -> Any:
         channel = self.w.channel(bundle or self.w.utility)

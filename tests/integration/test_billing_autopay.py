@@ -44,6 +44,7 @@ async def billed(fabric: Fabric, tmp_path: Path) -> AsyncIterator[Billing]:
         meter = await b.enroll("ACCT-1", "meter")
         neighbour = await b.enroll("ACCT-2", "neighbour")
         start = aligned_now() - 8 * STEP
+        b.start = start
         await b.submit(
             [
                 reading(meter, 1, start, 0, 0),
@@ -224,3 +225,51 @@ async def test_an_allowance_below_the_bill_is_past_due_and_a_changed_approve_is_
     assert first.state == pb.BILL_STATE_PAST_DUE
     assert first.past_due_reason.startswith("INSUFFICIENT_ALLOWANCE")
     assert (await holdings(fabric, alice.pubkey())).balance == 50 * USDC
+
+
+async def test_continuous_autopay_collects_the_running_bill_and_the_issued_bill_asks_only_for_the_rest(
+    billed: Billing, fabric: Fabric
+) -> None:
+    alice = Keypair()
+    await fund(fabric, alice.pubkey(), 50 * USDC)
+    stub = billed.stub()
+    await stub.ConfigureBilling(
+        pb.ConfigureBillingRequest(plan=plan(pb.BILLING_REGIME_NET_BILLING, collect_threshold_base_units=100_000))
+    )
+    await enrol_autopay(billed, "ACCT-1", alice, 40 * USDC)
+    billing = runtime(fabric).billing
+
+    async def collect() -> int:
+        started = await billing.autopay.collect_running(billing.bills)
+        await billing.autopay.outbox.drive_many(started)
+        return len(started)
+
+    assert await collect() == 1
+    bill = (await stub.GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-1"))).bill
+    assert bill.state == pb.BILL_STATE_OPEN
+    assert bill.collected_base_units == 10 * USDC + 300_000  # the fixed charge and 1.2 kWh so far
+    assert bill.amount_due_base_units == 0
+    assert (await holdings(fabric, alice.pubkey())).balance == 50 * USDC - bill.collected_base_units
+    assert await collect() == 0  # nothing new has accrued: nothing collected twice
+
+    meter = billed.devices["ACCT-1"][0]
+    await billed.submit([reading(meter, 3, billed.start + 2 * STEP, 1_600, 0)])
+    assert await collect() == 1  # the next 0.4 kWh reached the threshold
+    bill = (await stub.GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-1"))).bill
+    assert bill.collected_base_units == 10 * USDC + 400_000
+    assert (await holdings(fabric, alice.pubkey())).balance == 50 * USDC - 10 * USDC - 400_000
+
+    first, _ = await issue_now(fabric, billed)
+    assert first.collected_base_units == 10 * USDC + 400_000
+    assert first.amount_due_base_units == 0
+    assert first.state == pb.BILL_STATE_ISSUED  # nothing left to collect
+    async with billed.w.channel(billed.w.utility) as channel:
+        events = [
+            e
+            async for reply in settlement_pb2_grpc.SettlementServiceStub(channel).StreamSettlements(
+                settlement_pb2.StreamSettlementsRequest(until_caught_up=True)
+            )
+            for e in reply.events
+            if e.WhichOneof("event") == "bill_collected"
+        ]
+    assert [e.bill_collected.amount_due_base_units for e in events] == [10 * USDC + 300_000, 100_000]

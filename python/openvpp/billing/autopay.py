@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
 from openvpp.billing import events as bill_events
+from openvpp.billing.bills import Bill, Bills
 from openvpp.billing.plans import BillingPlans
 from openvpp.chain import spl
 from openvpp.chain.base import Chain, RecentBlockhash
@@ -45,6 +46,7 @@ from openvpp.v1 import billing_pb2 as pb
 log = logging.getLogger(__name__)
 APPROVE_KIND = "autopay_approve"
 COLLECT_KIND = "bill_collect"
+RUNNING_KIND = "bill_collect_running"
 # Where an SPL token account keeps its delegate (COption<Pubkey>) and allowance.
 _DELEGATE_TAG, _DELEGATE, _DELEGATED = slice(72, 76), slice(76, 108), slice(121, 129)
 
@@ -127,6 +129,7 @@ class Autopay:
         self.clock_us = clock_us
         outbox.register(APPROVE_KIND, Handler(self._record_approve))
         outbox.register(COLLECT_KIND, Handler(self._record_collect, self._rebuild_collect))
+        outbox.register(RUNNING_KIND, Handler(self._record_running, self._rebuild_running))
 
     @property
     def delegate(self) -> Pubkey:
@@ -279,6 +282,128 @@ class Autopay:
                     )
         return started
 
+    async def collect_running(self, bills: Bills) -> list[int]:
+        """Continuous autopay: for every program that collects open bills, each
+        account with an active autopay and nothing in flight has what is due
+        and uncollected (at least the plan's threshold) collected now. The
+        increment is computed from durable sums, one transfer at a time per
+        account, so a crash or a second replica never collects twice."""
+        started = []
+        async with self.db.read() as conn:
+            programs = await billing_repo.billed_programs(conn)
+        for program_id in programs:
+            plan = await self.plans.current(program_id)
+            if plan.collect_threshold <= 0 or await self.treasury(plan.utility) is None:
+                continue
+            async with self.db.read() as conn:
+                accounts = await billing_repo.active_autopays(conn, program_id)
+            for account_ref in accounts:
+                bill = await bills.bill(Viewer(True), program_id, account_ref)
+                if bill.issued or bill.owed.base_units < plan.collect_threshold:
+                    continue
+                started += await self._collect_increment(bill)
+        return started
+
+    async def _collect_increment(self, bill: Bill) -> list[int]:
+        async with self.db.read() as conn:
+            payer = await billing_repo.autopay(conn, bill.program_id, bill.account_ref)
+            _, flying = await billing_repo.collected(
+                conn, bill.program_id, bill.account_ref, bill.period.start.isoformat()
+            )
+        if payer is None or flying:
+            return []
+        amount = bill.owed.base_units
+        (account,) = await self.chain.accounts([Pubkey.from_string(payer.token_account)])
+        held = funds(None if account is None else bytes(account.data))
+        if held.delegate != str(self.delegate) or min(held.allowance, held.balance) < amount:
+            log.info("cannot collect %s of %s's open bill yet: %s", amount, bill.account_ref, held)
+            return []
+        plan = await self.plans.current(bill.program_id)
+        treasury = await self.treasury(plan.utility)
+        if treasury is None:
+            return []
+        # Fetched before the write transaction: the embedded chain records the
+        # blockhashes it hands out, which needs the write lock.
+        recent = await self.chain.latest_blockhash()
+        now = self.clock_us()
+        period_start = bill.period.start.isoformat()
+        async with self.db.write() as conn:
+            # Checked again inside the write: another replica may have started one.
+            if (await billing_repo.collected(conn, bill.program_id, bill.account_ref, period_start))[1]:
+                return []
+            collection_id = await billing_repo.insert_collection(
+                conn,
+                {
+                    "program_id": bill.program_id,
+                    "account_ref": bill.account_ref,
+                    "period_start": period_start,
+                    "period_end": bill.period.end.isoformat(),
+                    "amount": amount,
+                    "state": billing_repo.COLLECTION_IN_FLIGHT,
+                    "signature": None,
+                    "reason": "",
+                    "updated_at_us": now,
+                },
+            )
+            # The collection and its signed transfer are stored together: no
+            # collection without its transaction, none sent twice.
+            raw = self._transfer(
+                _running_memo(bill.program_id, bill.account_ref, period_start, collection_id),
+                payer.token_account,
+                treasury,
+                amount,
+                recent,
+            )
+            return [
+                await self.outbox.enqueue(conn, RUNNING_KIND, str(collection_id), raw, recent.last_valid_block_height)
+            ]
+
+    async def _build_running(self, ref: str, recent: RecentBlockhash) -> bytes:
+        async with self.db.read() as conn:
+            row = await billing_repo.collection(conn, int(ref))
+            payer = await billing_repo.autopay(conn, row.program_id, row.account_ref)
+        assert payer is not None
+        plan = await self.plans.current(row.program_id)
+        treasury = await self.treasury(plan.utility)
+        if treasury is None:
+            raise errors.FailedPrecondition(f"no treasury for {plan.utility} to collect into", "NO_TREASURY")
+        return self._transfer(
+            _running_memo(row.program_id, row.account_ref, row.period_start, int(ref)),
+            payer.token_account,
+            treasury,
+            row.amount,
+            recent,
+        )
+
+    async def _rebuild_running(self, ref: str, recent: RecentBlockhash) -> bytes:
+        return await self._build_running(ref, recent)
+
+    async def _record_running(self, conn: AsyncConnection, ref: str, outcome: Outcome) -> None:
+        now = self.clock_us()
+        if outcome.state is OutboxState.CONFIRMED:
+            if await billing_repo.set_collection(
+                conn, int(ref), billing_repo.COLLECTION_PAID, outcome.signature, "", now
+            ):
+                await bill_events.announce_collection(conn, int(ref), now)
+        else:
+            # Nothing moved: the next pass computes the increment again.
+            reason = f"PAYMENT_FAILED: {outcome.error or outcome.state.name}"
+            await billing_repo.set_collection(
+                conn, int(ref), billing_repo.COLLECTION_FAILED, outcome.signature, reason, now
+            )
+
+    def _transfer(self, memo: str, source: str, treasury: Pubkey, amount: int, recent: RecentBlockhash) -> bytes:
+        coin, fee_payer = self.coin, self.keyring.fee_payer
+        destination = spl.ata(treasury, coin.mint, coin.program)
+        instructions = [
+            spl.memo(memo),
+            spl.create_ata(fee_payer.pubkey(), treasury, coin.mint, coin.program),
+            spl.transfer(
+                coin.program, Pubkey.from_string(source), coin.mint, destination, self.delegate, amount, coin.decimals
+            ),
+        ]
+        return spl.signed(instructions, fee_payer, [self.keyring.settlement_authority], recent.blockhash)
+
     async def _autopay_of(self, bill: Any) -> Any:
         async with self.db.read() as conn:
             row = await billing_repo.autopay(conn, bill.program_id, bill.account_ref)
@@ -293,22 +418,13 @@ class Autopay:
         treasury = await self.treasury(plan.utility)
         if treasury is None:
             raise errors.FailedPrecondition(f"no treasury for {plan.utility} to collect into", "NO_TREASURY")
-        coin, fee_payer = self.coin, self.keyring.fee_payer
-        destination = spl.ata(treasury, coin.mint, coin.program)
-        instructions = [
-            spl.memo(f"openvpp/bill/v1 {bill.program_id} {bill.account_ref} {bill.period_start}"),
-            spl.create_ata(fee_payer.pubkey(), treasury, coin.mint, coin.program),
-            spl.transfer(
-                coin.program,
-                Pubkey.from_string(payer.token_account),
-                coin.mint,
-                destination,
-                self.delegate,
-                bill.amount_due,
-                coin.decimals,
-            ),
-        ]
-        return spl.signed(instructions, fee_payer, [self.keyring.settlement_authority], recent.blockhash)
+        return self._transfer(
+            f"openvpp/bill/v1 {bill.program_id} {bill.account_ref} {bill.period_start}",
+            payer.token_account,
+            treasury,
+            bill.amount_due,
+            recent,
+        )
 
     async def _rebuild_collect(self, ref: str, recent: RecentBlockhash) -> bytes:
         return await self._build_collect(ref, recent)
@@ -324,6 +440,10 @@ class Autopay:
             conn, int(ref), pb.BILL_STATE_COLLECTING, after, outcome.signature, reason, now
         ):
             await bill_events.announce(conn, kind, int(ref), now)
+
+
+def _running_memo(program_id: str, account_ref: str, period_start: str, collection_id: int) -> str:
+    return f"openvpp/bill/v1 {program_id} {account_ref} {period_start} collection {collection_id}"
 
 
 __all__ = ["APPROVE_KIND", "COLLECT_KIND", "Autopay", "AutopayView", "Funds", "funds"]

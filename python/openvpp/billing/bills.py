@@ -24,7 +24,7 @@ from openvpp.billing import engine, periods
 from openvpp.billing import events as bill_events
 from openvpp.billing.engine import Carry, Line, LineKind, Statement
 from openvpp.billing.plans import BillingPlans, PlanRecord
-from openvpp.billing.rounding import Balance, Due, due
+from openvpp.billing.rounding import Balance, Due, due, micro_per_base_unit
 from openvpp.billing.slots import Interval, Slot, merge, slots
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
@@ -66,6 +66,7 @@ class Bill:
     issued_at_us: int | None = None
     payment_signature: str = ""
     past_due_reason: str = ""
+    collected: int = 0  # base units collected from the open bill (continuous autopay)
 
     @property
     def issued(self) -> bool:
@@ -203,6 +204,13 @@ class Bills:
         if start is None or start.start >= current.start:
             return 0
         ended = [p for p in self._periods(start, current) if p.bounds(plan.zone)[1] + self.close_delay_s <= now_s]
+        async with self.db.read() as conn:
+            for index, period in enumerate(ended):
+                _, flying = await billing_repo.collected(conn, plan.program_id, account_ref, period.start.isoformat())
+                if flying:
+                    # A collection from the open bill is still in flight: issue once it is final.
+                    ended = ended[:index]
+                    break
         if not ended:
             return 0
         issued = 0
@@ -291,7 +299,9 @@ class Bills:
         cuts = [list(slots([interval], plan.zone)) for interval in intervals]
         inside = [s for s in merge(s for cut in cuts for s in cut) if start <= s.start_s < end]
         statement = engine.bill_period(plan.engine_plan(), inside, carry, month=period.start.month, days=period.days)
-        owed = due(statement.total, balance, decimals)
+        collected, _ = await billing_repo.collected(conn, plan.program_id, account_ref, period.start.isoformat())
+        # What continuous autopay already collected counts as paid against the total.
+        owed = due(statement.total - collected * micro_per_base_unit(decimals), balance, decimals)
         through = max((min(r.interval_end, end) for r in rows), default=None)
         readings = _attribute(plan, list(zip(rows, cuts, strict=True)), statement.lines, start, end)
         if owed.credit_applied:
@@ -308,6 +318,7 @@ class Bills:
             devices,
             readings,
             through,
+            collected=collected,
         )
 
 
@@ -391,6 +402,7 @@ def _row(bill: Bill, now_us: int) -> dict[str, Any]:
         "der_ids": bill.der_ids,
         "readings_through": bill.readings_through,
         "period_end": bill.period.end.isoformat(),
+        "collected": bill.collected,
     }
     return {
         "program_id": bill.program_id,
@@ -445,6 +457,7 @@ def _from_row(row: Any) -> Bill:
         row.issued_at_us,
         row.payment_signature or "",
         row.payment_reason,
+        body.get("collected", 0),
     )
 
 
@@ -464,6 +477,7 @@ def message(bill: Bill, *, with_lines: bool = True) -> pb.Bill:
         state=bill.state,  # type: ignore[arg-type]
         payment_signature=bill.payment_signature,
         past_due_reason=bill.past_due_reason,
+        collected_base_units=bill.collected,
         plan_version=bill.plan_version,
         total_micro=rational(bill.total),
         amount_due_base_units=bill.owed.base_units,

@@ -59,6 +59,7 @@ class PlanRecord:
     urdb_label: str
     tariff_name: str
     bills_from: str
+    collect_threshold: int
 
     @classmethod
     def from_row(cls, row: Any) -> PlanRecord:
@@ -76,6 +77,7 @@ class PlanRecord:
             row.urdb_label,
             row.tariff_name,
             row.bills_from,
+            row.collect_threshold,
         )
 
     @property
@@ -105,6 +107,7 @@ class PlanRecord:
             version=self.version,
             tariff_name=self.tariff_name,
             bills_from=self.bills_from,
+            collect_threshold_base_units=self.collect_threshold,
         )
 
 
@@ -203,6 +206,7 @@ class BillingPlans:
                     "urdb_label": plan.urdb_label,
                     "tariff_name": tariff.name,
                     "bills_from": bills_from,
+                    "collect_threshold": plan.collect_threshold_base_units,
                     "created_at_us": self.clock_us(),
                 },
             )

@@ -99,6 +99,7 @@ class BillingRuntime:
         """Issues what has ended, starts collecting what autopay covers, and drives it."""
         issued = await self.bills.close_ended()
         started = await self.autopay.collect_due()
+        started += await self.autopay.collect_running(self.bills)
         if started:
             await self.autopay.outbox.drive_many(started)
         return issued

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.store.schema import (
+    bill_collections,
     billing_autopay,
     billing_plans,
     bills,
@@ -294,6 +295,50 @@ async def set_autopay_state(conn: AsyncConnection, autopay_id: int, state: int, 
     )
 
 
+# bill_collections.state
+COLLECTION_IN_FLIGHT, COLLECTION_PAID, COLLECTION_FAILED = 1, 2, 3
+
+
+async def collected(conn: AsyncConnection, program_id: str, account_ref: str, period_start: str) -> tuple[int, int]:
+    """(base units collected and paid, collections still in flight) for one open period."""
+    c = bill_collections
+    where = and_(c.c.program_id == program_id, c.c.account_ref == account_ref, c.c.period_start == period_start)
+    paid = (
+        await conn.execute(select(func.coalesce(func.sum(c.c.amount), 0)).where(where, c.c.state == COLLECTION_PAID))
+    ).scalar_one()
+    flying = (
+        await conn.execute(select(func.count()).select_from(c).where(where, c.c.state == COLLECTION_IN_FLIGHT))
+    ).scalar_one()
+    return int(paid), int(flying)
+
+
+async def insert_collection(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    result = await conn.execute(bill_collections.insert().values(**values))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def collection(conn: AsyncConnection, collection_id: int) -> Any:
+    return (await conn.execute(select(bill_collections).where(bill_collections.c.id == collection_id))).one()
+
+
+async def set_collection(
+    conn: AsyncConnection, collection_id: int, after: int, signature: str | None, reason: str, now_us: int
+) -> bool:
+    result = await conn.execute(
+        update(bill_collections)
+        .where(bill_collections.c.id == collection_id, bill_collections.c.state == COLLECTION_IN_FLIGHT)
+        .values(state=after, signature=signature, reason=reason, updated_at_us=now_us)
+    )
+    return bool(result.rowcount)
+
+
+async def active_autopays(conn: AsyncConnection, program_id: str) -> list[str]:
+    query = select(billing_autopay.c.account_ref).where(
+        billing_autopay.c.program_id == program_id, billing_autopay.c.state == AUTOPAY_ACTIVE
+    )
+    return [a for (a,) in await conn.execute(query.order_by(billing_autopay.c.account_ref))]
+
+
 async def count_bills(conn: AsyncConnection, program_id: str) -> int:
     query = select(func.count()).select_from(bills).where(bills.c.program_id == program_id)
     return int((await conn.execute(query)).scalar_one())
@@ -304,21 +349,28 @@ __all__ = [
     "AUTOPAY_PREPARED",
     "AUTOPAY_SUBMITTED",
     "COLLECTING",
+    "COLLECTION_FAILED",
+    "COLLECTION_IN_FLIGHT",
+    "COLLECTION_PAID",
     "IMPORTS_ONLY",
     "ISSUED",
     "account_devices",
     "account_enrollments",
     "account_readings",
     "accounts",
+    "active_autopays",
     "autopay",
     "autopay_by_id",
     "bill",
     "bill_by_id",
     "billed_programs",
     "bills_to_collect",
+    "collected",
+    "collection",
     "count_bills",
     "exports_paid_twice",
     "insert_bill",
+    "insert_collection",
     "insert_plan",
     "last_bill",
     "latest_plan",
@@ -330,4 +382,5 @@ __all__ = [
     "put_autopay",
     "set_autopay_state",
     "set_bill_payment",
+    "set_collection",
 ]

@@ -679,6 +679,8 @@ billing_plans = Table(
     Column("tariff_name", Text, nullable=False),
     # The first billed date (local); the first version fixes it.
     Column("bills_from", String(10), nullable=False),
+    # Continuous autopay: collect an open bill once this much is due (0: at issue only).
+    Column("collect_threshold", BigInteger, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
 )
 
@@ -722,4 +724,22 @@ billing_autopay = Table(
     Column("error", Text, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
     Index("ix_billing_autopay_program_account", "program_id", "account_ref", unique=True),
+)
+
+# Continuous autopay: each transfer collected from an open bill while it accrues.
+bill_collections = Table(
+    "bill_collections",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("program_id", String(320), nullable=False),
+    Column("account_ref", String(128), nullable=False),
+    Column("period_start", String(10), nullable=False),
+    Column("period_end", String(10), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    # 1 collecting (stored and sent), 2 paid, 3 failed (nothing moved).
+    Column("state", SmallInteger, nullable=False),
+    Column("signature", String(88), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+    Index("ix_bill_collections_account_period", "program_id", "account_ref", "period_start"),
 )

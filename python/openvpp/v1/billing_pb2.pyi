@@ -201,6 +201,7 @@ class BillingPlan(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     TARIFF_NAME_FIELD_NUMBER: _builtins.int
     BILLS_FROM_FIELD_NUMBER: _builtins.int
+    COLLECT_THRESHOLD_BASE_UNITS_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     regime: Global___BillingRegime.ValueType
     urdb_json: _builtins.str
@@ -229,6 +230,13 @@ class BillingPlan(_message.Message):
     the account's first bill. Empty: the day the program first configures
     billing. Fixed only by the first version; later versions keep it.
     """
+    collect_threshold_base_units: _builtins.int
+    """0: autopay collects a bill once, when it is issued. Otherwise autopay
+    also collects the open bill as it accrues, whenever at least this many
+    base units are due and uncollected (one transfer at a time per
+    account); the issued bill then asks only for what remains, and what was
+    collected beyond the final amount is carried as a credit.
+    """
     def __init__(
         self,
         *,
@@ -244,10 +252,11 @@ class BillingPlan(_message.Message):
         version: _builtins.int = ...,
         tariff_name: _builtins.str = ...,
         bills_from: _builtins.str = ...,
+        collect_threshold_base_units: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bills_from", b"bills_from", "cycle_day", b"cycle_day", "program_id", b"program_id", "regime", b"regime", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bills_from", b"bills_from", "collect_threshold_base_units", b"collect_threshold_base_units", "cycle_day", b"cycle_day", "program_id", b"program_id", "regime", b"regime", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -439,6 +448,7 @@ class Bill(_message.Message):
     READINGS_THROUGH_FIELD_NUMBER: _builtins.int
     PAYMENT_SIGNATURE_FIELD_NUMBER: _builtins.int
     PAST_DUE_REASON_FIELD_NUMBER: _builtins.int
+    COLLECTED_BASE_UNITS_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     account_ref: _builtins.str
     period_start: _builtins.str
@@ -457,6 +467,10 @@ class Bill(_message.Message):
     failed (BILL_STATE_PAST_DUE with PAYMENT_FAILED).
     """
     past_due_reason: _builtins.str
+    collected_base_units: _builtins.int
+    """Collected from the open bill while it accrued (continuous autopay);
+    amount_due_base_units is what remains after it.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___BillLine]: ...
     @_builtins.property
@@ -502,10 +516,11 @@ class Bill(_message.Message):
         readings_through: _timestamp_pb2.Timestamp | None = ...,
         payment_signature: _builtins.str = ...,
         past_due_reason: _builtins.str = ...,
+        collected_base_units: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credit_carried_out_micro", b"credit_carried_out_micro", "issued_at", b"issued_at", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "total_micro", b"total_micro"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_due_base_units", b"amount_due_base_units", "credit_carried_out_micro", b"credit_carried_out_micro", "der_ids", b"der_ids", "exported_wh", b"exported_wh", "imported_wh", b"imported_wh", "issued_at", b"issued_at", "lines", b"lines", "past_due_reason", b"past_due_reason", "payment_signature", b"payment_signature", "period_end", b"period_end", "period_start", b"period_start", "plan_version", b"plan_version", "program_id", b"program_id", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "state", b"state", "total_micro", b"total_micro"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_due_base_units", b"amount_due_base_units", "collected_base_units", b"collected_base_units", "credit_carried_out_micro", b"credit_carried_out_micro", "der_ids", b"der_ids", "exported_wh", b"exported_wh", "imported_wh", b"imported_wh", "issued_at", b"issued_at", "lines", b"lines", "past_due_reason", b"past_due_reason", "payment_signature", b"payment_signature", "period_end", b"period_end", "period_start", b"period_start", "plan_version", b"plan_version", "program_id", b"program_id", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "state", b"state", "total_micro", b"total_micro"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

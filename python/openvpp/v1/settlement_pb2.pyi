@@ -2535,6 +2535,7 @@ class SettlementEvent(_message.Message):
     BILL_ISSUED_FIELD_NUMBER: _builtins.int
     BILL_PAID_FIELD_NUMBER: _builtins.int
     BILL_PAST_DUE_FIELD_NUMBER: _builtins.int
+    BILL_COLLECTED_FIELD_NUMBER: _builtins.int
     cursor: _builtins.int
     """Strictly increasing, gapless: resume from the last one received."""
     program_id: _builtins.str
@@ -2566,6 +2567,12 @@ class SettlementEvent(_message.Message):
     def bill_past_due(self) -> Global___BillEvent:
         """The amount due was not collected: reason says why."""
 
+    @_builtins.property
+    def bill_collected(self) -> Global___BillEvent:
+        """Continuous autopay collected part of an open bill:
+        amount_due_base_units is the amount this transfer collected.
+        """
+
     def __init__(
         self,
         *,
@@ -2582,12 +2589,13 @@ class SettlementEvent(_message.Message):
         bill_issued: Global___BillEvent | None = ...,
         bill_paid: Global___BillEvent | None = ...,
         bill_past_due: Global___BillEvent | None = ...,
+        bill_collected: Global___BillEvent | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bill_issued", b"bill_issued", "bill_paid", b"bill_paid", "bill_past_due", b"bill_past_due", "credit", b"credit", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bill_collected", b"bill_collected", "bill_issued", b"bill_issued", "bill_paid", b"bill_paid", "bill_past_due", b"bill_past_due", "credit", b"credit", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bill_issued", b"bill_issued", "bill_paid", b"bill_paid", "bill_past_due", b"bill_past_due", "credit", b"credit", "cursor", b"cursor", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "program_id", b"program_id", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bill_collected", b"bill_collected", "bill_issued", b"bill_issued", "bill_paid", b"bill_paid", "bill_past_due", b"bill_past_due", "credit", b"credit", "cursor", b"cursor", "event", b"event", "held", b"held", "payout_confirmed", b"payout_confirmed", "payout_failed", b"payout_failed", "payout_sent", b"payout_sent", "program_id", b"program_id", "readings", b"readings", "redemption", b"redemption"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["readings", "credit", "payout_sent", "payout_confirmed", "payout_failed", "redemption", "held", "bill_issued", "bill_paid", "bill_past_due"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["readings", "credit", "payout_sent", "payout_confirmed", "payout_failed", "redemption", "held", "bill_issued", "bill_paid", "bill_past_due", "bill_collected"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 

@@ -801,7 +801,7 @@ pub struct SettlementEvent {
     pub program_id: ::prost::alloc::string::String,
     #[prost(
         oneof = "settlement_event::Event",
-        tags = "4, 5, 6, 7, 8, 9, 10, 11, 12, 13"
+        tags = "4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14"
     )]
     pub event: ::core::option::Option<settlement_event::Event>,
 }
@@ -829,6 +829,8 @@ pub mod settlement_event {
         BillPaid(super::BillEvent),
         #[prost(message, tag = "13")]
         BillPastDue(super::BillEvent),
+        #[prost(message, tag = "14")]
+        BillCollected(super::BillEvent),
     }
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("urdb_label", sa.String(length=200), nullable=False),
         sa.Column("tariff_name", sa.Text(), nullable=False),
         sa.Column("bills_from", sa.String(length=10), nullable=False),
+        sa.Column("collect_threshold", sa.BigInteger(), nullable=False),
         sa.Column("created_at_us", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("program_id", "version", name=op.f("pk_billing_plans")),
     )
@@ -73,12 +74,34 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_autopay")),
     )
     op.create_index("ix_billing_autopay_program_account", "billing_autopay", ["program_id", "account_ref"], unique=True)
+    op.create_table(
+        "bill_collections",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("program_id", sa.String(length=320), nullable=False),
+        sa.Column("account_ref", sa.String(length=128), nullable=False),
+        sa.Column("period_start", sa.String(length=10), nullable=False),
+        sa.Column("period_end", sa.String(length=10), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("state", sa.SmallInteger(), nullable=False),
+        sa.Column("signature", sa.String(length=88), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("updated_at_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bill_collections")),
+    )
+    op.create_index(
+        "ix_bill_collections_account_period",
+        "bill_collections",
+        ["program_id", "account_ref", "period_start"],
+        unique=False,
+    )
     op.create_index(
         "ix_bills_program_account_period", "bills", ["program_id", "account_ref", "period_start"], unique=True
     )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_bill_collections_account_period", table_name="bill_collections")
+    op.drop_table("bill_collections")
     op.drop_index("ix_billing_autopay_program_account", table_name="billing_autopay")
     op.drop_table("billing_autopay")
     op.drop_index("ix_bills_state", table_name="bills")
