@@ -37,9 +37,11 @@ class BillingServiceStub:
     carried to the account's next bill, so what an account pays over time is
     the exact sum of its charges to the base unit.
 
-    Tenancy: a program's plan and bills are the utility's (and the
-    operator's); customers' bills are personal data. Anyone else gets
-    NOT_FOUND for a program, as for one that does not exist.
+    Tenancy: a program's plan, bills and autopays are the utility's (and the
+    operator's); customers' bills are personal data. Reading another utility's
+    program is NOT_FOUND, as for one that does not bill; configuring it or
+    relaying autopay for it is PERMISSION_DENIED CROSS_TENANT. Vendors and
+    aggregators are refused by role.
     """
 
     def __init__(self, channel):
@@ -97,9 +99,11 @@ class BillingServiceServicer:
     carried to the account's next bill, so what an account pays over time is
     the exact sum of its charges to the base unit.
 
-    Tenancy: a program's plan and bills are the utility's (and the
-    operator's); customers' bills are personal data. Anyone else gets
-    NOT_FOUND for a program, as for one that does not exist.
+    Tenancy: a program's plan, bills and autopays are the utility's (and the
+    operator's); customers' bills are personal data. Reading another utility's
+    program is NOT_FOUND, as for one that does not bill; configuring it or
+    relaying autopay for it is PERMISSION_DENIED CROSS_TENANT. Vendors and
+    aggregators are refused by role.
     """
 
     def ConfigureBilling(self, request, context):
@@ -222,9 +226,11 @@ class BillingService:
     carried to the account's next bill, so what an account pays over time is
     the exact sum of its charges to the base unit.
 
-    Tenancy: a program's plan and bills are the utility's (and the
-    operator's); customers' bills are personal data. Anyone else gets
-    NOT_FOUND for a program, as for one that does not exist.
+    Tenancy: a program's plan, bills and autopays are the utility's (and the
+    operator's); customers' bills are personal data. Reading another utility's
+    program is NOT_FOUND, as for one that does not bill; configuring it or
+    relaying autopay for it is PERMISSION_DENIED CROSS_TENANT. Vendors and
+    aggregators are refused by role.
     """
 
     @staticmethod

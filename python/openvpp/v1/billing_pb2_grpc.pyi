@@ -38,9 +38,11 @@ class BillingServiceStub:
     carried to the account's next bill, so what an account pays over time is
     the exact sum of its charges to the base unit.
 
-    Tenancy: a program's plan and bills are the utility's (and the
-    operator's); customers' bills are personal data. Anyone else gets
-    NOT_FOUND for a program, as for one that does not exist.
+    Tenancy: a program's plan, bills and autopays are the utility's (and the
+    operator's); customers' bills are personal data. Reading another utility's
+    program is NOT_FOUND, as for one that does not bill; configuring it or
+    relaying autopay for it is PERMISSION_DENIED CROSS_TENANT. Vendors and
+    aggregators are refused by role.
     """
 
     @_typing.overload
@@ -92,9 +94,11 @@ class BillingServiceAsyncStub(BillingServiceStub):
     carried to the account's next bill, so what an account pays over time is
     the exact sum of its charges to the base unit.
 
-    Tenancy: a program's plan and bills are the utility's (and the
-    operator's); customers' bills are personal data. Anyone else gets
-    NOT_FOUND for a program, as for one that does not exist.
+    Tenancy: a program's plan, bills and autopays are the utility's (and the
+    operator's); customers' bills are personal data. Reading another utility's
+    program is NOT_FOUND, as for one that does not bill; configuring it or
+    relaying autopay for it is PERMISSION_DENIED CROSS_TENANT. Vendors and
+    aggregators are refused by role.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -142,9 +146,11 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     carried to the account's next bill, so what an account pays over time is
     the exact sum of its charges to the base unit.
 
-    Tenancy: a program's plan and bills are the utility's (and the
-    operator's); customers' bills are personal data. Anyone else gets
-    NOT_FOUND for a program, as for one that does not exist.
+    Tenancy: a program's plan, bills and autopays are the utility's (and the
+    operator's); customers' bills are personal data. Reading another utility's
+    program is NOT_FOUND, as for one that does not bill; configuring it or
+    relaying autopay for it is PERMISSION_DENIED CROSS_TENANT. Vendors and
+    aggregators are refused by role.
     """
 
     @_abc_1.abstractmethod
