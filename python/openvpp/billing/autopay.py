@@ -328,8 +328,12 @@ class Autopay:
         now = self.clock_us()
         period_start = bill.period.start.isoformat()
         async with self.db.write() as conn:
-            # Checked again inside the write: another replica may have started one.
-            if (await billing_repo.collected(conn, bill.program_id, bill.account_ref, period_start))[1]:
+            await billing_repo.lock_account(conn, bill.program_id, bill.account_ref)
+            # Checked again under the lock: another replica may have started a
+            # collection, or issued the period meanwhile.
+            paid, flying = await billing_repo.collected(conn, bill.program_id, bill.account_ref, period_start)
+            issued = await billing_repo.bill(conn, bill.program_id, bill.account_ref, period_start)
+            if flying or issued is not None or paid != bill.collected:
                 return []
             collection_id = await billing_repo.insert_collection(
                 conn,

@@ -221,6 +221,12 @@ class Bills:
                 continue
             now = self.clock_us()
             async with self.db.write() as conn:
+                await billing_repo.lock_account(conn, plan.program_id, account_ref)
+                paid, flying = await billing_repo.collected(
+                    conn, plan.program_id, account_ref, bill.period.start.isoformat()
+                )
+                if flying or paid != bill.collected:
+                    break  # a collection started or finished since it was computed: the next pass issues it
                 bill_id = await billing_repo.insert_bill(conn, _row(bill, now))
                 if bill_id is not None:
                     await bill_events.announce(conn, bill_events.ISSUED, bill_id, now)

@@ -332,6 +332,17 @@ async def set_collection(
     return bool(result.rowcount)
 
 
+async def lock_account(conn: AsyncConnection, program_id: str, account_ref: str) -> None:
+    """Serialises issuing an account's bill against collecting from it: both
+    write the account's autopay row first (a row lock on PostgreSQL; SQLite
+    has one writer), so neither decides on a state the other is changing."""
+    await conn.execute(
+        update(billing_autopay)
+        .where(billing_autopay.c.program_id == program_id, billing_autopay.c.account_ref == account_ref)
+        .values(updated_at_us=billing_autopay.c.updated_at_us)
+    )
+
+
 async def active_autopays(conn: AsyncConnection, program_id: str) -> list[str]:
     query = select(billing_autopay.c.account_ref).where(
         billing_autopay.c.program_id == program_id, billing_autopay.c.state == AUTOPAY_ACTIVE
@@ -375,6 +386,7 @@ __all__ = [
     "last_bill",
     "latest_plan",
     "list_bills",
+    "lock_account",
     "mark_autopay_submitted",
     "nets_exports",
     "plan_version",
