@@ -17,6 +17,7 @@ from datetime import date
 from fractions import Fraction
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
@@ -33,7 +34,7 @@ from openvpp.settlement import money
 from openvpp.store import billing_repo
 from openvpp.store.database import Database
 from openvpp.v1 import billing_pb2 as pb
-from openvpp.v1 import routing_pb2
+from openvpp.v1 import routing_pb2, settlement_pb2
 
 # A period is issued this long after it ends, so late readings are in it.
 DEFAULT_CLOSE_DELAY_S = 3600
@@ -468,10 +469,6 @@ def _from_row(row: Any) -> Bill:
 
 
 def message(bill: Bill, *, with_lines: bool = True) -> pb.Bill:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    from openvpp.v1 import settlement_pb2
-
     def rational(value: Fraction) -> settlement_pb2.Rational:
         return settlement_pb2.Rational(numerator=str(value.numerator), denominator=str(value.denominator))
 

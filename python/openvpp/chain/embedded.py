@@ -342,6 +342,9 @@ class EmbeddedChain:
         now = int(self._clock())
         records: list[_Record] = []
         told: list[history.Landed] = []
+        # Only a served chain tells subscribers and indexes addresses; settlement
+        # in process pays nothing for either on its hot path.
+        telling = self.history or bool(self.observers)
         for landing in landed:
             outcome = landing.outcome
             meta = outcome.meta() if isinstance(outcome, FailedTransactionMetadata) else outcome
@@ -362,21 +365,23 @@ class EmbeddedChain:
                     details,
                 )
             )
-            told.append(
-                history.Landed(
-                    signature,
-                    self._slot,
-                    error,
-                    logs,
-                    landing.keys,
-                    writable_accounts(self.svm, landing.tx),
-                    history.compute_budget(landing.tx)[1],
+            if telling:
+                told.append(
+                    history.Landed(
+                        signature,
+                        self._slot,
+                        error,
+                        logs,
+                        landing.keys,
+                        writable_accounts(self.svm, landing.tx),
+                        history.compute_budget(landing.tx)[1],
+                    )
                 )
-            )
         for signature_, to in faucet:
             records.append((str(signature_), self._slot, None, 0, 0, "[]", b"", now, None))
-            told.append(history.Landed(str(signature_), self._slot, None, [], [to], [to]))
-        index = [(str(k), t.signature, self._slot) for t in told for k in dict.fromkeys(t.keys)]
+            if telling:
+                told.append(history.Landed(str(signature_), self._slot, None, [], [to], [to]))
+        index = [(str(k), t.signature, self._slot) for t in told for k in dict.fromkeys(t.keys)] if self.history else []
         try:
             async with self.db.write() as conn:
                 await execute_rows(conn, "DELETE FROM chain_accounts WHERE address = ?", gone)

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from openvpp import errors
 from openvpp.store.schema import (
     bill_collections,
     billing_autopay,
@@ -266,8 +267,6 @@ async def put_autopay(conn: AsyncConnection, values: dict[str, Any]) -> None:
         await conn.execute(billing_autopay.insert().values(**values))
         return
     if existing.state == AUTOPAY_SUBMITTED:
-        from openvpp import errors
-
         raise errors.FailedPrecondition("an autopay Approve for this account is in flight", "AUTOPAY_IN_FLIGHT")
     await conn.execute(update(billing_autopay).where(billing_autopay.c.id == existing.id).values(**values))
 
