@@ -273,3 +273,87 @@ async def test_continuous_autopay_collects_the_running_bill_and_the_issued_bill_
             if e.WhichOneof("event") == "bill_collected"
         ]
     assert [e.bill_collected.amount_due_base_units for e in events] == [10 * USDC + 300_000, 100_000]
+
+
+async def test_bad_autopay_and_bill_requests_are_refused_with_the_field(billed: Billing) -> None:
+    stub = billed.stub()
+    holder = Keypair()
+    await expect_error(
+        stub.PrepareAutopay(
+            pb.PrepareAutopayRequest(
+                program_id=PROGRAM, account_ref="ACCT-1", holder="not-a-key", allowance_base_units=1
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ADDRESS",
+        "holder",
+    )
+    await expect_error(
+        stub.PrepareAutopay(
+            pb.PrepareAutopayRequest(program_id=PROGRAM, account_ref="ACCT-1", holder=str(holder.pubkey()))
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="allowance_base_units",
+    )
+    await expect_error(
+        stub.PrepareAutopay(
+            pb.PrepareAutopayRequest(
+                program_id=PROGRAM, account_ref="NOBODY", holder=str(holder.pubkey()), allowance_base_units=1
+            )
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "ACCOUNT_NOT_FOUND",
+    )
+    await expect_error(
+        stub.GetAutopay(pb.GetAutopayRequest(program_id=PROGRAM, account_ref="ACCT-1")),
+        grpc.StatusCode.NOT_FOUND,
+        "AUTOPAY_NOT_FOUND",
+    )
+    prepared = await stub.PrepareAutopay(
+        pb.PrepareAutopayRequest(
+            program_id=PROGRAM, account_ref="ACCT-1", holder=str(holder.pubkey()), allowance_base_units=5
+        )
+    )
+    other = await stub.PrepareAutopay(
+        pb.PrepareAutopayRequest(
+            program_id=PROGRAM, account_ref="ACCT-2", holder=str(holder.pubkey()), allowance_base_units=7
+        )
+    )
+    # ACCT-2's Approve, signed, sent as ACCT-1's: not the transaction prepared for it.
+    changed = Transaction.from_bytes(other.transaction)
+    changed.partial_sign([holder], changed.message.recent_blockhash)
+    await expect_error(
+        stub.SubmitAutopay(
+            pb.SubmitAutopayRequest(program_id=PROGRAM, account_ref="ACCT-1", transaction=bytes(changed))
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MESSAGE_CHANGED",
+        "transaction",
+    )
+    await expect_error(
+        stub.SubmitAutopay(pb.SubmitAutopayRequest(program_id=PROGRAM, account_ref="ACCT-1", transaction=b"\x01")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "MALFORMED",
+    )
+    # Nothing was half-applied: ACCT-1's autopay is still only prepared.
+    assert (await stub.GetAutopay(pb.GetAutopayRequest(program_id=PROGRAM, account_ref="ACCT-1"))).autopay.state == (
+        pb.AUTOPAY_STATE_PREPARED
+    )
+    assert prepared.autopay.allowance_base_units == 5
+
+    await expect_error(
+        stub.GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-1", period="yesterday")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="period",
+    )
+    future = (datetime.now(UTC) + timedelta(days=70)).date().isoformat()
+    await expect_error(
+        stub.GetBill(pb.GetBillRequest(program_id=PROGRAM, account_ref="ACCT-1", period=future)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "PERIOD_IN_FUTURE",
+    )
+    await expect_error(
+        stub.ListBills(pb.ListBillsRequest(program_id=PROGRAM, page_token="x")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="page_token",
+    )

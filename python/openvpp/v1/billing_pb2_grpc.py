@@ -146,8 +146,11 @@ class BillingServiceServicer:
         holder to sign, already signed by the fee payer. It delegates up to
         allowance_base_units of the holder's stablecoin account to OpenVPP's
         billing authority; each issued bill with an amount due is then
-        collected from it, exactly once. Preparing again replaces a prepared
-        or ended autopay (the latest Approve on chain is what counts).
+        collected from it, exactly once. Preparing again replaces the
+        account's autopay (collection pauses until the new Approve is active);
+        while one is submitted and not yet final it is FAILED_PRECONDITION
+        AUTOPAY_IN_FLIGHT. The holder's wallet must be a base58 address
+        (INVALID_ARGUMENT INVALID_ADDRESS) and the allowance positive.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -71,8 +71,11 @@ class BillingServiceStub:
     holder to sign, already signed by the fee payer. It delegates up to
     allowance_base_units of the holder's stablecoin account to OpenVPP's
     billing authority; each issued bill with an amount due is then
-    collected from it, exactly once. Preparing again replaces a prepared
-    or ended autopay (the latest Approve on chain is what counts).
+    collected from it, exactly once. Preparing again replaces the
+    account's autopay (collection pauses until the new Approve is active);
+    while one is submitted and not yet final it is FAILED_PRECONDITION
+    AUTOPAY_IN_FLIGHT. The holder's wallet must be a base58 address
+    (INVALID_ARGUMENT INVALID_ADDRESS) and the allowance positive.
     """
     SubmitAutopay: _grpc.UnaryUnaryMultiCallable[_billing_pb2.SubmitAutopayRequest, _billing_pb2.SubmitAutopayResponse]
     """The holder-signed Approve, sent once; answers when it is final. A
@@ -124,8 +127,11 @@ class BillingServiceAsyncStub(BillingServiceStub):
     holder to sign, already signed by the fee payer. It delegates up to
     allowance_base_units of the holder's stablecoin account to OpenVPP's
     billing authority; each issued bill with an amount due is then
-    collected from it, exactly once. Preparing again replaces a prepared
-    or ended autopay (the latest Approve on chain is what counts).
+    collected from it, exactly once. Preparing again replaces the
+    account's autopay (collection pauses until the new Approve is active);
+    while one is submitted and not yet final it is FAILED_PRECONDITION
+    AUTOPAY_IN_FLIGHT. The holder's wallet must be a base58 address
+    (INVALID_ARGUMENT INVALID_ADDRESS) and the allowance positive.
     """
     SubmitAutopay: _aio.UnaryUnaryMultiCallable[_billing_pb2.SubmitAutopayRequest, _billing_pb2.SubmitAutopayResponse]  # type: ignore[assignment]
     """The holder-signed Approve, sent once; answers when it is final. A
@@ -204,8 +210,11 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         holder to sign, already signed by the fee payer. It delegates up to
         allowance_base_units of the holder's stablecoin account to OpenVPP's
         billing authority; each issued bill with an amount due is then
-        collected from it, exactly once. Preparing again replaces a prepared
-        or ended autopay (the latest Approve on chain is what counts).
+        collected from it, exactly once. Preparing again replaces the
+        account's autopay (collection pauses until the new Approve is active);
+        while one is submitted and not yet final it is FAILED_PRECONDITION
+        AUTOPAY_IN_FLIGHT. The holder's wallet must be a base58 address
+        (INVALID_ARGUMENT INVALID_ADDRESS) and the allowance positive.
         """
 
     @_abc_1.abstractmethod
