@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy import text
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -157,6 +158,14 @@ async def test_autopay_collects_each_bill_once_and_past_dues_what_it_cannot(bill
     assert record is not None
     assert record.error is None
 
+    # The books: both bills billed, one collected, the other receivable; the payment found on chain.
+    books = await billing_check(billed)
+    assert books.ok, books.problems
+    due = first.amount_due_base_units + second.amount_due_base_units
+    assert (books.billed_base_units, books.collected_base_units) == (due, first.amount_due_base_units)
+    assert books.receivable_base_units == second.amount_due_base_units
+    assert (books.bills, books.payments) == (2, 1)
+
     async with billed.w.channel(billed.w.utility) as channel:
         stub = settlement_pb2_grpc.SettlementServiceStub(channel)
         kinds = [
@@ -185,6 +194,33 @@ async def test_autopay_collects_each_bill_once_and_past_dues_what_it_cannot(bill
     assert sum(Fraction(r["amount_micro"]) for r in rows) == first.amount_due_base_units
     listed = await cli("bill", "list", PROGRAM, *target)
     assert "ACCT-2" in listed
+
+
+async def billing_check(b: Billing) -> settlement_pb2.BillingCheck:
+    async with b.w.channel(b.w.utility) as channel:
+        checked = await settlement_pb2_grpc.SettlementServiceStub(channel).CheckLedger(
+            settlement_pb2.CheckLedgerRequest()
+        )
+    (books,) = [c for c in checked.billing if c.program_id == PROGRAM]
+    assert checked.ok == books.ok or not books.ok
+    return books
+
+
+async def test_the_ledger_check_finds_a_payment_missing_from_the_journal(billed: Billing, fabric: Fabric) -> None:
+    alice = Keypair()
+    await fund(fabric, alice.pubkey(), 50 * USDC)
+    await enrol_autopay(billed, "ACCT-1", alice, 40 * USDC)
+    first, _ = await issue_now(fabric, billed)
+    assert first.state == pb.BILL_STATE_PAID
+    assert (await billing_check(billed)).ok
+    async with fabric.app.db.write() as conn:
+        await conn.execute(
+            text("DELETE FROM ledger_lines WHERE entry_id IN (SELECT id FROM ledger_entries WHERE kind = 'bill_paid')")
+        )
+    books = await billing_check(billed)
+    assert not books.ok
+    assert any(p.startswith("collected 0 in the journal") for p in books.problems), books.problems
+    assert any(p.startswith("receivable") for p in books.problems), books.problems
 
 
 async def cli(*args: str) -> str:
@@ -273,6 +309,12 @@ async def test_continuous_autopay_collects_the_running_bill_and_the_issued_bill_
             if e.WhichOneof("event") == "bill_collected"
         ]
     assert [e.bill_collected.amount_due_base_units for e in events] == [10 * USDC + 300_000, 100_000]
+    books = await billing_check(billed)
+    assert books.ok, books.problems
+    # ACCT-2 (no autopay) was issued too and is receivable.
+    assert books.collected_base_units == 10 * USDC + 400_000
+    assert books.billed_base_units == books.collected_base_units + books.receivable_base_units
+    assert (books.receivable_base_units, books.payments) == (10 * USDC + 200_000, 2)
 
 
 async def test_bad_autopay_and_bill_requests_are_refused_with_the_field(billed: Billing) -> None:

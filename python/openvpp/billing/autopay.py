@@ -26,6 +26,7 @@ from solders.transaction import Transaction
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
+from openvpp.billing import books
 from openvpp.billing import events as bill_events
 from openvpp.billing.bills import Bill, Bills
 from openvpp.billing.plans import BillingPlans
@@ -388,6 +389,8 @@ class Autopay:
             if await billing_repo.set_collection(
                 conn, int(ref), billing_repo.COLLECTION_PAID, outcome.signature, "", now
             ):
+                row = await billing_repo.collection(conn, int(ref))
+                await books.post_collected(conn, row.program_id, int(ref), row.amount, now)
                 await bill_events.announce_collection(conn, int(ref), now)
         else:
             # Nothing moved: the next pass computes the increment again.
@@ -443,6 +446,9 @@ class Autopay:
         if await billing_repo.set_bill_payment(
             conn, int(ref), pb.BILL_STATE_COLLECTING, after, outcome.signature, reason, now
         ):
+            if after == pb.BILL_STATE_PAID:
+                bill = await billing_repo.bill_by_id(conn, int(ref))
+                await books.post_paid(conn, bill.program_id, bill.account_ref, bill.id, bill.amount_due, now)
             await bill_events.announce(conn, kind, int(ref), now)
 
 

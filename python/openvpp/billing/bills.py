@@ -21,7 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors
-from openvpp.billing import engine, periods
+from openvpp.billing import books, engine, periods
 from openvpp.billing import events as bill_events
 from openvpp.billing.engine import Carry, Line, LineKind, Statement
 from openvpp.billing.plans import BillingPlans, PlanRecord
@@ -190,11 +190,23 @@ class Bills:
         issued = 0
         for program_id in programs:
             plan = await self.plans.current(program_id)
+            current = self._today_period(plan).start
+            first = (await self._first_period(plan)).start
             async with self.db.read() as conn:
                 accounts = await billing_repo.accounts(conn, program_id)
+                last = await billing_repo.last_issued(conn, program_id)
+            # Most passes find nothing ended: an account whose next unissued
+            # period is today's costs no query of its own.
             for account_ref in accounts:
-                issued += await self._close_account(plan, account_ref)
+                newest = last.get(account_ref)
+                next_start = first if newest is None else self._after(plan, newest)
+                if next_start < current:
+                    issued += await self._close_account(plan, account_ref)
         return issued
+
+    @staticmethod
+    def _after(plan: PlanRecord, period_start: str) -> date:
+        return periods.following(periods.containing(date.fromisoformat(period_start), plan.cycle_day)).start
 
     async def _close_account(self, plan: PlanRecord, account_ref: str) -> int:
         now_s = self.clock_us() // 1_000_000
@@ -230,6 +242,7 @@ class Bills:
                     break  # a collection started or finished since it was computed: the next pass issues it
                 bill_id = await billing_repo.insert_bill(conn, _row(bill, now))
                 if bill_id is not None:
+                    await books.post_issued(conn, plan.program_id, account_ref, bill_id, bill.owed.base_units, now)
                     await bill_events.announce(conn, bill_events.ISSUED, bill_id, now)
                     issued += 1
         return issued

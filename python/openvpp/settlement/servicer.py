@@ -408,4 +408,17 @@ def check_message(check: journal.LedgerCheck) -> pb.CheckLedgerResponse:
         ],
         chain_slot_from=check.chain_slot_from,
         chain_slot=check.chain_slot,
+        billing=[
+            pb.BillingCheck(
+                program_id=b.program_id,
+                billed_base_units=b.billed,
+                collected_base_units=b.collected,
+                receivable_base_units=b.receivable,
+                bills=b.bills,
+                payments=b.payments,
+                ok=b.ok,
+                problems=b.problems[:100],
+            )
+            for b in check.billing
+        ],
     )

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,6 +19,7 @@ from openvpp.store.schema import (
     bills,
     devices,
     enrollments,
+    ledger_lines,
     program_settlements,
     programs,
     readings,
@@ -121,6 +122,16 @@ async def accounts(conn: AsyncConnection, program_id: str) -> list[str]:
     return [a for (a,) in await conn.execute(query)]
 
 
+async def last_issued(conn: AsyncConnection, program_id: str) -> dict[str, str]:
+    """Each account's newest issued period start (accounts never issued are absent), in one query."""
+    query = (
+        select(bills.c.account_ref, func.max(bills.c.period_start))
+        .where(bills.c.program_id == program_id)
+        .group_by(bills.c.account_ref)
+    )
+    return {a: start for a, start in await conn.execute(query)}
+
+
 async def account_devices(conn: AsyncConnection, program_id: str, account_ref: str) -> list[str]:
     query = (
         select(enrollments.c.der_id)
@@ -219,7 +230,7 @@ async def bill_by_id(conn: AsyncConnection, bill_id: int) -> Any:
 
 
 # billing_pb2.BillState values the store selects on.
-ISSUED, COLLECTING = 2, 3
+ISSUED, COLLECTING, PAID, PAST_DUE = 2, 3, 4, 5
 
 
 async def bills_to_collect(conn: AsyncConnection) -> Sequence[Row[Any]]:
@@ -354,6 +365,84 @@ async def count_bills(conn: AsyncConnection, program_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
+# Billing's journal accounts (openvpp.billing.books posts them).
+LEDGER_BILLED, LEDGER_RECEIVABLE, LEDGER_COLLECTED = "billed:", "receivable:", "collected:"
+
+
+@dataclass
+class BillingFigures:
+    """One billing program's books and what they must agree with."""
+
+    program_id: str
+    journal_billed: int = 0  # the lines' sum: negative, what was billed
+    journal_collected: int = 0
+    journal_receivable: int = 0
+    bills: int = 0
+    issued_due: int = 0
+    paid_due: int = 0
+    open_due: int = 0
+    collections_paid: int = 0
+    # Transfers that paid bills or collections, to be found on chain.
+    signatures: list[str] = field(default_factory=list)
+    unsigned: int = 0
+
+
+async def ledger_figures(conn: AsyncConnection, utility: str | None) -> list[BillingFigures]:
+    """Every billing program's figures (one utility's, when given), in one snapshot."""
+    plans = select(billing_plans.c.program_id).distinct()
+    if utility is not None:
+        plans = plans.where(billing_plans.c.utility_namespace == utility)
+    out = {p: BillingFigures(p) for (p,) in await conn.execute(plans)}
+    if not out:
+        return []
+    kinds = (LEDGER_BILLED, LEDGER_RECEIVABLE, LEDGER_COLLECTED)
+    journal = await conn.execute(
+        select(ledger_lines.c.account, func.sum(ledger_lines.c.amount))
+        .where(or_(*(ledger_lines.c.account.startswith(k) for k in kinds)))
+        .group_by(ledger_lines.c.account)
+    )
+    for account, amount in journal:
+        kind, rest = account.split(":", 1)
+        figures = out.get(rest.split(" ", 1)[0])
+        if figures is not None:
+            name = {"billed": "journal_billed", "receivable": "journal_receivable", "collected": "journal_collected"}
+            setattr(figures, name[kind], getattr(figures, name[kind]) + int(amount))
+    wanted = list(out)
+    counted = await conn.execute(
+        select(bills.c.program_id, bills.c.state, func.count(), func.coalesce(func.sum(bills.c.amount_due), 0))
+        .where(bills.c.program_id.in_(wanted))
+        .group_by(bills.c.program_id, bills.c.state)
+    )
+    for program_id, state, count, amount in counted:
+        f = out[program_id]
+        f.bills += int(count)
+        f.issued_due += int(amount)
+        if state == PAID:
+            f.paid_due += int(amount)
+        else:
+            f.open_due += int(amount)
+    paid = await conn.execute(
+        select(bill_collections.c.program_id, func.sum(bill_collections.c.amount))
+        .where(bill_collections.c.program_id.in_(wanted), bill_collections.c.state == COLLECTION_PAID)
+        .group_by(bill_collections.c.program_id)
+    )
+    for program_id, amount in paid:
+        out[program_id].collections_paid = int(amount)
+    signed = select(bills.c.program_id, bills.c.payment_signature, bills.c.amount_due).where(
+        bills.c.program_id.in_(wanted), bills.c.state == PAID
+    )
+    collections = select(bill_collections.c.program_id, bill_collections.c.signature, bill_collections.c.amount).where(
+        bill_collections.c.program_id.in_(wanted), bill_collections.c.state == COLLECTION_PAID
+    )
+    for query in (signed, collections):
+        for program_id, signature, amount in await conn.execute(query):
+            if signature:
+                out[program_id].signatures.append(signature)
+            elif amount:
+                out[program_id].unsigned += 1
+    return [out[p] for p in sorted(out)]
+
+
 __all__ = [
     "AUTOPAY_ACTIVE",
     "AUTOPAY_PREPARED",
@@ -364,6 +453,12 @@ __all__ = [
     "COLLECTION_PAID",
     "IMPORTS_ONLY",
     "ISSUED",
+    "LEDGER_BILLED",
+    "LEDGER_COLLECTED",
+    "LEDGER_RECEIVABLE",
+    "PAID",
+    "PAST_DUE",
+    "BillingFigures",
     "account_devices",
     "account_enrollments",
     "account_readings",
@@ -384,6 +479,7 @@ __all__ = [
     "insert_plan",
     "last_bill",
     "latest_plan",
+    "ledger_figures",
     "list_bills",
     "lock_account",
     "mark_autopay_submitted",

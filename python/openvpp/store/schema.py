@@ -525,7 +525,8 @@ ledger_lines = Table(
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("entry_id", BigInteger, nullable=False, index=True),
-    Column("account", String(330), nullable=False),
+    # Billing's receivables name the program and the customer's account.
+    Column("account", String(480), nullable=False),
     Column("mint", String(44), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Index("ix_ledger_lines_mint_account", "mint", "account"),
@@ -682,6 +683,11 @@ billing_plans = Table(
     # Continuous autopay: collect an open bill once this much is due (0: at issue only).
     Column("collect_threshold", BigInteger, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
+    # Past-due retry policy: this many more attempts, this far apart.
+    Column("payment_retries", SmallInteger, nullable=False, server_default="0"),
+    Column("retry_interval_s", Integer, nullable=False, server_default="86400"),
+    # Whether the customer may pay with the program's use-case tokens.
+    Column("accepts_tokens", SmallInteger, nullable=False, server_default="0"),
 )
 
 # Issued bills, final: `body` is the bill as issued (lines, exact totals and
@@ -703,7 +709,26 @@ bills = Table(
     Column("payment_signature", String(88), nullable=True),
     Column("payment_reason", Text, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    # Collection attempts made (autopay), and when a past-due bill is next tried.
+    Column("attempts", SmallInteger, nullable=False, server_default="0"),
+    Column("retry_at_us", BigInteger, nullable=True),
     Index("ix_bills_program_account_period", "program_id", "account_ref", "period_start", unique=True),
+)
+
+# Pay-by-request: one Solana Pay transfer request per bill, with the
+# reference key that finds its payment on chain.
+bill_payment_requests = Table(
+    "bill_payment_requests",
+    metadata,
+    Column("bill_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("reference", String(44), nullable=False, unique=True),
+    Column("recipient", String(44), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    # 1 open, 2 paid (signature is the transfer), 3 closed (paid otherwise).
+    Column("state", SmallInteger, nullable=False, index=True),
+    Column("signature", String(88), nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
 )
 
 # An account's autopay: the Approve prepared for (or signed by) its holder.

@@ -2254,6 +2254,7 @@ class CheckLedgerResponse(_message.Message):
     PROBLEMS_FIELD_NUMBER: _builtins.int
     CHAIN_SLOT_FROM_FIELD_NUMBER: _builtins.int
     CHAIN_SLOT_FIELD_NUMBER: _builtins.int
+    BILLING_FIELD_NUMBER: _builtins.int
     ok: _builtins.bool
     entries: _builtins.int
     chain_slot_from: _builtins.int
@@ -2266,6 +2267,12 @@ class CheckLedgerResponse(_message.Message):
     def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenCheck]: ...
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def billing(self) -> _containers.RepeatedCompositeFieldContainer[Global___BillingCheck]:
+        """One per billing program the caller may see (BillingService); ok is
+        false when any of them is not.
+        """
+
     def __init__(
         self,
         *,
@@ -2276,14 +2283,67 @@ class CheckLedgerResponse(_message.Message):
         problems: _abc.Iterable[_builtins.str] | None = ...,
         chain_slot_from: _builtins.int = ...,
         chain_slot: _builtins.int = ...,
+        billing: _abc.Iterable[Global___BillingCheck] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_slot", b"chain_slot", "chain_slot_from", b"chain_slot_from", "entries", b"entries", "ok", b"ok", "problems", b"problems", "tokens", b"tokens", "unbalanced_entries", b"unbalanced_entries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billing", b"billing", "chain_slot", b"chain_slot", "chain_slot_from", b"chain_slot_from", "entries", b"entries", "ok", b"ok", "problems", b"problems", "tokens", b"tokens", "unbalanced_entries", b"unbalanced_entries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckLedgerResponse: _TypeAlias = CheckLedgerResponse  # noqa: Y015
+
+@_typing.final
+class BillingCheck(_message.Message):
+    """A billing program's books in the stablecoin: an issued bill posts its
+    amount due from billed to the account's receivable; a collected payment
+    (autopay, a payment request or tokens applied) moves it from receivable to
+    collected; a collection from an open bill (continuous autopay) posts from
+    billed to collected at once. The journal must agree with the bills and
+    collections stored, and every payment with its transaction on chain.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    BILLED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    COLLECTED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    RECEIVABLE_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    BILLS_FIELD_NUMBER: _builtins.int
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    OK_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    billed_base_units: _builtins.int
+    """Issued amounts due plus continuous collections, base units."""
+    collected_base_units: _builtins.int
+    receivable_base_units: _builtins.int
+    """Issued and not yet paid (issued, collecting or past due)."""
+    bills: _builtins.int
+    payments: _builtins.int
+    """Payments checked on chain: each landed without error."""
+    ok: _builtins.bool
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        billed_base_units: _builtins.int = ...,
+        collected_base_units: _builtins.int = ...,
+        receivable_base_units: _builtins.int = ...,
+        bills: _builtins.int = ...,
+        payments: _builtins.int = ...,
+        ok: _builtins.bool = ...,
+        problems: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["billed_base_units", b"billed_base_units", "bills", b"bills", "collected_base_units", b"collected_base_units", "ok", b"ok", "payments", b"payments", "problems", b"problems", "program_id", b"program_id", "receivable_base_units", b"receivable_base_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillingCheck: _TypeAlias = BillingCheck  # noqa: Y015
 
 @_typing.final
 class ReadingsBatchEvent(_message.Message):

@@ -21,8 +21,9 @@ from openvpp import errors
 from openvpp.chain import spl
 from openvpp.chain.base import Chain
 from openvpp.kernel.tenancy import Viewer
+from openvpp.settlement.ledger.billing import BillingCheck, check_billing
 from openvpp.settlement.tokens.redemption import RedemptionState
-from openvpp.store import ledger_repo
+from openvpp.store import billing_repo, ledger_repo
 from openvpp.store.database import Database
 from openvpp.v1 import settlement_pb2 as pb
 
@@ -30,6 +31,7 @@ ISSUED = "issued:"
 PENDING = "pending:"
 PAID = "paid:"
 CHAIN_PAGE = 100
+_BILLING_ACCOUNTS = {billing_repo.LEDGER_BILLED, billing_repo.LEDGER_RECEIVABLE, billing_repo.LEDGER_COLLECTED}
 
 
 class PayoutState:
@@ -177,10 +179,16 @@ class LedgerCheck:
     # The slots between which the chain was read.
     chain_slot_from: int = 0
     chain_slot: int = 0
+    billing: list[BillingCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.unbalanced and not self.problems and all(t.ok for t in self.tokens)
+        return (
+            not self.unbalanced
+            and not self.problems
+            and all(t.ok for t in self.tokens)
+            and all(b.ok for b in self.billing)
+        )
 
 
 class Ledger:
@@ -253,6 +261,9 @@ class Ledger:
                 completed=RedemptionState.COMPLETED,
                 submitted=RedemptionState.SUBMITTED,
             )
+            billed = await billing_repo.ledger_figures(conn, None if viewer.everything else viewer.utility)
+            if not viewer.everything and viewer.utility is None:
+                billed = []
         entries, unbalanced, credited = figures.entries, figures.unbalanced, figures.credited
         wrong_payouts, failed_holding = figures.wrong_payouts, figures.failed_holding
         by_account, paid_rows, redeemed_rows = figures.by_account, figures.paid, figures.redeemed
@@ -261,7 +272,9 @@ class Ledger:
             problems.append(f"{failed_holding} credits still point at failed payouts")
         journal: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for mint, account, amount in by_account:
-            journal[mint][account.split(":", 1)[0] + ":"] += int(amount)
+            kind = account.split(":", 1)[0] + ":"
+            if kind not in _BILLING_ACCOUNTS:  # checked per program below
+                journal[mint][kind] += int(amount)
         paid_by: dict[str, dict[str, int]] = defaultdict(dict)
         for mint, wallet, amount in paid_rows:
             paid_by[mint][wallet] = int(amount)
@@ -278,7 +291,8 @@ class Ledger:
             _check_chain(t, supply, held, window)
             t.redemptions = redemptions.get(m, 0)
             tokens.append(t)
-        return LedgerCheck(entries, unbalanced, tokens, problems, first_slot, last_slot)
+        billing = await check_billing(self.chain, billed)
+        return LedgerCheck(entries, unbalanced, tokens, problems, first_slot, last_slot, billing)
 
     async def _chain_state(self, mint: str, holders: list[str]) -> tuple[int, dict[str, int]]:
         """A token's supply and its holders' balances, as the chain has them now."""

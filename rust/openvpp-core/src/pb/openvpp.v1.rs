@@ -705,6 +705,27 @@ pub struct CheckLedgerResponse {
     pub chain_slot_from: u64,
     #[prost(uint64, tag = "7")]
     pub chain_slot: u64,
+    #[prost(message, repeated, tag = "8")]
+    pub billing: ::prost::alloc::vec::Vec<BillingCheck>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct BillingCheck {
+    #[prost(string, tag = "1")]
+    pub program_id: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub billed_base_units: u64,
+    #[prost(uint64, tag = "3")]
+    pub collected_base_units: u64,
+    #[prost(uint64, tag = "4")]
+    pub receivable_base_units: u64,
+    #[prost(uint32, tag = "5")]
+    pub bills: u32,
+    #[prost(uint32, tag = "6")]
+    pub payments: u32,
+    #[prost(bool, tag = "7")]
+    pub ok: bool,
+    #[prost(string, repeated, tag = "8")]
+    pub problems: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ReadingsBatchEvent {
