@@ -16,11 +16,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from sqlalchemy import text
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import Transaction
+from sqlalchemy import text
 
 from openvpp.billing import autopay
 from openvpp.billing.bills import Bills
