@@ -220,6 +220,16 @@ async def test_bad_plans_are_refused_with_the_field(billing: Billing) -> None:
         grpc.StatusCode.INVALID_ARGUMENT,
         field="plan.urdb_json",
     )
+    await expect_error(
+        stub.ConfigureBilling(pb.ConfigureBillingRequest(plan=plan(payment_retries=11))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="plan.payment_retries",
+    )
+    await expect_error(
+        stub.ConfigureBilling(pb.ConfigureBillingRequest(plan=plan(retry_interval_seconds=59))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="plan.retry_interval_seconds",
+    )
     # Nothing was half-applied: the program still does not bill.
     await expect_error(
         stub.GetBillingPlan(pb.GetBillingPlanRequest(program_id=PROGRAM)),

@@ -206,6 +206,58 @@ async def billing_check(b: Billing) -> settlement_pb2.BillingCheck:
     return books
 
 
+async def test_a_past_due_bill_is_retried_by_the_plan_and_paid_once(billed: Billing, fabric: Fabric) -> None:
+    alice, bob = Keypair(), Keypair()
+    await fund(fabric, alice.pubkey(), 5 * USDC)
+    await fund(fabric, bob.pubkey(), 5 * USDC)
+    stub = billed.stub()
+    await stub.ConfigureBilling(
+        pb.ConfigureBillingRequest(
+            plan=plan(pb.BILLING_REGIME_NET_BILLING, payment_retries=1, retry_interval_seconds=3_600)
+        )
+    )
+    await enrol_autopay(billed, "ACCT-1", alice, 40 * USDC)
+    await enrol_autopay(billed, "ACCT-2", bob, 40 * USDC)
+    first, second = await issue_now(fabric, billed)
+    for bill in (first, second):
+        assert bill.state == pb.BILL_STATE_PAST_DUE
+        assert bill.past_due_reason.startswith("INSUFFICIENT_FUNDS")
+        assert bill.attempts == 1
+        assert bill.HasField("next_attempt_at")
+    autopayer = runtime(fabric).billing.autopay
+    assert await autopayer.collect_due() == []  # the retry is not due yet
+
+    await fund(fabric, alice.pubkey(), 50 * USDC)
+    system = autopayer.clock_us
+    autopayer.clock_us = lambda: system() + 2 * 3_600_000_000  # the retry interval has passed
+    try:
+        started = await autopayer.collect_due()
+        assert len(started) == 1  # alice's; bob still cannot pay and is marked past due again
+        await autopayer.outbox.drive_many(started)
+        assert await autopayer.collect_due() == []
+    finally:
+        autopayer.clock_us = system
+
+    async def bill_of(account: str) -> pb.Bill:
+        request = pb.GetBillRequest(program_id=PROGRAM, account_ref=account, period=first.period_start)
+        found: pb.Bill = (await stub.GetBill(request)).bill
+        return found
+
+    paid, exhausted = await bill_of("ACCT-1"), await bill_of("ACCT-2")
+    assert (paid.state, paid.attempts) == (pb.BILL_STATE_PAID, 2)
+    assert [(m.method, m.amount_base_units) for m in paid.payments] == [
+        (pb.PAYMENT_METHOD_AUTOPAY, paid.amount_due_base_units)
+    ]
+    assert paid.payments[0].signature == paid.payment_signature
+    assert (await holdings(fabric, alice.pubkey())).balance == 55 * USDC - paid.amount_due_base_units
+    assert (exhausted.state, exhausted.attempts) == (pb.BILL_STATE_PAST_DUE, 2)
+    assert not exhausted.HasField("next_attempt_at")  # one retry, used: never tried again on its own
+    assert (await holdings(fabric, bob.pubkey())).balance == 5 * USDC
+    books = await billing_check(billed)
+    assert books.ok, books.problems
+    assert books.receivable_base_units == exhausted.amount_due_base_units
+
+
 async def test_the_ledger_check_finds_a_payment_missing_from_the_journal(billed: Billing, fabric: Fabric) -> None:
     alice = Keypair()
     await fund(fabric, alice.pubkey(), 50 * USDC)

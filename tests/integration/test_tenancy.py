@@ -233,6 +233,7 @@ SPECS: dict[str, Spec] = {
     "GetUseCaseToken": Spec(lambda t: S.GetUseCaseTokenRequest(mint=t.nem_mint)),
     "ListUseCaseTokens": Spec(lambda t: S.ListUseCaseTokensRequest(utility_id=t.utility)),
     "FundReserve": Spec(lambda t: S.FundReserveRequest(mint=t.nem_mint, amount_base_units=1000), frozenset({UTILITY})),
+    "FundTestWallet": Spec(lambda t: S.FundTestWalletRequest(wallet=str(t.device.pubkey()), amount_base_units=1)),
     "GetReserve": Spec(lambda t: S.GetReserveRequest(mint=t.nem_mint)),
     "PrepareRedemption": Spec(
         lambda t: S.PrepareRedemptionRequest(mint=t.nem_mint, holder=str(t.device.pubkey()), amount_base_units=1), BOTH

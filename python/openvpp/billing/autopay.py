@@ -29,7 +29,7 @@ from openvpp import errors
 from openvpp.billing import books
 from openvpp.billing import events as bill_events
 from openvpp.billing.bills import Bill, Bills
-from openvpp.billing.plans import BillingPlans
+from openvpp.billing.plans import BillingPlans, PlanRecord
 from openvpp.chain import spl
 from openvpp.chain.base import Chain, RecentBlockhash
 from openvpp.chain.keyring import Keyring
@@ -241,11 +241,12 @@ class Autopay:
 
     # -- collecting ---------------------------------------------------------------
     async def collect_due(self) -> list[int]:
-        """Starts collecting every issued bill with an amount due and an
-        active autopay; marks past due what the customer's account cannot
-        cover. Returns the outbox ids started, for the caller to drive."""
+        """Starts collecting every issued bill with an amount due, and every
+        past-due one whose retry is due, that has an active autopay; marks
+        past due what the customer's account cannot cover. Returns the
+        outbox ids started, for the caller to drive."""
         async with self.db.read() as conn:
-            due = await billing_repo.bills_to_collect(conn)
+            due = await billing_repo.bills_to_collect(conn, self.clock_us())
         started = []
         for bill in due:
             payer = await self._autopay_of(bill)
@@ -264,22 +265,35 @@ class Autopay:
                 reason = f"INSUFFICIENT_ALLOWANCE: {held.allowance} left of the approval, {bill.amount_due} due"
             elif held.balance < bill.amount_due:
                 reason = f"INSUFFICIENT_FUNDS: {held.balance} held, {bill.amount_due} due"
+            attempt = bill.attempts + 1
+            now = self.clock_us()
             if reason:
-                now = self.clock_us()
                 async with self.db.write() as conn:
                     if await billing_repo.set_bill_payment(
-                        conn, bill.id, pb.BILL_STATE_ISSUED, pb.BILL_STATE_PAST_DUE, None, reason, now
+                        conn,
+                        bill.id,
+                        bill.state,
+                        pb.BILL_STATE_PAST_DUE,
+                        None,
+                        reason,
+                        now,
+                        attempted=True,
+                        retry_at_us=_retry_at(plan, attempt, now),
                     ):
                         await bill_events.announce(conn, bill_events.PAST_DUE, bill.id, now)
                 continue
+            # Each attempt is its own outbox work (the first keeps the bill's id
+            # as its ref): a retry is a new transfer, started only once the
+            # attempt before it is final with nothing moved.
+            ref = str(bill.id) if attempt == 1 else f"{bill.id}:{attempt}"
             recent = await self.chain.latest_blockhash()
-            raw = await self._build_collect(str(bill.id), recent)
+            raw = await self._build_collect(ref, recent)
             async with self.db.write() as conn:
                 if await billing_repo.set_bill_payment(
-                    conn, bill.id, pb.BILL_STATE_ISSUED, pb.BILL_STATE_COLLECTING, None, "", self.clock_us()
+                    conn, bill.id, bill.state, pb.BILL_STATE_COLLECTING, None, "", now, attempted=True
                 ):
                     started.append(
-                        await self.outbox.enqueue(conn, COLLECT_KIND, str(bill.id), raw, recent.last_valid_block_height)
+                        await self.outbox.enqueue(conn, COLLECT_KIND, ref, raw, recent.last_valid_block_height)
                     )
         return started
 
@@ -418,7 +432,7 @@ class Autopay:
 
     async def _build_collect(self, ref: str, recent: RecentBlockhash) -> bytes:
         async with self.db.read() as conn:
-            bill = await billing_repo.bill_by_id(conn, int(ref))
+            bill = await billing_repo.bill_by_id(conn, _bill_id(ref))
             payer = await billing_repo.autopay(conn, bill.program_id, bill.account_ref)
         assert payer is not None  # collection starts only from an active autopay
         plan = await self.plans.current(bill.program_id)
@@ -437,19 +451,42 @@ class Autopay:
         return await self._build_collect(ref, recent)
 
     async def _record_collect(self, conn: AsyncConnection, ref: str, outcome: Outcome) -> None:
-        now = self.clock_us()
+        now, bill_id = self.clock_us(), _bill_id(ref)
+        bill = await billing_repo.bill_by_id(conn, bill_id)
+        retry_at = None
         if outcome.state is OutboxState.CONFIRMED:
             after, reason, kind = pb.BILL_STATE_PAID, "", bill_events.PAID
         else:
             after, kind = pb.BILL_STATE_PAST_DUE, bill_events.PAST_DUE
             reason = f"PAYMENT_FAILED: {outcome.error or outcome.state.name}"
+            plan = await BillingPlans.current_in(conn, bill.program_id)
+            retry_at = _retry_at(plan, bill.attempts, now)
         if await billing_repo.set_bill_payment(
-            conn, int(ref), pb.BILL_STATE_COLLECTING, after, outcome.signature, reason, now
+            conn,
+            bill_id,
+            pb.BILL_STATE_COLLECTING,
+            after,
+            outcome.signature,
+            reason,
+            now,
+            retry_at_us=retry_at,
+            method=pb.PAYMENT_METHOD_AUTOPAY if after == pb.BILL_STATE_PAID else 0,
         ):
             if after == pb.BILL_STATE_PAID:
-                bill = await billing_repo.bill_by_id(conn, int(ref))
                 await books.post_paid(conn, bill.program_id, bill.account_ref, bill.id, bill.amount_due, now)
-            await bill_events.announce(conn, kind, int(ref), now)
+            await bill_events.announce(conn, kind, bill_id, now)
+
+
+def _bill_id(ref: str) -> int:
+    """A collection's outbox ref: the bill's id, then ":attempt" for retries."""
+    return int(ref.split(":", 1)[0])
+
+
+def _retry_at(plan: PlanRecord, attempts: int, now_us: int) -> int | None:
+    """When a bill that failed its `attempts`-th collection is tried again, if the plan allows another."""
+    if attempts >= 1 + plan.payment_retries:
+        return None
+    return now_us + plan.retry_interval_s * 1_000_000
 
 
 def _running_memo(program_id: str, account_ref: str, period_start: str, collection_id: int) -> str:

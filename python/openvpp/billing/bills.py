@@ -10,6 +10,7 @@ plan was first configured.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ class ReadingRange:
 
 
 @dataclass(frozen=True, slots=True)
+class Payment:
+    method: int  # billing_pb2.PaymentMethod
+    amount: int
+    signature: str
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
 class Bill:
     program_id: str
     account_ref: str
@@ -68,6 +77,11 @@ class Bill:
     payment_signature: str = ""
     past_due_reason: str = ""
     collected: int = 0  # base units collected from the open bill (continuous autopay)
+    attempts: int = 0
+    retry_at_us: int | None = None
+    payment_method: int = 0  # billing_pb2.PaymentMethod of payment_signature
+    payments: tuple[Payment, ...] = ()
+    updated_at_us: int | None = None
 
     @property
     def issued(self) -> bool:
@@ -160,14 +174,15 @@ class Bills:
             wanted = periods.containing(day, plan.cycle_day)
             issued = await billing_repo.bill(conn, program_id, account_ref, wanted.start.isoformat())
             if issued is not None:
-                return _from_row(issued)
-            first = await self._first_period(plan)
-            if wanted.start < first.start:
-                raise errors.NotFound(f"{program_id} was not billing on {day}", "BILL_NOT_FOUND")
-            if wanted.start > self._today_period(plan).start:
-                raise errors.InvalidArgument.field("period", "a period that has begun", "PERIOD_IN_FUTURE")
-            chain = await self._compute_through(conn, plan, account_ref, devices, wanted)
-        return chain[-1]
+                found = _from_row(issued)
+            else:
+                first = await self._first_period(plan)
+                if wanted.start < first.start:
+                    raise errors.NotFound(f"{program_id} was not billing on {day}", "BILL_NOT_FOUND")
+                if wanted.start > self._today_period(plan).start:
+                    raise errors.InvalidArgument.field("period", "a period that has begun", "PERIOD_IN_FUTURE")
+                found = (await self._compute_through(conn, plan, account_ref, devices, wanted))[-1]
+            return await _with_payments(conn, found)
 
     async def list_bills(
         self, viewer: Viewer, program_id: str, account_ref: str, page_size: int, page_token: str
@@ -342,6 +357,15 @@ class Bills:
         )
 
 
+async def _with_payments(conn: AsyncConnection, bill: Bill) -> Bill:
+    """The transfers that paid towards the bill: collections while it was open, then its own payment."""
+    rows = await billing_repo.paid_collections(conn, bill.program_id, bill.account_ref, bill.period.start.isoformat())
+    made = [Payment(pb.PAYMENT_METHOD_AUTOPAY, r.amount, r.signature or "", r.updated_at_us) for r in rows]
+    if bill.state == pb.BILL_STATE_PAID and bill.payment_signature:
+        made.append(Payment(bill.payment_method, bill.owed.base_units, bill.payment_signature, bill.updated_at_us or 0))
+    return dataclasses.replace(bill, payments=tuple(made))
+
+
 def _window(enrollment: Any, start: int, end: int) -> tuple[int, int]:
     """The part of [start, end) the customer's consent covers: from its
     not_before (if any) until it expires or the device was unenrolled."""
@@ -478,6 +502,10 @@ def _from_row(row: Any) -> Bill:
         row.payment_signature or "",
         row.payment_reason,
         body.get("collected", 0),
+        row.attempts,
+        row.retry_at_us,
+        row.payment_method,
+        updated_at_us=row.updated_at_us,
     )
 
 
@@ -520,6 +548,18 @@ def message(bill: Bill, *, with_lines: bool = True) -> pb.Bill:
             if line.tier is not None:
                 item.tier = line.tier
             out.lines.append(item)
+    out.attempts = bill.attempts
+    if bill.retry_at_us is not None and bill.state == pb.BILL_STATE_PAST_DUE:
+        out.next_attempt_at.CopyFrom(Timestamp(seconds=bill.retry_at_us // 1_000_000))
+    for made in bill.payments:
+        out.payments.append(
+            pb.BillPayment(
+                method=made.method,  # type: ignore[arg-type]
+                amount_base_units=made.amount,
+                signature=made.signature,
+                paid_at=Timestamp(seconds=made.at_us // 1_000_000),
+            )
+        )
     if bill.issued_at_us is not None:
         out.issued_at.CopyFrom(Timestamp(seconds=bill.issued_at_us // 1_000_000))
     if bill.readings_through is not None:

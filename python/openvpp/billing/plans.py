@@ -39,6 +39,11 @@ def billing_not_configured(program_id: str) -> errors.NotFound:
     return errors.NotFound(f"program {program_id} does not bill", "BILLING_NOT_CONFIGURED")
 
 
+MAX_RETRIES = 10
+MIN_RETRY_INTERVAL_S = 60
+DEFAULT_RETRY_INTERVAL_S = 86_400
+
+
 @functools.lru_cache(maxsize=256)
 def _tariff(urdb_json: str, label: str) -> Any:
     return urdb.tariff(json.loads(urdb_json), label or None)
@@ -60,6 +65,8 @@ class PlanRecord:
     tariff_name: str
     bills_from: str
     collect_threshold: int
+    payment_retries: int = 0
+    retry_interval_s: int = DEFAULT_RETRY_INTERVAL_S
 
     @classmethod
     def from_row(cls, row: Any) -> PlanRecord:
@@ -78,6 +85,8 @@ class PlanRecord:
             row.tariff_name,
             row.bills_from,
             row.collect_threshold,
+            row.payment_retries,
+            row.retry_interval_s,
         )
 
     @property
@@ -108,12 +117,20 @@ class PlanRecord:
             tariff_name=self.tariff_name,
             bills_from=self.bills_from,
             collect_threshold_base_units=self.collect_threshold,
+            payment_retries=self.payment_retries,
+            retry_interval_seconds=self.retry_interval_s,
         )
 
 
 def _check(plan: pb.BillingPlan) -> tuple[str, Any]:
     if plan.regime not in REGIMES:
         raise errors.InvalidArgument.field("plan.regime", "net metering, net billing or imports only")
+    if plan.payment_retries > MAX_RETRIES:
+        raise errors.InvalidArgument.field("plan.payment_retries", f"at most {MAX_RETRIES}")
+    if 0 < plan.retry_interval_seconds < MIN_RETRY_INTERVAL_S:
+        raise errors.InvalidArgument.field(
+            "plan.retry_interval_seconds", f"0 (a day) or at least {MIN_RETRY_INTERVAL_S}"
+        )
     try:
         ZoneInfo(plan.time_zone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -207,6 +224,8 @@ class BillingPlans:
                     "tariff_name": tariff.name,
                     "bills_from": bills_from,
                     "collect_threshold": plan.collect_threshold_base_units,
+                    "payment_retries": plan.payment_retries,
+                    "retry_interval_s": plan.retry_interval_seconds or DEFAULT_RETRY_INTERVAL_S,
                     "created_at_us": self.clock_us(),
                 },
             )

@@ -25,6 +25,8 @@ from openvpp.v1 import common_pb2, integration_pb2, integration_pb2_grpc, routin
 UTILITY = "pacific"
 PROGRAM = f"{UTILITY}/nem"
 DR_PROGRAM = f"{UTILITY}/dr"
+# Classic net metering: exports netted on the bill, not paid as tokens.
+NETTED_PROGRAM = f"{UTILITY}/nem-bill"
 
 
 @dataclass
@@ -37,6 +39,9 @@ class RoutingOutcome:
     verified: int
     batch_seconds: float
     diagnosis: list[str]
+    # Account refs of the token program and of the net-metered one.
+    accounts: list[str]
+    netted_accounts: list[str]
 
 
 def _consent(device: FleetDevice, account: str, program: str = PROGRAM) -> routing_pb2.SignedConsent:
@@ -61,8 +66,10 @@ async def run_routing(
     skip: set[str],
     dr: set[str],
     progress: Progress,
+    netted: frozenset[str] = frozenset(),
 ) -> RoutingOutcome:
-    """Endpoint and programs, then each vendor enrolls its devices: all in NEM, `dr` in DR as well."""
+    """Endpoint and programs, then each vendor enrolls its devices: all in NEM
+    (`netted` in the net-metered program instead), `dr` in DR as well."""
     with serve_vtn(work) as (port, anchors):
         async with channel_to(target, utility) as channel:
             integration: Any = integration_pb2_grpc.IntegrationServiceStub(channel)
@@ -89,6 +96,13 @@ async def run_routing(
                     code="dr", name="Evening peak demand response", kind=routing_pb2.PROGRAM_KIND_DEMAND_RESPONSE
                 )
             )
+            await routing.CreateProgram(
+                routing_pb2.CreateProgramRequest(
+                    code="nem-bill",
+                    name="Net energy metering on the bill",
+                    kind=routing_pb2.PROGRAM_KIND_NET_ENERGY_METERING,
+                )
+            )
             for program in (PROGRAM, DR_PROGRAM):
                 await routing.AttachEndpoint(
                     routing_pb2.AttachEndpointRequest(
@@ -96,7 +110,7 @@ async def run_routing(
                     )
                 )
     eligible = [d for d in fleet if d.der_id not in skip]
-    wanted = [(PROGRAM, i, d) for i, d in enumerate(eligible)]
+    wanted = [(NETTED_PROGRAM if d.der_id in netted else PROGRAM, i, d) for i, d in enumerate(eligible)]
     wanted += [(DR_PROGRAM, i, d) for i, d in enumerate(eligible) if d.der_id in dr]
     task = progress.add_task("vendors enrolling devices with signed consent", total=len(wanted))
     gate = asyncio.Semaphore(32)
@@ -160,4 +174,6 @@ async def run_routing(
         verified,
         batch_seconds,
         diagnosis,
+        [f"PAC-{i:07d}" for p, i, _ in wanted if p == PROGRAM],
+        [f"PAC-{i:07d}" for p, i, _ in wanted if p == NETTED_PROGRAM],
     )

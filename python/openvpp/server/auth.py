@@ -95,6 +95,7 @@ TABLE: dict[str, Rule] = {
     _SETTLEMENT + "GetUseCaseToken": Rule(ANY_ROLE, PUBLIC_DATA),
     _SETTLEMENT + "ListUseCaseTokens": Rule(ANY_ROLE, PUBLIC_DATA),
     _SETTLEMENT + "FundReserve": Rule(UTILITIES, OWNED),
+    _SETTLEMENT + "FundTestWallet": Rule(OPERATOR, OPERATOR_ONLY),
     _SETTLEMENT + "GetReserve": Rule(ANY_ROLE, PUBLIC_DATA),
     # The holder's signature on the transaction is what authorises a
     # redemption; any partner may relay one for its customers.

@@ -204,6 +204,10 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         signature, view = await self.tokens.fund(caller(), request.mint, request.amount_base_units)
         return pb.FundReserveResponse(signature=signature, reserve=reserve_message(view))
 
+    async def FundTestWallet(self, request: pb.FundTestWalletRequest, context: Context) -> pb.FundTestWalletResponse:
+        signature, balance = await self.tokens.fund_test_wallet(request.wallet, request.amount_base_units)
+        return pb.FundTestWalletResponse(signature=signature, balance_base_units=balance)
+
     async def GetReserve(self, request: pb.GetReserveRequest, context: Context) -> pb.GetReserveResponse:
         return pb.GetReserveResponse(reserve=reserve_message(await self.tokens.reserve(request.mint)))
 

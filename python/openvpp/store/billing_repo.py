@@ -233,27 +233,67 @@ async def bill_by_id(conn: AsyncConnection, bill_id: int) -> Any:
 ISSUED, COLLECTING, PAID, PAST_DUE = 2, 3, 4, 5
 
 
-async def bills_to_collect(conn: AsyncConnection) -> Sequence[Row[Any]]:
-    """Issued bills with an amount due whose account has an active autopay."""
+async def bills_to_collect(conn: AsyncConnection, now_us: int) -> Sequence[Row[Any]]:
+    """Issued bills with an amount due, and past-due ones whose retry is
+    due, whose account has an active autopay."""
     active = select(billing_autopay.c.id).where(
         billing_autopay.c.program_id == bills.c.program_id,
         billing_autopay.c.account_ref == bills.c.account_ref,
         billing_autopay.c.state == AUTOPAY_ACTIVE,
     )
-    query = select(bills).where(bills.c.state == ISSUED, bills.c.amount_due > 0, active.exists()).order_by(bills.c.id)
+    wanted = or_(
+        and_(bills.c.state == ISSUED, bills.c.amount_due > 0),
+        and_(bills.c.state == PAST_DUE, bills.c.retry_at_us <= now_us),
+    )
+    query = select(bills).where(wanted, active.exists()).order_by(bills.c.id)
     return (await conn.execute(query)).all()
 
 
 async def set_bill_payment(
-    conn: AsyncConnection, bill_id: int, before: int, after: int, signature: str | None, reason: str, now_us: int
+    conn: AsyncConnection,
+    bill_id: int,
+    before: int,
+    after: int,
+    signature: str | None,
+    reason: str,
+    now_us: int,
+    *,
+    attempted: bool = False,
+    retry_at_us: int | None = None,
+    method: int = 0,
 ) -> bool:
-    """Compare-and-set of a bill's payment state: False when another replica moved it first."""
-    result = await conn.execute(
-        update(bills)
-        .where(bills.c.id == bill_id, bills.c.state == before)
-        .values(state=after, payment_signature=signature, payment_reason=reason, updated_at_us=now_us)
-    )
+    """Compare-and-set of a bill's payment state: False when another replica
+    moved it first. `attempted` counts a collection attempt; `retry_at_us`
+    is when a past-due bill is next tried (None: not again on its own)."""
+    values: dict[str, Any] = {
+        "state": after,
+        "payment_signature": signature,
+        "payment_reason": reason,
+        "updated_at_us": now_us,
+        "retry_at_us": retry_at_us,
+    }
+    if attempted:
+        values["attempts"] = bills.c.attempts + 1
+    if method:
+        values["payment_method"] = method
+    result = await conn.execute(update(bills).where(bills.c.id == bill_id, bills.c.state == before).values(**values))
     return bool(result.rowcount)
+
+
+async def paid_collections(conn: AsyncConnection, program_id: str, account_ref: str, period_start: str) -> list[Any]:
+    """(amount, signature, updated_at_us) of the transfers collected from one open period, oldest first."""
+    c = bill_collections
+    query = (
+        select(c.c.amount, c.c.signature, c.c.updated_at_us)
+        .where(
+            c.c.program_id == program_id,
+            c.c.account_ref == account_ref,
+            c.c.period_start == period_start,
+            c.c.state == COLLECTION_PAID,
+        )
+        .order_by(c.c.id)
+    )
+    return list((await conn.execute(query)).all())
 
 
 # billing_pb2.AutopayState values the store selects on.
@@ -484,6 +524,7 @@ __all__ = [
     "lock_account",
     "mark_autopay_submitted",
     "nets_exports",
+    "paid_collections",
     "plan_version",
     "program_utility",
     "put_autopay",

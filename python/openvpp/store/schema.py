@@ -686,8 +686,6 @@ billing_plans = Table(
     # Past-due retry policy: this many more attempts, this far apart.
     Column("payment_retries", SmallInteger, nullable=False, server_default="0"),
     Column("retry_interval_s", Integer, nullable=False, server_default="86400"),
-    # Whether the customer may pay with the program's use-case tokens.
-    Column("accepts_tokens", SmallInteger, nullable=False, server_default="0"),
 )
 
 # Issued bills, final: `body` is the bill as issued (lines, exact totals and
@@ -712,6 +710,8 @@ bills = Table(
     # Collection attempts made (autopay), and when a past-due bill is next tried.
     Column("attempts", SmallInteger, nullable=False, server_default="0"),
     Column("retry_at_us", BigInteger, nullable=True),
+    # billing_pb2.PaymentMethod of the payment that paid it.
+    Column("payment_method", SmallInteger, nullable=False, server_default="0"),
     Index("ix_bills_program_account_period", "program_id", "account_ref", "period_start", unique=True),
 )
 

@@ -26,59 +26,63 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from openvpp.v1 import settlement_pb2 as openvpp_dot_v1_dot_settlement__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18openvpp/v1/billing.proto\x12\nopenvpp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bopenvpp/v1/settlement.proto\"\xc5\x02\n\x0b\x42illingPlan\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12)\n\x06regime\x18\x02 \x01(\x0e\x32\x19.openvpp.v1.BillingRegime\x12\x11\n\turdb_json\x18\x03 \x01(\t\x12\x12\n\nurdb_label\x18\x04 \x01(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12\x11\n\tcycle_day\x18\x06 \x01(\r\x12\x15\n\rtrue_up_month\x18\x07 \x01(\r\x12\"\n\x1asurplus_rate_micro_per_kwh\x18\x08 \x01(\x04\x12\x0f\n\x07tax_bps\x18\t \x01(\r\x12\x0f\n\x07version\x18\n \x01(\r\x12\x13\n\x0btariff_name\x18\x0b \x01(\t\x12\x12\n\nbills_from\x18\x0c \x01(\t\x12$\n\x1c\x63ollect_threshold_base_units\x18\r \x01(\x04\"@\n\x17\x43onfigureBillingRequest\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"A\n\x18\x43onfigureBillingResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"+\n\x15GetBillingPlanRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\"?\n\x16GetBillingPlanResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"R\n\x0c\x42illReadings\x12\x0e\n\x06\x64\x65r_id\x18\x01 \x01(\t\x12\x11\n\tfirst_seq\x18\x02 \x01(\x04\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\r\"\xfc\x01\n\x08\x42illLine\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.openvpp.v1.BillLineKind\x12\x13\n\x06period\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04tier\x18\x03 \x01(\rH\x01\x88\x01\x01\x12&\n\x08quantity\x18\x04 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x0c\n\x04rate\x18\x05 \x01(\x04\x12*\n\x0c\x61mount_micro\x18\x06 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12*\n\x08readings\x18\x07 \x03(\x0b\x32\x18.openvpp.v1.BillReadingsB\t\n\x07_periodB\x07\n\x05_tier\"\xdd\x04\n\x04\x42ill\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x14\n\x0cperiod_start\x18\x03 \x01(\t\x12\x12\n\nperiod_end\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.openvpp.v1.BillState\x12\x14\n\x0cplan_version\x18\x06 \x01(\r\x12#\n\x05lines\x18\x07 \x03(\x0b\x32\x14.openvpp.v1.BillLine\x12)\n\x0btotal_micro\x18\x08 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x1d\n\x15\x61mount_due_base_units\x18\t \x01(\x04\x12-\n\x0fremainder_micro\x18\n \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x36\n\x18\x63redit_carried_out_micro\x18\x0b \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x13\n\x0bimported_wh\x18\x0c \x01(\x04\x12\x13\n\x0b\x65xported_wh\x18\r \x01(\x04\x12\x0f\n\x07\x64\x65r_ids\x18\x0e \x03(\t\x12-\n\tissued_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10readings_through\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11payment_signature\x18\x11 \x01(\t\x12\x17\n\x0fpast_due_reason\x18\x12 \x01(\t\x12\x1c\n\x14\x63ollected_base_units\x18\x13 \x01(\x04\"I\n\x0eGetBillRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\"1\n\x0fGetBillResponse\x12\x1e\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x10.openvpp.v1.Bill\"b\n\x10ListBillsRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x11ListBillsResponse\x12\x1f\n\x05\x62ills\x18\x01 \x03(\x0b\x32\x10.openvpp.v1.Bill\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd4\x01\n\x07\x41utopay\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x15\n\rtoken_account\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65legate\x18\x05 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x06 \x01(\x04\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.openvpp.v1.AutopayState\x12\x11\n\tsignature\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\"n\n\x15PrepareAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x04 \x01(\x04\"t\n\x16PrepareAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\x12\x1f\n\x17last_valid_block_height\x18\x03 \x01(\x04\"T\n\x14SubmitAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x13\n\x0btransaction\x18\x03 \x01(\x0c\"=\n\x15SubmitAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\"<\n\x11GetAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\":\n\x12GetAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay*\x91\x01\n\rBillingRegime\x12\x1e\n\x1a\x42ILLING_REGIME_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x42ILLING_REGIME_NET_METERING\x10\x01\x12\x1e\n\x1a\x42ILLING_REGIME_NET_BILLING\x10\x02\x12\x1f\n\x1b\x42ILLING_REGIME_IMPORTS_ONLY\x10\x03*\x9c\x01\n\tBillState\x12\x1a\n\x16\x42ILL_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42ILL_STATE_OPEN\x10\x01\x12\x15\n\x11\x42ILL_STATE_ISSUED\x10\x02\x12\x19\n\x15\x42ILL_STATE_COLLECTING\x10\x03\x12\x13\n\x0f\x42ILL_STATE_PAID\x10\x04\x12\x17\n\x13\x42ILL_STATE_PAST_DUE\x10\x05*\xdf\x02\n\x0c\x42illLineKind\x12\x1e\n\x1a\x42ILL_LINE_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42ILL_LINE_KIND_ENERGY\x10\x01\x12 \n\x1c\x42ILL_LINE_KIND_EXPORT_CREDIT\x10\x02\x12\x1d\n\x19\x42ILL_LINE_KIND_DEMAND_TOU\x10\x03\x12\x1e\n\x1a\x42ILL_LINE_KIND_DEMAND_FLAT\x10\x04\x12 \n\x1c\x42ILL_LINE_KIND_FIXED_MONTHLY\x10\x05\x12\x1e\n\x1a\x42ILL_LINE_KIND_FIXED_DAILY\x10\x06\x12\x1a\n\x16\x42ILL_LINE_KIND_MINIMUM\x10\x07\x12\x16\n\x12\x42ILL_LINE_KIND_TAX\x10\x08\x12\x1a\n\x16\x42ILL_LINE_KIND_TRUE_UP\x10\t\x12!\n\x1d\x42ILL_LINE_KIND_CREDIT_CARRIED\x10\n*\xb5\x01\n\x0c\x41utopayState\x12\x1d\n\x19\x41UTOPAY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41UTOPAY_STATE_PREPARED\x10\x01\x12\x1b\n\x17\x41UTOPAY_STATE_SUBMITTED\x10\x02\x12\x18\n\x14\x41UTOPAY_STATE_ACTIVE\x10\x03\x12\x18\n\x14\x41UTOPAY_STATE_FAILED\x10\x04\x12\x19\n\x15\x41UTOPAY_STATE_EXPIRED\x10\x05\x32\xd2\x04\n\x0e\x42illingService\x12]\n\x10\x43onfigureBilling\x12#.openvpp.v1.ConfigureBillingRequest\x1a$.openvpp.v1.ConfigureBillingResponse\x12W\n\x0eGetBillingPlan\x12!.openvpp.v1.GetBillingPlanRequest\x1a\".openvpp.v1.GetBillingPlanResponse\x12\x42\n\x07GetBill\x12\x1a.openvpp.v1.GetBillRequest\x1a\x1b.openvpp.v1.GetBillResponse\x12H\n\tListBills\x12\x1c.openvpp.v1.ListBillsRequest\x1a\x1d.openvpp.v1.ListBillsResponse\x12W\n\x0ePrepareAutopay\x12!.openvpp.v1.PrepareAutopayRequest\x1a\".openvpp.v1.PrepareAutopayResponse\x12T\n\rSubmitAutopay\x12 .openvpp.v1.SubmitAutopayRequest\x1a!.openvpp.v1.SubmitAutopayResponse\x12K\n\nGetAutopay\x12\x1d.openvpp.v1.GetAutopayRequest\x1a\x1e.openvpp.v1.GetAutopayResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18openvpp/v1/billing.proto\x12\nopenvpp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bopenvpp/v1/settlement.proto\"\xfe\x02\n\x0b\x42illingPlan\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12)\n\x06regime\x18\x02 \x01(\x0e\x32\x19.openvpp.v1.BillingRegime\x12\x11\n\turdb_json\x18\x03 \x01(\t\x12\x12\n\nurdb_label\x18\x04 \x01(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12\x11\n\tcycle_day\x18\x06 \x01(\r\x12\x15\n\rtrue_up_month\x18\x07 \x01(\r\x12\"\n\x1asurplus_rate_micro_per_kwh\x18\x08 \x01(\x04\x12\x0f\n\x07tax_bps\x18\t \x01(\r\x12\x0f\n\x07version\x18\n \x01(\r\x12\x13\n\x0btariff_name\x18\x0b \x01(\t\x12\x12\n\nbills_from\x18\x0c \x01(\t\x12$\n\x1c\x63ollect_threshold_base_units\x18\r \x01(\x04\x12\x17\n\x0fpayment_retries\x18\x0e \x01(\r\x12\x1e\n\x16retry_interval_seconds\x18\x0f \x01(\r\"@\n\x17\x43onfigureBillingRequest\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"A\n\x18\x43onfigureBillingResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"+\n\x15GetBillingPlanRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\"?\n\x16GetBillingPlanResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"R\n\x0c\x42illReadings\x12\x0e\n\x06\x64\x65r_id\x18\x01 \x01(\t\x12\x11\n\tfirst_seq\x18\x02 \x01(\x04\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\r\"\xfc\x01\n\x08\x42illLine\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.openvpp.v1.BillLineKind\x12\x13\n\x06period\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04tier\x18\x03 \x01(\rH\x01\x88\x01\x01\x12&\n\x08quantity\x18\x04 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x0c\n\x04rate\x18\x05 \x01(\x04\x12*\n\x0c\x61mount_micro\x18\x06 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12*\n\x08readings\x18\x07 \x03(\x0b\x32\x18.openvpp.v1.BillReadingsB\t\n\x07_periodB\x07\n\x05_tier\"\xcf\x05\n\x04\x42ill\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x14\n\x0cperiod_start\x18\x03 \x01(\t\x12\x12\n\nperiod_end\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.openvpp.v1.BillState\x12\x14\n\x0cplan_version\x18\x06 \x01(\r\x12#\n\x05lines\x18\x07 \x03(\x0b\x32\x14.openvpp.v1.BillLine\x12)\n\x0btotal_micro\x18\x08 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x1d\n\x15\x61mount_due_base_units\x18\t \x01(\x04\x12-\n\x0fremainder_micro\x18\n \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x36\n\x18\x63redit_carried_out_micro\x18\x0b \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x13\n\x0bimported_wh\x18\x0c \x01(\x04\x12\x13\n\x0b\x65xported_wh\x18\r \x01(\x04\x12\x0f\n\x07\x64\x65r_ids\x18\x0e \x03(\t\x12-\n\tissued_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10readings_through\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11payment_signature\x18\x11 \x01(\t\x12\x17\n\x0fpast_due_reason\x18\x12 \x01(\t\x12\x1c\n\x14\x63ollected_base_units\x18\x13 \x01(\x04\x12)\n\x08payments\x18\x14 \x03(\x0b\x32\x17.openvpp.v1.BillPayment\x12\x10\n\x08\x61ttempts\x18\x15 \x01(\r\x12\x33\n\x0fnext_attempt_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0b\x42illPayment\x12)\n\x06method\x18\x01 \x01(\x0e\x32\x19.openvpp.v1.PaymentMethod\x12\x19\n\x11\x61mount_base_units\x18\x02 \x01(\x04\x12\x11\n\tsignature\x18\x03 \x01(\t\x12+\n\x07paid_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x0eGetBillRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\"1\n\x0fGetBillResponse\x12\x1e\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x10.openvpp.v1.Bill\"b\n\x10ListBillsRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x11ListBillsResponse\x12\x1f\n\x05\x62ills\x18\x01 \x03(\x0b\x32\x10.openvpp.v1.Bill\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd4\x01\n\x07\x41utopay\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x15\n\rtoken_account\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65legate\x18\x05 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x06 \x01(\x04\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.openvpp.v1.AutopayState\x12\x11\n\tsignature\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\"n\n\x15PrepareAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x04 \x01(\x04\"t\n\x16PrepareAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\x12\x1f\n\x17last_valid_block_height\x18\x03 \x01(\x04\"T\n\x14SubmitAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x13\n\x0btransaction\x18\x03 \x01(\x0c\"=\n\x15SubmitAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\"<\n\x11GetAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\":\n\x12GetAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay*\x91\x01\n\rBillingRegime\x12\x1e\n\x1a\x42ILLING_REGIME_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x42ILLING_REGIME_NET_METERING\x10\x01\x12\x1e\n\x1a\x42ILLING_REGIME_NET_BILLING\x10\x02\x12\x1f\n\x1b\x42ILLING_REGIME_IMPORTS_ONLY\x10\x03*\x9c\x01\n\tBillState\x12\x1a\n\x16\x42ILL_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42ILL_STATE_OPEN\x10\x01\x12\x15\n\x11\x42ILL_STATE_ISSUED\x10\x02\x12\x19\n\x15\x42ILL_STATE_COLLECTING\x10\x03\x12\x13\n\x0f\x42ILL_STATE_PAID\x10\x04\x12\x17\n\x13\x42ILL_STATE_PAST_DUE\x10\x05*\xdf\x02\n\x0c\x42illLineKind\x12\x1e\n\x1a\x42ILL_LINE_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42ILL_LINE_KIND_ENERGY\x10\x01\x12 \n\x1c\x42ILL_LINE_KIND_EXPORT_CREDIT\x10\x02\x12\x1d\n\x19\x42ILL_LINE_KIND_DEMAND_TOU\x10\x03\x12\x1e\n\x1a\x42ILL_LINE_KIND_DEMAND_FLAT\x10\x04\x12 \n\x1c\x42ILL_LINE_KIND_FIXED_MONTHLY\x10\x05\x12\x1e\n\x1a\x42ILL_LINE_KIND_FIXED_DAILY\x10\x06\x12\x1a\n\x16\x42ILL_LINE_KIND_MINIMUM\x10\x07\x12\x16\n\x12\x42ILL_LINE_KIND_TAX\x10\x08\x12\x1a\n\x16\x42ILL_LINE_KIND_TRUE_UP\x10\t\x12!\n\x1d\x42ILL_LINE_KIND_CREDIT_CARRIED\x10\n*o\n\rPaymentMethod\x12\x1e\n\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_METHOD_AUTOPAY\x10\x01\x12\"\n\x1ePAYMENT_METHOD_PAYMENT_REQUEST\x10\x02*\xb5\x01\n\x0c\x41utopayState\x12\x1d\n\x19\x41UTOPAY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41UTOPAY_STATE_PREPARED\x10\x01\x12\x1b\n\x17\x41UTOPAY_STATE_SUBMITTED\x10\x02\x12\x18\n\x14\x41UTOPAY_STATE_ACTIVE\x10\x03\x12\x18\n\x14\x41UTOPAY_STATE_FAILED\x10\x04\x12\x19\n\x15\x41UTOPAY_STATE_EXPIRED\x10\x05\x32\xd2\x04\n\x0e\x42illingService\x12]\n\x10\x43onfigureBilling\x12#.openvpp.v1.ConfigureBillingRequest\x1a$.openvpp.v1.ConfigureBillingResponse\x12W\n\x0eGetBillingPlan\x12!.openvpp.v1.GetBillingPlanRequest\x1a\".openvpp.v1.GetBillingPlanResponse\x12\x42\n\x07GetBill\x12\x1a.openvpp.v1.GetBillRequest\x1a\x1b.openvpp.v1.GetBillResponse\x12H\n\tListBills\x12\x1c.openvpp.v1.ListBillsRequest\x1a\x1d.openvpp.v1.ListBillsResponse\x12W\n\x0ePrepareAutopay\x12!.openvpp.v1.PrepareAutopayRequest\x1a\".openvpp.v1.PrepareAutopayResponse\x12T\n\rSubmitAutopay\x12 .openvpp.v1.SubmitAutopayRequest\x1a!.openvpp.v1.SubmitAutopayResponse\x12K\n\nGetAutopay\x12\x1d.openvpp.v1.GetAutopayRequest\x1a\x1e.openvpp.v1.GetAutopayResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openvpp.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BILLINGREGIME']._serialized_start=2642
-  _globals['_BILLINGREGIME']._serialized_end=2787
-  _globals['_BILLSTATE']._serialized_start=2790
-  _globals['_BILLSTATE']._serialized_end=2946
-  _globals['_BILLLINEKIND']._serialized_start=2949
-  _globals['_BILLLINEKIND']._serialized_end=3300
-  _globals['_AUTOPAYSTATE']._serialized_start=3303
-  _globals['_AUTOPAYSTATE']._serialized_end=3484
+  _globals['_BILLINGREGIME']._serialized_start=2963
+  _globals['_BILLINGREGIME']._serialized_end=3108
+  _globals['_BILLSTATE']._serialized_start=3111
+  _globals['_BILLSTATE']._serialized_end=3267
+  _globals['_BILLLINEKIND']._serialized_start=3270
+  _globals['_BILLLINEKIND']._serialized_end=3621
+  _globals['_PAYMENTMETHOD']._serialized_start=3623
+  _globals['_PAYMENTMETHOD']._serialized_end=3734
+  _globals['_AUTOPAYSTATE']._serialized_start=3737
+  _globals['_AUTOPAYSTATE']._serialized_end=3918
   _globals['_BILLINGPLAN']._serialized_start=103
-  _globals['_BILLINGPLAN']._serialized_end=428
-  _globals['_CONFIGUREBILLINGREQUEST']._serialized_start=430
-  _globals['_CONFIGUREBILLINGREQUEST']._serialized_end=494
-  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_start=496
-  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_end=561
-  _globals['_GETBILLINGPLANREQUEST']._serialized_start=563
-  _globals['_GETBILLINGPLANREQUEST']._serialized_end=606
-  _globals['_GETBILLINGPLANRESPONSE']._serialized_start=608
-  _globals['_GETBILLINGPLANRESPONSE']._serialized_end=671
-  _globals['_BILLREADINGS']._serialized_start=673
-  _globals['_BILLREADINGS']._serialized_end=755
-  _globals['_BILLLINE']._serialized_start=758
-  _globals['_BILLLINE']._serialized_end=1010
-  _globals['_BILL']._serialized_start=1013
-  _globals['_BILL']._serialized_end=1618
-  _globals['_GETBILLREQUEST']._serialized_start=1620
-  _globals['_GETBILLREQUEST']._serialized_end=1693
-  _globals['_GETBILLRESPONSE']._serialized_start=1695
-  _globals['_GETBILLRESPONSE']._serialized_end=1744
-  _globals['_LISTBILLSREQUEST']._serialized_start=1746
-  _globals['_LISTBILLSREQUEST']._serialized_end=1844
-  _globals['_LISTBILLSRESPONSE']._serialized_start=1846
-  _globals['_LISTBILLSRESPONSE']._serialized_end=1923
-  _globals['_AUTOPAY']._serialized_start=1926
-  _globals['_AUTOPAY']._serialized_end=2138
-  _globals['_PREPAREAUTOPAYREQUEST']._serialized_start=2140
-  _globals['_PREPAREAUTOPAYREQUEST']._serialized_end=2250
-  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_start=2252
-  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_end=2368
-  _globals['_SUBMITAUTOPAYREQUEST']._serialized_start=2370
-  _globals['_SUBMITAUTOPAYREQUEST']._serialized_end=2454
-  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_start=2456
-  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_end=2517
-  _globals['_GETAUTOPAYREQUEST']._serialized_start=2519
-  _globals['_GETAUTOPAYREQUEST']._serialized_end=2579
-  _globals['_GETAUTOPAYRESPONSE']._serialized_start=2581
-  _globals['_GETAUTOPAYRESPONSE']._serialized_end=2639
-  _globals['_BILLINGSERVICE']._serialized_start=3487
-  _globals['_BILLINGSERVICE']._serialized_end=4081
+  _globals['_BILLINGPLAN']._serialized_end=485
+  _globals['_CONFIGUREBILLINGREQUEST']._serialized_start=487
+  _globals['_CONFIGUREBILLINGREQUEST']._serialized_end=551
+  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_start=553
+  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_end=618
+  _globals['_GETBILLINGPLANREQUEST']._serialized_start=620
+  _globals['_GETBILLINGPLANREQUEST']._serialized_end=663
+  _globals['_GETBILLINGPLANRESPONSE']._serialized_start=665
+  _globals['_GETBILLINGPLANRESPONSE']._serialized_end=728
+  _globals['_BILLREADINGS']._serialized_start=730
+  _globals['_BILLREADINGS']._serialized_end=812
+  _globals['_BILLLINE']._serialized_start=815
+  _globals['_BILLLINE']._serialized_end=1067
+  _globals['_BILL']._serialized_start=1070
+  _globals['_BILL']._serialized_end=1789
+  _globals['_BILLPAYMENT']._serialized_start=1792
+  _globals['_BILLPAYMENT']._serialized_end=1939
+  _globals['_GETBILLREQUEST']._serialized_start=1941
+  _globals['_GETBILLREQUEST']._serialized_end=2014
+  _globals['_GETBILLRESPONSE']._serialized_start=2016
+  _globals['_GETBILLRESPONSE']._serialized_end=2065
+  _globals['_LISTBILLSREQUEST']._serialized_start=2067
+  _globals['_LISTBILLSREQUEST']._serialized_end=2165
+  _globals['_LISTBILLSRESPONSE']._serialized_start=2167
+  _globals['_LISTBILLSRESPONSE']._serialized_end=2244
+  _globals['_AUTOPAY']._serialized_start=2247
+  _globals['_AUTOPAY']._serialized_end=2459
+  _globals['_PREPAREAUTOPAYREQUEST']._serialized_start=2461
+  _globals['_PREPAREAUTOPAYREQUEST']._serialized_end=2571
+  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_start=2573
+  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_end=2689
+  _globals['_SUBMITAUTOPAYREQUEST']._serialized_start=2691
+  _globals['_SUBMITAUTOPAYREQUEST']._serialized_end=2775
+  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_start=2777
+  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_end=2838
+  _globals['_GETAUTOPAYREQUEST']._serialized_start=2840
+  _globals['_GETAUTOPAYREQUEST']._serialized_end=2900
+  _globals['_GETAUTOPAYRESPONSE']._serialized_start=2902
+  _globals['_GETAUTOPAYRESPONSE']._serialized_end=2960
+  _globals['_BILLINGSERVICE']._serialized_start=3921
+  _globals['_BILLINGSERVICE']._serialized_end=4515
 # @@protoc_insertion_point(module_scope)

@@ -154,6 +154,27 @@ BILL_LINE_KIND_CREDIT_CARRIED: BillLineKind.ValueType  # 10
 """Credit carried from earlier bills (net billing), applied to this one."""
 Global___BillLineKind: _TypeAlias = BillLineKind  # noqa: Y015
 
+class _PaymentMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_METHOD_UNSPECIFIED: _PaymentMethod.ValueType  # 0
+    PAYMENT_METHOD_AUTOPAY: _PaymentMethod.ValueType  # 1
+    """Collected by autopay from the holder's delegated account."""
+    PAYMENT_METHOD_PAYMENT_REQUEST: _PaymentMethod.ValueType  # 2
+    """Paid by the customer's wallet through a Solana Pay transfer request."""
+
+class PaymentMethod(_PaymentMethod, metaclass=_PaymentMethodEnumTypeWrapper): ...
+
+PAYMENT_METHOD_UNSPECIFIED: PaymentMethod.ValueType  # 0
+PAYMENT_METHOD_AUTOPAY: PaymentMethod.ValueType  # 1
+"""Collected by autopay from the holder's delegated account."""
+PAYMENT_METHOD_PAYMENT_REQUEST: PaymentMethod.ValueType  # 2
+"""Paid by the customer's wallet through a Solana Pay transfer request."""
+Global___PaymentMethod: _TypeAlias = PaymentMethod  # noqa: Y015
+
 class _AutopayState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -202,6 +223,8 @@ class BillingPlan(_message.Message):
     TARIFF_NAME_FIELD_NUMBER: _builtins.int
     BILLS_FROM_FIELD_NUMBER: _builtins.int
     COLLECT_THRESHOLD_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAYMENT_RETRIES_FIELD_NUMBER: _builtins.int
+    RETRY_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     regime: Global___BillingRegime.ValueType
     urdb_json: _builtins.str
@@ -237,6 +260,14 @@ class BillingPlan(_message.Message):
     account); the issued bill then asks only for what remains, and what was
     collected beyond the final amount is carried as a credit.
     """
+    payment_retries: _builtins.int
+    """Past-due policy: autopay tries a bill it could not collect (too little
+    balance or allowance, a failed transfer) this many more times (0–10),
+    retry_interval_seconds apart (0: a day; at least 60). Each attempt
+    starts only once the one before is final with nothing moved, so a
+    retry never charges twice.
+    """
+    retry_interval_seconds: _builtins.int
     def __init__(
         self,
         *,
@@ -253,10 +284,12 @@ class BillingPlan(_message.Message):
         tariff_name: _builtins.str = ...,
         bills_from: _builtins.str = ...,
         collect_threshold_base_units: _builtins.int = ...,
+        payment_retries: _builtins.int = ...,
+        retry_interval_seconds: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bills_from", b"bills_from", "collect_threshold_base_units", b"collect_threshold_base_units", "cycle_day", b"cycle_day", "program_id", b"program_id", "regime", b"regime", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bills_from", b"bills_from", "collect_threshold_base_units", b"collect_threshold_base_units", "cycle_day", b"cycle_day", "payment_retries", b"payment_retries", "program_id", b"program_id", "regime", b"regime", "retry_interval_seconds", b"retry_interval_seconds", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -449,6 +482,9 @@ class Bill(_message.Message):
     PAYMENT_SIGNATURE_FIELD_NUMBER: _builtins.int
     PAST_DUE_REASON_FIELD_NUMBER: _builtins.int
     COLLECTED_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAYMENTS_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     account_ref: _builtins.str
     period_start: _builtins.str
@@ -470,6 +506,10 @@ class Bill(_message.Message):
     collected_base_units: _builtins.int
     """Collected from the open bill while it accrued (continuous autopay);
     amount_due_base_units is what remains after it.
+    """
+    attempts: _builtins.int
+    """Collection attempts made for the amount due (autopay); a past-due bill
+    the plan retries shows when it is next tried.
     """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___BillLine]: ...
@@ -495,6 +535,14 @@ class Bill(_message.Message):
     def readings_through(self) -> _timestamp_pb2.Timestamp:
         """Readings stored so far: the newest interval end the bill includes."""
 
+    @_builtins.property
+    def payments(self) -> _containers.RepeatedCompositeFieldContainer[Global___BillPayment]:
+        """Every stablecoin transfer that paid towards this bill, oldest first:
+        continuous collections, then the payment of the amount due.
+        """
+
+    @_builtins.property
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -517,14 +565,46 @@ class Bill(_message.Message):
         payment_signature: _builtins.str = ...,
         past_due_reason: _builtins.str = ...,
         collected_base_units: _builtins.int = ...,
+        payments: _abc.Iterable[Global___BillPayment] | None = ...,
+        attempts: _builtins.int = ...,
+        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit_carried_out_micro", b"credit_carried_out_micro", "issued_at", b"issued_at", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "total_micro", b"total_micro"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credit_carried_out_micro", b"credit_carried_out_micro", "issued_at", b"issued_at", "next_attempt_at", b"next_attempt_at", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "total_micro", b"total_micro"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_due_base_units", b"amount_due_base_units", "collected_base_units", b"collected_base_units", "credit_carried_out_micro", b"credit_carried_out_micro", "der_ids", b"der_ids", "exported_wh", b"exported_wh", "imported_wh", b"imported_wh", "issued_at", b"issued_at", "lines", b"lines", "past_due_reason", b"past_due_reason", "payment_signature", b"payment_signature", "period_end", b"period_end", "period_start", b"period_start", "plan_version", b"plan_version", "program_id", b"program_id", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "state", b"state", "total_micro", b"total_micro"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_due_base_units", b"amount_due_base_units", "attempts", b"attempts", "collected_base_units", b"collected_base_units", "credit_carried_out_micro", b"credit_carried_out_micro", "der_ids", b"der_ids", "exported_wh", b"exported_wh", "imported_wh", b"imported_wh", "issued_at", b"issued_at", "lines", b"lines", "next_attempt_at", b"next_attempt_at", "past_due_reason", b"past_due_reason", "payment_signature", b"payment_signature", "payments", b"payments", "period_end", b"period_end", "period_start", b"period_start", "plan_version", b"plan_version", "program_id", b"program_id", "readings_through", b"readings_through", "remainder_micro", b"remainder_micro", "state", b"state", "total_micro", b"total_micro"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Bill: _TypeAlias = Bill  # noqa: Y015
+
+@_typing.final
+class BillPayment(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    PAID_AT_FIELD_NUMBER: _builtins.int
+    method: Global___PaymentMethod.ValueType
+    amount_base_units: _builtins.int
+    signature: _builtins.str
+    @_builtins.property
+    def paid_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        method: Global___PaymentMethod.ValueType = ...,
+        amount_base_units: _builtins.int = ...,
+        signature: _builtins.str = ...,
+        paid_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["paid_at", b"paid_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "method", b"method", "paid_at", b"paid_at", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillPayment: _TypeAlias = BillPayment  # noqa: Y015
 
 @_typing.final
 class GetBillRequest(_message.Message):

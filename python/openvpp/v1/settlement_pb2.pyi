@@ -709,6 +709,51 @@ class FundReserveResponse(_message.Message):
 Global___FundReserveResponse: _TypeAlias = FundReserveResponse  # noqa: Y015
 
 @_typing.final
+class FundTestWalletRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WALLET_FIELD_NUMBER: _builtins.int
+    AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    wallet: _builtins.str
+    amount_base_units: _builtins.int
+    def __init__(
+        self,
+        *,
+        wallet: _builtins.str = ...,
+        amount_base_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "wallet", b"wallet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FundTestWalletRequest: _TypeAlias = FundTestWalletRequest  # noqa: Y015
+
+@_typing.final
+class FundTestWalletResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    BALANCE_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    signature: _builtins.str
+    balance_base_units: _builtins.int
+    """The wallet's stablecoin balance after the transfer."""
+    def __init__(
+        self,
+        *,
+        signature: _builtins.str = ...,
+        balance_base_units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_base_units", b"balance_base_units", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FundTestWalletResponse: _TypeAlias = FundTestWalletResponse  # noqa: Y015
+
+@_typing.final
 class GetReserveRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

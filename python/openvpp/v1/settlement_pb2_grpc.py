@@ -67,6 +67,11 @@ class SettlementServiceStub:
                 request_serializer=openvpp_dot_v1_dot_settlement__pb2.GetReserveRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetReserveResponse.FromString,
                 _registered_method=True)
+        self.FundTestWallet = channel.unary_unary(
+                '/openvpp.v1.SettlementService/FundTestWallet',
+                request_serializer=openvpp_dot_v1_dot_settlement__pb2.FundTestWalletRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_settlement__pb2.FundTestWalletResponse.FromString,
+                _registered_method=True)
         self.PrepareRedemption = channel.unary_unary(
                 '/openvpp.v1.SettlementService/PrepareRedemption',
                 request_serializer=openvpp_dot_v1_dot_settlement__pb2.PrepareRedemptionRequest.SerializeToString,
@@ -206,6 +211,18 @@ class SettlementServiceServicer:
 
     def GetReserve(self, request, context):
         """Reserve balance, supply and coverage, read from chain state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FundTestWallet(self, request, context):
+        """Operator, development chains only: mints the development faucet's test
+        stablecoin into a wallet (its associated account, created if need be),
+        for a test customer paying bills, say. FAILED_PRECONDITION
+        NOT_DEVELOPMENT_CHAIN on a real cluster, NOT_TEST_STABLECOIN when the
+        configured stablecoin is not the faucet's; INVALID_ARGUMENT
+        INVALID_ADDRESS, or an amount outside 1 to 10,000.00.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -409,6 +426,11 @@ def add_SettlementServiceServicer_to_server(servicer, server):
                     servicer.GetReserve,
                     request_deserializer=openvpp_dot_v1_dot_settlement__pb2.GetReserveRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_settlement__pb2.GetReserveResponse.SerializeToString,
+            ),
+            'FundTestWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.FundTestWallet,
+                    request_deserializer=openvpp_dot_v1_dot_settlement__pb2.FundTestWalletRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_settlement__pb2.FundTestWalletResponse.SerializeToString,
             ),
             'PrepareRedemption': grpc.unary_unary_rpc_method_handler(
                     servicer.PrepareRedemption,
@@ -671,6 +693,33 @@ class SettlementService:
             '/openvpp.v1.SettlementService/GetReserve',
             openvpp_dot_v1_dot_settlement__pb2.GetReserveRequest.SerializeToString,
             openvpp_dot_v1_dot_settlement__pb2.GetReserveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FundTestWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.SettlementService/FundTestWallet',
+            openvpp_dot_v1_dot_settlement__pb2.FundTestWalletRequest.SerializeToString,
+            openvpp_dot_v1_dot_settlement__pb2.FundTestWalletResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,14 @@ class SettlementServiceStub:
     """Utility: moves stablecoin from its treasury into a token's reserve."""
     GetReserve: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.GetReserveRequest, _settlement_pb2.GetReserveResponse]
     """Reserve balance, supply and coverage, read from chain state."""
+    FundTestWallet: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.FundTestWalletRequest, _settlement_pb2.FundTestWalletResponse]
+    """Operator, development chains only: mints the development faucet's test
+    stablecoin into a wallet (its associated account, created if need be),
+    for a test customer paying bills, say. FAILED_PRECONDITION
+    NOT_DEVELOPMENT_CHAIN on a real cluster, NOT_TEST_STABLECOIN when the
+    configured stablecoin is not the faucet's; INVALID_ARGUMENT
+    INVALID_ADDRESS, or an amount outside 1 to 10,000.00.
+    """
     PrepareRedemption: _grpc.UnaryUnaryMultiCallable[_settlement_pb2.PrepareRedemptionRequest, _settlement_pb2.PrepareRedemptionResponse]
     """One transaction that burns a holder's tokens and pays the stablecoin
     from the reserve, signed by the reserve authority and fee payer; the
@@ -155,6 +163,14 @@ class SettlementServiceAsyncStub(SettlementServiceStub):
     """Utility: moves stablecoin from its treasury into a token's reserve."""
     GetReserve: _aio.UnaryUnaryMultiCallable[_settlement_pb2.GetReserveRequest, _settlement_pb2.GetReserveResponse]  # type: ignore[assignment]
     """Reserve balance, supply and coverage, read from chain state."""
+    FundTestWallet: _aio.UnaryUnaryMultiCallable[_settlement_pb2.FundTestWalletRequest, _settlement_pb2.FundTestWalletResponse]  # type: ignore[assignment]
+    """Operator, development chains only: mints the development faucet's test
+    stablecoin into a wallet (its associated account, created if need be),
+    for a test customer paying bills, say. FAILED_PRECONDITION
+    NOT_DEVELOPMENT_CHAIN on a real cluster, NOT_TEST_STABLECOIN when the
+    configured stablecoin is not the faucet's; INVALID_ARGUMENT
+    INVALID_ADDRESS, or an amount outside 1 to 10,000.00.
+    """
     PrepareRedemption: _aio.UnaryUnaryMultiCallable[_settlement_pb2.PrepareRedemptionRequest, _settlement_pb2.PrepareRedemptionResponse]  # type: ignore[assignment]
     """One transaction that burns a holder's tokens and pays the stablecoin
     from the reserve, signed by the reserve authority and fee payer; the
@@ -295,6 +311,20 @@ class SettlementServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_settlement_pb2.GetReserveResponse, _abc.Awaitable[_settlement_pb2.GetReserveResponse]]:
         """Reserve balance, supply and coverage, read from chain state."""
+
+    @_abc_1.abstractmethod
+    def FundTestWallet(
+        self,
+        request: _settlement_pb2.FundTestWalletRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_settlement_pb2.FundTestWalletResponse, _abc.Awaitable[_settlement_pb2.FundTestWalletResponse]]:
+        """Operator, development chains only: mints the development faucet's test
+        stablecoin into a wallet (its associated account, created if need be),
+        for a test customer paying bills, say. FAILED_PRECONDITION
+        NOT_DEVELOPMENT_CHAIN on a real cluster, NOT_TEST_STABLECOIN when the
+        configured stablecoin is not the faucet's; INVALID_ARGUMENT
+        INVALID_ADDRESS, or an amount outside 1 to 10,000.00.
+        """
 
     @_abc_1.abstractmethod
     def PrepareRedemption(

@@ -9,6 +9,7 @@ cluster can reach them.
 from __future__ import annotations
 
 import logging
+import secrets
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -37,6 +38,8 @@ class DevelopmentFaucet:
     TEST_DECIMALS = 6
     # A development utility's treasury starts with this much test stablecoin (1,000,000.00).
     TREASURY_BASE_UNITS = 1_000_000 * 10**TEST_DECIMALS
+    # The most one call gives a test wallet (10,000.00).
+    WALLET_MAX_BASE_UNITS = 10_000 * 10**TEST_DECIMALS
 
     def __init__(self, chain: Chain, outbox: Outbox, keyring: Keyring) -> None:
         if not chain.development:
@@ -47,6 +50,7 @@ class DevelopmentFaucet:
         # Set once the stablecoin is known and is the faucet's own test mint.
         self._coin: tuple[Pubkey, Pubkey, int, Keypair] | None = None
         outbox.register("treasury_seed", Handler(_record_nothing, self._build_treasury_seed))
+        outbox.register("faucet_wallet", Handler(_record_nothing, self._build_wallet))
 
     async def fund_fee_payer(self) -> None:
         """Keeps the fee payer's SOL above half the floor."""
@@ -112,6 +116,31 @@ class DevelopmentFaucet:
         if outcome.state is not OutboxState.CONFIRMED:
             raise errors.Unavailable(f"seeding the treasury failed: {outcome.error}", "CHAIN_FAILED")
         return key.pubkey()
+
+    async def fund_wallet(self, wallet: Pubkey, amount: int) -> str:
+        """Mints `amount` of test stablecoin into a wallet's account (a test
+        customer's, say); the signature of the transfer."""
+        if self._coin is None:
+            raise errors.FailedPrecondition(
+                "the stablecoin in use is not the development faucet's test mint", "NOT_TEST_STABLECOIN"
+            )
+        # The ref carries what a rebuild needs, so a restart can re-sign it.
+        ref = f"{wallet}:{amount}:{secrets.token_hex(8)}"
+        outcome = await self.outbox.submit("faucet_wallet", ref, lambda recent: self._build_wallet(ref, recent))
+        if outcome.state is not OutboxState.CONFIRMED:
+            raise errors.Unavailable(f"funding {wallet} failed: {outcome.error}", "CHAIN_FAILED")
+        return outcome.signature
+
+    async def _build_wallet(self, ref: str, recent: RecentBlockhash) -> bytes:
+        assert self._coin is not None
+        wallet_text, amount_text, _ = ref.split(":")
+        mint, program, decimals, authority = self._coin
+        payer, wallet = self.keyring.fee_payer, Pubkey.from_string(wallet_text)
+        instructions = [
+            spl.create_ata(payer.pubkey(), wallet, mint, program),
+            spl.mint_to(program, mint, spl.ata(wallet, mint, program), authority.pubkey(), int(amount_text), decimals),
+        ]
+        return spl.signed(instructions, payer, [authority], recent.blockhash)
 
     async def _build_treasury_seed(self, utility: str, recent: RecentBlockhash) -> bytes:
         assert self._coin is not None

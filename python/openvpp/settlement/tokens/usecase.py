@@ -419,6 +419,25 @@ class UseCaseTokens:
             raise errors.Unavailable(f"funding transaction {outcome.signature} failed: {outcome.error}", "CHAIN_FAILED")
         return outcome.signature, await self.reserve(mint)
 
+    async def fund_test_wallet(self, wallet: str, amount: int) -> tuple[str, int]:
+        """Development chains: test stablecoin for a wallet; (signature, its balance after)."""
+        if self.faucet is None:
+            raise errors.FailedPrecondition(
+                f"{self.chain.name} is not a development chain: wallets are funded by their owners",
+                "NOT_DEVELOPMENT_CHAIN",
+            )
+        try:
+            owner = Pubkey.from_string(wallet)
+        except ValueError:
+            raise errors.InvalidArgument.field("wallet", "must be a base58 Solana address", "INVALID_ADDRESS") from None
+        limit = self.faucet.WALLET_MAX_BASE_UNITS
+        if not 0 < amount <= limit:
+            raise errors.InvalidArgument.field("amount_base_units", f"must be 1 to {limit}")
+        signature = await self.faucet.fund_wallet(owner, amount)
+        coin = self.stablecoin
+        (account,) = await self.chain.accounts([spl.ata(owner, coin.mint, coin.program)])
+        return signature, 0 if account is None else spl.token_amount(bytes(account.data))
+
     async def _build_fund(self, ref: str, recent: RecentBlockhash) -> bytes:
         mint, amount_text, _ = ref.split(":")
         amount = int(amount_text)

@@ -144,6 +144,20 @@ pub struct FundReserveResponse {
     pub reserve: ::core::option::Option<Reserve>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FundTestWalletRequest {
+    #[prost(string, tag = "1")]
+    pub wallet: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub amount_base_units: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct FundTestWalletResponse {
+    #[prost(string, tag = "1")]
+    pub signature: ::prost::alloc::string::String,
+    #[prost(uint64, tag = "2")]
+    pub balance_base_units: u64,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct GetReserveRequest {
     #[prost(string, tag = "1")]
     pub mint: ::prost::alloc::string::String,

@@ -1,5 +1,4 @@
-"""Paying bills: past-due retry policy and attempts, use-case tokens
-accepted on a bill, Solana Pay payment requests with their reference keys,
+"""Paying bills: past-due retry policy and attempts, Solana Pay payment requests with their reference keys,
 and journal accounts long enough to name a customer's receivable.
 
 Revision ID: 0016_bill_payments
@@ -22,10 +21,10 @@ def upgrade() -> None:
     with op.batch_alter_table("billing_plans") as batch:
         batch.add_column(sa.Column("payment_retries", sa.SmallInteger(), server_default="0", nullable=False))
         batch.add_column(sa.Column("retry_interval_s", sa.Integer(), server_default="86400", nullable=False))
-        batch.add_column(sa.Column("accepts_tokens", sa.SmallInteger(), server_default="0", nullable=False))
     with op.batch_alter_table("bills") as batch:
         batch.add_column(sa.Column("attempts", sa.SmallInteger(), server_default="0", nullable=False))
         batch.add_column(sa.Column("retry_at_us", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("payment_method", sa.SmallInteger(), server_default="0", nullable=False))
     with op.batch_alter_table("ledger_lines") as batch:
         batch.alter_column("account", type_=sa.String(length=480), existing_type=sa.String(length=330))
     op.create_table(
@@ -50,9 +49,9 @@ def downgrade() -> None:
     with op.batch_alter_table("ledger_lines") as batch:
         batch.alter_column("account", type_=sa.String(length=330), existing_type=sa.String(length=480))
     with op.batch_alter_table("bills") as batch:
+        batch.drop_column("payment_method")
         batch.drop_column("retry_at_us")
         batch.drop_column("attempts")
     with op.batch_alter_table("billing_plans") as batch:
-        batch.drop_column("accepts_tokens")
         batch.drop_column("retry_interval_s")
         batch.drop_column("payment_retries")
