@@ -313,6 +313,9 @@ SPECS: dict[str, Spec] = {
     "GetAutopay": Spec(
         lambda t: billing_pb2.GetAutopayRequest(program_id=t.nem, account_ref="ACCT-0"), frozenset({UTILITY})
     ),
+    "RequestBillPayment": Spec(
+        lambda t: billing_pb2.RequestBillPaymentRequest(program_id=t.nem, account_ref="ACCT-0"), frozenset({UTILITY})
+    ),
 }
 
 
@@ -402,7 +405,7 @@ async def test_every_rpc_as_every_role_against_own_and_other_tenants(fabric: Fab
     finally:
         await asyncio.gather(*(c.close() for c in channels.values()))
     print(f"\ntenancy: {len(methods)} RPCs x {len(callers)} callers x {len(tenants)} tenants = {checked} calls checked")
-    assert checked == len(methods) * len(callers) * len(tenants) == 71 * 6 * 2
+    assert checked == len(methods) * len(callers) * len(tenants) == 73 * 6 * 2
     assert not wrong, "\n".join(wrong)
 
 

@@ -32,6 +32,9 @@ UNITS = {
 }
 
 
+METHOD_NAMES = {pb.PAYMENT_METHOD_AUTOPAY: "autopay", pb.PAYMENT_METHOD_PAYMENT_REQUEST: "payment request"}
+
+
 def exact(value: Any) -> Fraction:
     return Fraction(int(value.numerator or 0), int(value.denominator or 1))
 
@@ -104,13 +107,25 @@ def render_html(bill: pb.Bill) -> str:
         )
         for line in bill.lines
     )
+    paid = "".join(
+        "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td><code>{}</code></td></tr>".format(
+            html.escape(METHOD_NAMES.get(made.method, "")),
+            html.escape(made.paid_at.ToDatetime().strftime("%Y-%m-%d %H:%M UTC")),
+            f"{made.amount_base_units:,} base units",
+            html.escape(made.signature),
+        )
+        for made in bill.payments
+    )
     payment = (
-        f"<p>Paid in stablecoin, transaction <code>{html.escape(bill.payment_signature)}</code>.</p>"
-        if bill.state == pb.BILL_STATE_PAID
-        else f"<p class=due>Past due: {html.escape(bill.past_due_reason)}</p>"
-        if bill.past_due_reason
+        "<h2>Payments</h2><table><thead><tr><th scope=col>How</th><th scope=col>When</th>"
+        f"<th scope=col class=n>Amount</th><th scope=col>Transaction</th></tr></thead><tbody>{paid}</tbody></table>"
+        if paid
         else ""
     )
+    if bill.state == pb.BILL_STATE_PAID:
+        payment += f"<p>Paid in stablecoin, transaction <code>{html.escape(bill.payment_signature)}</code>.</p>"
+    elif bill.past_due_reason:
+        payment += f"<p class=due>Past due: {html.escape(bill.past_due_reason)}</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Bill {html.escape(bill.account_ref)} {html.escape(bill.period_start)}</title>

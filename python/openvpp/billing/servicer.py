@@ -21,6 +21,7 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
         self.plans = billing.plans
         self.bills = billing.bills
         self.autopay = billing.autopay
+        self.requests = billing.requests
 
     async def ConfigureBilling(
         self, request: pb.ConfigureBillingRequest, context: Context
@@ -57,3 +58,9 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     async def GetAutopay(self, request: pb.GetAutopayRequest, context: Context) -> pb.GetAutopayResponse:
         view = await self.autopay.get(Viewer.of(caller()), request.program_id, request.account_ref)
         return pb.GetAutopayResponse(autopay=view.message())
+
+    async def RequestBillPayment(
+        self, request: pb.RequestBillPaymentRequest, context: Context
+    ) -> pb.RequestBillPaymentResponse:
+        made = await self.requests.request(caller(), request.program_id, request.account_ref, request.period)
+        return pb.RequestBillPaymentResponse(request=made)

@@ -108,4 +108,14 @@ class Chain(Protocol):
         """Development chains only; a real cluster's faucet is out of scope."""
         ...
 
+    def watch(self, address: Pubkey) -> None:
+        """Asks for `signatures_for_address` to find transactions naming
+        `address` (a Solana Pay reference); a full node indexes every
+        address anyway, the embedded chain only those it is asked to."""
+        ...
+
+    async def signatures_for_address(self, address: Pubkey, limit: int) -> list[Signature]:
+        """Newest first: transactions that named `address` (watched, on the embedded chain)."""
+        ...
+
     async def close(self) -> None: ...

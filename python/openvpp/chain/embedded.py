@@ -139,6 +139,14 @@ class EmbeddedChain:
         self._current = _new_blockhash()
         self._current_persisted = False
         self._recent: dict[str, SignatureStatus] = {}
+        # Addresses indexed even without history (Solana Pay references).
+        self._watched: set[str] = set()
+
+    def watch(self, address: Pubkey) -> None:
+        self._watched.add(str(address))
+
+    async def signatures_for_address(self, address: Pubkey, limit: int) -> list[Signature]:
+        return [Signature.from_string(row[0]) for row in await self.signatures_for(address, limit, None, None)]
 
     @staticmethod
     def _new_vm() -> LiteSVM:
@@ -266,6 +274,9 @@ class EmbeddedChain:
     async def airdrop(self, address: Pubkey, lamports: int) -> Signature:
         async with self._lock:
             self._advance()
+            # LiteSVM signs its faucet transfer over its own blockhash: a fresh
+            # one per airdrop, so a second equal airdrop is a new transaction.
+            self.svm.expire_blockhash()
             result = self.svm.airdrop(address, lamports)
             if isinstance(result, FailedTransactionMetadata):
                 raise ChainError(f"airdrop failed: {result.err()}")
@@ -381,7 +392,19 @@ class EmbeddedChain:
             records.append((str(signature_), self._slot, None, 0, 0, "[]", b"", now, None))
             if telling:
                 told.append(history.Landed(str(signature_), self._slot, None, [], [to], [to]))
-        index = [(str(k), t.signature, self._slot) for t in told for k in dict.fromkeys(t.keys)] if self.history else []
+        if self.history:
+            index = [(str(k), t.signature, self._slot) for t in told for k in dict.fromkeys(t.keys)]
+        else:
+            index = (
+                [
+                    (str(k), str(landing.tx.signatures[0]), self._slot)
+                    for landing in landed
+                    for k in dict.fromkeys(landing.tx.message.account_keys)
+                    if str(k) in self._watched
+                ]
+                if self._watched
+                else []
+            )
         try:
             async with self.db.write() as conn:
                 await execute_rows(conn, "DELETE FROM chain_accounts WHERE address = ?", gone)

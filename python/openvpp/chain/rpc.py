@@ -158,5 +158,12 @@ class RpcChain:
             await asyncio.sleep(0.5)
         raise ChainError(f"airdrop {resp.value} did not land")
 
+    def watch(self, address: Pubkey) -> None:
+        """A node indexes every address: nothing to ask for."""
+
+    async def signatures_for_address(self, address: Pubkey, limit: int) -> list[Signature]:
+        resp = await self._call("getSignaturesForAddress", self.client.get_signatures_for_address(address, limit=limit))
+        return [entry.signature for entry in resp.value]
+
     async def close(self) -> None:
         await self.client.close()

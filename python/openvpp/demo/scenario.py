@@ -36,10 +36,10 @@ from openvpp.client.errors import describe_status
 from openvpp.demo import billing, readings, registry, report, settlement
 from openvpp.demo.fleet import VENDORS, build
 from openvpp.demo.profiles import Fleet
-from openvpp.demo.routing import UTILITY, run_routing
+from openvpp.demo.routing import NETTED_PROGRAM, UTILITY, run_routing
 from openvpp.demo.tokens import reserve_table, run_tokens
 from openvpp.integration import bootstrap
-from openvpp.v1 import common_pb2, registry_pb2_grpc
+from openvpp.v1 import billing_pb2, common_pb2, registry_pb2_grpc
 
 _tracer = trace.get_tracer("openvpp.demo")
 DR_KINDS = (
@@ -105,7 +105,12 @@ async def _run(devices: int, seed: int, out: Path, console: Console, days: int, 
     last_day = last_weekday(today)
     first_day = last_day - dt.timedelta(days=days - 1)
     history_from = first_day - dt.timedelta(days=readings.HISTORY_DAYS)
-    env = {**os.environ, "OPENVPP_READING_MAX_AGE_SECONDS": str(((today - history_from).days + 2) * 86_400)}
+    env = {
+        **os.environ,
+        "OPENVPP_READING_MAX_AGE_SECONDS": str(((today - history_from).days + 2) * 86_400),
+        # Continuous autopay collects within a second of a bill accruing.
+        "OPENVPP_BILLING_CLOSE_INTERVAL_SECONDS": "1",
+    }
     server = await registry.start_server(data_dir, port, health_port, out / "server.log", env)
     console.print(f"serving mTLS on {target} · SQLite (WAL) · settling every second · log in {out / 'server.log'}")
     try:
@@ -149,8 +154,21 @@ async def _scenario(
         included, signature_ok, root, size = await registry.prove(stub, fleet[7])
     suspended = {fleet[4].der_id}
     dr = {d.der_id for d in fleet if d.record.kind in DR_KINDS and d.der_id not in suspended}
+    model = Fleet(
+        [d.record.kind for d in fleet],
+        [(d.record.capabilities.max_import_w, d.record.capabilities.max_export_w) for d in fleet],
+        seed,
+    )
+    # One household meter with panels of its own is on classic net metering.
+    household = next(
+        d
+        for i, d in enumerate(fleet)
+        if d.record.kind == common_pb2.DEVICE_KIND_METER and model.pv_w[i] > 0 and d.der_id not in suspended
+    )
     with _progress(console) as progress:
-        routed = await run_routing(target, out, utility, bundles, fleet, suspended, dr, progress)
+        routed = await run_routing(
+            target, out, utility, bundles, fleet, suspended, dr, progress, frozenset({household.der_id})
+        )
     console.print(
         f"utility endpoint pacific/vtn (OpenADR 3): {routed.endpoint_state}; programs "
         + ", ".join(
@@ -169,11 +187,6 @@ async def _scenario(
 
     # The day streams in while settlement runs and the utility backend follows.
     active = [i for i, d in enumerate(fleet) if d.der_id not in suspended]
-    model = Fleet(
-        [d.record.kind for d in fleet],
-        [(d.record.capabilities.max_import_w, d.record.capabilities.max_export_w) for d in fleet],
-        seed,
-    )
     dr_mask = np.array([d.der_id in dr for d in fleet])
     timeline = await asyncio.to_thread(
         readings.build_timeline, model, dr_mask, last_day, days, settlement.ZONE, settlement.EVENT, np.array(active)
@@ -196,13 +209,16 @@ async def _scenario(
         programs.solar_mint,
         5,
     )
-    closing = await settlement.close_out(target, utility, programs, settlements)
-    # Every enrolled account (routing numbers them in fleet order, the suspended device left out).
-    accounts = [f"PAC-{i:07d}" for i in range(len([d for d in fleet if d.der_id not in suspended]))]
+    accounts = routed.accounts
     billing_started = time.perf_counter()
     with _tracer.start_as_current_span("demo.bill_accounts"):
         billed = await billing.bill_accounts(target, utility, accounts, last_day, out)
     billing_seconds = time.perf_counter() - billing_started
+    with _tracer.start_as_current_span("demo.bill_netted"):
+        netted = await billing.bill_netted(
+            target, data_dir / "operator", utility, household, routed.netted_accounts[0], last_day, out
+        )
+    closing = await settlement.close_out(target, utility, programs, settlements)
     stop.set()
     await follower
     server.send_signal(signal.SIGTERM)
@@ -263,8 +279,24 @@ async def _scenario(
             f"SOLAR): {_coins(billed.due_base_units)} stablecoin due for {billed.imported_wh / 1000:,.0f} kWh; "
             f"read in {billing_seconds:.1f} s; largest in bill.html",
         ),
+        (
+            "net-metered bill",
+            f"{netted.account} ({NETTED_PROGRAM}): {netted.bill.imported_wh / 1000:,.1f} kWh imported, "
+            f"{netted.bill.exported_wh / 1000:,.1f} kWh exported, netted per TOU period: "
+            f"{_coins(sum(p.amount_base_units for p in netted.bill.payments) + netted.bill.amount_due_base_units)} "
+            f"stablecoin, {_coins(sum(p.amount_base_units for p in netted.bill.payments))} collected by autopay "
+            f"in {len(netted.bill.payments)} transfer(s) within {netted.collected_in_s:.1f} s; bill-netted.html",
+        ),
         ("settlement stream", f"{seen.last_cursor:,} events followed live, gaps: {seen.gaps}"),
-        ("ledger check", f"{'passed' if closing.ledger.ok else 'FAILED'}: {closing.ledger.entries:,} journal entries"),
+        (
+            "ledger check",
+            f"{'passed' if closing.ledger.ok else 'FAILED'}: {closing.ledger.entries:,} journal entries; "
+            + ", ".join(
+                f"{b.program_id} billed {_coins(b.billed_base_units)}, collected {_coins(b.collected_base_units)}"
+                f" ({b.payments} on chain)"
+                for b in closing.ledger.billing
+            ),
+        ),
         ("time taken", f"{elapsed:.1f} s"),
     ]
     table = Table(title="Summary", show_header=False)
@@ -292,6 +324,10 @@ async def _scenario(
         "stream gapless": seen.gaps == 0,
         "ledger": closing.ledger.ok,
         "accounts billed": billed.accounts == len(accounts) and billed.due_base_units > 0,
+        "net-metered bill collected": bool(netted.bill.payments)
+        and netted.bill.amount_due_base_units == 0
+        and netted.bill.exported_wh > 0
+        and netted.autopay.state == billing_pb2.AUTOPAY_STATE_ACTIVE,
         "reserves covered": all(r.covered for r in closing.reserves.values()),
         "server drained": exit_code == 0,
     }

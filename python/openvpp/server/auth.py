@@ -129,6 +129,7 @@ TABLE: dict[str, Rule] = {
     _BILLING + "PrepareAutopay": Rule(UTILITIES, OWNED),
     _BILLING + "SubmitAutopay": Rule(UTILITIES, OWNED),
     _BILLING + "GetAutopay": Rule(UTILITIES, PRIVATE),
+    _BILLING + "RequestBillPayment": Rule(UTILITIES, OWNED),
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Rule(ANY_ROLE, PUBLIC_DATA),
 }

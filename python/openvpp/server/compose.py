@@ -16,6 +16,7 @@ from pathlib import Path
 
 from openvpp.billing.autopay import Autopay
 from openvpp.billing.bills import Bills
+from openvpp.billing.payrequest import PaymentRequests
 from openvpp.billing.plans import BillingPlans
 from openvpp.chain.base import Chain, Commitment
 from openvpp.chain.embedded import EmbeddedChain
@@ -94,10 +95,13 @@ class BillingRuntime:
     plans: BillingPlans
     bills: Bills
     autopay: Autopay
+    requests: PaymentRequests
 
     async def close_and_collect(self) -> int:
-        """Issues what has ended, starts collecting what autopay covers, and drives it."""
+        """Issues what has ended, pays bills whose payment requests were paid,
+        starts collecting what autopay covers, and drives it."""
         issued = await self.bills.close_ended()
+        await self.requests.detect()
         started = await self.autopay.collect_due()
         started += await self.autopay.collect_running(self.bills)
         if started:
@@ -213,7 +217,9 @@ async def open_settlement(
             plans,
             Bills(db, plans, clock_us=clock_us, close_delay_s=settings.billing_close_delay_seconds),
             Autopay(db, chain, outbox, keyring, stablecoin, plans, tokens.treasury, clock_us=clock_us),
+            PaymentRequests(db, chain, stablecoin, plans, tokens.treasury, clock_us=clock_us),
         )
+        await billing.requests.rewatch()
         # Finishing one piece of work can enqueue the next (a token's reserve after its mint).
         while finished := await outbox.recover(takeover=True):
             log.info("finished %d on-chain operations left in flight", len(finished))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from openvpp import errors
 from openvpp.store.schema import (
     bill_collections,
+    bill_payment_requests,
     billing_autopay,
     billing_plans,
     bills,
@@ -245,7 +246,11 @@ async def bills_to_collect(conn: AsyncConnection, now_us: int) -> Sequence[Row[A
         and_(bills.c.state == ISSUED, bills.c.amount_due > 0),
         and_(bills.c.state == PAST_DUE, bills.c.retry_at_us <= now_us),
     )
-    query = select(bills).where(wanted, active.exists()).order_by(bills.c.id)
+    # A bill the customer was asked to pay by request is theirs to pay.
+    requested = select(bill_payment_requests.c.bill_id).where(
+        bill_payment_requests.c.bill_id == bills.c.id, bill_payment_requests.c.state == REQUEST_OPEN
+    )
+    query = select(bills).where(wanted, active.exists(), ~requested.exists()).order_by(bills.c.id)
     return (await conn.execute(query)).all()
 
 
@@ -405,6 +410,62 @@ async def count_bills(conn: AsyncConnection, program_id: str) -> int:
     return int((await conn.execute(query)).scalar_one())
 
 
+# Payment requests: open, paid (by the transfer in `signature`), closed.
+REQUEST_OPEN, REQUEST_PAID, REQUEST_CLOSED = 1, 2, 3
+
+
+async def bill_containing(
+    conn: AsyncConnection, program_id: str, account_ref: str, day: str, cycle_day: int
+) -> Row[Any] | None:
+    """The issued bill whose period holds the local date `day`; the newest one when `day` is empty."""
+    query = select(bills).where(bills.c.program_id == program_id, bills.c.account_ref == account_ref)
+    if day:
+        query = query.where(bills.c.period_start <= day, bills.c.period_end > day)
+    return (await conn.execute(query.order_by(bills.c.period_start.desc()).limit(1))).one_or_none()
+
+
+async def payment_request(conn: AsyncConnection, bill_id: int) -> Row[Any] | None:
+    query = select(bill_payment_requests).where(bill_payment_requests.c.bill_id == bill_id)
+    return (await conn.execute(query)).one_or_none()
+
+
+async def open_payment_requests(conn: AsyncConnection) -> Sequence[Row[Any]]:
+    query = select(bill_payment_requests).where(bill_payment_requests.c.state == REQUEST_OPEN)
+    return (await conn.execute(query.order_by(bill_payment_requests.c.bill_id))).all()
+
+
+async def insert_payment_request(
+    conn: AsyncConnection, bill_id: int, reference: str, recipient: str, amount: int, now_us: int
+) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    await conn.execute(
+        dialect.insert(bill_payment_requests)
+        .values(
+            bill_id=bill_id,
+            reference=reference,
+            recipient=recipient,
+            amount=amount,
+            state=REQUEST_OPEN,
+            signature=None,
+            created_at_us=now_us,
+            updated_at_us=now_us,
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def close_payment_request(
+    conn: AsyncConnection, bill_id: int, state: int, signature: str | None, now_us: int
+) -> bool:
+    """Compare-and-set from open: False when another replica closed it first."""
+    result = await conn.execute(
+        update(bill_payment_requests)
+        .where(bill_payment_requests.c.bill_id == bill_id, bill_payment_requests.c.state == REQUEST_OPEN)
+        .values(state=state, signature=signature, updated_at_us=now_us)
+    )
+    return bool(result.rowcount)
+
+
 # Billing's journal accounts (openvpp.billing.books posts them).
 LEDGER_BILLED, LEDGER_RECEIVABLE, LEDGER_COLLECTED = "billed:", "receivable:", "collected:"
 
@@ -498,6 +559,9 @@ __all__ = [
     "LEDGER_RECEIVABLE",
     "PAID",
     "PAST_DUE",
+    "REQUEST_CLOSED",
+    "REQUEST_OPEN",
+    "REQUEST_PAID",
     "BillingFigures",
     "account_devices",
     "account_enrollments",
@@ -508,14 +572,17 @@ __all__ = [
     "autopay_by_id",
     "bill",
     "bill_by_id",
+    "bill_containing",
     "billed_programs",
     "bills_to_collect",
+    "close_payment_request",
     "collected",
     "collection",
     "count_bills",
     "exports_paid_twice",
     "insert_bill",
     "insert_collection",
+    "insert_payment_request",
     "insert_plan",
     "last_bill",
     "latest_plan",
@@ -524,7 +591,9 @@ __all__ = [
     "lock_account",
     "mark_autopay_submitted",
     "nets_exports",
+    "open_payment_requests",
     "paid_collections",
+    "payment_request",
     "plan_version",
     "program_utility",
     "put_autopay",

@@ -21,6 +21,29 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PaymentRequestState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PaymentRequestStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PaymentRequestState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PAYMENT_REQUEST_STATE_UNSPECIFIED: _PaymentRequestState.ValueType  # 0
+    PAYMENT_REQUEST_STATE_OPEN: _PaymentRequestState.ValueType  # 1
+    """Waiting for the customer's transfer."""
+    PAYMENT_REQUEST_STATE_PAID: _PaymentRequestState.ValueType  # 2
+    """Paid: signature is the transfer that paid the bill."""
+    PAYMENT_REQUEST_STATE_CLOSED: _PaymentRequestState.ValueType  # 3
+
+class PaymentRequestState(_PaymentRequestState, metaclass=_PaymentRequestStateEnumTypeWrapper): ...
+
+PAYMENT_REQUEST_STATE_UNSPECIFIED: PaymentRequestState.ValueType  # 0
+PAYMENT_REQUEST_STATE_OPEN: PaymentRequestState.ValueType  # 1
+"""Waiting for the customer's transfer."""
+PAYMENT_REQUEST_STATE_PAID: PaymentRequestState.ValueType  # 2
+"""Paid: signature is the transfer that paid the bill."""
+PAYMENT_REQUEST_STATE_CLOSED: PaymentRequestState.ValueType  # 3
+Global___PaymentRequestState: _TypeAlias = PaymentRequestState  # noqa: Y015
+
 class _BillingRegime:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -205,6 +228,108 @@ AUTOPAY_STATE_FAILED: AutopayState.ValueType  # 4
 AUTOPAY_STATE_EXPIRED: AutopayState.ValueType  # 5
 """Its blockhash expired before it landed; prepare a new one."""
 Global___AutopayState: _TypeAlias = AutopayState  # noqa: Y015
+
+@_typing.final
+class BillPaymentRequest(_message.Message):
+    """A Solana Pay transfer request (solana:<recipient>?amount=…&spl-token=…&
+    reference=…&label=…&message=…&memo=…). It is paid by a transfer of
+    exactly amount_base_units of spl_token into the recipient's associated
+    token account, in a transaction that lands without error and names the
+    reference as an account of the transfer instruction; a transfer of any
+    other amount does not pay it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    SPL_TOKEN_FIELD_NUMBER: _builtins.int
+    AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    account_ref: _builtins.str
+    period_start: _builtins.str
+    url: _builtins.str
+    recipient: _builtins.str
+    """The utility's treasury wallet."""
+    spl_token: _builtins.str
+    """The stablecoin's mint."""
+    amount_base_units: _builtins.int
+    reference: _builtins.str
+    state: Global___PaymentRequestState.ValueType
+    signature: _builtins.str
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        account_ref: _builtins.str = ...,
+        period_start: _builtins.str = ...,
+        url: _builtins.str = ...,
+        recipient: _builtins.str = ...,
+        spl_token: _builtins.str = ...,
+        amount_base_units: _builtins.int = ...,
+        reference: _builtins.str = ...,
+        state: Global___PaymentRequestState.ValueType = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "amount_base_units", b"amount_base_units", "period_start", b"period_start", "program_id", b"program_id", "recipient", b"recipient", "reference", b"reference", "signature", b"signature", "spl_token", b"spl_token", "state", b"state", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillPaymentRequest: _TypeAlias = BillPaymentRequest  # noqa: Y015
+
+@_typing.final
+class RequestBillPaymentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    account_ref: _builtins.str
+    period: _builtins.str
+    """A local date inside the issued period; empty: the account's newest issued bill."""
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        account_ref: _builtins.str = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "period", b"period", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestBillPaymentRequest: _TypeAlias = RequestBillPaymentRequest  # noqa: Y015
+
+@_typing.final
+class RequestBillPaymentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___BillPaymentRequest: ...
+    def __init__(
+        self,
+        *,
+        request: Global___BillPaymentRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestBillPaymentResponse: _TypeAlias = RequestBillPaymentResponse  # noqa: Y015
 
 @_typing.final
 class BillingPlan(_message.Message):

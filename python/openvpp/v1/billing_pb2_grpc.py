@@ -85,6 +85,11 @@ class BillingServiceStub:
                 request_serializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayResponse.FromString,
                 _registered_method=True)
+        self.RequestBillPayment = channel.unary_unary(
+                '/openvpp.v1.BillingService/RequestBillPayment',
+                request_serializer=openvpp_dot_v1_dot_billing__pb2.RequestBillPaymentRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_billing__pb2.RequestBillPaymentResponse.FromString,
+                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -171,6 +176,20 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestBillPayment(self, request, context):
+        """Utility (relaying for its customer): a Solana Pay transfer request for
+        an issued bill, to show as a link or QR code; the customer's wallet
+        pays it on chain and OpenVPP finds the payment by the request's
+        reference key and pays the bill (PAYMENT_METHOD_PAYMENT_REQUEST). One
+        request per bill: asking again returns it, with its state. While it is
+        open autopay does not collect the bill. FAILED_PRECONDITION
+        BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
+        bill paid, being collected or with nothing due.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +227,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetAutopay,
                     request_deserializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_billing__pb2.GetAutopayResponse.SerializeToString,
+            ),
+            'RequestBillPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestBillPayment,
+                    request_deserializer=openvpp_dot_v1_dot_billing__pb2.RequestBillPaymentRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_billing__pb2.RequestBillPaymentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -415,6 +439,33 @@ class BillingService:
             '/openvpp.v1.BillingService/GetAutopay',
             openvpp_dot_v1_dot_billing__pb2.GetAutopayRequest.SerializeToString,
             openvpp_dot_v1_dot_billing__pb2.GetAutopayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestBillPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.BillingService/RequestBillPayment',
+            openvpp_dot_v1_dot_billing__pb2.RequestBillPaymentRequest.SerializeToString,
+            openvpp_dot_v1_dot_billing__pb2.RequestBillPaymentResponse.FromString,
             options,
             channel_credentials,
             insecure,

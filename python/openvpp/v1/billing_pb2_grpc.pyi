@@ -83,6 +83,16 @@ class BillingServiceStub:
     MESSAGE_CHANGED; one without a valid holder signature BAD_SIGNATURE.
     """
     GetAutopay: _grpc.UnaryUnaryMultiCallable[_billing_pb2.GetAutopayRequest, _billing_pb2.GetAutopayResponse]
+    RequestBillPayment: _grpc.UnaryUnaryMultiCallable[_billing_pb2.RequestBillPaymentRequest, _billing_pb2.RequestBillPaymentResponse]
+    """Utility (relaying for its customer): a Solana Pay transfer request for
+    an issued bill, to show as a link or QR code; the customer's wallet
+    pays it on chain and OpenVPP finds the payment by the request's
+    reference key and pays the bill (PAYMENT_METHOD_PAYMENT_REQUEST). One
+    request per bill: asking again returns it, with its state. While it is
+    open autopay does not collect the bill. FAILED_PRECONDITION
+    BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
+    bill paid, being collected or with nothing due.
+    """
 
 @_typing.type_check_only
 class BillingServiceAsyncStub(BillingServiceStub):
@@ -139,6 +149,16 @@ class BillingServiceAsyncStub(BillingServiceStub):
     MESSAGE_CHANGED; one without a valid holder signature BAD_SIGNATURE.
     """
     GetAutopay: _aio.UnaryUnaryMultiCallable[_billing_pb2.GetAutopayRequest, _billing_pb2.GetAutopayResponse]  # type: ignore[assignment]
+    RequestBillPayment: _aio.UnaryUnaryMultiCallable[_billing_pb2.RequestBillPaymentRequest, _billing_pb2.RequestBillPaymentResponse]  # type: ignore[assignment]
+    """Utility (relaying for its customer): a Solana Pay transfer request for
+    an issued bill, to show as a link or QR code; the customer's wallet
+    pays it on chain and OpenVPP finds the payment by the request's
+    reference key and pays the bill (PAYMENT_METHOD_PAYMENT_REQUEST). One
+    request per bill: asking again returns it, with its state. While it is
+    open autopay does not collect the bill. FAILED_PRECONDITION
+    BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
+    bill paid, being collected or with nothing due.
+    """
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
     """The debit side of the payment layer: a utility program bills its enrolled
@@ -234,5 +254,21 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _billing_pb2.GetAutopayRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_billing_pb2.GetAutopayResponse, _abc.Awaitable[_billing_pb2.GetAutopayResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RequestBillPayment(
+        self,
+        request: _billing_pb2.RequestBillPaymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_billing_pb2.RequestBillPaymentResponse, _abc.Awaitable[_billing_pb2.RequestBillPaymentResponse]]:
+        """Utility (relaying for its customer): a Solana Pay transfer request for
+        an issued bill, to show as a link or QR code; the customer's wallet
+        pays it on chain and OpenVPP finds the payment by the request's
+        reference key and pays the bill (PAYMENT_METHOD_PAYMENT_REQUEST). One
+        request per bill: asking again returns it, with its state. While it is
+        open autopay does not collect the bill. FAILED_PRECONDITION
+        BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
+        bill paid, being collected or with nothing due.
+        """
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
