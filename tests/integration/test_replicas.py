@@ -41,10 +41,14 @@ class Sender:
     """One vendor gateway per replica; on a dead replica it fails over to the
     next, resending every batch not yet answered, in order."""
 
-    def __init__(self, fleet: Fleet, vendor: Path, devices: list[int]) -> None:
+    def __init__(self, fleet: Fleet, vendor: Path, devices: list[int], hold_at: int | None = None) -> None:
         self.fleet, self.vendor, self.devices = fleet, vendor, devices
         self.answered: dict[str, list[int]] = {}
         self.sent_to: Counter[str] = Counter()
+        # Batches from `hold_at` on wait for `resume`: readings are left to fail
+        # over however slowly the machine reaches the kill.
+        self.hold_at = hold_at
+        self.resume = asyncio.Event()
 
     async def run(self, replicas: list[Replica], start: int, pause: float) -> None:
         pending = [_batch(self.fleet, self.devices, s) for s in range(READINGS)]
@@ -63,6 +67,8 @@ class Sender:
     async def _stream(self, replica: Replica, pending: list[pb.SubmitReadingsRequest], pause: float) -> None:
         async def requests() -> AsyncIterator[pb.SubmitReadingsRequest]:
             for request in list(pending):
+                if self.hold_at is not None and int(request.batch_id.split(":")[1]) >= self.hold_at:
+                    await self.resume.wait()
                 self.sent_to[replica.name] += 1
                 yield request
                 await asyncio.sleep(pause)
@@ -96,7 +102,7 @@ async def _scenario(world: Topology, tmp: Path) -> None:
     utility = world.data / "partners" / "pge"
     await configure(first.target, utility)
     fleet = Fleet(keys, READINGS)
-    senders = [Sender(fleet, vendor, list(range(r, DEVICES, 3))) for r in range(3)]
+    senders = [Sender(fleet, vendor, list(range(r, DEVICES, 3)), READINGS // 2 if r == 1 else None) for r in range(3)]
     tasks = [asyncio.create_task(s.run(world.replicas, r, 0.1)) for r, s in enumerate(senders)]
     # Kill the middle replica once payouts are being made and it has taken readings.
     deadline = time.monotonic() + 120
@@ -106,6 +112,7 @@ async def _scenario(world: Topology, tmp: Path) -> None:
             break
         await asyncio.sleep(0.2)
     world.kill(victim)
+    senders[1].resume.set()
     await asyncio.gather(*tasks)
     assert senders[1].sent_to[survivor.name] + senders[1].sent_to[first.name] > 0, "the victim's devices failed over"
 

@@ -67,6 +67,7 @@ class PlanRecord:
     collect_threshold: int
     payment_retries: int = 0
     retry_interval_s: int = DEFAULT_RETRY_INTERVAL_S
+    accepts_tokens: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> PlanRecord:
@@ -87,6 +88,7 @@ class PlanRecord:
             row.collect_threshold,
             row.payment_retries,
             row.retry_interval_s,
+            bool(row.accepts_tokens),
         )
 
     @property
@@ -119,6 +121,7 @@ class PlanRecord:
             collect_threshold_base_units=self.collect_threshold,
             payment_retries=self.payment_retries,
             retry_interval_seconds=self.retry_interval_s,
+            accepts_tokens=self.accepts_tokens,
         )
 
 
@@ -226,6 +229,7 @@ class BillingPlans:
                     "collect_threshold": plan.collect_threshold_base_units,
                     "payment_retries": plan.payment_retries,
                     "retry_interval_s": plan.retry_interval_seconds or DEFAULT_RETRY_INTERVAL_S,
+                    "accepts_tokens": int(plan.accepts_tokens),
                     "created_at_us": self.clock_us(),
                 },
             )

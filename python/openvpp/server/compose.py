@@ -18,6 +18,7 @@ from openvpp.billing.autopay import Autopay
 from openvpp.billing.bills import Bills
 from openvpp.billing.payrequest import PaymentRequests
 from openvpp.billing.plans import BillingPlans
+from openvpp.billing.tokenpay import TokenPayments
 from openvpp.chain.base import Chain, Commitment
 from openvpp.chain.embedded import EmbeddedChain
 from openvpp.chain.keyring import Keyring
@@ -220,6 +221,7 @@ async def open_settlement(
             PaymentRequests(db, chain, stablecoin, plans, tokens.treasury, clock_us=clock_us),
         )
         await billing.requests.rewatch()
+        redemptions.bills = TokenPayments(db, plans, tokens.treasury, tokens.utility_of)
         # Finishing one piece of work can enqueue the next (a token's reserve after its mint).
         while finished := await outbox.recover(takeover=True):
             log.info("finished %d on-chain operations left in flight", len(finished))

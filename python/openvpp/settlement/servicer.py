@@ -215,7 +215,11 @@ class SettlementServicer(settlement_pb2_grpc.SettlementServiceServicer):
         self, request: pb.PrepareRedemptionRequest, context: Context
     ) -> pb.PrepareRedemptionResponse:
         prepared = await self.redemptions.prepare(
-            Viewer.of(caller()), request.mint, request.holder, request.amount_base_units
+            Viewer.of(caller()),
+            request.mint,
+            request.holder,
+            request.amount_base_units,
+            request.pay_bill if request.HasField("pay_bill") else None,
         )
         return pb.PrepareRedemptionResponse(
             redemption_id=prepared.redemption_id,

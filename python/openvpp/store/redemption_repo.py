@@ -31,6 +31,10 @@ async def may_relay(conn: AsyncConnection, viewer: Viewer, mint: str, holder: st
     return found.first() is not None
 
 
+async def by_id(conn: AsyncConnection, redemption_id: str) -> Any:
+    return (await conn.execute(select(_r).where(_r.c.redemption_id == redemption_id))).one()
+
+
 async def visible(conn: AsyncConnection, viewer: Viewer, redemption_id: str) -> Any:
     """The redemption if the viewer may see it, else None."""
     query = select(_r).where(_r.c.redemption_id == redemption_id, scope.wallet(viewer, _r.c.mint, _r.c.holder))

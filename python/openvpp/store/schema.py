@@ -355,6 +355,8 @@ redemptions = Table(
     Column("error", Text, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Column("updated_at_us", BigInteger, nullable=False),
+    # The bill the payout pays into the utility's treasury instead of the holder.
+    Column("bill_id", BigInteger, nullable=True),
 )
 
 registry_anchors = Table(
@@ -686,6 +688,8 @@ billing_plans = Table(
     # Past-due retry policy: this many more attempts, this far apart.
     Column("payment_retries", SmallInteger, nullable=False, server_default="0"),
     Column("retry_interval_s", Integer, nullable=False, server_default="86400"),
+    # Whether customers may pay bills with the utility's use-case tokens.
+    Column("accepts_tokens", SmallInteger, nullable=False, server_default="0"),
 )
 
 # Issued bills, final: `body` is the bill as issued (lines, exact totals and

@@ -26,25 +26,25 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from openvpp.v1 import settlement_pb2 as openvpp_dot_v1_dot_settlement__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18openvpp/v1/billing.proto\x12\nopenvpp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bopenvpp/v1/settlement.proto\"\xf7\x01\n\x12\x42illPaymentRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x14\n\x0cperiod_start\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x11\n\tspl_token\x18\x06 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x07 \x01(\x04\x12\x11\n\treference\x18\x08 \x01(\t\x12.\n\x05state\x18\t \x01(\x0e\x32\x1f.openvpp.v1.PaymentRequestState\x12\x11\n\tsignature\x18\n \x01(\t\"T\n\x19RequestBillPaymentRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\"M\n\x1aRequestBillPaymentResponse\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.openvpp.v1.BillPaymentRequest\"\xfe\x02\n\x0b\x42illingPlan\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12)\n\x06regime\x18\x02 \x01(\x0e\x32\x19.openvpp.v1.BillingRegime\x12\x11\n\turdb_json\x18\x03 \x01(\t\x12\x12\n\nurdb_label\x18\x04 \x01(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12\x11\n\tcycle_day\x18\x06 \x01(\r\x12\x15\n\rtrue_up_month\x18\x07 \x01(\r\x12\"\n\x1asurplus_rate_micro_per_kwh\x18\x08 \x01(\x04\x12\x0f\n\x07tax_bps\x18\t \x01(\r\x12\x0f\n\x07version\x18\n \x01(\r\x12\x13\n\x0btariff_name\x18\x0b \x01(\t\x12\x12\n\nbills_from\x18\x0c \x01(\t\x12$\n\x1c\x63ollect_threshold_base_units\x18\r \x01(\x04\x12\x17\n\x0fpayment_retries\x18\x0e \x01(\r\x12\x1e\n\x16retry_interval_seconds\x18\x0f \x01(\r\"@\n\x17\x43onfigureBillingRequest\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"A\n\x18\x43onfigureBillingResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"+\n\x15GetBillingPlanRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\"?\n\x16GetBillingPlanResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"R\n\x0c\x42illReadings\x12\x0e\n\x06\x64\x65r_id\x18\x01 \x01(\t\x12\x11\n\tfirst_seq\x18\x02 \x01(\x04\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\r\"\xfc\x01\n\x08\x42illLine\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.openvpp.v1.BillLineKind\x12\x13\n\x06period\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04tier\x18\x03 \x01(\rH\x01\x88\x01\x01\x12&\n\x08quantity\x18\x04 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x0c\n\x04rate\x18\x05 \x01(\x04\x12*\n\x0c\x61mount_micro\x18\x06 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12*\n\x08readings\x18\x07 \x03(\x0b\x32\x18.openvpp.v1.BillReadingsB\t\n\x07_periodB\x07\n\x05_tier\"\xcf\x05\n\x04\x42ill\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x14\n\x0cperiod_start\x18\x03 \x01(\t\x12\x12\n\nperiod_end\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.openvpp.v1.BillState\x12\x14\n\x0cplan_version\x18\x06 \x01(\r\x12#\n\x05lines\x18\x07 \x03(\x0b\x32\x14.openvpp.v1.BillLine\x12)\n\x0btotal_micro\x18\x08 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x1d\n\x15\x61mount_due_base_units\x18\t \x01(\x04\x12-\n\x0fremainder_micro\x18\n \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x36\n\x18\x63redit_carried_out_micro\x18\x0b \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x13\n\x0bimported_wh\x18\x0c \x01(\x04\x12\x13\n\x0b\x65xported_wh\x18\r \x01(\x04\x12\x0f\n\x07\x64\x65r_ids\x18\x0e \x03(\t\x12-\n\tissued_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10readings_through\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11payment_signature\x18\x11 \x01(\t\x12\x17\n\x0fpast_due_reason\x18\x12 \x01(\t\x12\x1c\n\x14\x63ollected_base_units\x18\x13 \x01(\x04\x12)\n\x08payments\x18\x14 \x03(\x0b\x32\x17.openvpp.v1.BillPayment\x12\x10\n\x08\x61ttempts\x18\x15 \x01(\r\x12\x33\n\x0fnext_attempt_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0b\x42illPayment\x12)\n\x06method\x18\x01 \x01(\x0e\x32\x19.openvpp.v1.PaymentMethod\x12\x19\n\x11\x61mount_base_units\x18\x02 \x01(\x04\x12\x11\n\tsignature\x18\x03 \x01(\t\x12+\n\x07paid_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x0eGetBillRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\"1\n\x0fGetBillResponse\x12\x1e\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x10.openvpp.v1.Bill\"b\n\x10ListBillsRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x11ListBillsResponse\x12\x1f\n\x05\x62ills\x18\x01 \x03(\x0b\x32\x10.openvpp.v1.Bill\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd4\x01\n\x07\x41utopay\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x15\n\rtoken_account\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65legate\x18\x05 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x06 \x01(\x04\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.openvpp.v1.AutopayState\x12\x11\n\tsignature\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\"n\n\x15PrepareAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x04 \x01(\x04\"t\n\x16PrepareAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\x12\x1f\n\x17last_valid_block_height\x18\x03 \x01(\x04\"T\n\x14SubmitAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x13\n\x0btransaction\x18\x03 \x01(\x0c\"=\n\x15SubmitAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\"<\n\x11GetAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\":\n\x12GetAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay*\x9e\x01\n\x13PaymentRequestState\x12%\n!PAYMENT_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPAYMENT_REQUEST_STATE_OPEN\x10\x01\x12\x1e\n\x1aPAYMENT_REQUEST_STATE_PAID\x10\x02\x12 \n\x1cPAYMENT_REQUEST_STATE_CLOSED\x10\x03*\x91\x01\n\rBillingRegime\x12\x1e\n\x1a\x42ILLING_REGIME_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x42ILLING_REGIME_NET_METERING\x10\x01\x12\x1e\n\x1a\x42ILLING_REGIME_NET_BILLING\x10\x02\x12\x1f\n\x1b\x42ILLING_REGIME_IMPORTS_ONLY\x10\x03*\x9c\x01\n\tBillState\x12\x1a\n\x16\x42ILL_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42ILL_STATE_OPEN\x10\x01\x12\x15\n\x11\x42ILL_STATE_ISSUED\x10\x02\x12\x19\n\x15\x42ILL_STATE_COLLECTING\x10\x03\x12\x13\n\x0f\x42ILL_STATE_PAID\x10\x04\x12\x17\n\x13\x42ILL_STATE_PAST_DUE\x10\x05*\xdf\x02\n\x0c\x42illLineKind\x12\x1e\n\x1a\x42ILL_LINE_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42ILL_LINE_KIND_ENERGY\x10\x01\x12 \n\x1c\x42ILL_LINE_KIND_EXPORT_CREDIT\x10\x02\x12\x1d\n\x19\x42ILL_LINE_KIND_DEMAND_TOU\x10\x03\x12\x1e\n\x1a\x42ILL_LINE_KIND_DEMAND_FLAT\x10\x04\x12 \n\x1c\x42ILL_LINE_KIND_FIXED_MONTHLY\x10\x05\x12\x1e\n\x1a\x42ILL_LINE_KIND_FIXED_DAILY\x10\x06\x12\x1a\n\x16\x42ILL_LINE_KIND_MINIMUM\x10\x07\x12\x16\n\x12\x42ILL_LINE_KIND_TAX\x10\x08\x12\x1a\n\x16\x42ILL_LINE_KIND_TRUE_UP\x10\t\x12!\n\x1d\x42ILL_LINE_KIND_CREDIT_CARRIED\x10\n*o\n\rPaymentMethod\x12\x1e\n\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_METHOD_AUTOPAY\x10\x01\x12\"\n\x1ePAYMENT_METHOD_PAYMENT_REQUEST\x10\x02*\xb5\x01\n\x0c\x41utopayState\x12\x1d\n\x19\x41UTOPAY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41UTOPAY_STATE_PREPARED\x10\x01\x12\x1b\n\x17\x41UTOPAY_STATE_SUBMITTED\x10\x02\x12\x18\n\x14\x41UTOPAY_STATE_ACTIVE\x10\x03\x12\x18\n\x14\x41UTOPAY_STATE_FAILED\x10\x04\x12\x19\n\x15\x41UTOPAY_STATE_EXPIRED\x10\x05\x32\xb7\x05\n\x0e\x42illingService\x12]\n\x10\x43onfigureBilling\x12#.openvpp.v1.ConfigureBillingRequest\x1a$.openvpp.v1.ConfigureBillingResponse\x12W\n\x0eGetBillingPlan\x12!.openvpp.v1.GetBillingPlanRequest\x1a\".openvpp.v1.GetBillingPlanResponse\x12\x42\n\x07GetBill\x12\x1a.openvpp.v1.GetBillRequest\x1a\x1b.openvpp.v1.GetBillResponse\x12H\n\tListBills\x12\x1c.openvpp.v1.ListBillsRequest\x1a\x1d.openvpp.v1.ListBillsResponse\x12W\n\x0ePrepareAutopay\x12!.openvpp.v1.PrepareAutopayRequest\x1a\".openvpp.v1.PrepareAutopayResponse\x12T\n\rSubmitAutopay\x12 .openvpp.v1.SubmitAutopayRequest\x1a!.openvpp.v1.SubmitAutopayResponse\x12K\n\nGetAutopay\x12\x1d.openvpp.v1.GetAutopayRequest\x1a\x1e.openvpp.v1.GetAutopayResponse\x12\x63\n\x12RequestBillPayment\x12%.openvpp.v1.RequestBillPaymentRequest\x1a&.openvpp.v1.RequestBillPaymentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18openvpp/v1/billing.proto\x12\nopenvpp.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bopenvpp/v1/settlement.proto\"\xf7\x01\n\x12\x42illPaymentRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x14\n\x0cperiod_start\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\x11\n\trecipient\x18\x05 \x01(\t\x12\x11\n\tspl_token\x18\x06 \x01(\t\x12\x19\n\x11\x61mount_base_units\x18\x07 \x01(\x04\x12\x11\n\treference\x18\x08 \x01(\t\x12.\n\x05state\x18\t \x01(\x0e\x32\x1f.openvpp.v1.PaymentRequestState\x12\x11\n\tsignature\x18\n \x01(\t\"T\n\x19RequestBillPaymentRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\"M\n\x1aRequestBillPaymentResponse\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.openvpp.v1.BillPaymentRequest\"\x96\x03\n\x0b\x42illingPlan\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12)\n\x06regime\x18\x02 \x01(\x0e\x32\x19.openvpp.v1.BillingRegime\x12\x11\n\turdb_json\x18\x03 \x01(\t\x12\x12\n\nurdb_label\x18\x04 \x01(\t\x12\x11\n\ttime_zone\x18\x05 \x01(\t\x12\x11\n\tcycle_day\x18\x06 \x01(\r\x12\x15\n\rtrue_up_month\x18\x07 \x01(\r\x12\"\n\x1asurplus_rate_micro_per_kwh\x18\x08 \x01(\x04\x12\x0f\n\x07tax_bps\x18\t \x01(\r\x12\x0f\n\x07version\x18\n \x01(\r\x12\x13\n\x0btariff_name\x18\x0b \x01(\t\x12\x12\n\nbills_from\x18\x0c \x01(\t\x12$\n\x1c\x63ollect_threshold_base_units\x18\r \x01(\x04\x12\x17\n\x0fpayment_retries\x18\x0e \x01(\r\x12\x1e\n\x16retry_interval_seconds\x18\x0f \x01(\r\x12\x16\n\x0e\x61\x63\x63\x65pts_tokens\x18\x10 \x01(\x08\"@\n\x17\x43onfigureBillingRequest\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"A\n\x18\x43onfigureBillingResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"+\n\x15GetBillingPlanRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\"?\n\x16GetBillingPlanResponse\x12%\n\x04plan\x18\x01 \x01(\x0b\x32\x17.openvpp.v1.BillingPlan\"R\n\x0c\x42illReadings\x12\x0e\n\x06\x64\x65r_id\x18\x01 \x01(\t\x12\x11\n\tfirst_seq\x18\x02 \x01(\x04\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\r\"\xfc\x01\n\x08\x42illLine\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.openvpp.v1.BillLineKind\x12\x13\n\x06period\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x11\n\x04tier\x18\x03 \x01(\rH\x01\x88\x01\x01\x12&\n\x08quantity\x18\x04 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x0c\n\x04rate\x18\x05 \x01(\x04\x12*\n\x0c\x61mount_micro\x18\x06 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12*\n\x08readings\x18\x07 \x03(\x0b\x32\x18.openvpp.v1.BillReadingsB\t\n\x07_periodB\x07\n\x05_tier\"\xcf\x05\n\x04\x42ill\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x14\n\x0cperiod_start\x18\x03 \x01(\t\x12\x12\n\nperiod_end\x18\x04 \x01(\t\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.openvpp.v1.BillState\x12\x14\n\x0cplan_version\x18\x06 \x01(\r\x12#\n\x05lines\x18\x07 \x03(\x0b\x32\x14.openvpp.v1.BillLine\x12)\n\x0btotal_micro\x18\x08 \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x1d\n\x15\x61mount_due_base_units\x18\t \x01(\x04\x12-\n\x0fremainder_micro\x18\n \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x36\n\x18\x63redit_carried_out_micro\x18\x0b \x01(\x0b\x32\x14.openvpp.v1.Rational\x12\x13\n\x0bimported_wh\x18\x0c \x01(\x04\x12\x13\n\x0b\x65xported_wh\x18\r \x01(\x04\x12\x0f\n\x07\x64\x65r_ids\x18\x0e \x03(\t\x12-\n\tissued_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10readings_through\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11payment_signature\x18\x11 \x01(\t\x12\x17\n\x0fpast_due_reason\x18\x12 \x01(\t\x12\x1c\n\x14\x63ollected_base_units\x18\x13 \x01(\x04\x12)\n\x08payments\x18\x14 \x03(\x0b\x32\x17.openvpp.v1.BillPayment\x12\x10\n\x08\x61ttempts\x18\x15 \x01(\r\x12\x33\n\x0fnext_attempt_at\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x0b\x42illPayment\x12)\n\x06method\x18\x01 \x01(\x0e\x32\x19.openvpp.v1.PaymentMethod\x12\x19\n\x11\x61mount_base_units\x18\x02 \x01(\x04\x12\x11\n\tsignature\x18\x03 \x01(\t\x12+\n\x07paid_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x0eGetBillRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\"1\n\x0fGetBillResponse\x12\x1e\n\x04\x62ill\x18\x01 \x01(\x0b\x32\x10.openvpp.v1.Bill\"b\n\x10ListBillsRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"M\n\x11ListBillsResponse\x12\x1f\n\x05\x62ills\x18\x01 \x03(\x0b\x32\x10.openvpp.v1.Bill\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd4\x01\n\x07\x41utopay\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x15\n\rtoken_account\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65legate\x18\x05 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x06 \x01(\x04\x12\'\n\x05state\x18\x07 \x01(\x0e\x32\x18.openvpp.v1.AutopayState\x12\x11\n\tsignature\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\"n\n\x15PrepareAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x0e\n\x06holder\x18\x03 \x01(\t\x12\x1c\n\x14\x61llowance_base_units\x18\x04 \x01(\x04\"t\n\x16PrepareAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\x12\x13\n\x0btransaction\x18\x02 \x01(\x0c\x12\x1f\n\x17last_valid_block_height\x18\x03 \x01(\x04\"T\n\x14SubmitAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\x12\x13\n\x0btransaction\x18\x03 \x01(\x0c\"=\n\x15SubmitAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay\"<\n\x11GetAutopayRequest\x12\x12\n\nprogram_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x02 \x01(\t\":\n\x12GetAutopayResponse\x12$\n\x07\x61utopay\x18\x01 \x01(\x0b\x32\x13.openvpp.v1.Autopay*\x9e\x01\n\x13PaymentRequestState\x12%\n!PAYMENT_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPAYMENT_REQUEST_STATE_OPEN\x10\x01\x12\x1e\n\x1aPAYMENT_REQUEST_STATE_PAID\x10\x02\x12 \n\x1cPAYMENT_REQUEST_STATE_CLOSED\x10\x03*\x91\x01\n\rBillingRegime\x12\x1e\n\x1a\x42ILLING_REGIME_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x42ILLING_REGIME_NET_METERING\x10\x01\x12\x1e\n\x1a\x42ILLING_REGIME_NET_BILLING\x10\x02\x12\x1f\n\x1b\x42ILLING_REGIME_IMPORTS_ONLY\x10\x03*\x9c\x01\n\tBillState\x12\x1a\n\x16\x42ILL_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x42ILL_STATE_OPEN\x10\x01\x12\x15\n\x11\x42ILL_STATE_ISSUED\x10\x02\x12\x19\n\x15\x42ILL_STATE_COLLECTING\x10\x03\x12\x13\n\x0f\x42ILL_STATE_PAID\x10\x04\x12\x17\n\x13\x42ILL_STATE_PAST_DUE\x10\x05*\xdf\x02\n\x0c\x42illLineKind\x12\x1e\n\x1a\x42ILL_LINE_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x42ILL_LINE_KIND_ENERGY\x10\x01\x12 \n\x1c\x42ILL_LINE_KIND_EXPORT_CREDIT\x10\x02\x12\x1d\n\x19\x42ILL_LINE_KIND_DEMAND_TOU\x10\x03\x12\x1e\n\x1a\x42ILL_LINE_KIND_DEMAND_FLAT\x10\x04\x12 \n\x1c\x42ILL_LINE_KIND_FIXED_MONTHLY\x10\x05\x12\x1e\n\x1a\x42ILL_LINE_KIND_FIXED_DAILY\x10\x06\x12\x1a\n\x16\x42ILL_LINE_KIND_MINIMUM\x10\x07\x12\x16\n\x12\x42ILL_LINE_KIND_TAX\x10\x08\x12\x1a\n\x16\x42ILL_LINE_KIND_TRUE_UP\x10\t\x12!\n\x1d\x42ILL_LINE_KIND_CREDIT_CARRIED\x10\n*\x8a\x01\n\rPaymentMethod\x12\x1e\n\x1aPAYMENT_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16PAYMENT_METHOD_AUTOPAY\x10\x01\x12\"\n\x1ePAYMENT_METHOD_PAYMENT_REQUEST\x10\x02\x12\x19\n\x15PAYMENT_METHOD_TOKENS\x10\x03*\xb5\x01\n\x0c\x41utopayState\x12\x1d\n\x19\x41UTOPAY_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41UTOPAY_STATE_PREPARED\x10\x01\x12\x1b\n\x17\x41UTOPAY_STATE_SUBMITTED\x10\x02\x12\x18\n\x14\x41UTOPAY_STATE_ACTIVE\x10\x03\x12\x18\n\x14\x41UTOPAY_STATE_FAILED\x10\x04\x12\x19\n\x15\x41UTOPAY_STATE_EXPIRED\x10\x05\x32\xb7\x05\n\x0e\x42illingService\x12]\n\x10\x43onfigureBilling\x12#.openvpp.v1.ConfigureBillingRequest\x1a$.openvpp.v1.ConfigureBillingResponse\x12W\n\x0eGetBillingPlan\x12!.openvpp.v1.GetBillingPlanRequest\x1a\".openvpp.v1.GetBillingPlanResponse\x12\x42\n\x07GetBill\x12\x1a.openvpp.v1.GetBillRequest\x1a\x1b.openvpp.v1.GetBillResponse\x12H\n\tListBills\x12\x1c.openvpp.v1.ListBillsRequest\x1a\x1d.openvpp.v1.ListBillsResponse\x12W\n\x0ePrepareAutopay\x12!.openvpp.v1.PrepareAutopayRequest\x1a\".openvpp.v1.PrepareAutopayResponse\x12T\n\rSubmitAutopay\x12 .openvpp.v1.SubmitAutopayRequest\x1a!.openvpp.v1.SubmitAutopayResponse\x12K\n\nGetAutopay\x12\x1d.openvpp.v1.GetAutopayRequest\x1a\x1e.openvpp.v1.GetAutopayResponse\x12\x63\n\x12RequestBillPayment\x12%.openvpp.v1.RequestBillPaymentRequest\x1a&.openvpp.v1.RequestBillPaymentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'openvpp.v1.billing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYMENTREQUESTSTATE']._serialized_start=3378
-  _globals['_PAYMENTREQUESTSTATE']._serialized_end=3536
-  _globals['_BILLINGREGIME']._serialized_start=3539
-  _globals['_BILLINGREGIME']._serialized_end=3684
-  _globals['_BILLSTATE']._serialized_start=3687
-  _globals['_BILLSTATE']._serialized_end=3843
-  _globals['_BILLLINEKIND']._serialized_start=3846
-  _globals['_BILLLINEKIND']._serialized_end=4197
-  _globals['_PAYMENTMETHOD']._serialized_start=4199
-  _globals['_PAYMENTMETHOD']._serialized_end=4310
-  _globals['_AUTOPAYSTATE']._serialized_start=4313
-  _globals['_AUTOPAYSTATE']._serialized_end=4494
+  _globals['_PAYMENTREQUESTSTATE']._serialized_start=3402
+  _globals['_PAYMENTREQUESTSTATE']._serialized_end=3560
+  _globals['_BILLINGREGIME']._serialized_start=3563
+  _globals['_BILLINGREGIME']._serialized_end=3708
+  _globals['_BILLSTATE']._serialized_start=3711
+  _globals['_BILLSTATE']._serialized_end=3867
+  _globals['_BILLLINEKIND']._serialized_start=3870
+  _globals['_BILLLINEKIND']._serialized_end=4221
+  _globals['_PAYMENTMETHOD']._serialized_start=4224
+  _globals['_PAYMENTMETHOD']._serialized_end=4362
+  _globals['_AUTOPAYSTATE']._serialized_start=4365
+  _globals['_AUTOPAYSTATE']._serialized_end=4546
   _globals['_BILLPAYMENTREQUEST']._serialized_start=103
   _globals['_BILLPAYMENTREQUEST']._serialized_end=350
   _globals['_REQUESTBILLPAYMENTREQUEST']._serialized_start=352
@@ -52,45 +52,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTBILLPAYMENTRESPONSE']._serialized_start=438
   _globals['_REQUESTBILLPAYMENTRESPONSE']._serialized_end=515
   _globals['_BILLINGPLAN']._serialized_start=518
-  _globals['_BILLINGPLAN']._serialized_end=900
-  _globals['_CONFIGUREBILLINGREQUEST']._serialized_start=902
-  _globals['_CONFIGUREBILLINGREQUEST']._serialized_end=966
-  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_start=968
-  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_end=1033
-  _globals['_GETBILLINGPLANREQUEST']._serialized_start=1035
-  _globals['_GETBILLINGPLANREQUEST']._serialized_end=1078
-  _globals['_GETBILLINGPLANRESPONSE']._serialized_start=1080
-  _globals['_GETBILLINGPLANRESPONSE']._serialized_end=1143
-  _globals['_BILLREADINGS']._serialized_start=1145
-  _globals['_BILLREADINGS']._serialized_end=1227
-  _globals['_BILLLINE']._serialized_start=1230
-  _globals['_BILLLINE']._serialized_end=1482
-  _globals['_BILL']._serialized_start=1485
-  _globals['_BILL']._serialized_end=2204
-  _globals['_BILLPAYMENT']._serialized_start=2207
-  _globals['_BILLPAYMENT']._serialized_end=2354
-  _globals['_GETBILLREQUEST']._serialized_start=2356
-  _globals['_GETBILLREQUEST']._serialized_end=2429
-  _globals['_GETBILLRESPONSE']._serialized_start=2431
-  _globals['_GETBILLRESPONSE']._serialized_end=2480
-  _globals['_LISTBILLSREQUEST']._serialized_start=2482
-  _globals['_LISTBILLSREQUEST']._serialized_end=2580
-  _globals['_LISTBILLSRESPONSE']._serialized_start=2582
-  _globals['_LISTBILLSRESPONSE']._serialized_end=2659
-  _globals['_AUTOPAY']._serialized_start=2662
-  _globals['_AUTOPAY']._serialized_end=2874
-  _globals['_PREPAREAUTOPAYREQUEST']._serialized_start=2876
-  _globals['_PREPAREAUTOPAYREQUEST']._serialized_end=2986
-  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_start=2988
-  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_end=3104
-  _globals['_SUBMITAUTOPAYREQUEST']._serialized_start=3106
-  _globals['_SUBMITAUTOPAYREQUEST']._serialized_end=3190
-  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_start=3192
-  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_end=3253
-  _globals['_GETAUTOPAYREQUEST']._serialized_start=3255
-  _globals['_GETAUTOPAYREQUEST']._serialized_end=3315
-  _globals['_GETAUTOPAYRESPONSE']._serialized_start=3317
-  _globals['_GETAUTOPAYRESPONSE']._serialized_end=3375
-  _globals['_BILLINGSERVICE']._serialized_start=4497
-  _globals['_BILLINGSERVICE']._serialized_end=5192
+  _globals['_BILLINGPLAN']._serialized_end=924
+  _globals['_CONFIGUREBILLINGREQUEST']._serialized_start=926
+  _globals['_CONFIGUREBILLINGREQUEST']._serialized_end=990
+  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_start=992
+  _globals['_CONFIGUREBILLINGRESPONSE']._serialized_end=1057
+  _globals['_GETBILLINGPLANREQUEST']._serialized_start=1059
+  _globals['_GETBILLINGPLANREQUEST']._serialized_end=1102
+  _globals['_GETBILLINGPLANRESPONSE']._serialized_start=1104
+  _globals['_GETBILLINGPLANRESPONSE']._serialized_end=1167
+  _globals['_BILLREADINGS']._serialized_start=1169
+  _globals['_BILLREADINGS']._serialized_end=1251
+  _globals['_BILLLINE']._serialized_start=1254
+  _globals['_BILLLINE']._serialized_end=1506
+  _globals['_BILL']._serialized_start=1509
+  _globals['_BILL']._serialized_end=2228
+  _globals['_BILLPAYMENT']._serialized_start=2231
+  _globals['_BILLPAYMENT']._serialized_end=2378
+  _globals['_GETBILLREQUEST']._serialized_start=2380
+  _globals['_GETBILLREQUEST']._serialized_end=2453
+  _globals['_GETBILLRESPONSE']._serialized_start=2455
+  _globals['_GETBILLRESPONSE']._serialized_end=2504
+  _globals['_LISTBILLSREQUEST']._serialized_start=2506
+  _globals['_LISTBILLSREQUEST']._serialized_end=2604
+  _globals['_LISTBILLSRESPONSE']._serialized_start=2606
+  _globals['_LISTBILLSRESPONSE']._serialized_end=2683
+  _globals['_AUTOPAY']._serialized_start=2686
+  _globals['_AUTOPAY']._serialized_end=2898
+  _globals['_PREPAREAUTOPAYREQUEST']._serialized_start=2900
+  _globals['_PREPAREAUTOPAYREQUEST']._serialized_end=3010
+  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_start=3012
+  _globals['_PREPAREAUTOPAYRESPONSE']._serialized_end=3128
+  _globals['_SUBMITAUTOPAYREQUEST']._serialized_start=3130
+  _globals['_SUBMITAUTOPAYREQUEST']._serialized_end=3214
+  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_start=3216
+  _globals['_SUBMITAUTOPAYRESPONSE']._serialized_end=3277
+  _globals['_GETAUTOPAYREQUEST']._serialized_start=3279
+  _globals['_GETAUTOPAYREQUEST']._serialized_end=3339
+  _globals['_GETAUTOPAYRESPONSE']._serialized_start=3341
+  _globals['_GETAUTOPAYRESPONSE']._serialized_end=3399
+  _globals['_BILLINGSERVICE']._serialized_start=4549
+  _globals['_BILLINGSERVICE']._serialized_end=5244
 # @@protoc_insertion_point(module_scope)

@@ -188,6 +188,10 @@ class _PaymentMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Payment
     """Collected by autopay from the holder's delegated account."""
     PAYMENT_METHOD_PAYMENT_REQUEST: _PaymentMethod.ValueType  # 2
     """Paid by the customer's wallet through a Solana Pay transfer request."""
+    PAYMENT_METHOD_TOKENS: _PaymentMethod.ValueType  # 3
+    """Paid with use-case tokens at their redemption value (PrepareRedemption
+    with pay_bill); the signature is the redemption's.
+    """
 
 class PaymentMethod(_PaymentMethod, metaclass=_PaymentMethodEnumTypeWrapper): ...
 
@@ -196,6 +200,10 @@ PAYMENT_METHOD_AUTOPAY: PaymentMethod.ValueType  # 1
 """Collected by autopay from the holder's delegated account."""
 PAYMENT_METHOD_PAYMENT_REQUEST: PaymentMethod.ValueType  # 2
 """Paid by the customer's wallet through a Solana Pay transfer request."""
+PAYMENT_METHOD_TOKENS: PaymentMethod.ValueType  # 3
+"""Paid with use-case tokens at their redemption value (PrepareRedemption
+with pay_bill); the signature is the redemption's.
+"""
 Global___PaymentMethod: _TypeAlias = PaymentMethod  # noqa: Y015
 
 class _AutopayState:
@@ -350,6 +358,7 @@ class BillingPlan(_message.Message):
     COLLECT_THRESHOLD_BASE_UNITS_FIELD_NUMBER: _builtins.int
     PAYMENT_RETRIES_FIELD_NUMBER: _builtins.int
     RETRY_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    ACCEPTS_TOKENS_FIELD_NUMBER: _builtins.int
     program_id: _builtins.str
     regime: Global___BillingRegime.ValueType
     urdb_json: _builtins.str
@@ -393,6 +402,10 @@ class BillingPlan(_message.Message):
     retry never charges twice.
     """
     retry_interval_seconds: _builtins.int
+    accepts_tokens: _builtins.bool
+    """Customers may pay issued bills with this utility's use-case tokens at
+    their redemption value (SettlementService.PrepareRedemption, pay_bill).
+    """
     def __init__(
         self,
         *,
@@ -411,10 +424,11 @@ class BillingPlan(_message.Message):
         collect_threshold_base_units: _builtins.int = ...,
         payment_retries: _builtins.int = ...,
         retry_interval_seconds: _builtins.int = ...,
+        accepts_tokens: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bills_from", b"bills_from", "collect_threshold_base_units", b"collect_threshold_base_units", "cycle_day", b"cycle_day", "payment_retries", b"payment_retries", "program_id", b"program_id", "regime", b"regime", "retry_interval_seconds", b"retry_interval_seconds", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_tokens", b"accepts_tokens", "bills_from", b"bills_from", "collect_threshold_base_units", b"collect_threshold_base_units", "cycle_day", b"cycle_day", "payment_retries", b"payment_retries", "program_id", b"program_id", "regime", b"regime", "retry_interval_seconds", b"retry_interval_seconds", "surplus_rate_micro_per_kwh", b"surplus_rate_micro_per_kwh", "tariff_name", b"tariff_name", "tax_bps", b"tax_bps", "time_zone", b"time_zone", "true_up_month", b"true_up_month", "urdb_json", b"urdb_json", "urdb_label", b"urdb_label", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

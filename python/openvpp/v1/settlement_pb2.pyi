@@ -853,24 +853,70 @@ class PrepareRedemptionRequest(_message.Message):
     MINT_FIELD_NUMBER: _builtins.int
     HOLDER_FIELD_NUMBER: _builtins.int
     AMOUNT_BASE_UNITS_FIELD_NUMBER: _builtins.int
+    PAY_BILL_FIELD_NUMBER: _builtins.int
     mint: _builtins.str
     holder: _builtins.str
     """The holder's wallet (base58); its token account is the associated one."""
     amount_base_units: _builtins.int
+    """Tokens to burn. 0 with pay_bill: the server burns the fewest worth the amount due."""
+    @_builtins.property
+    def pay_bill(self) -> Global___BillTarget:
+        """Pays an issued bill with the tokens at their redemption value, relayed
+        by the billing utility (or the operator): the reserve pays exactly the
+        bill's amount due into the utility's treasury, the holder keeps what
+        the burned tokens were worth beyond it (less than one token base unit),
+        and the bill is PAID (PAYMENT_METHOD_TOKENS) when the transaction
+        lands; while it is in flight the bill is COLLECTING. The plan must
+        accept tokens (FAILED_PRECONDITION TOKENS_NOT_ACCEPTED) and the token
+        be the billing utility's (INVALID_ARGUMENT mint); a bill not issued is
+        BILL_NOT_ISSUED, one paid, being collected, requested by Solana Pay or
+        with nothing due NOTHING_TO_PAY.
+        """
+
     def __init__(
         self,
         *,
         mint: _builtins.str = ...,
         holder: _builtins.str = ...,
         amount_base_units: _builtins.int = ...,
+        pay_bill: Global___BillTarget | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pay_bill", b"pay_bill"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "holder", b"holder", "mint", b"mint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_base_units", b"amount_base_units", "holder", b"holder", "mint", b"mint", "pay_bill", b"pay_bill"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PrepareRedemptionRequest: _TypeAlias = PrepareRedemptionRequest  # noqa: Y015
+
+@_typing.final
+class BillTarget(_message.Message):
+    """A bill of BillingService: its program, account and a local date inside
+    the issued period (empty: the account's newest issued bill).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_REF_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    program_id: _builtins.str
+    account_ref: _builtins.str
+    period: _builtins.str
+    def __init__(
+        self,
+        *,
+        program_id: _builtins.str = ...,
+        account_ref: _builtins.str = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_ref", b"account_ref", "period", b"period", "program_id", b"program_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BillTarget: _TypeAlias = BillTarget  # noqa: Y015
 
 @_typing.final
 class PrepareRedemptionResponse(_message.Message):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from solders.message import Message
 from solders.pubkey import Pubkey
@@ -103,6 +103,18 @@ async def _announce(conn: AsyncConnection, redemption_id: str, at_us: int) -> No
     await events.append(conn, [(row.utility_namespace, event)], at_us=at_us)
 
 
+class BillHook(Protocol):
+    """Billing's side of a redemption that pays a bill (openvpp.billing.tokenpay)."""
+
+    async def target(self, viewer: Viewer, mint: str, target: pb.BillTarget) -> tuple[int, int, Pubkey]: ...
+
+    async def claim(self, conn: AsyncConnection, bill_id: int, now_us: int) -> None: ...
+
+    async def settle(
+        self, conn: AsyncConnection, bill_id: int, completed: bool, signature: str | None, error: str, now_us: int
+    ) -> None: ...
+
+
 class Redemptions:
     def __init__(
         self,
@@ -120,21 +132,37 @@ class Redemptions:
         self.keyring = keyring
         self.tokens = tokens
         outbox.register("redemption", Handler(self._record))
+        # Billing's hook for redemptions that pay a bill (set by the composition root).
+        self.bills: BillHook | None = None
 
-    async def prepare(self, viewer: Viewer, mint: str, holder: str, amount: int) -> Prepared:
+    async def prepare(
+        self, viewer: Viewer, mint: str, holder: str, amount: int, bill: pb.BillTarget | None = None
+    ) -> Prepared:
         """A redemption relayed by the token's utility, the vendor of the
         holding device, or the operator; the holder's signature on the
-        returned transaction is what finally authorises it."""
-        if amount <= 0:
+        returned transaction is what finally authorises it. With `bill`, the
+        payout pays that bill into the utility's treasury instead."""
+        if bill is not None and amount != 0:
+            raise errors.InvalidArgument.field(
+                "amount_base_units", "must be 0 with pay_bill: the tokens burned are the fewest worth the amount due"
+            )
+        if bill is None and amount <= 0:
             raise errors.InvalidArgument.field("amount_base_units", "must be positive")
         try:
             wallet = Pubkey.from_string(holder)
         except ValueError:
             raise errors.InvalidArgument.field("holder", "must be a base58 Solana address", "INVALID_ADDRESS") from None
         reserve = await self.tokens.reserve(mint)
-        if not await self._relays(viewer, mint, holder):
-            raise cross_tenant("relay redemptions of its own tokens or for its own devices")
-        payout = amount * reserve.redemption_value // reserve.scale
+        bill_id, recipient = None, wallet
+        if bill is not None:
+            if self.bills is None:
+                raise errors.FailedPrecondition("billing is not running here", "TOKENS_NOT_ACCEPTED")
+            bill_id, payout, recipient = await self.bills.target(viewer, mint, bill)
+            amount = -(-payout * reserve.scale // reserve.redemption_value)
+        else:
+            if not await self._relays(viewer, mint, holder):
+                raise cross_tenant("relay redemptions of its own tokens or for its own devices")
+            payout = amount * reserve.redemption_value // reserve.scale
         if payout == 0:
             raise errors.InvalidArgument.field(
                 "amount_base_units", "redeems for less than one stablecoin base unit", "BELOW_MINIMUM"
@@ -150,9 +178,9 @@ class Redemptions:
         if reserve.balance < payout:
             raise errors.FailedPrecondition(f"reserve holds {reserve.balance}, less than {payout}", "RESERVE_SHORT")
         coin, payer, authority = self.tokens.stablecoin, self.keyring.fee_payer, self.keyring.reserve_authority
-        destination = spl.ata(wallet, coin.mint, coin.program)
+        destination = spl.ata(recipient, coin.mint, coin.program)
         instructions = [
-            spl.create_ata(payer.pubkey(), wallet, coin.mint, coin.program),
+            spl.create_ata(payer.pubkey(), recipient, coin.mint, coin.program),
             spl.burn(program, source, mint_key, wallet, amount, reserve.decimals),
             spl.transfer(
                 coin.program,
@@ -186,6 +214,7 @@ class Redemptions:
                     "error": "",
                     "created_at_us": now,
                     "updated_at_us": now,
+                    "bill_id": bill_id,
                 },
             )
             await _announce(conn, redemption_id, self.clock_us())
@@ -233,6 +262,8 @@ class Redemptions:
                 conn, redemption_id, RedemptionState.PREPARED, RedemptionState.SUBMITTED, signature, self.clock_us()
             )
             if won:
+                if row.bill_id is not None and self.bills is not None:
+                    await self.bills.claim(conn, row.bill_id, self.clock_us())
                 await self.outbox.enqueue(conn, "redemption", redemption_id, raw, row.last_valid_block_height)
                 await _announce(conn, redemption_id, self.clock_us())
         return await self._wait(signature, redemption_id)
@@ -245,4 +276,8 @@ class Redemptions:
 
     async def _record(self, conn: AsyncConnection, redemption_id: str, outcome: Outcome) -> None:
         await redemption_repo.set_outcome(conn, redemption_id, _FINAL[outcome.state], outcome.error, self.clock_us())
+        row = await redemption_repo.by_id(conn, redemption_id)
+        if row.bill_id is not None and self.bills is not None:
+            completed = _FINAL[outcome.state] == RedemptionState.COMPLETED
+            await self.bills.settle(conn, row.bill_id, completed, outcome.signature, outcome.error, self.clock_us())
         await _announce(conn, redemption_id, self.clock_us())

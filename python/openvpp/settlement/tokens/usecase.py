@@ -419,6 +419,10 @@ class UseCaseTokens:
             raise errors.Unavailable(f"funding transaction {outcome.signature} failed: {outcome.error}", "CHAIN_FAILED")
         return outcome.signature, await self.reserve(mint)
 
+    async def utility_of(self, mint: str) -> str:
+        """The utility that issued a use-case token."""
+        return str((await self._row(mint)).utility_namespace)
+
     async def fund_test_wallet(self, wallet: str, amount: int) -> tuple[str, int]:
         """Development chains: test stablecoin for a wallet; (signature, its balance after)."""
         if self.faucet is None:

@@ -200,6 +200,17 @@ pub struct PrepareRedemptionRequest {
     pub holder: ::prost::alloc::string::String,
     #[prost(uint64, tag = "3")]
     pub amount_base_units: u64,
+    #[prost(message, optional, tag = "4")]
+    pub pay_bill: ::core::option::Option<BillTarget>,
+}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct BillTarget {
+    #[prost(string, tag = "1")]
+    pub program_id: ::prost::alloc::string::String,
+    #[prost(string, tag = "2")]
+    pub account_ref: ::prost::alloc::string::String,
+    #[prost(string, tag = "3")]
+    pub period: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct PrepareRedemptionResponse {

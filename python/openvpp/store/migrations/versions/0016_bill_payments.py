@@ -1,5 +1,6 @@
-"""Paying bills: past-due retry policy and attempts, Solana Pay payment requests with their reference keys,
-and journal accounts long enough to name a customer's receivable.
+"""Paying bills: past-due retry policy and attempts, Solana Pay payment
+requests with their reference keys, bills paid with use-case tokens, and
+journal accounts long enough to name a customer's receivable.
 
 Revision ID: 0016_bill_payments
 Revises: 0015_billing
@@ -21,6 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("billing_plans") as batch:
         batch.add_column(sa.Column("payment_retries", sa.SmallInteger(), server_default="0", nullable=False))
         batch.add_column(sa.Column("retry_interval_s", sa.Integer(), server_default="86400", nullable=False))
+        batch.add_column(sa.Column("accepts_tokens", sa.SmallInteger(), server_default="0", nullable=False))
+    with op.batch_alter_table("redemptions") as batch:
+        batch.add_column(sa.Column("bill_id", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("bills") as batch:
         batch.add_column(sa.Column("attempts", sa.SmallInteger(), server_default="0", nullable=False))
         batch.add_column(sa.Column("retry_at_us", sa.BigInteger(), nullable=True))
@@ -52,6 +56,9 @@ def downgrade() -> None:
         batch.drop_column("payment_method")
         batch.drop_column("retry_at_us")
         batch.drop_column("attempts")
+    with op.batch_alter_table("redemptions") as batch:
+        batch.drop_column("bill_id")
     with op.batch_alter_table("billing_plans") as batch:
+        batch.drop_column("accepts_tokens")
         batch.drop_column("retry_interval_s")
         batch.drop_column("payment_retries")
