@@ -147,6 +147,13 @@ class PaymentRequests:
         recipient = await self.treasury(plan.utility)
         if recipient is None:
             raise errors.FailedPrecondition(f"no treasury for {plan.utility} to be paid into", "NO_TREASURY")
+        (wallet,) = await self.chain.accounts([recipient])
+        if wallet is None:
+            raise errors.FailedPrecondition(
+                f"the treasury wallet {recipient} has no account on chain: Solana Pay wallets refuse to pay it "
+                "until it holds some SOL",
+                "RECIPIENT_NOT_FOUND",
+            )
         # A key made for this bill alone; only its address is ever used.
         reference = Keypair().pubkey()
         now = self.clock_us()

@@ -184,7 +184,9 @@ class BillingServiceServicer:
         request per bill: asking again returns it, with its state. While it is
         open autopay does not collect the bill. FAILED_PRECONDITION
         BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
-        bill paid, being collected or with nothing due.
+        bill paid, being collected or with nothing due, RECIPIENT_NOT_FOUND
+        while the treasury wallet has no account on chain (wallets following
+        Solana Pay refuse such a recipient: give it some SOL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

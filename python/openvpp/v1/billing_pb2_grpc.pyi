@@ -91,7 +91,9 @@ class BillingServiceStub:
     request per bill: asking again returns it, with its state. While it is
     open autopay does not collect the bill. FAILED_PRECONDITION
     BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
-    bill paid, being collected or with nothing due.
+    bill paid, being collected or with nothing due, RECIPIENT_NOT_FOUND
+    while the treasury wallet has no account on chain (wallets following
+    Solana Pay refuse such a recipient: give it some SOL).
     """
 
 @_typing.type_check_only
@@ -157,7 +159,9 @@ class BillingServiceAsyncStub(BillingServiceStub):
     request per bill: asking again returns it, with its state. While it is
     open autopay does not collect the bill. FAILED_PRECONDITION
     BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
-    bill paid, being collected or with nothing due.
+    bill paid, being collected or with nothing due, RECIPIENT_NOT_FOUND
+    while the treasury wallet has no account on chain (wallets following
+    Solana Pay refuse such a recipient: give it some SOL).
     """
 
 class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -268,7 +272,9 @@ class BillingServiceServicer(metaclass=_abc_1.ABCMeta):
         request per bill: asking again returns it, with its state. While it is
         open autopay does not collect the bill. FAILED_PRECONDITION
         BILL_NOT_ISSUED for a period not issued yet, NOTHING_TO_REQUEST for a
-        bill paid, being collected or with nothing due.
+        bill paid, being collected or with nothing due, RECIPIENT_NOT_FOUND
+        while the treasury wallet has no account on chain (wallets following
+        Solana Pay refuse such a recipient: give it some SOL).
         """
 
 def add_BillingServiceServicer_to_server(servicer: BillingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -13,7 +13,7 @@ import secrets
 
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
-from solders.system_program import CreateAccountParams, create_account
+from solders.system_program import CreateAccountParams, TransferParams, create_account, transfer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp import errors, keys
@@ -28,6 +28,8 @@ TEST_MINT_KEY = "stablecoin-mint.json"
 MINT_LEN = 82
 # Enough SOL for fees and rent for a long development run.
 FEE_PAYER_FLOOR_LAMPORTS = 100 * 1_000_000_000
+# A development treasury wallet's own SOL (0.01: above the rent-exempt minimum).
+TREASURY_LAMPORTS = 10_000_000
 
 
 async def _record_nothing(_conn: AsyncConnection, _ref: str, _outcome: Outcome) -> None:
@@ -150,6 +152,9 @@ class DevelopmentFaucet:
         assert key is not None
         account = spl.ata(key.pubkey(), mint, program)
         instructions = [
+            # The wallet itself exists too, as a real treasury does: Solana
+            # Pay wallets refuse to pay a recipient that has no account.
+            transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=key.pubkey(), lamports=TREASURY_LAMPORTS)),
             spl.create_ata(payer.pubkey(), key.pubkey(), mint, program),
             spl.mint_to(program, mint, account, authority.pubkey(), self.TREASURY_BASE_UNITS, decimals),
         ]
