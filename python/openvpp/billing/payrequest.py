@@ -128,7 +128,7 @@ class PaymentRequests:
         if not caller.acts_for(plan.utility):
             raise denied("request payment of its own programs' bills")
         async with self.db.read() as conn:
-            bill = await billing_repo.bill_containing(conn, program_id, account_ref, period, plan.cycle_day)
+            bill = await billing_repo.bill_containing(conn, program_id, account_ref, period)
         if bill is None:
             raise errors.FailedPrecondition(
                 f"no issued bill of {account_ref} in {program_id} for {period or 'the current period'}: "

@@ -21,7 +21,7 @@ from openvpp import errors
 from openvpp.billing import books
 from openvpp.billing import events as bill_events
 from openvpp.billing.plans import BillingPlans
-from openvpp.kernel.tenancy import Viewer, cross_tenant
+from openvpp.kernel.tenancy import Viewer
 from openvpp.store import billing_repo
 from openvpp.store.database import Database
 from openvpp.v1 import billing_pb2 as pb
@@ -46,9 +46,8 @@ class TokenPayments:
 
     async def target(self, viewer: Viewer, mint: str, target: settlement_pb2.BillTarget) -> tuple[int, int, Pubkey]:
         """(bill id, amount due, treasury) of the bill a redemption is to pay."""
+        # NOT_FOUND for anyone but the plan's utility and the operator.
         plan = await self.plans.visible(viewer, target.program_id)
-        if not (viewer.everything or viewer.utility == plan.utility):
-            raise cross_tenant("pay its own programs' bills with tokens")
         if not plan.accepts_tokens:
             raise errors.FailedPrecondition(
                 f"{plan.program_id} does not accept tokens for its bills (accepts_tokens)", "TOKENS_NOT_ACCEPTED"
@@ -56,9 +55,7 @@ class TokenPayments:
         if await self.token_utility(mint) != plan.utility:
             raise errors.InvalidArgument.field("mint", f"must be a use-case token of {plan.utility}")
         async with self.db.read() as conn:
-            bill = await billing_repo.bill_containing(
-                conn, plan.program_id, target.account_ref, target.period, plan.cycle_day
-            )
+            bill = await billing_repo.bill_containing(conn, plan.program_id, target.account_ref, target.period)
             requested = None if bill is None else await billing_repo.payment_request(conn, bill.id)
         if bill is None:
             raise errors.FailedPrecondition(

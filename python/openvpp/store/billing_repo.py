@@ -414,9 +414,7 @@ async def count_bills(conn: AsyncConnection, program_id: str) -> int:
 REQUEST_OPEN, REQUEST_PAID, REQUEST_CLOSED = 1, 2, 3
 
 
-async def bill_containing(
-    conn: AsyncConnection, program_id: str, account_ref: str, day: str, cycle_day: int
-) -> Row[Any] | None:
+async def bill_containing(conn: AsyncConnection, program_id: str, account_ref: str, day: str) -> Row[Any] | None:
     """The issued bill whose period holds the local date `day`; the newest one when `day` is empty."""
     query = select(bills).where(bills.c.program_id == program_id, bills.c.account_ref == account_ref)
     if day:

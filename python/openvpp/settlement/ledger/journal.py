@@ -261,9 +261,12 @@ class Ledger:
                 completed=RedemptionState.COMPLETED,
                 submitted=RedemptionState.SUBMITTED,
             )
-            billed = await billing_repo.ledger_figures(conn, None if viewer.everything else viewer.utility)
-            if not viewer.everything and viewer.utility is None:
-                billed = []
+            # Billing programs are the operator's and each utility's to check; no one else's.
+            billed = (
+                await billing_repo.ledger_figures(conn, None if viewer.everything else viewer.utility)
+                if viewer.everything or viewer.utility is not None
+                else []
+            )
         entries, unbalanced, credited = figures.entries, figures.unbalanced, figures.credited
         wrong_payouts, failed_holding = figures.wrong_payouts, figures.failed_holding
         by_account, paid_rows, redeemed_rows = figures.by_account, figures.paid, figures.redeemed
