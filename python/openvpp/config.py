@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     # Plaintext gRPC health only, so probes and load balancers need no client
     # certificate (grpcio cannot make client certificates optional on one port).
     health_listen: str | None = "127.0.0.1:50052"
+    # The web app (HTTPS, the server's certificate): prosumers and staff.
+    web_listen: str | None = Field(default=None, description="HTTPS address of the web app; off when unset")
+    web_public_url: str = Field(
+        default="", description="The app's address as browsers reach it (login links); default https://<web_listen>"
+    )
+    web_session_seconds: int = Field(default=12 * 3600, ge=300, le=30 * 86400)
     insecure: bool = Field(default=False, description="plaintext, every caller the operator; loopback only")
     client_cert_days: int = Field(default=30, ge=1, le=397)
     auto_migrate: bool = True

@@ -157,6 +157,7 @@ SPECS: dict[str, Spec] = {
     ),
     "ListCertificates": Spec(lambda t: N.ListCertificatesRequest(namespace=t.utility), frozenset({UTILITY})),
     "GetCrl": Spec(lambda t: N.GetCrlRequest()),
+    "CreateWebLogin": Spec(lambda t: N.CreateWebLoginRequest(), implicit=True),
     "RegisterEndpoint": Spec(
         lambda t: N.RegisterEndpointRequest(
             namespace=t.utility,
@@ -405,7 +406,7 @@ async def test_every_rpc_as_every_role_against_own_and_other_tenants(fabric: Fab
     finally:
         await asyncio.gather(*(c.close() for c in channels.values()))
     print(f"\ntenancy: {len(methods)} RPCs x {len(callers)} callers x {len(tenants)} tenants = {checked} calls checked")
-    assert checked == len(methods) * len(callers) * len(tenants) == 73 * 6 * 2
+    assert checked == len(methods) * len(callers) * len(tenants) == 74 * 6 * 2
     assert not wrong, "\n".join(wrong)
 
 

@@ -105,7 +105,7 @@ async def test_every_role_against_every_rpc_follows_the_table(fabric: Fabric) ->
                 assert denied == (role not in rule.roles), (role, method)
                 checked += 1
     assert checked == 4 * len([m for m in TABLE if "reflection" not in m])
-    assert checked == 4 * 73
+    assert checked == 4 * 74
 
 
 async def test_only_the_operator_onboards_and_nothing_is_written_otherwise(fabric: Fabric) -> None:

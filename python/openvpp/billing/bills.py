@@ -166,8 +166,8 @@ class Bills:
     async def bill(self, viewer: Viewer, program_id: str, account_ref: str, period_day: str = "") -> Bill:
         # One read transaction: every query of the bill sees the same state.
         async with self.db.read() as conn:
-            plan = await self.plans.visible_in(conn, viewer, program_id)
             devices = await billing_repo.account_devices(conn, program_id, account_ref)
+            plan = await self.plans.visible_in(conn, viewer, program_id, devices)
             if not devices:
                 raise errors.NotFound(f"no account {account_ref} in {program_id}", "ACCOUNT_NOT_FOUND")
             day = self._today(plan) if not period_day else _day(period_day)

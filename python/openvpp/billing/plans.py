@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -258,11 +259,16 @@ class BillingPlans:
         async with self.db.read() as conn:
             return await self.visible_in(conn, viewer, program_id)
 
-    async def visible_in(self, conn: AsyncConnection, viewer: Viewer, program_id: str) -> PlanRecord:
-        """The plan for its utility and the operator; NOT_FOUND for anyone
-        else, as for a program that does not bill."""
+    async def visible_in(
+        self, conn: AsyncConnection, viewer: Viewer, program_id: str, account_devices: Sequence[str] = ()
+    ) -> PlanRecord:
+        """The plan for its utility and the operator, and for a prosumer whose
+        device is in the account read (`account_devices`); NOT_FOUND for
+        anyone else, as for a program that does not bill."""
         plan = await self.current_in(conn, program_id)
         if viewer.everything or viewer.utility == plan.utility:
+            return plan
+        if viewer.holder is not None and viewer.holder in account_devices:
             return plan
         raise billing_not_configured(program_id)
 

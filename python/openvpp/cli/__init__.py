@@ -63,15 +63,18 @@ def main(verbose: int) -> None:
 @click.option(
     "--settle-interval", "settle_interval_seconds", type=float, help="Seconds between settlement cycles; 0: on demand."
 )
+@click.option("--web-listen", help="Serve the web app over HTTPS on this address, e.g. 127.0.0.1:8443 [default: off].")
+@click.option("--web-public-url", help="The web app's address as browsers reach it, for login links.")
 def serve(**flags: Any) -> None:
-    """Run the gRPC server until SIGTERM or SIGINT."""
+    """Run the gRPC server (and, with --web-listen, the web app) until SIGTERM or SIGINT."""
     from openvpp.server import app, telemetry
+    from openvpp.web import server as web_server
 
     logging.getLogger("openvpp").setLevel(min(logging.getLogger().level, logging.INFO))
     settings = settings_from(**flags)
     provider = telemetry.install(settings.telemetry)
     try:
-        asyncio.run(app.serve(settings, provider))
+        asyncio.run(web_server.serve(settings, provider))
     except app.ConfigurationError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -14,7 +14,7 @@ PARTNER_KINDS = {"utility": 2, "device-vendor": 3, "aggregator": 4}
 
 @click.group()
 def partner() -> None:
-    """Onboard and manage partners (operator bundle required)."""
+    """Onboard and manage partners (operator bundle required), and sign in to the web console."""
 
 
 @partner.command("onboard")
@@ -66,6 +66,25 @@ REVOCATION_REASONS = {
     for n, v in integration_pb2.RevocationReason.items()
     if v
 }
+
+
+@partner.command("login")
+@target_option
+def partner_login(target: str, bundle: Path, insecure: bool) -> None:
+    """A one-time code (and link) that signs this bundle's partner in to the
+    web console. Good once, for ten minutes; the console sees what this
+    certificate sees over gRPC (any partner's bundle)."""
+    reply = run_call(
+        target,
+        lambda ch: integration_pb2_grpc.IntegrationServiceStub(ch).CreateWebLogin(
+            integration_pb2.CreateWebLoginRequest()
+        ),
+    )
+    console.print(f"login code: {reply.code} (expires {reply.expires_at.ToDatetime():%H:%M:%S} UTC)")
+    if reply.login_url:
+        console.print(f"open: {reply.login_url}", soft_wrap=True)
+    else:
+        console.print("this server does not serve the web app (start it with `openvpp serve --web-listen`)")
 
 
 @click.group("cert")

@@ -9,6 +9,7 @@ import grpc
 from openvpp.integration.endpoints import Endpoints, EndpointSpec, EndpointState
 from openvpp.integration.partners import CertificateState, Contact, Partners, PartnerState
 from openvpp.integration.probe import Outcome
+from openvpp.integration.signin import SignIn
 from openvpp.kernel.timestamps import from_micros
 from openvpp.server.auth import caller
 from openvpp.v1 import integration_pb2 as pb
@@ -86,9 +87,11 @@ def endpoint_message(e: EndpointState) -> pb.Endpoint:
 
 
 class IntegrationServicer(integration_pb2_grpc.IntegrationServiceServicer):
-    def __init__(self, partners: Partners, endpoints: Endpoints) -> None:
+    def __init__(self, partners: Partners, endpoints: Endpoints, signin: SignIn, web_url: str = "") -> None:
         self.partners = partners
         self.endpoints = endpoints
+        self.signin = signin
+        self.web_url = web_url
 
     def _cert(self, c: CertificateState) -> pb.Certificate:
         return certificate_message(c, self.partners.clock_us())
@@ -155,6 +158,11 @@ class IntegrationServicer(integration_pb2_grpc.IntegrationServiceServicer):
 
     async def GetCrl(self, request: pb.GetCrlRequest, context: Context) -> pb.GetCrlResponse:
         return pb.GetCrlResponse(crl_der=await self.partners.crl(), this_update=from_micros(self.partners.clock_us()))
+
+    async def CreateWebLogin(self, request: pb.CreateWebLoginRequest, context: Context) -> pb.CreateWebLoginResponse:
+        code, expires_us = await self.signin.staff_code(caller())
+        url = f"{self.web_url}/#/staff/login?code={code}" if self.web_url else ""
+        return pb.CreateWebLoginResponse(code=code, expires_at=from_micros(expires_us), login_url=url)
 
     async def RegisterEndpoint(
         self, request: pb.RegisterEndpointRequest, context: Context

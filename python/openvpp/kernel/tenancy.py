@@ -50,12 +50,20 @@ def cross_tenant(what: str) -> errors.PermissionDenied:
 @dataclass(frozen=True, slots=True)
 class Viewer:
     """Whose part of shared settlement data a caller sees: everything (the
-    operator), one utility's programs and tokens, or one vendor's devices.
-    An aggregator owns no programs or devices and sees nothing."""
+    operator), one utility's programs and tokens, one vendor's devices, or
+    one prosumer's wallet (a web session signed by that wallet's key: the
+    wallet's own account, payouts and redemptions, and the bills of the
+    accounts its device is enrolled in). An aggregator owns no programs or
+    devices and sees nothing."""
 
     everything: bool
     utility: str | None = None
     vendor: str | None = None
+    holder: str | None = None
+
+    @classmethod
+    def wallet(cls, address: str) -> Viewer:
+        return cls(False, holder=address)
 
     @classmethod
     def of(cls, caller: Identity) -> Viewer:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,6 +24,7 @@ from openvpp.integration.endpoints import Endpoints
 from openvpp.integration.partners import Partners
 from openvpp.integration.probe import Prober
 from openvpp.integration.servicer import IntegrationServicer
+from openvpp.integration.signin import SignIn
 from openvpp.kernel import clock
 from openvpp.kernel.clock import Clock
 from openvpp.registry.service import Registry
@@ -155,6 +156,9 @@ class App:
     settlement: SettlementServices | None = None
     partners: Partners | None = None
     ingestor: Ingestor | None = None
+    signin: SignIn | None = None
+    # Service name -> servicer, for the web console's calls through the same code.
+    servicers: dict[str, Any] = field(default_factory=dict)
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -252,9 +256,8 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         await db.close()
         raise
     settlement = runtime.services
-    registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-        RegistryServicer(registry, settings.max_bulk_chunk, runtime.anchorer), server
-    )
+    registry_servicer = RegistryServicer(registry, settings.max_bulk_chunk, runtime.anchorer)
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(registry_servicer, server)
     ingestor = Ingestor(
         db,
         max_batch=settings.max_reading_batch,
@@ -265,10 +268,20 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         clock_us=clock_us,
         max_backlog=settings.max_ingest_backlog_readings,
     )
-    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(SettlementServicer(settlement, ingestor), server)
-    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(runtime.billing), server)
-    integration_pb2_grpc.add_IntegrationServiceServicer_to_server(IntegrationServicer(partners, endpoints), server)
+    signin = SignIn(
+        db, partners, chain_id=f"solana:{settlement.chain.name}", session_seconds=settings.web_session_seconds
+    )
+    servicers: dict[str, Any] = {
+        "RegistryService": registry_servicer,
+        "SettlementService": SettlementServicer(settlement, ingestor),
+        "BillingService": BillingServicer(runtime.billing),
+        "IntegrationService": IntegrationServicer(partners, endpoints, signin),
+    }
     routing_servicer, route_watch = _routing(settings, db, registry, clock_us)
+    servicers["RoutingService"] = routing_servicer
+    settlement_pb2_grpc.add_SettlementServiceServicer_to_server(servicers["SettlementService"], server)
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(servicers["BillingService"], server)
+    integration_pb2_grpc.add_IntegrationServiceServicer_to_server(servicers["IntegrationService"], server)
     routing_pb2_grpc.add_RoutingServiceServicer_to_server(routing_servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -309,10 +322,12 @@ async def start(settings: Settings, tracer_provider: TracerProvider | None = Non
         settlement,
         partners,
         ingestor,
+        signin,
+        servicers,
     )
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """The server keeps large long-lived caches (device states, registry
     facts) and allocates tens of thousands of short-lived objects per batch.
     With CPython's default thresholds the collector runs every 700
@@ -321,16 +336,3 @@ def _tune_garbage_collector() -> None:
     off ingestion time in `make bench`. Cycles are still collected."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def serve(settings: Settings, tracer_provider: TracerProvider | None = None) -> None:
-    """Runs until SIGTERM or SIGINT, then drains in-flight calls and exits."""
-    app = await start(settings, tracer_provider)
-    _tune_garbage_collector()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("draining (grace %.1fs)", settings.shutdown_grace_seconds)
-    await app.stop()

@@ -8,7 +8,9 @@ and whose data it touches (`kernel.tenancy.Scope`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -72,6 +74,8 @@ TABLE: dict[str, Rule] = {
     _INTEGRATION + "RevokeCertificate": Rule(ANY_ROLE, OWNED),
     _INTEGRATION + "ListCertificates": Rule(ANY_ROLE, OWNED),
     _INTEGRATION + "GetCrl": Rule(ANY_ROLE, PUBLIC_DATA),
+    # The code signs in as the caller's own identity, nobody else's.
+    _INTEGRATION + "CreateWebLogin": Rule(ANY_ROLE, OWNED),
     _INTEGRATION + "RegisterEndpoint": Rule(PARTIES, OWNED),
     _INTEGRATION + "ValidateEndpoint": Rule(PARTIES, OWNED),
     _INTEGRATION + "GetEndpoint": Rule(PARTIES, OWNED),
@@ -139,6 +143,17 @@ _CALLER: ContextVar[Identity | None] = ContextVar("openvpp_caller", default=None
 
 # `serve --insecure` (loopback only, development): every call acts as the operator.
 INSECURE_IDENTITY = Identity(Role.OPERATOR, "operator", 0)
+
+
+@contextlib.contextmanager
+def acting_as(identity: Identity) -> Iterator[None]:
+    """Runs servicer code as `identity`, the way an admitted call does: the
+    web console's calls, whose identity a login code bound to a certificate."""
+    token = _CALLER.set(identity)
+    try:
+        yield
+    finally:
+        _CALLER.reset(token)
 
 
 def caller() -> Identity:

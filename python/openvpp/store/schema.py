@@ -772,3 +772,34 @@ bill_collections = Table(
     Column("updated_at_us", BigInteger, nullable=False),
     Index("ix_bill_collections_account_period", "program_id", "account_ref", "period_start"),
 )
+
+# The web app's sign-in: one-time challenges (a wallet's Sign-In-With-Solana
+# message, or a staff login code issued to a partner's certificate), and the
+# sessions they open. Only hashes of the secrets are stored, so a database
+# reader cannot take over a session. Shared by every replica.
+web_challenges = Table(
+    "web_challenges",
+    metadata,
+    # SHA-256 of the nonce or login code.
+    Column("secret_hash", LargeBinary(32), primary_key=True),
+    # "wallet" or "staff".
+    Column("kind", String(8), nullable=False),
+    # The wallet address, or the partner identity URI.
+    Column("subject", String(400), nullable=False),
+    Column("serial", String(40), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False, index=True),
+    Column("used_at_us", BigInteger, nullable=True),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", LargeBinary(32), primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("subject", String(400), nullable=False),
+    Column("serial", String(40), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False, index=True),
+    Column("ended_at_us", BigInteger, nullable=True),
+)

@@ -39,6 +39,8 @@ def payouts(viewer: Viewer) -> ColumnElement[bool]:
         return p.c.program_id.in_(_utility_programs(viewer.utility))
     if viewer.vendor is not None:
         return p.c.wallet.in_(_vendor_devices(viewer.vendor))
+    if viewer.holder is not None:
+        return p.c.wallet == viewer.holder
     return false()
 
 
@@ -51,6 +53,8 @@ def credits(viewer: Viewer) -> ColumnElement[bool]:
         return c.c.program_id.in_(_utility_programs(viewer.utility))
     if viewer.vendor is not None:
         return c.c.der_id.in_(_vendor_devices(viewer.vendor))
+    if viewer.holder is not None:
+        return c.c.wallet == viewer.holder
     return false()
 
 
@@ -64,12 +68,14 @@ def mints(viewer: Viewer, column: Any) -> ColumnElement[bool]:
 
 
 def wallet(viewer: Viewer, column: Any, wallet_column: Any) -> ColumnElement[bool]:
-    """Rows in one account: the viewer's tokens (utility) or its devices' own
-    addresses (vendor)."""
+    """Rows in one account: the viewer's tokens (utility), its devices' own
+    addresses (vendor) or its own address (a prosumer's wallet)."""
     if viewer.everything:
         return true()
     if viewer.utility is not None:
         return column.in_(utility_mints(viewer.utility))  # type: ignore[no-any-return]
     if viewer.vendor is not None:
         return wallet_column.in_(_vendor_devices(viewer.vendor))  # type: ignore[no-any-return]
+    if viewer.holder is not None:
+        return wallet_column == viewer.holder  # type: ignore[no-any-return]
     return false()

@@ -751,6 +751,51 @@ class GetCrlResponse(_message.Message):
 Global___GetCrlResponse: _TypeAlias = GetCrlResponse  # noqa: Y015
 
 @_typing.final
+class CreateWebLoginRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWebLoginRequest: _TypeAlias = CreateWebLoginRequest  # noqa: Y015
+
+@_typing.final
+class CreateWebLoginResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    LOGIN_URL_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """Enter it on the console's sign-in page, or open login_url."""
+    login_url: _builtins.str
+    """The console's address with the code, when the server serves the web app
+    (its --web-public-url, else https://<--web-listen>); empty otherwise.
+    """
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        login_url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "expires_at", b"expires_at", "login_url", b"login_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWebLoginResponse: _TypeAlias = CreateWebLoginResponse  # noqa: Y015
+
+@_typing.final
 class ProbeStep(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

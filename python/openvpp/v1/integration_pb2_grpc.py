@@ -86,6 +86,11 @@ class IntegrationServiceStub:
                 request_serializer=openvpp_dot_v1_dot_integration__pb2.GetCrlRequest.SerializeToString,
                 response_deserializer=openvpp_dot_v1_dot_integration__pb2.GetCrlResponse.FromString,
                 _registered_method=True)
+        self.CreateWebLogin = channel.unary_unary(
+                '/openvpp.v1.IntegrationService/CreateWebLogin',
+                request_serializer=openvpp_dot_v1_dot_integration__pb2.CreateWebLoginRequest.SerializeToString,
+                response_deserializer=openvpp_dot_v1_dot_integration__pb2.CreateWebLoginResponse.FromString,
+                _registered_method=True)
         self.RegisterEndpoint = channel.unary_unary(
                 '/openvpp.v1.IntegrationService/RegisterEndpoint',
                 request_serializer=openvpp_dot_v1_dot_integration__pb2.RegisterEndpointRequest.SerializeToString,
@@ -182,6 +187,17 @@ class IntegrationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateWebLogin(self, request, context):
+        """Any partner: a one-time code that signs the caller in to the web
+        console (`openvpp serve --web-listen`) as this certificate's identity.
+        The code is good once, for ten minutes; the session it opens sees
+        exactly what this certificate sees over gRPC and ends when the
+        certificate is revoked or the partner suspended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterEndpoint(self, request, context):
         """Utility or device vendor: declares an endpoint of its own. It is probed
         at once (TCP, TLS chain and server name, then the protocol it claims) and
@@ -268,6 +284,11 @@ def add_IntegrationServiceServicer_to_server(servicer, server):
                     servicer.GetCrl,
                     request_deserializer=openvpp_dot_v1_dot_integration__pb2.GetCrlRequest.FromString,
                     response_serializer=openvpp_dot_v1_dot_integration__pb2.GetCrlResponse.SerializeToString,
+            ),
+            'CreateWebLogin': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebLogin,
+                    request_deserializer=openvpp_dot_v1_dot_integration__pb2.CreateWebLoginRequest.FromString,
+                    response_serializer=openvpp_dot_v1_dot_integration__pb2.CreateWebLoginResponse.SerializeToString,
             ),
             'RegisterEndpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterEndpoint,
@@ -567,6 +588,33 @@ class IntegrationService:
             '/openvpp.v1.IntegrationService/GetCrl',
             openvpp_dot_v1_dot_integration__pb2.GetCrlRequest.SerializeToString,
             openvpp_dot_v1_dot_integration__pb2.GetCrlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebLogin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/openvpp.v1.IntegrationService/CreateWebLogin',
+            openvpp_dot_v1_dot_integration__pb2.CreateWebLoginRequest.SerializeToString,
+            openvpp_dot_v1_dot_integration__pb2.CreateWebLoginResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,13 @@ class IntegrationServiceStub:
     ListCertificates: _grpc.UnaryUnaryMultiCallable[_integration_pb2.ListCertificatesRequest, _integration_pb2.ListCertificatesResponse]
     GetCrl: _grpc.UnaryUnaryMultiCallable[_integration_pb2.GetCrlRequest, _integration_pb2.GetCrlResponse]
     """The current certificate revocation list, DER encoded."""
+    CreateWebLogin: _grpc.UnaryUnaryMultiCallable[_integration_pb2.CreateWebLoginRequest, _integration_pb2.CreateWebLoginResponse]
+    """Any partner: a one-time code that signs the caller in to the web
+    console (`openvpp serve --web-listen`) as this certificate's identity.
+    The code is good once, for ten minutes; the session it opens sees
+    exactly what this certificate sees over gRPC and ends when the
+    certificate is revoked or the partner suspended.
+    """
     RegisterEndpoint: _grpc.UnaryUnaryMultiCallable[_integration_pb2.RegisterEndpointRequest, _integration_pb2.RegisterEndpointResponse]
     """Utility or device vendor: declares an endpoint of its own. It is probed
     at once (TCP, TLS chain and server name, then the protocol it claims) and
@@ -81,6 +88,13 @@ class IntegrationServiceAsyncStub(IntegrationServiceStub):
     ListCertificates: _aio.UnaryUnaryMultiCallable[_integration_pb2.ListCertificatesRequest, _integration_pb2.ListCertificatesResponse]  # type: ignore[assignment]
     GetCrl: _aio.UnaryUnaryMultiCallable[_integration_pb2.GetCrlRequest, _integration_pb2.GetCrlResponse]  # type: ignore[assignment]
     """The current certificate revocation list, DER encoded."""
+    CreateWebLogin: _aio.UnaryUnaryMultiCallable[_integration_pb2.CreateWebLoginRequest, _integration_pb2.CreateWebLoginResponse]  # type: ignore[assignment]
+    """Any partner: a one-time code that signs the caller in to the web
+    console (`openvpp serve --web-listen`) as this certificate's identity.
+    The code is good once, for ten minutes; the session it opens sees
+    exactly what this certificate sees over gRPC and ends when the
+    certificate is revoked or the partner suspended.
+    """
     RegisterEndpoint: _aio.UnaryUnaryMultiCallable[_integration_pb2.RegisterEndpointRequest, _integration_pb2.RegisterEndpointResponse]  # type: ignore[assignment]
     """Utility or device vendor: declares an endpoint of its own. It is probed
     at once (TCP, TLS chain and server name, then the protocol it claims) and
@@ -170,6 +184,19 @@ class IntegrationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_integration_pb2.GetCrlResponse, _abc.Awaitable[_integration_pb2.GetCrlResponse]]:
         """The current certificate revocation list, DER encoded."""
+
+    @_abc_1.abstractmethod
+    def CreateWebLogin(
+        self,
+        request: _integration_pb2.CreateWebLoginRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_integration_pb2.CreateWebLoginResponse, _abc.Awaitable[_integration_pb2.CreateWebLoginResponse]]:
+        """Any partner: a one-time code that signs the caller in to the web
+        console (`openvpp serve --web-listen`) as this certificate's identity.
+        The code is good once, for ten minutes; the session it opens sees
+        exactly what this certificate sees over gRPC and ends when the
+        certificate is revoked or the partner suspended.
+        """
 
     @_abc_1.abstractmethod
     def RegisterEndpoint(
