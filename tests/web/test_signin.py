@@ -23,7 +23,8 @@ async def test_wallet_sign_in_needs_the_wallets_signature_over_the_challenge_onc
         challenge = await c.post("/api/auth/wallet/challenge", {"address": address})
         message = challenge["message"]
         assert message.startswith(f"localhost:{site.port} wants you to sign in with your Solana account:\n{address}\n")
-        assert f"Nonce: {challenge['nonce']}" in message and f"URI: https://localhost:{site.port}" in message
+        assert f"Nonce: {challenge['nonce']}" in message
+        assert f"URI: https://localhost:{site.port}" in message
         forged = base64.b64encode(bytes(other.sign_message(message.encode()))).decode()
         status, answer = await c.call(
             "POST", "/api/auth/wallet/verify", {"address": address, "nonce": challenge["nonce"], "signature": forged}
@@ -49,13 +50,16 @@ async def test_bad_sign_in_requests_are_precise(fabric: Fabric) -> None:
         assert (status, answer["error"]["reason"]) == (400, "INVALID_ADDRESS")
         assert answer["error"]["fieldViolations"][0]["field"] == "address"
         status, answer = await c.call("POST", "/api/auth/wallet/verify", {"address": str(Keypair().pubkey())})
-        assert status == 400 and answer["error"]["fieldViolations"][0]["field"] == "nonce"
+        assert status == 400
+        assert answer["error"]["fieldViolations"][0]["field"] == "nonce"
         async with c.http.post(c.base + "/api/auth/staff", data=b"{not json") as response:
-            assert response.status == 400 and (await response.json())["error"]["reason"] == "INVALID_JSON"
+            assert response.status == 400
+            assert (await response.json())["error"]["reason"] == "INVALID_JSON"
         async with c.http.post(
             c.base + "/api/auth/staff", json={"code": "x"}, headers={"Origin": "https://evil.example"}
         ) as response:
-            assert response.status == 403 and (await response.json())["error"]["reason"] == "CROSS_ORIGIN"
+            assert response.status == 403
+            assert (await response.json())["error"]["reason"] == "CROSS_ORIGIN"
         status, answer = await c.call("GET", "/api/nothing/here")
         assert (status, answer["error"]["reason"]) == (404, "NO_SUCH_ENDPOINT")
 

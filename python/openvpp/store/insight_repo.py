@@ -7,12 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import BigInteger, ColumnElement, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from openvpp.store import schema
 
 HOUR_S = 3600
+
+
+def _sum(column: Any) -> Any:
+    """SUM as a whole number on every backend (PostgreSQL sums bigints as numeric)."""
+    return cast(func.sum(column), BigInteger)
+
+
 _r, _d, _en, _c = schema.readings, schema.devices, schema.enrollments, schema.credits
 
 
@@ -21,7 +28,7 @@ async def energy_by_hour(conn: AsyncConnection, where: ColumnElement[bool], star
     device matches `where` (a condition on devices and enrollments)."""
     hour = (_r.c.interval_end - 1) // HOUR_S * HOUR_S
     query = (
-        select(hour.label("hour"), func.sum(_r.c.import_wh), func.sum(_r.c.export_wh))
+        select(hour.label("hour"), _sum(_r.c.import_wh), _sum(_r.c.export_wh))
         .select_from(_r.join(_d, _d.c.registered_seq == _r.c.device))
         .where(where, _r.c.interval_end > start, _r.c.interval_end <= end)
         .group_by(hour)
@@ -52,7 +59,7 @@ async def credits_by_hour(
     """(hour, amount, energy_wh) of credits made in [start_us, end_us)."""
     hour = _c.c.created_at_us // (HOUR_S * 1_000_000) * HOUR_S
     query = (
-        select(hour.label("hour"), func.sum(_c.c.amount), func.sum(_c.c.energy_wh))
+        select(hour.label("hour"), _sum(_c.c.amount), _sum(_c.c.energy_wh))
         .where(where, _c.c.created_at_us >= start_us, _c.c.created_at_us < end_us)
         .group_by(hour)
         .order_by(hour)
@@ -111,10 +118,10 @@ async def dr_events(conn: AsyncConnection, program_ids: Sequence[str], limit: in
         select(
             res.c.event_id,
             func.count().label("devices"),
-            func.sum(res.c.baseline_wh).label("baseline_wh"),
-            func.sum(res.c.actual_wh).label("actual_wh"),
-            func.sum(res.c.performance_wh).label("performance_wh"),
-            func.sum(res.c.credited).label("credited"),
+            _sum(res.c.baseline_wh).label("baseline_wh"),
+            _sum(res.c.actual_wh).label("actual_wh"),
+            _sum(res.c.performance_wh).label("performance_wh"),
+            _sum(res.c.credited).label("credited"),
         )
         .group_by(res.c.event_id)
         .subquery()

@@ -14,11 +14,9 @@ that issued its login code, and every read is the gRPC API's own:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
-from aiohttp_sse import sse_response
 from google.protobuf import json_format
 
 from openvpp import errors
@@ -27,7 +25,7 @@ from openvpp.kernel.tenancy import Viewer
 from openvpp.server.auth import TABLE, acting_as
 from openvpp.settlement.servicer import reserve_message, token_message
 from openvpp.v1 import billing_pb2, integration_pb2, registry_pb2, routing_pb2, settlement_pb2
-from openvpp.web.http import body, cursor, message, money, series_json, staff, window
+from openvpp.web.http import body, cursor, message, money, series_json, staff, stream_events, window
 from openvpp.web.prosumer import DOMAINS
 
 routes = web.RouteTableDef()
@@ -198,8 +196,4 @@ async def events(request: web.Request) -> web.StreamResponse:
     after = cursor(request.headers.get("Last-Event-ID") or request.query.get("after", ""))
     if after is None:
         after = max(0, await log.head() - 50)
-    async with sse_response(request) as stream:
-        async for page, _head in log.follow(viewer, after):
-            for event in page:
-                await stream.send(json.dumps(message(event)), id=str(event.cursor), event="settlement")
-    return stream
+    return await stream_events(request, log.follow(viewer, after), lambda event: True)

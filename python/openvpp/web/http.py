@@ -8,9 +8,11 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp_sse import sse_response
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -86,6 +88,23 @@ async def staff(request: web.Request) -> Identity:
     if who.kind != STAFF or who.identity is None:
         raise errors.PermissionDenied("this is the staff console: sign in with a login code", "NOT_A_STAFF_SESSION")
     return who.identity
+
+
+async def stream_events(
+    request: web.Request, pages: AsyncIterator[tuple[list[Any], int]], keep: Callable[[Any], bool]
+) -> web.StreamResponse:
+    """Server-sent events of the settlement log's pages (`settlement` events,
+    id = cursor, so EventSource resumes with Last-Event-ID). A browser that
+    goes away ends the stream quietly."""
+    async with sse_response(request) as stream:
+        try:
+            async for page, _head in pages:
+                for event in page:
+                    if keep(event):
+                        await stream.send(json.dumps(message(event)), id=str(event.cursor), event="settlement")
+        except ConnectionResetError:
+            pass
+    return stream
 
 
 def money(value: int) -> str:

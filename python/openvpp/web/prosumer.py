@@ -10,12 +10,9 @@ accounts that device is enrolled in; nothing here names another wallet.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
-from aiohttp_sse import sse_response
 
 from openvpp import errors
 from openvpp.billing import bills as bill_views
@@ -27,7 +24,7 @@ from openvpp.settlement.insights import Insights
 from openvpp.settlement.payouts import payer
 from openvpp.settlement.services import SettlementServices
 from openvpp.v1 import settlement_pb2 as pb
-from openvpp.web.http import amount, b64, body, cursor, message, money, series_json, text, wallet, window
+from openvpp.web.http import amount, b64, body, cursor, message, money, series_json, stream_events, text, wallet, window
 
 routes = web.RouteTableDef()
 
@@ -224,13 +221,4 @@ async def events(request: web.Request) -> web.StreamResponse:
     after = cursor(request.headers.get("Last-Event-ID") or request.query.get("after", ""))
     if after is None:
         after = await log.head()
-    async with sse_response(request) as stream:
-        async for page, _head in log.follow(None, after):
-            for event in page:
-                if _concerns(event, address):
-                    await stream.send(_json(event), id=str(event.cursor), event="settlement")
-    return stream
-
-
-def _json(event: Any) -> str:
-    return json.dumps(message(event))
+    return await stream_events(request, log.follow(None, after), lambda event: _concerns(event, address))
