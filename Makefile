@@ -39,6 +39,25 @@ $(JS_STAMP): tests/js/package.json tests/js/package-lock.json
 .PHONY: js-deps
 js-deps: $(JS_STAMP) ## The JavaScript client tests' dependencies, exactly as tests/js/package-lock.json pins them
 
+UI := python/openvpp/web/ui
+UI_STAMP := $(UI)/node_modules/.installed
+UI_SOURCES := $(shell find $(UI)/src $(UI)/public -type f) $(UI)/index.html $(UI)/vite.config.ts $(UI)/tsconfig.json
+
+$(UI_STAMP): $(UI)/package.json $(UI)/package-lock.json
+	npm ci --prefix $(UI) --no-audit --no-fund --loglevel=error
+	touch $@
+
+.PHONY: web
+web: $(UI_STAMP) ## Type-check and build the web app's front end into python/openvpp/web/static (committed)
+	npm run --prefix $(UI) --silent build
+
+.PHONY: check-web
+check-web: $(UI_STAMP) ## Fail if the committed front-end build is not what the sources build to
+	rm -rf build/web-check
+	cd $(UI) && npx tsc --noEmit && npx vite build --logLevel warn --outDir ../../../../build/web-check --emptyOutDir
+	diff -r build/web-check python/openvpp/web/static || \
+		{ echo "python/openvpp/web/static is stale: run \`make web\` and commit it"; exit 1; }
+
 .PHONY: build
 build: $(EXTENSION) ## Build the Rust extension into the package (debug, deps optimised)
 
@@ -134,7 +153,7 @@ bench: $(STAMP) ## Benchmarks against yardsticks in the same run (fat-LTO build)
 	$(BIN)/python -m tests.bench.registry_tree
 
 .PHONY: test
-test: lint check-protos check-deploy cargo-test pytest fuzz ## Everything CI runs
+test: lint check-protos check-deploy check-web cargo-test pytest fuzz ## Everything CI runs
 
 .PHONY: demo
 demo: build ## The main job on the embedded defaults
@@ -147,4 +166,4 @@ serve: build ## Run the server on 127.0.0.1:50051 with data in ./.openvpp
 .PHONY: clean
 clean: ## Remove build products, caches and demo output
 	rm -rf target $(VENV) demo-out build .pytest_cache .mypy_cache .ruff_cache .hypothesis $(EXTENSION) \
-		rust/openvpp-core/fuzz/target tests/js/node_modules
+		rust/openvpp-core/fuzz/target tests/js/node_modules $(UI)/node_modules
